@@ -1,0 +1,3 @@
+from claimradar.cli import app
+
+app()

@@ -1,0 +1,226 @@
+"""The command line: one Typer app, one command per job. Each command parses, loads settings and
+calls one library function; long jobs show progress and end with a one-line summary."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table as RichTable
+
+from claimradar import __version__
+
+app = typer.Typer(
+    name="claimradar",
+    help="Score health-insurance claims (XML 130) for abuse risk and rank them for review.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+console = Console(stderr=True)
+SAMPLE = Path(__file__).resolve().parent / "samples" / "envelopes"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"claimradar {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """claimradar: abuse detection for the social health-insurance fund."""
+
+
+@contextlib.contextmanager
+def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar; yields a callback(done, total)."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>5.1f}%"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total or None)
+
+        yield update
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code=2)
+
+
+@app.command()
+def ingest(
+    src: Annotated[Path, typer.Argument(help="An XML 130 envelope, a folder of them, or a tabular folder (xml1/xml2/xml3 .parquet or .csv).")],  # noqa: E501
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the canonical dataset.")],
+) -> None:
+    """Read claims into the canonical dataset; bad records go to rejections.parquet."""
+    from claimradar.settings import get_settings
+    from features.ingest import Limits, ingest as run_ingest
+    from features.validate import ContractError
+
+    settings = get_settings()
+    try:
+        with progress_bar(f"ingest {src.name}") as update:
+            report = run_ingest(
+                src, out, limits=Limits.from_settings(),
+                linkage_key=settings.linkage_key.get_secret_value(), progress=update,
+            )  # fmt: skip
+    except (ContractError, FileNotFoundError) as e:
+        raise _fail(str(e)) from None
+    _print_ingest(report)
+    typer.echo(report.summary())
+
+
+def _print_ingest(report) -> None:
+    t = RichTable(title="ingest")
+    for col in ("table", "read", "written", "rejected"):
+        t.add_column(col, justify="right" if col != "table" else "left")
+    names = ("claims", "drug_lines", "service_lines", "facilities", "labels")
+    for name in names:
+        if report.read[name] or name in ("claims", "drug_lines", "service_lines"):
+            t.add_row(
+                name, f"{report.read[name]:,}", f"{report.written[name]:,}",
+                f"{report.rejected[name]:,}",
+            )  # fmt: skip
+    console.print(t)
+    for f, msg in report.file_errors:
+        console.print(f"[yellow]file refused[/yellow] {f}: {msg}")
+    if report.skipped_tables:
+        skipped = ", ".join(f"{k} x{v}" for k, v in sorted(report.skipped_tables.items()))
+        console.print(f"other tables skipped (not used for scoring): {skipped}")
+
+
+@app.command("export-xml")
+def export_xml(
+    dataset: Annotated[Path, typer.Argument(help="A canonical dataset folder (from ingest).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the envelopes.")],
+    per_file: Annotated[int, typer.Option(help="Dossiers per envelope file.")] = 1000,
+) -> None:
+    """Write the dataset's claims as XML 130 envelopes (GIAMDINHHS), one set per facility."""
+    from features.export import export_xml as run_export
+
+    if not (dataset / "claims.parquet").exists():
+        raise _fail(f"{dataset} has no claims.parquet; run `claimradar ingest` first")
+    with progress_bar("export-xml") as update:
+        files = run_export(dataset, out, per_file=per_file, progress=update)
+    typer.echo(f"wrote {len(files):,} envelope file(s) -> {out}")
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the tabular output.")],
+    claims: Annotated[int, typer.Option("--claims", "-n", help="Number of claims.")] = 100_000,
+    months: Annotated[int, typer.Option(help="Months simulated.")] = 12,
+    start: Annotated[str, typer.Option(help="First month, YYYY-MM.")] = "2025-01",
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same output.")] = 0,
+    scheme: Annotated[
+        list[str] | None, typer.Option(help="Abuse scheme rate, NAME=RATE (repeatable).")
+    ] = None,
+    report: Annotated[bool, typer.Option(help="Print the calibration report.")] = False,
+) -> None:
+    """Simulate a claims world with labelled abuse schemes (tabular input format + truth)."""
+    import simulator
+
+    rates: dict[str, float] = {}
+    for item in scheme or []:
+        name, _, rate = item.partition("=")
+        if name not in simulator.SCHEMES:
+            raise _fail(f"unknown scheme {name!r}; known: {', '.join(sorted(simulator.SCHEMES))}")
+        try:
+            rates[name] = float(rate)
+        except ValueError:
+            raise _fail(f"--scheme {item!r}: the rate must be a number") from None
+    with progress_bar("simulate") as update:
+        total = 1000
+
+        def step(_name: str, fraction: float) -> None:
+            update(int(fraction * total), total)
+
+        result = simulator.simulate(
+            out, claims, months=months, start=start, seed=seed, schemes=rates or None,
+            report=report, progress=step,
+        )  # fmt: skip
+    if report and getattr(result, "calibration", None) is not None:
+        _print_frame("calibration", result.calibration)
+    typer.echo(f"simulated {_count(result)} claims -> {out}")
+
+
+def _count(result) -> str:
+    for attr in ("n_claims", "claims", "counts"):
+        v = getattr(result, attr, None)
+        if isinstance(v, int):
+            return f"{v:,}"
+        if isinstance(v, dict) and "claims" in v:
+            return f"{v['claims']:,}"
+    return "the"
+
+
+def _print_frame(title: str, df) -> None:
+    t = RichTable(title=title)
+    for c in df.columns:
+        t.add_column(str(c))
+    for row in df.itertuples(index=False):
+        t.add_row(*[f"{v:,.3g}" if isinstance(v, float) else str(v) for v in row])
+    console.print(t)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[
+        Path | None, typer.Option(help="Where to write; default a folder under CLAIMRADAR_HOME.")
+    ] = None,
+) -> None:
+    """Run the main job end to end on embedded defaults (today: ingest the shipped sample)."""
+    from claimradar.settings import get_settings
+    from features.ingest import Limits, ingest as run_ingest, load_dataset
+
+    settings = get_settings()
+    work = workdir or settings.ensure_home() / "demo"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "envelopes"
+        shutil.copytree(SAMPLE, src)
+        with progress_bar("ingest sample envelopes") as update:
+            report = run_ingest(
+                src, work / "dataset", limits=Limits.from_settings(),
+                linkage_key=settings.linkage_key.get_secret_value(), progress=update,
+            )  # fmt: skip
+    _print_ingest(report)
+    tables = load_dataset(work / "dataset")
+    claims = tables["claims"]
+    if len(claims):
+        by_type = claims.groupby("visit_type").agg(
+            claims=("claim_id", "size"), total_cost=("total_cost", "sum"),
+            fund_claimed=("fund_claimed", "sum"),
+        ).reset_index()  # fmt: skip
+        _print_frame("claims by visit type", by_type)
+    rej = tables.get("rejections")
+    if rej is not None and len(rej):
+        _print_frame("rejections", rej[["source_file", "claim_id", "table", "field", "error"]])
+    typer.echo(f"demo: {report.summary()}")
+
+
+if __name__ == "__main__":  # pragma: no cover - python -m claimradar.cli
+    app()

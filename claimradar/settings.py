@@ -1,0 +1,106 @@
+"""One typed settings object for the whole project: defaults < settings file < environment.
+
+Nothing happens at import: paths are computed and folders created only when asked for.
+Environment variables use the prefix ``CLAIMRADAR_`` (``CLAIMRADAR_HOME``, ``CLAIMRADAR_DATABASE_URL``...).
+The settings file is ``claimradar.toml`` in the working directory, or the path in ``CLAIMRADAR_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+# The development key is public: it only keeps demo data pseudonymous. Production sets its own.
+DEV_LINKAGE_KEY = "claimradar-dev-linkage-key-not-secret"
+
+
+def project_root() -> Path:
+    """The checkout this package runs from (editable install), else the working directory."""
+    here = Path(__file__).resolve().parents[1]
+    return here if (here / "pyproject.toml").exists() else Path.cwd()
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("CLAIMRADAR_CONFIG", "claimradar.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CLAIMRADAR_", extra="forbid")
+
+    home: Path = Field(
+        default_factory=lambda: project_root() / ".claimradar",
+        description="Local data: datasets, the case store, the BentoML home.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking store; default sqlite under mlflow/."
+    )
+    mlflow_artifact_root: Path | None = Field(
+        default=None, description="Where MLflow keeps artifacts; default mlflow/artifacts."
+    )
+    database_url: str | None = Field(
+        default=None, description="Case-store database URL; default a SQLite file under home."
+    )
+    bentoml_home: Path | None = Field(default=None, description="BENTOML_HOME; default home/bentoml")
+    linkage_key: SecretStr = Field(
+        default=SecretStr(DEV_LINKAGE_KEY),
+        description="Key of the keyed hash that links people and cards without storing them.",
+    )
+    # Ingest hardening limits.
+    max_file_bytes: int = Field(default=4 * 1024**3, description="Largest input file accepted.")
+    max_depth: int = Field(default=32, description="Deepest element nesting accepted in XML.")
+    max_field_chars: int = Field(default=65_536, description="Longest field value accepted.")
+    max_table_bytes: int = Field(
+        default=64 * 1024**2, description="Largest decoded table document inside one dossier."
+    )
+    ingest_chunk_claims: int = Field(
+        default=20_000, description="Claims held in memory before a chunk is written."
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)
+
+    # Resolved values (defaults that depend on other settings).
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{project_root() / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.mlflow_artifact_root or project_root() / "mlflow" / "artifacts"
+
+    @property
+    def case_store_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'claimradar.db'}"
+
+    @property
+    def bento_home(self) -> Path:
+        return self.bentoml_home or self.home / "bentoml"
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,630 @@
+"""Ingest: XML 130 envelopes or tabular folders -> the canonical dataset plus a rejection report.
+
+Envelopes are streamed (lxml iterparse, one dossier in memory at a time) through a hardened parser:
+no DTDs, no entities, no network, limits on size, depth and field length. A dossier is accepted or
+rejected whole; every rejected record is kept in ``rejections.parquet`` with the field and the error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from lxml import etree
+
+from features.schema import (
+    CLAIMS,
+    DRUG_LINES,
+    FACILITIES,
+    LABELS,
+    LINKAGE_COLUMNS,
+    REJECTIONS_COLUMNS,
+    SERVICE_LINES,
+    TABULAR_FILES,
+    XML_LAYOUT,
+    XML_TABLES,
+    Table,
+)
+from features.validate import (
+    GROUP,
+    INTERNAL,
+    RECORD,
+    SOURCE,
+    Checked,
+    ContractError,
+    as_text,
+    check_table,
+    linkage_keys,
+    rejection_rows,
+)
+
+LINE_TABLES = (DRUG_LINES, SERVICE_LINES)
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 4 * 1024**3
+    max_depth: int = 32
+    max_field_chars: int = 65_536
+    max_table_bytes: int = 64 * 1024**2
+    chunk_claims: int = 20_000
+
+    @classmethod
+    def from_settings(cls) -> Limits:
+        from claimradar.settings import get_settings  # the CLI's settings; features stays usable alone
+
+        s = get_settings()
+        return cls(
+            s.max_file_bytes, s.max_depth, s.max_field_chars, s.max_table_bytes,
+            s.ingest_chunk_claims,
+        )  # fmt: skip
+
+
+class HostileInput(ValueError):
+    """A file refused before or while parsing (DTD, entities, size, depth, not XML)."""
+
+
+@dataclass
+class IngestReport:
+    out: Path
+    files_read: int = 0
+    read: Counter = field(default_factory=Counter)  # table -> records read
+    written: Counter = field(default_factory=Counter)  # table -> records written
+    rejected: Counter = field(default_factory=Counter)  # table -> records rejected
+    skipped_tables: Counter = field(default_factory=Counter)  # XML4..XML15 seen and skipped
+    file_errors: list[tuple[str, str]] = field(default_factory=list)  # (file, message)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def summary(self) -> str:
+        skipped = sum(self.skipped_tables.values())
+        return (
+            f"read {self.read['claims']:,} claims, {self.read['drug_lines']:,} drug lines, "
+            f"{self.read['service_lines']:,} service lines from {self.files_read} file(s); "
+            f"wrote {self.written['claims']:,} claims, {self.written['drug_lines']:,} drug lines, "
+            f"{self.written['service_lines']:,} service lines; rejected {self.rejected_total:,} "
+            f"record(s) and {len(self.file_errors)} file(s); skipped {skipped:,} other table(s) "
+            f"-> {self.out}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Hardened XML reading
+
+
+_PROLOG_ITEM = re.compile(rb"\s*(<\?.*?\?>|<!--.*?-->)", re.S)
+
+
+def check_prolog(data: bytes, what: str) -> None:
+    """Refuse anything before the root element but an XML declaration, PIs and comments.
+
+    DTDs are how billion-laughs and external-entity (XXE) attacks get in, and no XML 130 file
+    needs one, so a DOCTYPE anywhere in the prolog refuses the document outright.
+    """
+    pos = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    while True:
+        m = _PROLOG_ITEM.match(data, pos)
+        if not m:
+            break
+        pos = m.end()
+    rest = data[pos:].lstrip()
+    if rest.startswith(b"<!DOCTYPE") or rest.startswith(b"<!ENTITY"):
+        raise HostileInput(f"{what} declares a DTD (<!DOCTYPE>); DTDs and entities are not allowed")
+    if not rest:
+        if len(data) >= 65_536:
+            raise HostileInput(f"{what} has no root element in its first 64 KiB")
+        raise HostileInput(f"{what} is empty or has no root element")
+    if not rest.startswith(b"<") or rest[1:2] in (b"!", b"?", b""):
+        raise HostileInput(f"{what} is not XML (it does not start with an element)")
+
+
+def _parser() -> etree.XMLParser:
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+        recover=False,
+    )
+
+
+def _local(tag: object) -> str:
+    if not isinstance(tag, str):
+        return ""
+    return tag.rsplit("}", 1)[-1] if "}" in tag else tag
+
+
+@dataclass
+class Dossier:
+    """One HOSO: the raw records of its tables, keyed by XML table name."""
+
+    number: int
+    records: dict[str, list[dict[str, str | None]]]
+    errors: list[tuple[str, str, str, str]]  # (table, field, value, error) that reject it whole
+    skipped: list[str]
+
+
+def _decode_table(node: etree._Element, limits: Limits) -> bytes | etree._Element:
+    children = [c for c in node if isinstance(c.tag, str)]
+    if children:  # plain XML placed inside NOIDUNGFILE
+        return children[0]
+    text = (node.text or "").strip()
+    if len(text) > limits.max_table_bytes * 4 // 3 + 4:
+        raise ValueError(f"NOIDUNGFILE larger than {limits.max_table_bytes:,} bytes")
+    if text.startswith("<"):  # plain XML as text or CDATA
+        return text.encode("utf-8")
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ValueError(f"NOIDUNGFILE is neither base64 nor XML ({e})") from None
+
+
+def _parse_table(
+    loai: str, payload: bytes | etree._Element, limits: Limits
+) -> list[dict[str, str | None]]:
+    if isinstance(payload, bytes):
+        check_prolog(payload[:65_536], f"the {loai} document")
+        root = etree.fromstring(payload, _parser())
+    else:
+        root = payload
+    root_tag, _list_tag, rec_tag = XML_LAYOUT[loai]
+    if _local(root.tag) != root_tag:
+        raise ValueError(f"root element is {_local(root.tag)}, expected {root_tag}")
+    elements = [root] if rec_tag is None else [e for e in root.iter() if _local(e.tag) == rec_tag]
+    out = []
+    for rec in elements:
+        row: dict[str, str | None] = {}
+        for c in rec:
+            tag = c.tag
+            if not isinstance(tag, str):
+                continue
+            if "}" in tag:
+                tag = _local(tag)
+            if len(c):
+                raise ValueError(f"field {tag} holds nested elements")
+            text = c.text
+            if text is not None and len(text) > limits.max_field_chars:
+                raise ValueError(f"field {tag} is longer than {limits.max_field_chars:,} chars")
+            row[tag] = text
+        out.append(row)
+    return out
+
+
+def read_envelope(path: Path, limits: Limits) -> Iterator[Dossier]:
+    """Yield the dossiers of one GIAMDINHHS file; raise HostileInput / etree.XMLSyntaxError at the
+    point where the file stops being acceptable (dossiers before that point were yielded)."""
+    size = path.stat().st_size
+    if size > limits.max_file_bytes:
+        raise HostileInput(f"file is {size:,} bytes, over the limit of {limits.max_file_bytes:,}")
+    with path.open("rb") as fh:
+        check_prolog(fh.read(65_536), "the file")
+    depth = 0
+    number = 0
+    context = etree.iterparse(
+        str(path),
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    for event, elem in context:
+        if event == "start":
+            depth += 1
+            if depth > limits.max_depth:
+                raise HostileInput(f"elements nested deeper than {limits.max_depth}")
+            if depth == 1 and _local(elem.tag) != "GIAMDINHHS":
+                raise HostileInput(f"root element is {_local(elem.tag)}, expected GIAMDINHHS")
+            continue
+        depth -= 1
+        if _local(elem.tag) != "HOSO":
+            continue
+        number += 1
+        yield _read_dossier(elem, number, limits)
+        # Free what has been read: the dossier and the siblings before it.
+        elem.clear()
+        parent = elem.getparent()
+        if parent is not None:
+            while elem.getprevious() is not None:
+                del parent[0]
+    del context
+
+
+def _read_dossier(elem: etree._Element, number: int, limits: Limits) -> Dossier:
+    records: dict[str, list] = {}
+    errors: list[tuple[str, str, str, str]] = []
+    skipped: list[str] = []
+    for fh in elem:
+        if _local(fh.tag) != "FILEHOSO":
+            continue
+        loai_el = content = None
+        for c in fh:
+            name = _local(c.tag)
+            if name == "LOAIHOSO":
+                loai_el = c
+            elif name == "NOIDUNGFILE":
+                content = c
+        loai = (loai_el.text or "").strip().upper() if loai_el is not None else ""
+        if loai not in XML_LAYOUT:
+            skipped.append(loai or "(none)")
+            continue
+        if content is None:
+            errors.append((loai, "NOIDUNGFILE", "", "missing NOIDUNGFILE"))
+            continue
+        try:
+            payload = _decode_table(content, limits)
+            records.setdefault(loai, []).extend(_parse_table(loai, payload, limits))
+        except (ValueError, etree.XMLSyntaxError) as e:
+            value = (content.text or "")[:200]
+            errors.append((loai, "NOIDUNGFILE", value, f"{loai}: {e}"))
+    if "XML1" not in records and not errors:
+        errors.append(("XML1", "LOAIHOSO", "", "dossier has no XML1 claim summary"))
+    if len(records.get("XML1", [])) > 1:
+        errors.append(("XML1", "TONG_HOP", "", "dossier has more than one XML1 claim summary"))
+    return Dossier(number, records, errors, skipped)
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches: validate, cross-check, cascade, write
+
+
+def arrow_schema(table: Table, extra: tuple[str, ...] = ()) -> pa.Schema:
+    types = {
+        "str": pa.string(),
+        "Int64": pa.int64(),
+        "float64": pa.float64(),
+        "datetime64[us]": pa.timestamp("us"),
+    }
+    fields = [pa.field(f.name, types[f.dtype]) for f in table.fields]
+    fields += [pa.field(c, pa.string()) for c in extra]
+    return pa.schema(fields)
+
+
+REJECTIONS_SCHEMA = pa.schema([pa.field(c, pa.string()) for c in REJECTIONS_COLUMNS])
+
+
+class _Writer:
+    def __init__(self, path: Path, schema: pa.Schema):
+        self.path, self.schema = path, schema
+        self.writer = pq.ParquetWriter(path, schema, compression="zstd")
+        self.rows = 0
+
+    def write(self, df: pd.DataFrame) -> None:
+        if len(df):
+            t = pa.Table.from_pandas(df[self.schema.names], schema=self.schema, preserve_index=False)
+            self.writer.write_table(t)
+            self.rows += len(df)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+@dataclass
+class _Run:
+    out: Path
+    report: IngestReport
+    linkage_key: str
+    writers: dict[str, _Writer] = field(default_factory=dict)
+    seen_claims: dict[str, str] = field(default_factory=dict)  # claim_id -> source file
+
+    def writer(self, name: str) -> _Writer:
+        if name not in self.writers:
+            if name == "rejections":
+                schema = REJECTIONS_SCHEMA
+            else:
+                t = {"claims": CLAIMS, "drug_lines": DRUG_LINES, "service_lines": SERVICE_LINES,
+                     "facilities": FACILITIES, "labels": LABELS}[name]  # fmt: skip
+                schema = arrow_schema(t, LINKAGE_COLUMNS if t is CLAIMS else ())
+            self.writers[name] = _Writer(self.out / f"{name}.parquet", schema)
+        return self.writers[name]
+
+    def reject(self, rows: pd.DataFrame) -> None:
+        if len(rows):
+            self.writer("rejections").write(rows.astype("str"))
+
+    def close(self) -> None:
+        for name in ("claims", "drug_lines", "service_lines", "rejections"):
+            self.writer(name)
+        for w in self.writers.values():
+            w.close()
+
+
+def process_batch(
+    raw: dict[str, pd.DataFrame], run: _Run, prior_errors: pd.DataFrame | None = None
+) -> None:
+    """Validate one batch of whole claims (claims + their lines), write good rows, reject the rest.
+
+    ``raw`` maps table name -> frame with XML 130 column names and the INTERNAL columns.
+    ``prior_errors`` are dossier-level rejections (GROUP, table, field, value, error, ...).
+    """
+    checked = {t.name: check_table(raw.get(t.name, pd.DataFrame()), t) for t in (CLAIMS, *LINE_TABLES)}
+    claims = checked["claims"]
+    cf = claims.frame
+    # A claim key must be unique: the first occurrence stands, later ones are rejected.
+    ids = cf["claim_id"]
+    dup_in_batch = ids.duplicated(keep="first") & ids.notna()
+    seen = ids.map(run.seen_claims)
+    dup_before = seen.notna()
+    _add_error(claims, dup_in_batch | dup_before, "MA_LK", ids,
+               "duplicate claim key (MA_LK): the first claim with this key was kept")  # fmt: skip
+    # Lines must belong to the claim summary of their group (dossier, or MA_LK in tables).
+    group_claim = cf.loc[~dup_in_batch & ~dup_before].drop_duplicates(GROUP).set_index(GROUP)[
+        "claim_id"
+    ]
+    for t in LINE_TABLES:
+        c = checked[t.name]
+        owner = c.frame[GROUP].map(group_claim)
+        no_owner = owner.isna()
+        mismatch = ~no_owner & c.frame["claim_id"].notna() & (c.frame["claim_id"] != owner)
+        _add_error(c, no_owner, "MA_LK", c.frame["claim_id"],
+                   "no claim summary (XML1) with this MA_LK")  # fmt: skip
+        _add_error(c, mismatch, "MA_LK", c.frame["claim_id"],
+                   "MA_LK differs from the claim summary of the same dossier")  # fmt: skip
+    # A claim is accepted or rejected whole.
+    bad_groups = set()
+    for c in checked.values():
+        bad_groups.update(c.frame.loc[c.bad.to_numpy(), GROUP].tolist())
+    if prior_errors is not None and len(prior_errors):
+        bad_groups.update(prior_errors[GROUP].tolist())
+    for name, c in checked.items():
+        reject = c.frame[GROUP].isin(bad_groups)
+        run.report.read[name] += len(c.frame)
+        run.report.rejected[name] += int(reject.sum())
+        run.reject(
+            rejection_rows(c, reject, "rejected with its claim: another record of it has errors")
+        )
+        good = c.frame.loc[~reject.to_numpy()].drop(columns=list(INTERNAL))
+        if name == "claims":
+            good = pd.concat([good, linkage_keys(good, run.linkage_key)], axis=1)
+            srcs = c.frame.loc[~reject.to_numpy(), SOURCE].astype("str")
+            run.seen_claims.update(zip(good["claim_id"], srcs, strict=True))
+        run.writer(name).write(good)
+        run.report.written[name] += len(good)
+    if prior_errors is not None and len(prior_errors):
+        run.reject(prior_errors[list(REJECTIONS_COLUMNS)])
+
+
+def _add_error(c: Checked, mask: pd.Series, xml_field: str, values: pd.Series, msg: str) -> None:
+    mask = mask.fillna(False).astype(bool).to_numpy()
+    if not mask.any():
+        return
+    idx = np.flatnonzero(mask)
+    new = pd.DataFrame(
+        {"row": idx, "field": xml_field, "value": values.iloc[idx].astype("str").to_numpy(),
+         "error": msg}  # fmt: skip
+    )
+    c.errors = pd.concat([c.errors, new], ignore_index=True)
+    c.bad = c.bad | pd.Series(mask)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+
+
+def is_tabular(src: Path) -> bool:
+    return src.is_dir() and _table_source(src, "xml1") is not None
+
+
+def _table_source(folder: Path, stem: str) -> Path | None:
+    for cand in (folder / f"{stem}.parquet", folder / f"{stem}.csv", folder / stem):
+        if cand.exists():
+            return cand
+    return None
+
+
+def read_tabular_file(path: Path, table: Table) -> pd.DataFrame:
+    """One table of the tabular input format, checked for its required columns."""
+    if path.suffix == ".csv":
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    else:
+        df = pd.read_parquet(path)
+    df.columns = [str(c).strip().upper() for c in df.columns]
+    present = set(df.columns)
+    missing = [
+        f.xml for f in table.required if f.xml not in present and not present & set(f.aliases)
+    ]
+    if missing:
+        raise ContractError(
+            f"{path.name}: missing required column(s) {', '.join(missing)} "
+            f"for table {table.name} ({table.xml_table or 'tabular input'})"
+        )
+    return df
+
+
+def _tabular_batches(
+    src: Path, limits: Limits
+) -> Iterator[tuple[dict[str, pd.DataFrame], int, int]]:
+    frames: dict[str, pd.DataFrame] = {}
+    for stem, table in (("xml1", CLAIMS), ("xml2", DRUG_LINES), ("xml3", SERVICE_LINES)):
+        p = _table_source(src, stem)
+        if p is None:
+            if stem == "xml1":
+                raise ContractError(f"{src}: no xml1.parquet or xml1.csv (the claim summaries)")
+            continue
+        df = read_tabular_file(p, table)
+        df[SOURCE] = p.name
+        first = 2 if p.suffix == ".csv" else 0  # CSV: the line number in the file
+        df[RECORD] = np.arange(first, len(df) + first)
+        key = as_text(df["MA_LK"]) if "MA_LK" in df else pd.Series([pd.NA] * len(df), dtype="str")
+        df[GROUP] = key.fillna("(missing MA_LK)").to_numpy()
+        frames[table.name] = df
+    n_claims = len(frames["claims"])
+    k = max(1, -(-n_claims // limits.chunk_claims))
+    if k == 1:
+        yield frames, n_claims, n_claims
+        return
+    # Whole claims per batch: rows go to the bucket of their MA_LK's hash.
+    buckets = {
+        name: pd.util.hash_array(df[GROUP].to_numpy(dtype=object)) % k
+        for name, df in frames.items()
+    }
+    for b in range(k):
+        part = {name: df.loc[buckets[name] == b] for name, df in frames.items()}
+        yield part, len(part["claims"]), n_claims
+
+
+def _envelope_files(src: Path) -> list[Path]:
+    if src.is_file():
+        return [src]
+    return sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() == ".xml")
+
+
+def ingest(
+    src: Path,
+    out: Path,
+    *,
+    limits: Limits | None = None,
+    linkage_key: str | None = None,
+    progress: Progress | None = None,
+) -> IngestReport:
+    """Read SRC (an envelope file, a folder of envelopes, or a tabular folder) into OUT."""
+    src, out = Path(src), Path(out)
+    if not src.exists():
+        raise FileNotFoundError(f"{src} does not exist")
+    limits = limits or Limits()
+    if linkage_key is None:
+        from claimradar.settings import DEV_LINKAGE_KEY
+
+        linkage_key = DEV_LINKAGE_KEY
+    out.mkdir(parents=True, exist_ok=True)
+    report = IngestReport(out)
+    run = _Run(out, report, linkage_key)
+    try:
+        if is_tabular(src):
+            _ingest_tabular(src, run, limits, progress)
+        else:
+            _ingest_envelopes(src, run, limits, progress)
+    finally:
+        run.close()
+    return report
+
+
+def _ingest_tabular(src: Path, run: _Run, limits: Limits, progress: Progress | None) -> None:
+    done = 0
+    for batch, n, total in _tabular_batches(src, limits):
+        process_batch(batch, run)
+        done += n
+        if progress:
+            progress(done, total)
+    run.report.files_read = sum(
+        _table_source(src, s) is not None for s in ("xml1", "xml2", "xml3")
+    )
+    for stem, table in (("facilities", FACILITIES), ("labels", LABELS)):
+        p = _table_source(src, stem)
+        if p is None:
+            continue
+        run.report.files_read += 1
+        df = read_tabular_file(p, table)
+        df[SOURCE] = p.name
+        df[RECORD] = np.arange(len(df))
+        df[GROUP] = np.arange(len(df))
+        c = check_table(df, table)
+        key = c.frame[table.fields[0].name]
+        _add_error(c, key.duplicated(keep="first") & key.notna(), table.fields[0].xml, key,
+                   "duplicate key: the first row with this key was kept")  # fmt: skip
+        run.report.read[table.name] += len(df)
+        run.report.rejected[table.name] += int(c.bad.sum())
+        run.reject(rejection_rows(c, c.bad, ""))
+        good = c.frame.loc[~c.bad.to_numpy()].drop(columns=list(INTERNAL))
+        run.writer(table.name).write(good)
+        run.report.written[table.name] += len(good)
+
+
+def _ingest_envelopes(src: Path, run: _Run, limits: Limits, progress: Progress | None) -> None:
+    files = _envelope_files(src)
+    if not files:
+        raise ContractError(f"{src}: no .xml envelopes and no xml1 table found")
+    total = sum(p.stat().st_size for p in files)
+    done = 0
+    batch = _EnvelopeBatch()
+    for path in files:
+        run.report.files_read += 1
+        try:
+            for d in read_envelope(path, limits):
+                batch.add(path.name, d)
+                run.report.skipped_tables.update(d.skipped)
+                if batch.claims >= limits.chunk_claims:
+                    batch.flush(run)
+        except (HostileInput, etree.XMLSyntaxError, OSError) as e:
+            msg = _file_error_message(e)
+            run.report.file_errors.append((path.name, msg))
+            row = dict.fromkeys(REJECTIONS_COLUMNS, "")
+            row.update(source_file=path.name, table="file", error=msg)
+            run.reject(pd.DataFrame([row]))
+        done += path.stat().st_size
+        if progress:
+            progress(done, total)
+    batch.flush(run)
+
+
+def _file_error_message(e: Exception) -> str:
+    if isinstance(e, etree.XMLSyntaxError):
+        line = getattr(e, "lineno", None) or (e.position[0] if getattr(e, "position", None) else "?")
+        return (
+            f"malformed or truncated XML at line {line}: {e.msg}; "
+            "dossiers complete before this point were read, the rest of the file was not"
+        )
+    return f"file refused: {e}"
+
+
+class _EnvelopeBatch:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.rows: dict[str, list[dict]] = {"claims": [], "drug_lines": [], "service_lines": []}
+        self.errors: list[dict] = []
+        self.claims = 0
+
+    def add(self, source: str, d: Dossier) -> None:
+        group = f"{source}#{d.number}"
+        self.claims += 1
+        for loai, recs in d.records.items():
+            name = XML_TABLES[loai].name
+            for i, r in enumerate(recs, 1):
+                r[GROUP], r[SOURCE], r[RECORD] = group, source, f"HOSO {d.number}/{loai} {i}"
+                self.rows[name].append(r)
+        ma_lk = (d.records.get("XML1") or [{}])[0].get("MA_LK") or ""
+        for table, fld, value, error in d.errors:
+            self.errors.append(
+                {"source_file": source, "claim_id": ma_lk, "table": XML_TABLES[table].name,
+                 "record": f"HOSO {d.number}/{table}", "field": fld, "value": value,
+                 "error": error, "record_json": json.dumps({"LOAIHOSO": table}), GROUP: group}
+            )  # fmt: skip
+
+    def flush(self, run: _Run) -> None:
+        if not self.claims:
+            return
+        raw = {name: pd.DataFrame(rows) for name, rows in self.rows.items()}
+        prior = pd.DataFrame(self.errors) if self.errors else None
+        process_batch(raw, run, prior)
+        self.reset()
+
+
+def load_dataset(folder: Path) -> dict[str, pd.DataFrame]:
+    """Read a canonical dataset written by ingest (the tables that exist)."""
+    folder = Path(folder)
+    out = {}
+    for name in ("claims", "drug_lines", "service_lines", "facilities", "labels", "rejections"):
+        p = folder / f"{name}.parquet"
+        if p.exists():
+            out[name] = pd.read_parquet(p)
+    return out

@@ -1,0 +1,261 @@
+"""Field-level validation and typing: raw XML 130 values (strings as in the XML) -> canonical columns.
+
+Shared by every way in (envelopes, tabular folders, the scoring API). Structural problems become
+rejection rows naming the field; semantic inconsistencies (totals vs lines, expired cards) are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.schema import CLAIMS, DECIMALS, REJECTIONS_COLUMNS, Field, Table
+
+# Characters that XML 1.0 cannot carry; a value holding them did not come from a valid file.
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+
+# Internal columns carried beside the data while a batch is validated.
+GROUP = "_group"  # the unit that is accepted or rejected together (one dossier / one MA_LK)
+SOURCE = "_source"  # the file a record came from
+RECORD = "_record"  # the record's position in its file (row number or dossier number)
+INTERNAL = (GROUP, SOURCE, RECORD)
+
+
+class ContractError(ValueError):
+    """The input does not follow the data contract as a whole (e.g. a required column is missing)."""
+
+
+@dataclass
+class Checked:
+    """A validated table: canonical good rows and the rejection rows of its bad ones."""
+
+    table: Table
+    frame: pd.DataFrame  # canonical columns plus INTERNAL columns, every row (good and bad)
+    bad: pd.Series  # bool per row: the row itself has a structural error
+    errors: pd.DataFrame  # one row per field error: index into frame, field, value, error
+
+
+def as_text(s: pd.Series) -> pd.Series:
+    """Any column -> stripped strings, empty -> NA. Integral floats lose their '.0'."""
+    if s.dtype.kind in "iu":
+        out = s.astype("Int64").astype("str")
+    elif s.dtype.kind == "f":
+        integral = s.notna() & (s % 1 == 0)
+        out = s.astype("str").where(~integral, s[integral].astype("int64").astype("str"))
+        out = out.where(s.notna())
+    elif s.dtype.kind == "b":
+        out = s.astype("Int64").astype("str")
+    else:
+        out = s.astype("str").where(s.notna())
+    out = out.str.strip()
+    return out.where(out != "").astype("str")
+
+
+def rename_to_standard(df: pd.DataFrame, table: Table) -> pd.DataFrame:
+    """4210 names -> 4750 names; unknown columns are dropped (extra columns are ignored)."""
+    by_xml = table.by_xml()
+    mapping: dict[str, str] = {}
+    for col in df.columns:
+        f = by_xml.get(str(col).strip().upper())
+        if f is not None and f.xml not in mapping.values():
+            mapping[col] = f.xml
+    keep = [c for c in df.columns if c in mapping or c in INTERNAL]
+    return df[keep].rename(columns=mapping)
+
+
+def check_table(raw: pd.DataFrame, table: Table) -> Checked:
+    """Validate and type one table whose columns are XML 130 names (plus INTERNAL columns)."""
+    raw = rename_to_standard(raw, table)
+    n = len(raw)
+    out: dict[str, pd.Series] = {}
+    errs: list[pd.DataFrame] = []
+    for f in table.fields:
+        if f.xml in raw.columns:
+            text = as_text(raw[f.xml].reset_index(drop=True))
+        else:
+            text = pd.Series([pd.NA] * n, dtype="str")
+        value, problems = _convert(text, f)
+        out[f.name] = value
+        for mask, message in problems:
+            if mask.any():
+                idx = np.flatnonzero(mask.to_numpy())
+                errs.append(
+                    pd.DataFrame(
+                        {
+                            "row": idx,
+                            "field": f.xml,
+                            "value": text.iloc[idx].fillna("").str.slice(0, 200).to_numpy(),
+                            "error": message,
+                        }
+                    )
+                )
+    frame = pd.DataFrame(out)
+    for col in INTERNAL:
+        frame[col] = raw[col].to_numpy() if col in raw.columns else pd.Series(range(n))
+    errors = (
+        pd.concat(errs, ignore_index=True)
+        if errs
+        else pd.DataFrame({"row": [], "field": [], "value": [], "error": []})
+    )
+    bad = pd.Series(np.zeros(n, dtype=bool))
+    bad.iloc[errors["row"].astype(int).unique()] = True
+    return Checked(table, frame, bad, errors)
+
+
+def _convert(text: pd.Series, f: Field) -> tuple[pd.Series, list[tuple[pd.Series, str]]]:
+    present = text.notna()
+    problems: list[tuple[pd.Series, str]] = []
+    if f.required:
+        problems.append((~present, "missing required field"))
+    if f.kind in ("text", "code", "birth"):
+        value = text
+        if f.name == "visit_type":
+            # Older spreadsheets typed visit types as numbers: "3" is the 4210 form of "03".
+            value = value.where(~value.str.fullmatch(r"[0-9]", na=False), "0" + value)
+        if f.max_len is not None:
+            problems.append((present & (value.str.len() > f.max_len), f"longer than {f.max_len}"))
+        if f.pattern is not None:
+            ok = value.str.fullmatch(f.pattern, na=True).astype(bool)
+            problems.append((present & ~ok, f"bad format, expected {_describe(f)}"))
+        has_ctl = value.str.contains(_CONTROL, regex=True, na=False)
+        problems.append((has_ctl, "contains control characters"))
+        return value, problems
+    if f.kind in ("int", "quantity", "money"):
+        num = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+        problems.append((present & num.isna(), "not a number"))
+        finite = num.notna() & np.isfinite(num.fillna(0))
+        problems.append((num.notna() & ~finite, "not a finite number"))
+        num = num.where(finite)
+        if f.kind == "int":
+            integral = num.isna() | (num % 1 == 0)
+            problems.append((~integral, "not a whole number"))
+            num = num.where(integral & (num.abs() < 2**53))
+            value = num.round().astype("Int64")
+            if f.allowed is not None:
+                ok = value.isin(f.allowed).fillna(True).astype(bool)
+                allowed = ", ".join(map(str, f.allowed))
+                problems.append((value.notna() & ~ok, f"unknown code, expected one of {allowed}"))
+            return value, problems
+        value = num.astype("float64").round(DECIMALS[f.kind])
+        if f.kind == "quantity" and f.xml == "SO_LUONG":
+            problems.append((value < 0, "negative quantity"))
+        return value, problems
+    if f.kind in ("timestamp", "date"):
+        ok12 = text.str.fullmatch(r"[0-9]{12}", na=False)
+        ok8 = text.str.fullmatch(r"[0-9]{8}", na=False)
+        allow8 = f.kind == "date" or f.name == "decided_at"
+        shape_ok = ok12 | (ok8 & allow8) if f.kind == "timestamp" else ok8
+        padded = text.where(~ok8, text + "0000")
+        stamp = pd.to_datetime(padded.where(shape_ok), format="%Y%m%d%H%M", errors="coerce")
+        expected = "yyyyMMdd" if f.kind == "date" else "yyyyMMddHHmm"
+        problems.append((present & stamp.isna(), f"unparseable date, expected {expected}"))
+        return stamp.astype("datetime64[us]"), problems
+    raise AssertionError(f.kind)
+
+
+def _describe(f: Field) -> str:
+    examples = {
+        "claim_id": "a key without spaces",
+        "card_number": "2 letters + 13 digits per card, ';' between cards",
+        "primary_icd": "an ICD-10 code such as J18.9",
+        "secondary_icd": "up to 12 ICD-10 codes separated by ';'",
+        "facility_id": "5 letters or digits",
+        "registered_facility": "5-character facility codes separated by ';'",
+        "visit_type": "2 digits such as 03",
+        "route_code": "a code such as 1.1, 2 or 3.1",
+        "bed_code": "H/T/C/K + 3 digits, ';' between beds",
+        "birth_date": "yyyyMMdd or yyyyMMddHHmm",
+        "card_valid_from": "yyyyMMdd, ';' between cards",
+        "card_valid_to": "yyyyMMdd, ';' between cards",
+    }
+    return examples.get(f.name, f.pattern or "")
+
+
+def rejection_rows(checked: Checked, reject: pd.Series, reason_for_others: str) -> pd.DataFrame:
+    """Rows of the rejection report for the rejected records of one table.
+
+    Every rejected record appears: with each of its field errors, or (when it was sound but its
+    claim was rejected) once with `reason_for_others`. The whole original record is kept as JSON.
+    """
+    frame, t = checked.frame, checked.table
+    rows = np.flatnonzero(reject.to_numpy())
+    if len(rows) == 0:
+        return pd.DataFrame({c: pd.Series([], dtype="str") for c in REJECTIONS_COLUMNS})
+    errs = checked.errors[checked.errors["row"].isin(rows)]
+    own = set(errs["row"].astype(int))
+    others = [r for r in rows if r not in own]
+    parts = [errs]
+    if others:
+        parts.append(
+            pd.DataFrame({"row": others, "field": "", "value": "", "error": reason_for_others})
+        )
+    allerr = pd.concat(parts, ignore_index=True).sort_values(["row", "field"], kind="stable")
+    r = allerr["row"].astype(int).to_numpy()
+    sub = frame.iloc[r]
+    records = [_record_json(rec, t) for rec in sub[t.columns].to_dict("records")]
+    return pd.DataFrame(
+        {
+            "source_file": sub[SOURCE].astype("str").to_numpy(),
+            "claim_id": sub["claim_id"].astype("str").to_numpy()
+            if "claim_id" in sub
+            else sub["facility_id"].astype("str").to_numpy(),
+            "table": t.name,
+            "record": [f"{s}" for s in sub[RECORD].to_numpy()],
+            "field": allerr["field"].to_numpy(),
+            "value": allerr["value"].astype("str").to_numpy(),
+            "error": allerr["error"].to_numpy(),
+            "record_json": records,
+        }
+    )
+
+
+def _record_json(rec: dict, t: Table) -> str:
+    by = {f.name: f for f in t.fields}
+    out = {}
+    for k, v in rec.items():
+        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) or v is pd.NaT:
+            continue
+        if isinstance(v, pd.Timestamp):
+            v = v.strftime("%Y%m%d%H%M")
+        elif isinstance(v, np.integer):
+            v = int(v)
+        elif isinstance(v, np.floating):
+            v = float(v)
+        out[by[k].xml] = v
+    return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def keyed_hash(values: pd.Series, key: str, prefix: str) -> pd.Series:
+    """HMAC-SHA256 of each value (16 hex chars); NA stays NA. Links records without storing them."""
+    k = key.encode()
+    uniq = values.dropna().unique()
+    table = {
+        v: hmac.new(k, f"{prefix}:{v}".encode(), hashlib.sha256).hexdigest()[:16] for v in uniq
+    }
+    return values.map(table).astype("str")
+
+
+_SI = re.compile(r"^[A-Z]{2}[0-9]{3}([0-9]{10})")
+
+
+def linkage_keys(claims: pd.DataFrame, key: str) -> pd.DataFrame:
+    """person_key (social-insurance number, else national ID, else facility + patient ID) and
+    card_key (the first card number), both keyed hashes."""
+    first_card = claims["card_number"].str.split(";").str[0]
+    si = first_card.str.extract(_SI, expand=False)
+    basis = ("SI:" + si).fillna("ID:" + claims["national_id"])
+    basis = basis.fillna("BN:" + claims["facility_id"] + ":" + claims["patient_id"])
+    return pd.DataFrame(
+        {
+            "person_key": keyed_hash(basis, key, "person"),
+            "card_key": keyed_hash(first_card, key, "card"),
+        },
+        index=claims.index,
+    )
+
