@@ -25,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 console = Console(stderr=True)
+SRC_HELP = "An XML 130 envelope, a folder of them, or a tabular folder (xml1/xml2/xml3)."
 SAMPLE = Path(__file__).resolve().parent / "samples" / "envelopes"
 
 
@@ -70,21 +71,25 @@ def _fail(message: str) -> typer.Exit:
 
 @app.command()
 def ingest(
-    src: Annotated[Path, typer.Argument(help="An XML 130 envelope, a folder of them, or a tabular folder (xml1/xml2/xml3 .parquet or .csv).")],  # noqa: E501
+    src: Annotated[Path, typer.Argument(help=SRC_HELP)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the canonical dataset.")],
 ) -> None:
     """Read claims into the canonical dataset; bad records go to rejections.parquet."""
     from claimradar.settings import get_settings
-    from features.ingest import Limits, ingest as run_ingest
+    from features.ingest import Limits
+    from features.ingest import ingest as run_ingest
     from features.validate import ContractError
 
     settings = get_settings()
     try:
         with progress_bar(f"ingest {src.name}") as update:
             report = run_ingest(
-                src, out, limits=Limits.from_settings(),
-                linkage_key=settings.linkage_key.get_secret_value(), progress=update,
-            )  # fmt: skip
+                src,
+                out,
+                limits=Limits.from_settings(),
+                linkage_key=settings.linkage_key.get_secret_value(),
+                progress=update,
+            )
     except (ContractError, FileNotFoundError) as e:
         raise _fail(str(e)) from None
     _print_ingest(report)
@@ -99,9 +104,11 @@ def _print_ingest(report) -> None:
     for name in names:
         if report.read[name] or name in ("claims", "drug_lines", "service_lines"):
             t.add_row(
-                name, f"{report.read[name]:,}", f"{report.written[name]:,}",
+                name,
+                f"{report.read[name]:,}",
+                f"{report.written[name]:,}",
                 f"{report.rejected[name]:,}",
-            )  # fmt: skip
+            )
     console.print(t)
     for f, msg in report.file_errors:
         console.print(f"[yellow]file refused[/yellow] {f}: {msg}")
@@ -157,9 +164,15 @@ def simulate(
             update(int(fraction * total), total)
 
         result = simulator.simulate(
-            out, claims, months=months, start=start, seed=seed, schemes=rates or None,
-            report=report, progress=step,
-        )  # fmt: skip
+            out,
+            claims,
+            months=months,
+            start=start,
+            seed=seed,
+            schemes=rates or None,
+            report=report,
+            progress=step,
+        )
     if report and getattr(result, "calibration", None) is not None:
         _print_frame("calibration", result.calibration)
     typer.echo(f"simulated {_count(result)} claims -> {out}")
@@ -192,7 +205,8 @@ def demo(
 ) -> None:
     """Run the main job end to end on embedded defaults (today: ingest the shipped sample)."""
     from claimradar.settings import get_settings
-    from features.ingest import Limits, ingest as run_ingest, load_dataset
+    from features.ingest import Limits, load_dataset
+    from features.ingest import ingest as run_ingest
 
     settings = get_settings()
     work = workdir or settings.ensure_home() / "demo"
@@ -204,17 +218,25 @@ def demo(
         shutil.copytree(SAMPLE, src)
         with progress_bar("ingest sample envelopes") as update:
             report = run_ingest(
-                src, work / "dataset", limits=Limits.from_settings(),
-                linkage_key=settings.linkage_key.get_secret_value(), progress=update,
-            )  # fmt: skip
+                src,
+                work / "dataset",
+                limits=Limits.from_settings(),
+                linkage_key=settings.linkage_key.get_secret_value(),
+                progress=update,
+            )
     _print_ingest(report)
     tables = load_dataset(work / "dataset")
     claims = tables["claims"]
     if len(claims):
-        by_type = claims.groupby("visit_type").agg(
-            claims=("claim_id", "size"), total_cost=("total_cost", "sum"),
-            fund_claimed=("fund_claimed", "sum"),
-        ).reset_index()  # fmt: skip
+        by_type = (
+            claims.groupby("visit_type")
+            .agg(
+                claims=("claim_id", "size"),
+                total_cost=("total_cost", "sum"),
+                fund_claimed=("fund_claimed", "sum"),
+            )
+            .reset_index()
+        )
         _print_frame("claims by visit type", by_type)
     rej = tables.get("rejections")
     if rej is not None and len(rej):

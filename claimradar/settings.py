@@ -1,8 +1,9 @@
 """One typed settings object for the whole project: defaults < settings file < environment.
 
 Nothing happens at import: paths are computed and folders created only when asked for.
-Environment variables use the prefix ``CLAIMRADAR_`` (``CLAIMRADAR_HOME``, ``CLAIMRADAR_DATABASE_URL``...).
-The settings file is ``claimradar.toml`` in the working directory, or the path in ``CLAIMRADAR_CONFIG``.
+Environment variables use the prefix ``CLAIMRADAR_`` (``CLAIMRADAR_HOME``,
+``CLAIMRADAR_DATABASE_URL``...). The settings file is ``claimradar.toml`` in the working
+directory, or the path in ``CLAIMRADAR_CONFIG``.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="Case-store database URL; default a SQLite file under home."
     )
-    bentoml_home: Path | None = Field(default=None, description="BENTOML_HOME; default home/bentoml")
+    bentoml_home: Path | None = Field(
+        default=None, description="BENTOML_HOME; default home/bentoml"
+    )
     linkage_key: SecretStr = Field(
         default=SecretStr(DEV_LINKAGE_KEY),
         description="Key of the keyed hash that links people and cards without storing them.",
@@ -64,6 +67,7 @@ class Settings(BaseSettings):
     ingest_chunk_claims: int = Field(
         default=20_000, description="Claims held in memory before a chunk is written."
     )
+    ingest_workers: int = Field(default=2, description="Processes parsing envelope files.")
 
     @classmethod
     def settings_customise_sources(

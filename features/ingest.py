@@ -1,18 +1,23 @@
 """Ingest: XML 130 envelopes or tabular folders -> the canonical dataset plus a rejection report.
 
-Envelopes are streamed (lxml iterparse, one dossier in memory at a time) through a hardened parser:
-no DTDs, no entities, no network, limits on size, depth and field length. A dossier is accepted or
-rejected whole; every rejected record is kept in ``rejections.parquet`` with the field and the error.
+Envelopes are streamed (lxml iterparse, one dossier in memory at a time) through a hardened
+parser: no DTDs, no entities, no network, limits on size, depth and field length. A dossier is
+accepted or rejected whole; every rejected record is kept in ``rejections.parquet`` with the field
+and the error.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import itertools
 import json
+import multiprocessing
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +35,6 @@ from features.schema import (
     LINKAGE_COLUMNS,
     REJECTIONS_COLUMNS,
     SERVICE_LINES,
-    TABULAR_FILES,
     XML_LAYOUT,
     XML_TABLES,
     Table,
@@ -49,6 +53,8 @@ from features.validate import (
 )
 
 LINE_TABLES = (DRUG_LINES, SERVICE_LINES)
+# One raw record: its field names in document order and their texts.
+Rec = tuple[tuple[str, ...], tuple[str | None, ...]]
 Progress = Callable[[int, int], None]
 
 
@@ -59,16 +65,23 @@ class Limits:
     max_field_chars: int = 65_536
     max_table_bytes: int = 64 * 1024**2
     chunk_claims: int = 20_000
+    workers: int = 2
 
     @classmethod
     def from_settings(cls) -> Limits:
-        from claimradar.settings import get_settings  # the CLI's settings; features stays usable alone
+        from claimradar.settings import (
+            get_settings,  # the CLI's settings; features stays usable alone
+        )
 
         s = get_settings()
         return cls(
-            s.max_file_bytes, s.max_depth, s.max_field_chars, s.max_table_bytes,
+            s.max_file_bytes,
+            s.max_depth,
+            s.max_field_chars,
+            s.max_table_bytes,
             s.ingest_chunk_claims,
-        )  # fmt: skip
+            s.ingest_workers,
+        )
 
 
 class HostileInput(ValueError):
@@ -123,15 +136,17 @@ def check_prolog(data: bytes, what: str) -> None:
     rest = data[pos:].lstrip()
     if rest.startswith(b"<!DOCTYPE") or rest.startswith(b"<!ENTITY"):
         raise HostileInput(f"{what} declares a DTD (<!DOCTYPE>); DTDs and entities are not allowed")
+    if len(data) >= 65_536 and (not rest or rest[:2] in (b"<!", b"<?")):
+        raise HostileInput(f"{what} has no root element in its first 64 KiB")
     if not rest:
-        if len(data) >= 65_536:
-            raise HostileInput(f"{what} has no root element in its first 64 KiB")
         raise HostileInput(f"{what} is empty or has no root element")
     if not rest.startswith(b"<") or rest[1:2] in (b"!", b"?", b""):
         raise HostileInput(f"{what} is not XML (it does not start with an element)")
 
 
+@functools.cache
 def _parser() -> etree.XMLParser:
+    # One parser per process, reused (creating one costs more than parsing a small table).
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -155,7 +170,7 @@ class Dossier:
     """One HOSO: the raw records of its tables, keyed by XML table name."""
 
     number: int
-    records: dict[str, list[dict[str, str | None]]]
+    records: dict[str, list[Rec]]
     errors: list[tuple[str, str, str, str]]  # (table, field, value, error) that reject it whole
     skipped: list[str]
 
@@ -175,34 +190,42 @@ def _decode_table(node: etree._Element, limits: Limits) -> bytes | etree._Elemen
         raise ValueError(f"NOIDUNGFILE is neither base64 nor XML ({e})") from None
 
 
-def _parse_table(
-    loai: str, payload: bytes | etree._Element, limits: Limits
-) -> list[dict[str, str | None]]:
+_NESTED_XML1 = etree.XPath("count(*/*)")
+_NESTED_LINES = etree.XPath("count(*/*/*/*)")
+
+
+def _parse_table(loai: str, payload: bytes | etree._Element, limits: Limits) -> list[Rec]:
     if isinstance(payload, bytes):
         check_prolog(payload[:65_536], f"the {loai} document")
         root = etree.fromstring(payload, _parser())
     else:
         root = payload
-    root_tag, _list_tag, rec_tag = XML_LAYOUT[loai]
+    root_tag, list_tag, rec_tag = XML_LAYOUT[loai]
     if _local(root.tag) != root_tag:
         raise ValueError(f"root element is {_local(root.tag)}, expected {root_tag}")
-    elements = [root] if rec_tag is None else [e for e in root.iter() if _local(e.tag) == rec_tag]
-    out = []
-    for rec in elements:
-        row: dict[str, str | None] = {}
-        for c in rec:
-            tag = c.tag
-            if not isinstance(tag, str):
-                continue
-            if "}" in tag:
-                tag = _local(tag)
-            if len(c):
-                raise ValueError(f"field {tag} holds nested elements")
-            text = c.text
-            if text is not None and len(text) > limits.max_field_chars:
-                raise ValueError(f"field {tag} is longer than {limits.max_field_chars:,} chars")
-            row[tag] = text
-        out.append(row)
+    namespaced = "}" in root.tag
+    if rec_tag is None:
+        records = [root]
+        nested = _NESTED_XML1(root) if not namespaced else 0
+    elif not namespaced:
+        records = root.findall(f"{list_tag}/{rec_tag}")
+        nested = _NESTED_LINES(root)
+    else:
+        records = [e for e in root.iter() if _local(e.tag) == rec_tag]
+        nested = 0
+    if nested:
+        raise ValueError("a field holds nested elements")
+    out: list[Rec] = []
+    for rec in records:
+        if namespaced:  # rare: strip namespaces field by field
+            pairs = [(_local(c.tag), c.text) for c in rec if isinstance(c.tag, str)]
+        else:  # comments and PIs were removed by the parser: children are elements
+            pairs = [(c.tag, c.text) for c in rec]
+        tags, texts = zip(*pairs, strict=True) if pairs else ((), ())
+        if len(set(tags)) != len(tags):
+            dup = next(t for t in tags if tags.count(t) > 1)
+            raise ValueError(f"field {dup} appears twice in one record")
+        out.append((tags, texts))
     return out
 
 
@@ -309,7 +332,9 @@ class _Writer:
 
     def write(self, df: pd.DataFrame) -> None:
         if len(df):
-            t = pa.Table.from_pandas(df[self.schema.names], schema=self.schema, preserve_index=False)
+            t = pa.Table.from_pandas(
+                df[self.schema.names], schema=self.schema, preserve_index=False
+            )
             self.writer.write_table(t)
             self.rows += len(df)
 
@@ -322,16 +347,22 @@ class _Run:
     out: Path
     report: IngestReport
     linkage_key: str
+    limits: Limits
     writers: dict[str, _Writer] = field(default_factory=dict)
-    seen_claims: dict[str, str] = field(default_factory=dict)  # claim_id -> source file
+    seen_claims: dict[str, None] = field(default_factory=dict)  # claim keys written so far
 
     def writer(self, name: str) -> _Writer:
         if name not in self.writers:
             if name == "rejections":
                 schema = REJECTIONS_SCHEMA
             else:
-                t = {"claims": CLAIMS, "drug_lines": DRUG_LINES, "service_lines": SERVICE_LINES,
-                     "facilities": FACILITIES, "labels": LABELS}[name]  # fmt: skip
+                t = {
+                    "claims": CLAIMS,
+                    "drug_lines": DRUG_LINES,
+                    "service_lines": SERVICE_LINES,
+                    "facilities": FACILITIES,
+                    "labels": LABELS,
+                }[name]
                 schema = arrow_schema(t, LINKAGE_COLUMNS if t is CLAIMS else ())
             self.writers[name] = _Writer(self.out / f"{name}.parquet", schema)
         return self.writers[name]
@@ -347,59 +378,114 @@ class _Run:
             w.close()
 
 
-def process_batch(
-    raw: dict[str, pd.DataFrame], run: _Run, prior_errors: pd.DataFrame | None = None
-) -> None:
-    """Validate one batch of whole claims (claims + their lines), write good rows, reject the rest.
+@dataclass
+class BatchResult:
+    """A validated batch: good canonical rows (still carrying INTERNAL columns) and rejections."""
+
+    good: dict[str, pd.DataFrame]
+    checked: dict[str, Checked]
+    rejections: list[pd.DataFrame]
+    read: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    file_errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+def validate_batch(
+    raw: dict[str, pd.DataFrame],
+    limits: Limits,
+    linkage_key: str,
+    prior_errors: pd.DataFrame | None = None,
+    from_xml: bool = False,
+) -> BatchResult:
+    """Validate one batch of whole claims (claims + their lines); decide what is rejected.
 
     ``raw`` maps table name -> frame with XML 130 column names and the INTERNAL columns.
-    ``prior_errors`` are dossier-level rejections (GROUP, table, field, value, error, ...).
+    ``prior_errors`` are dossier-level rejections (GROUP plus the rejection columns).
+    Pure: writes nothing, so workers can run it in parallel.
     """
-    checked = {t.name: check_table(raw.get(t.name, pd.DataFrame()), t) for t in (CLAIMS, *LINE_TABLES)}
+    checked = {
+        t.name: check_table(raw.get(t.name, pd.DataFrame()), t, limits.max_field_chars, from_xml)
+        for t in (CLAIMS, *LINE_TABLES)
+    }
     claims = checked["claims"]
     cf = claims.frame
     # A claim key must be unique: the first occurrence stands, later ones are rejected.
     ids = cf["claim_id"]
-    dup_in_batch = ids.duplicated(keep="first") & ids.notna()
-    seen = ids.map(run.seen_claims)
-    dup_before = seen.notna()
-    _add_error(claims, dup_in_batch | dup_before, "MA_LK", ids,
-               "duplicate claim key (MA_LK): the first claim with this key was kept")  # fmt: skip
+    dup = ids.duplicated(keep="first") & ids.notna()
+    _add_error(claims, dup, "MA_LK", ids, DUPLICATE)
     # Lines must belong to the claim summary of their group (dossier, or MA_LK in tables).
-    group_claim = cf.loc[~dup_in_batch & ~dup_before].drop_duplicates(GROUP).set_index(GROUP)[
-        "claim_id"
-    ]
+    group_claim = cf.loc[~dup.to_numpy()].drop_duplicates(GROUP).set_index(GROUP)["claim_id"]
     for t in LINE_TABLES:
         c = checked[t.name]
         owner = c.frame[GROUP].map(group_claim)
         no_owner = owner.isna()
         mismatch = ~no_owner & c.frame["claim_id"].notna() & (c.frame["claim_id"] != owner)
-        _add_error(c, no_owner, "MA_LK", c.frame["claim_id"],
-                   "no claim summary (XML1) with this MA_LK")  # fmt: skip
-        _add_error(c, mismatch, "MA_LK", c.frame["claim_id"],
-                   "MA_LK differs from the claim summary of the same dossier")  # fmt: skip
+        _add_error(
+            c, no_owner, "MA_LK", c.frame["claim_id"], "no claim summary (XML1) with this MA_LK"
+        )
+        _add_error(
+            c,
+            mismatch,
+            "MA_LK",
+            c.frame["claim_id"],
+            "MA_LK differs from the claim summary of the same dossier",
+        )
     # A claim is accepted or rejected whole.
     bad_groups = set()
     for c in checked.values():
         bad_groups.update(c.frame.loc[c.bad.to_numpy(), GROUP].tolist())
+    result = BatchResult({}, checked, [])
     if prior_errors is not None and len(prior_errors):
         bad_groups.update(prior_errors[GROUP].tolist())
+        result.rejections.append(prior_errors[list(REJECTIONS_COLUMNS)])
     for name, c in checked.items():
         reject = c.frame[GROUP].isin(bad_groups)
-        run.report.read[name] += len(c.frame)
-        run.report.rejected[name] += int(reject.sum())
-        run.reject(
-            rejection_rows(c, reject, "rejected with its claim: another record of it has errors")
-        )
-        good = c.frame.loc[~reject.to_numpy()].drop(columns=list(INTERNAL))
+        result.read[name] += len(c.frame)
+        result.rejected[name] += int(reject.sum())
+        result.rejections.append(rejection_rows(c, reject, WITH_CLAIM))
+        good = c.frame.loc[~reject.to_numpy()]
         if name == "claims":
-            good = pd.concat([good, linkage_keys(good, run.linkage_key)], axis=1)
-            srcs = c.frame.loc[~reject.to_numpy(), SOURCE].astype("str")
-            run.seen_claims.update(zip(good["claim_id"], srcs, strict=True))
+            good = pd.concat([good, linkage_keys(good, linkage_key)], axis=1)
+        result.good[name] = good
+    return result
+
+
+DUPLICATE = "duplicate claim key (MA_LK): the first claim with this key was kept"
+WITH_CLAIM = "rejected with its claim: another record of it has errors"
+
+
+def commit(result: BatchResult, run: _Run) -> None:
+    """Write a validated batch; claims already written under the same key are rejected here."""
+    rep = run.report
+    rep.read.update(result.read)
+    rep.rejected.update(result.rejected)
+    rep.skipped_tables.update(result.skipped)
+    rep.file_errors.extend(result.file_errors)
+    for rows in result.rejections:
+        run.reject(rows)
+    claims = result.good["claims"]
+    dup_groups = set(claims.loc[claims["claim_id"].isin(run.seen_claims), GROUP])
+    for name, good in result.good.items():
+        if dup_groups:
+            drop = good[GROUP].isin(dup_groups)
+            if drop.any():
+                table = {"claims": CLAIMS, "drug_lines": DRUG_LINES, "service_lines": SERVICE_LINES}
+                c = Checked(
+                    table[name],
+                    good.reset_index(drop=True),
+                    drop.reset_index(drop=True),
+                    pd.DataFrame({"row": [], "field": [], "value": [], "error": []}),
+                )
+                if name == "claims":
+                    _add_error(c, c.bad, "MA_LK", c.frame["claim_id"], DUPLICATE)
+                run.reject(rejection_rows(c, c.bad, WITH_CLAIM))
+                rep.rejected[name] += int(drop.sum())
+                good = good.loc[~drop.to_numpy()]
+        if name == "claims":
+            run.seen_claims.update(dict.fromkeys(good["claim_id"]))
         run.writer(name).write(good)
-        run.report.written[name] += len(good)
-    if prior_errors is not None and len(prior_errors):
-        run.reject(prior_errors[list(REJECTIONS_COLUMNS)])
+        rep.written[name] += len(good)
 
 
 def _add_error(c: Checked, mask: pd.Series, xml_field: str, values: pd.Series, msg: str) -> None:
@@ -408,8 +494,12 @@ def _add_error(c: Checked, mask: pd.Series, xml_field: str, values: pd.Series, m
         return
     idx = np.flatnonzero(mask)
     new = pd.DataFrame(
-        {"row": idx, "field": xml_field, "value": values.iloc[idx].astype("str").to_numpy(),
-         "error": msg}  # fmt: skip
+        {
+            "row": idx,
+            "field": xml_field,
+            "value": values.iloc[idx].astype("str").to_numpy(),
+            "error": msg,
+        }
     )
     c.errors = pd.concat([c.errors, new], ignore_index=True)
     c.bad = c.bad | pd.Series(mask)
@@ -506,7 +596,7 @@ def ingest(
         linkage_key = DEV_LINKAGE_KEY
     out.mkdir(parents=True, exist_ok=True)
     report = IngestReport(out)
-    run = _Run(out, report, linkage_key)
+    run = _Run(out, report, linkage_key, limits)
     try:
         if is_tabular(src):
             _ingest_tabular(src, run, limits, progress)
@@ -520,13 +610,11 @@ def ingest(
 def _ingest_tabular(src: Path, run: _Run, limits: Limits, progress: Progress | None) -> None:
     done = 0
     for batch, n, total in _tabular_batches(src, limits):
-        process_batch(batch, run)
+        commit(validate_batch(batch, limits, run.linkage_key), run)
         done += n
         if progress:
             progress(done, total)
-    run.report.files_read = sum(
-        _table_source(src, s) is not None for s in ("xml1", "xml2", "xml3")
-    )
+    run.report.files_read = sum(_table_source(src, s) is not None for s in ("xml1", "xml2", "xml3"))
     for stem, table in (("facilities", FACILITIES), ("labels", LABELS)):
         p = _table_source(src, stem)
         if p is None:
@@ -536,48 +624,113 @@ def _ingest_tabular(src: Path, run: _Run, limits: Limits, progress: Progress | N
         df[SOURCE] = p.name
         df[RECORD] = np.arange(len(df))
         df[GROUP] = np.arange(len(df))
-        c = check_table(df, table)
+        c = check_table(df, table, limits.max_field_chars)
         key = c.frame[table.fields[0].name]
-        _add_error(c, key.duplicated(keep="first") & key.notna(), table.fields[0].xml, key,
-                   "duplicate key: the first row with this key was kept")  # fmt: skip
+        _add_error(
+            c,
+            key.duplicated(keep="first") & key.notna(),
+            table.fields[0].xml,
+            key,
+            "duplicate key: the first row with this key was kept",
+        )
         run.report.read[table.name] += len(df)
         run.report.rejected[table.name] += int(c.bad.sum())
         run.reject(rejection_rows(c, c.bad, ""))
-        good = c.frame.loc[~c.bad.to_numpy()].drop(columns=list(INTERNAL))
+        good = c.frame.loc[~c.bad.to_numpy()]
         run.writer(table.name).write(good)
         run.report.written[table.name] += len(good)
+
+
+def envelope_results(path: Path, limits: Limits, linkage_key: str) -> Iterator[BatchResult]:
+    """Validated batches of one envelope file, streamed; a refused file ends with its error."""
+    batch = _EnvelopeBatch()
+    skipped: Counter = Counter()
+    try:
+        for d in read_envelope(path, limits):
+            batch.add(path.name, d)
+            skipped.update(d.skipped)
+            if batch.claims >= limits.chunk_claims:
+                yield batch.validate(limits, linkage_key)
+    except (HostileInput, etree.XMLSyntaxError, OSError) as e:
+        msg = _file_error_message(e)
+        row = dict.fromkeys(REJECTIONS_COLUMNS, "")
+        row.update(source_file=path.name, table="file", error=msg)
+        last = batch.validate(limits, linkage_key)
+        last.file_errors.append((path.name, msg))
+        last.rejections.append(pd.DataFrame([row]))
+        last.skipped.update(skipped)
+        yield last
+        return
+    last = batch.validate(limits, linkage_key)
+    last.skipped.update(skipped)
+    yield last
+
+
+def _files_job(args: tuple[list[Path], Limits, str]) -> list[BatchResult]:
+    """Worker: validated batches of several small files (bigger batches validate faster)."""
+    paths, limits, key = args
+    results: list[BatchResult] = []
+    for path in paths:
+        results.extend(envelope_results(path, limits, key))
+    return results
+
+
+# Files above this size are streamed in the main process rather than sent to a worker whole;
+# smaller files are grouped into jobs of about JOB_BYTES.
+STREAM_BYTES = 128 * 1024**2
+JOB_BYTES = 24 * 1024**2
 
 
 def _ingest_envelopes(src: Path, run: _Run, limits: Limits, progress: Progress | None) -> None:
     files = _envelope_files(src)
     if not files:
         raise ContractError(f"{src}: no .xml envelopes and no xml1 table found")
-    total = sum(p.stat().st_size for p in files)
-    done = 0
-    batch = _EnvelopeBatch()
-    for path in files:
-        run.report.files_read += 1
-        try:
-            for d in read_envelope(path, limits):
-                batch.add(path.name, d)
-                run.report.skipped_tables.update(d.skipped)
-                if batch.claims >= limits.chunk_claims:
-                    batch.flush(run)
-        except (HostileInput, etree.XMLSyntaxError, OSError) as e:
-            msg = _file_error_message(e)
-            run.report.file_errors.append((path.name, msg))
-            row = dict.fromkeys(REJECTIONS_COLUMNS, "")
-            row.update(source_file=path.name, table="file", error=msg)
-            run.reject(pd.DataFrame([row]))
-        done += path.stat().st_size
-        if progress:
-            progress(done, total)
-    batch.flush(run)
+    sizes = [p.stat().st_size for p in files]
+    total, done = sum(sizes), 0
+    run.report.files_read = len(files)
+    jobs: list[tuple[list[Path], int]] = []
+    for path, size in zip(files, sizes, strict=True):
+        if jobs and jobs[-1][1] + size <= JOB_BYTES:
+            jobs[-1][0].append(path)
+            jobs[-1] = (jobs[-1][0], jobs[-1][1] + size)
+        else:
+            jobs.append(([path], size))
+    workers = min(limits.workers, len(jobs))
+    if workers <= 1 or max(sizes) > STREAM_BYTES:
+        for path, size in zip(files, sizes, strict=True):
+            for result in envelope_results(path, limits, run.linkage_key):
+                commit(result, run)
+            done += size
+            if progress:
+                progress(done, total)
+        return
+    # Worker processes parse and validate; this process commits results in file order (so "the
+    # first claim with a key is kept" is deterministic) and is the only writer.
+    # fork: the workers start at once with everything imported; no writer thread runs yet.
+    ctx = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pending: deque = deque()
+        queue = iter(jobs)
+        for paths, size in itertools.islice(queue, 2 * workers):
+            pending.append((pool.submit(_files_job, (paths, limits, run.linkage_key)), size))
+        while pending:
+            future, size = pending.popleft()
+            for result in future.result():
+                commit(result, run)
+            done += size
+            if progress:
+                progress(done, total)
+            nxt = next(queue, None)
+            if nxt is not None:
+                job = pool.submit(_files_job, (nxt[0], limits, run.linkage_key))
+                pending.append((job, nxt[1]))
 
 
 def _file_error_message(e: Exception) -> str:
     if isinstance(e, etree.XMLSyntaxError):
-        line = getattr(e, "lineno", None) or (e.position[0] if getattr(e, "position", None) else "?")
+        line = getattr(e, "lineno", None) or (
+            e.position[0] if getattr(e, "position", None) else "?"
+        )
         return (
             f"malformed or truncated XML at line {line}: {e.msg}; "
             "dossiers complete before this point were read, the rest of the file was not"
@@ -590,7 +743,7 @@ class _EnvelopeBatch:
         self.reset()
 
     def reset(self) -> None:
-        self.rows: dict[str, list[dict]] = {"claims": [], "drug_lines": [], "service_lines": []}
+        self.rows: dict[str, list] = {"claims": [], "drug_lines": [], "service_lines": []}
         self.errors: list[dict] = []
         self.claims = 0
 
@@ -598,25 +751,57 @@ class _EnvelopeBatch:
         group = f"{source}#{d.number}"
         self.claims += 1
         for loai, recs in d.records.items():
-            name = XML_TABLES[loai].name
-            for i, r in enumerate(recs, 1):
-                r[GROUP], r[SOURCE], r[RECORD] = group, source, f"HOSO {d.number}/{loai} {i}"
-                self.rows[name].append(r)
-        ma_lk = (d.records.get("XML1") or [{}])[0].get("MA_LK") or ""
+            rows = self.rows[XML_TABLES[loai].name]
+            for i, (tags, texts) in enumerate(recs, 1):
+                rows.append((tags, texts, group, source, f"HOSO {d.number}/{loai} {i}"))
+        first = (d.records.get("XML1") or [((), ())])[0]
+        ma_lk = dict(zip(*first, strict=True)).get("MA_LK") or ""
         for table, fld, value, error in d.errors:
             self.errors.append(
-                {"source_file": source, "claim_id": ma_lk, "table": XML_TABLES[table].name,
-                 "record": f"HOSO {d.number}/{table}", "field": fld, "value": value,
-                 "error": error, "record_json": json.dumps({"LOAIHOSO": table}), GROUP: group}
-            )  # fmt: skip
+                {
+                    "source_file": source,
+                    "claim_id": ma_lk,
+                    "table": XML_TABLES[table].name,
+                    "record": f"HOSO {d.number}/{table}",
+                    "field": fld,
+                    "value": value,
+                    "error": error,
+                    "record_json": json.dumps({"LOAIHOSO": table}),
+                    GROUP: group,
+                }
+            )
 
-    def flush(self, run: _Run) -> None:
-        if not self.claims:
-            return
-        raw = {name: pd.DataFrame(rows) for name, rows in self.rows.items()}
+    def validate(self, limits: Limits, linkage_key: str) -> BatchResult:
+        raw = {name: _columnar(rows) for name, rows in self.rows.items()}
         prior = pd.DataFrame(self.errors) if self.errors else None
-        process_batch(raw, run, prior)
         self.reset()
+        return validate_batch(raw, limits, linkage_key, prior, from_xml=True)
+
+
+def _columnar(rows: list) -> pd.DataFrame:
+    """Raw records -> one string frame. Records of the same shape (same field names in the same
+    order, the usual case) are transposed together, which keeps per-field Python work out."""
+    if not rows:
+        return pd.DataFrame({c: pd.Series([], dtype="str") for c in INTERNAL})
+    shapes: dict[tuple[str, ...], list[int]] = {}
+    for i, r in enumerate(rows):
+        shapes.setdefault(r[0], []).append(i)
+    parts = []
+    for tags, idx in shapes.items():
+        cols: dict[str, pa.Array] = {}
+        if tags:
+            for tag, values in zip(tags, zip(*(rows[i][1] for i in idx), strict=True), strict=True):
+                cols[tag] = pa.array(values, pa.string())
+        cols[GROUP] = pa.array([rows[i][2] for i in idx], pa.string())
+        cols[SOURCE] = pa.array([rows[i][3] for i in idx], pa.string())
+        cols[RECORD] = pa.array([rows[i][4] for i in idx], pa.string())
+        cols["_pos"] = pa.array(idx, pa.int64())
+        parts.append(pa.table(cols))
+    table = pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
+    df = table.to_pandas()
+    if len(parts) > 1:
+        df = df.sort_values("_pos", kind="stable").reset_index(drop=True)
+    return df.drop(columns="_pos")
 
 
 def load_dataset(folder: Path) -> dict[str, pd.DataFrame]:

@@ -1,4 +1,4 @@
-"""Field-level validation and typing: raw XML 130 values (strings as in the XML) -> canonical columns.
+"""Field-level validation and typing: raw XML 130 values (strings as in XML) -> canonical columns.
 
 Shared by every way in (envelopes, tabular folders, the scoring API). Structural problems become
 rejection rows naming the field; semantic inconsistencies (totals vs lines, expired cards) are kept.
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.schema import CLAIMS, DECIMALS, REJECTIONS_COLUMNS, Field, Table
+from features.schema import DECIMALS, REJECTIONS_COLUMNS, Field, Table
 
 # Characters that XML 1.0 cannot carry; a value holding them did not come from a valid file.
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
@@ -28,7 +28,7 @@ INTERNAL = (GROUP, SOURCE, RECORD)
 
 
 class ContractError(ValueError):
-    """The input does not follow the data contract as a whole (e.g. a required column is missing)."""
+    """The input breaks the data contract as a whole (e.g. a required column is missing)."""
 
 
 @dataclass
@@ -51,10 +51,12 @@ def as_text(s: pd.Series) -> pd.Series:
         out = out.where(s.notna())
     elif s.dtype.kind == "b":
         out = s.astype("Int64").astype("str")
+    elif s.dtype == "str":
+        out = s
     else:
         out = s.astype("str").where(s.notna())
     out = out.str.strip()
-    return out.where(out != "").astype("str")
+    return out.where(out != "")
 
 
 def rename_to_standard(df: pd.DataFrame, table: Table) -> pd.DataFrame:
@@ -69,43 +71,52 @@ def rename_to_standard(df: pd.DataFrame, table: Table) -> pd.DataFrame:
     return df[keep].rename(columns=mapping)
 
 
-def check_table(raw: pd.DataFrame, table: Table) -> Checked:
-    """Validate and type one table whose columns are XML 130 names (plus INTERNAL columns)."""
-    raw = rename_to_standard(raw, table)
+def check_table(
+    raw: pd.DataFrame, table: Table, max_chars: int = 65_536, from_xml: bool = False
+) -> Checked:
+    """Validate and type one table whose columns are XML 130 names (plus INTERNAL columns).
+
+    ``from_xml``: the values came out of an XML parser, which already refused control characters.
+    """
+    raw = rename_to_standard(raw, table).reset_index(drop=True)
     n = len(raw)
     out: dict[str, pd.Series] = {}
     errs: list[pd.DataFrame] = []
     for f in table.fields:
-        if f.xml in raw.columns:
-            text = as_text(raw[f.xml].reset_index(drop=True))
-        else:
-            text = pd.Series([pd.NA] * n, dtype="str")
+        text = as_text(raw[f.xml]) if f.xml in raw.columns else None
+        if text is None or not text.notna().any():
+            # Absent or empty everywhere (common for optional fields): only "required" can fail.
+            out[f.name] = pd.Series(pd.array([None] * n, dtype=f.dtype))
+            if f.required and n:
+                errs.append(_errors(np.arange(n), f, pd.Series([""] * n), "missing required field"))
+            continue
         value, problems = _convert(text, f)
+        if not from_xml and f.kind in ("text", "code", "birth"):
+            ctl = text.str.contains(_CONTROL, regex=True, na=False)
+            problems.append((ctl, "contains control characters"))
+        if f.max_len is None and f.kind in ("text", "code"):
+            problems.append((text.str.len() > max_chars, f"longer than {max_chars:,} characters"))
         out[f.name] = value
         for mask, message in problems:
-            if mask.any():
-                idx = np.flatnonzero(mask.to_numpy())
-                errs.append(
-                    pd.DataFrame(
-                        {
-                            "row": idx,
-                            "field": f.xml,
-                            "value": text.iloc[idx].fillna("").str.slice(0, 200).to_numpy(),
-                            "error": message,
-                        }
-                    )
-                )
+            m = mask.fillna(False).to_numpy(dtype=bool)
+            if m.any():
+                errs.append(_errors(np.flatnonzero(m), f, text, message))
     frame = pd.DataFrame(out)
     for col in INTERNAL:
-        frame[col] = raw[col].to_numpy() if col in raw.columns else pd.Series(range(n))
+        frame[col] = raw[col].to_numpy() if col in raw.columns else np.arange(n)
     errors = (
         pd.concat(errs, ignore_index=True)
         if errs
         else pd.DataFrame({"row": [], "field": [], "value": [], "error": []})
     )
-    bad = pd.Series(np.zeros(n, dtype=bool))
-    bad.iloc[errors["row"].astype(int).unique()] = True
-    return Checked(table, frame, bad, errors)
+    bad = np.zeros(n, dtype=bool)
+    bad[errors["row"].astype(int).unique()] = True
+    return Checked(table, frame, pd.Series(bad), errors)
+
+
+def _errors(idx: np.ndarray, f: Field, text: pd.Series, message: str) -> pd.DataFrame:
+    values = text.iloc[idx].fillna("").str.slice(0, 200).to_numpy()
+    return pd.DataFrame({"row": idx, "field": f.xml, "value": values, "error": message})
 
 
 def _convert(text: pd.Series, f: Field) -> tuple[pd.Series, list[tuple[pd.Series, str]]]:
@@ -123,8 +134,6 @@ def _convert(text: pd.Series, f: Field) -> tuple[pd.Series, list[tuple[pd.Series
         if f.pattern is not None:
             ok = value.str.fullmatch(f.pattern, na=True).astype(bool)
             problems.append((present & ~ok, f"bad format, expected {_describe(f)}"))
-        has_ctl = value.str.contains(_CONTROL, regex=True, na=False)
-        problems.append((has_ctl, "contains control characters"))
         return value, problems
     if f.kind in ("int", "quantity", "money"):
         num = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
@@ -258,4 +267,3 @@ def linkage_keys(claims: pd.DataFrame, key: str) -> pd.DataFrame:
         },
         index=claims.index,
     )
-

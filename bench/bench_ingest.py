@@ -1,0 +1,105 @@
+"""Ingest speed and memory, against a plain xml.etree + base64 reference parser on the same files.
+
+    uv run python bench/bench_ingest.py [--claims 20000] [--big-gb 1.0] [--workdir DIR]
+
+Prints claims/s for claimradar's ingest (all workers) and for the reference, their ratio, and the
+peak memory (RSS) of ingesting one big batch file, each measured in a fresh subprocess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+
+def reference_parse(folder: Path) -> int:
+    """The straightforward way: xml.etree iterparse, base64, ET.fromstring, dicts. No checks."""
+    claims = 0
+    rows: dict[str, list[dict]] = {"XML1": [], "XML2": [], "XML3": []}
+    for path in sorted(folder.glob("*.xml")):
+        for _, el in ET.iterparse(path, events=("end",)):
+            if el.tag != "HOSO":
+                continue
+            claims += 1
+            for fh in el.iter("FILEHOSO"):
+                loai = fh.findtext("LOAIHOSO")
+                doc = ET.fromstring(base64.b64decode(fh.findtext("NOIDUNGFILE")))
+                recs = [doc] if loai == "XML1" else list(doc[0])
+                rows[loai].extend({c.tag: c.text for c in r} for r in recs)
+            el.clear()
+        rows = {k: [] for k in rows}
+    return claims
+
+
+def _child(code: str) -> dict:
+    """Run code in a fresh interpreter; return its JSON result plus the child's peak RSS."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=HERE.parent
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--claims", type=int, default=20_000)
+    ap.add_argument("--big-gb", type=float, default=1.0, help="size of the big file; 0 skips")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    from envelopes import write_big_envelope, write_envelopes
+
+    env_dir = work / "envelopes"
+    if not env_dir.exists():
+        size = write_envelopes(env_dir, args.claims)
+        print(f"wrote {args.claims:,} claims in {size / 1e6:,.0f} MB of envelopes -> {env_dir}")
+
+    t = time.perf_counter()
+    n_ref = reference_parse(env_dir)
+    ref_s = time.perf_counter() - t
+    ours = _child(
+        "import json, time; from pathlib import Path; from features.ingest import ingest, Limits\n"
+        f"t = time.perf_counter(); r = ingest(Path({str(env_dir)!r}), Path({str(work / 'out')!r}),"
+        f" limits=Limits(workers={args.workers}))\n"
+        "print(json.dumps({'s': time.perf_counter() - t, 'claims': r.written['claims']}))"
+    )
+    rows = [
+        ("claimradar ingest (parse + validate + write)", ours["claims"], ours["s"]),
+        ("reference xml.etree + base64 (parse only)", n_ref, ref_s),
+    ]
+    print(f"\n{'parser':48} {'claims':>8} {'seconds':>8} {'claims/s':>9}")
+    for name, n, s in rows:
+        print(f"{name:48} {n:>8,} {s:>8.2f} {n / s:>9,.0f}")
+    print(f"ratio claimradar / reference: {(ours['claims'] / ours['s']) / (n_ref / ref_s):.2f}x")
+
+    if args.big_gb > 0:
+        big = work / "big.xml"
+        if not big.exists():
+            n = write_big_envelope(big, int(args.big_gb * 1024**3))
+            print(f"\nwrote {big.stat().st_size / 1e9:.2f} GB with {n:,} claims -> {big}")
+        res = _child(
+            "import json, time; from pathlib import Path; from features.ingest import ingest\n"
+            f"t = time.perf_counter(); r = ingest(Path({str(big)!r}), Path({str(work / 'big_out')!r}))\n"
+            "print(json.dumps({'s': time.perf_counter() - t, 'claims': r.written['claims']}))"
+        )
+        print(
+            f"big file: {res['claims']:,} claims in {res['s']:.1f} s "
+            f"({res['claims'] / res['s']:,.0f} claims/s), peak RSS {res['peak_rss_mb']:,.0f} MB"
+        )
+
+
+if __name__ == "__main__":
+    main()
