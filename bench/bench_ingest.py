@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -47,9 +46,14 @@ def _child(code: str) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=HERE.parent
     )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return result
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# Appended to each child's code: its own peak RSS and its workers' (Linux reports KiB).
+PEAK = (
+    "import resource as _r; _m = max(_r.getrusage(_r.RUSAGE_SELF).ru_maxrss,"
+    " _r.getrusage(_r.RUSAGE_CHILDREN).ru_maxrss) / 1024\n"
+)
 
 
 def main() -> None:
@@ -74,7 +78,9 @@ def main() -> None:
         "import json, time; from pathlib import Path; from features.ingest import ingest, Limits\n"
         f"t = time.perf_counter(); r = ingest(Path({str(env_dir)!r}), Path({str(work / 'out')!r}),"
         f" limits=Limits(workers={args.workers}))\n"
-        "print(json.dumps({'s': time.perf_counter() - t, 'claims': r.written['claims']}))"
+        + PEAK
+        + "print(json.dumps({'s': time.perf_counter() - t, 'claims': r.written['claims'], "
+        "'peak_rss_mb': _m}))"
     )
     rows = [
         ("claimradar ingest (parse + validate + write)", ours["claims"], ours["s"]),
@@ -84,6 +90,7 @@ def main() -> None:
     for name, n, s in rows:
         print(f"{name:48} {n:>8,} {s:>8.2f} {n / s:>9,.0f}")
     print(f"ratio claimradar / reference: {(ours['claims'] / ours['s']) / (n_ref / ref_s):.2f}x")
+    print(f"peak RSS of the ingest (largest process): {ours['peak_rss_mb']:,.0f} MB")
 
     if args.big_gb > 0:
         big = work / "big.xml"
@@ -92,8 +99,11 @@ def main() -> None:
             print(f"\nwrote {big.stat().st_size / 1e9:.2f} GB with {n:,} claims -> {big}")
         res = _child(
             "import json, time; from pathlib import Path; from features.ingest import ingest\n"
-            f"t = time.perf_counter(); r = ingest(Path({str(big)!r}), Path({str(work / 'big_out')!r}))\n"
-            "print(json.dumps({'s': time.perf_counter() - t, 'claims': r.written['claims']}))"
+            f"t = time.perf_counter(); r = ingest(Path({str(big)!r}), "
+            f"Path({str(work / 'big_out')!r}))\n"
+            + PEAK
+            + "print(json.dumps({'s': time.perf_counter() - t, 'claims': r.written['claims'], "
+            "'peak_rss_mb': _m}))"
         )
         print(
             f"big file: {res['claims']:,} claims in {res['s']:.1f} s "

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
         default=64 * 1024**2, description="Largest decoded table document inside one dossier."
     )
     ingest_chunk_claims: int = Field(
-        default=20_000, description="Claims held in memory before a chunk is written."
+        default=2_000, description="Claims held in memory before a chunk is written."
     )
     ingest_workers: int = Field(default=2, description="Processes parsing envelope files.")
 

@@ -64,7 +64,7 @@ class Limits:
     max_depth: int = 32
     max_field_chars: int = 65_536
     max_table_bytes: int = 64 * 1024**2
-    chunk_claims: int = 20_000
+    chunk_claims: int = 2_000
     workers: int = 2
 
     @classmethod

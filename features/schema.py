@@ -491,3 +491,33 @@ VISIT_TYPES = {
     "09": "inpatient under 4 hours",
     "10": "other",
 }
+
+
+def contract_markdown() -> str:
+    """The field tables of docs/data-contract.md, generated from this module (a test keeps the
+    document in step with the code)."""
+    out = []
+    for t in TABLES.values():
+        source = f"XML 130 table {t.xml_table}" if t.xml_table else "tabular input only"
+        out.append(f"### `{t.name}` ({source})\n\n{t.description}\n")
+        out.append("| column | XML 130 name | 4210 / other names | type | unit | required | rule |")
+        out.append("| --- | --- | --- | --- | --- | --- | --- |")
+        for f in t.fields:
+            rule = []
+            if f.max_len:
+                rule.append(f"≤ {f.max_len} chars")
+            if f.pattern:
+                rule.append(f"`{f.pattern}`")
+            if f.allowed:
+                rule.append("one of " + ", ".join(map(str, f.allowed)))
+            if f.personal:
+                rule.append("personal data")
+            desc = f" — {f.description}" if f.description else ""
+            rules = "; ".join(rule).replace("|", "\\|")
+            out.append(
+                f"| `{f.name}`{desc} | `{f.xml}` | {', '.join(f'`{a}`' for a in f.aliases)} "
+                f"| {f.kind} ({f.dtype}) | {f.unit} | {'yes' if f.required else ''} "
+                f"| {rules} |"
+            )
+        out.append("")
+    return "\n".join(out)

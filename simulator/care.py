@@ -227,7 +227,8 @@ def acute_episodes(world: World, n_claims: int, bounds: np.ndarray, rng) -> Cols
     same_day = (vtype == cat.INPATIENT) & (los == 0)
     ra = np.where(same_day, vao_nt + 250 + rng.integers(0, 400, n), ra)
     ra = np.where(vtype == cat.EXAM, vao + 25 + rng.integers(0, 150, n), ra)
-    ra = np.where(vtype == cat.SHORT_STAY, vao_nt + 60 + rng.integers(0, 160, n), ra)
+    vao_nt = np.where(vtype == cat.SHORT_STAY, vao + 10 + rng.integers(0, 30, n), vao_nt)
+    ra = np.where(vtype == cat.SHORT_STAY, vao_nt + 40 + rng.integers(0, 150, n), ra)
     ra = np.where(vtype == cat.OUT_TREAT, (day + course - 1) * MINUTES_PER_DAY + 1439, ra)
     ra = np.maximum(ra, np.where(vao_nt > 0, vao_nt + 30, vao + 15))
     stay_days = (ra // MINUTES_PER_DAY) - day

@@ -511,11 +511,11 @@ DISEASES: tuple[Disease, ...] = (
             visit_mix={INPATIENT: 1.0}, los=10, severity=2, dept="K03",
             inp=(("CT_HEAD", 1), ("MRI_BRAIN", 0.25), ("ASA", 0.9), ("CLOPI", 0.6),
                  ("ATOR", 0.9), ("NACL", 0.9), ("CHOL", 0.9), ("TRIG", 0.8), ("ECHO", 0.3),
-                 ("PHYSIO", 0.5), ("BED_ICU", 0.08))),  # fmt: skip
+                 ("PHYSIO", 0.5))),  # fmt: skip
     Disease("I21.9", "Nhồi máu cơ tim cấp", "Đau ngực", 0.15, (0, 0, 0.05, 1, 4), male_bias=2.0,
             visit_mix={INPATIENT: 1.0}, los=7, severity=2, dept="K04",
             inp=(("ECG", 1), ("TROP", 1), ("ECHO", 0.9), ("ASA", 1), ("CLOPI", 0.9),
-                 ("ENOX", 0.8), ("ATOR", 1), ("BED_ICU", 0.3))),  # fmt: skip
+                 ("ENOX", 0.8), ("ATOR", 1))),  # fmt: skip
     Disease("I50.9", "Suy tim", "Khó thở, phù", 0.6, (0, 0, 0.05, 1, 6),
             visit_mix={EXAM: 0.4, INPATIENT: 0.6}, los=7, severity=1, dept="K04",
             out=(("FURO", 0.8), ("BISO", 0.5), ("ECHO", 0.3), ("ECG", 0.7)),
@@ -535,7 +535,7 @@ DISEASES: tuple[Disease, ...] = (
     Disease("K92.2", "Xuất huyết tiêu hóa", "Nôn ra máu, đi ngoài phân đen", 0.2,
             (0, 0.05, 0.4, 1, 3), male_bias=1.8, visit_mix={INPATIENT: 1.0}, los=6, severity=2,
             dept="K03", inp=(("SCOPE", 0.9), ("ESOM_IV", 1), ("RBC", 0.4), ("CBC", 1),
-                             ("COAG", 0.7), ("ABO", 0.6), ("NACL", 0.9), ("BED_ICU", 0.1))),
+                             ("COAG", 0.7), ("ABO", 0.6), ("NACL", 0.9))),
     Disease("C34.9", "Ung thư phổi", "Ho kéo dài, gầy sút", 0.08, (0, 0, 0.05, 1, 4),
             male_bias=2.5, visit_mix={EXAM: 0.3, INPATIENT: 0.7}, los=10, severity=2,
             dept="K03", out=(("CT_CHEST_C", 0.6), ("CBC", 0.9), ("XR_CHEST", 0.5)),
