@@ -240,7 +240,12 @@ def demo(
         _print_frame("claims by visit type", by_type)
     rej = tables.get("rejections")
     if rej is not None and len(rej):
-        _print_frame("rejections", rej[["source_file", "claim_id", "table", "field", "error"]])
+        own = rej[(rej["field"] != "") | (rej["table"] == "file")]
+        _print_frame("rejections (field errors)", own[["source_file", "field", "value", "error"]])
+        console.print(
+            f"{len(rej) - len(own)} more record(s) were rejected with their claims; "
+            f"the full report is {work / 'dataset' / 'rejections.parquet'}"
+        )
     typer.echo(f"demo: {report.summary()}")
 
 

@@ -728,11 +728,8 @@ def _ingest_envelopes(src: Path, run: _Run, limits: Limits, progress: Progress |
 
 def _file_error_message(e: Exception) -> str:
     if isinstance(e, etree.XMLSyntaxError):
-        line = getattr(e, "lineno", None) or (
-            e.position[0] if getattr(e, "position", None) else "?"
-        )
         return (
-            f"malformed or truncated XML at line {line}: {e.msg}; "
+            f"malformed or truncated XML: {e.msg}; "
             "dossiers complete before this point were read, the rest of the file was not"
         )
     return f"file refused: {e}"

@@ -80,7 +80,8 @@ def chronic_visits(world: World, bounds: np.ndarray, rng: np.random.Generator) -
     months = len(bounds) - 1
     supply = np.where(rng.random(len(cp)) < 0.3, 28, 30)
     k = int(np.ceil(months * 31 / 28)) + 2
-    gap = rng.choice([0, 1, 2, 3, 5, 7], (len(cp), k), p=[0.4, 0.25, 0.15, 0.1, 0.06, 0.04])
+    # at least one day of slack, so moving a Sunday pickup to Monday never shortens a supply
+    gap = rng.choice([1, 2, 3, 4, 6, 8], (len(cp), k), p=[0.4, 0.25, 0.15, 0.1, 0.06, 0.04])
     skip = rng.random((len(cp), k)) < 0.07
     intervals = supply[:, None] * (1 + skip) + gap
     first = bounds[0] - supply + rng.integers(0, 30, len(cp))
