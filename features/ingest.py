@@ -15,6 +15,7 @@ import itertools
 import json
 import multiprocessing
 import re
+import shutil
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -607,6 +608,10 @@ def ingest(
     return report
 
 
+# Ground truth of a simulated world (simulator/): not part of the contract, copied as is.
+TRUTH_FILES = ("truth.parquet", "truth_lines.parquet")
+
+
 def _ingest_tabular(src: Path, run: _Run, limits: Limits, progress: Progress | None) -> None:
     done = 0
     for batch, n, total in _tabular_batches(src, limits):
@@ -615,6 +620,9 @@ def _ingest_tabular(src: Path, run: _Run, limits: Limits, progress: Progress | N
         if progress:
             progress(done, total)
     run.report.files_read = sum(_table_source(src, s) is not None for s in ("xml1", "xml2", "xml3"))
+    for name in TRUTH_FILES:  # simulated ground truth travels with the data, unchanged
+        if (src / name).exists():
+            shutil.copyfile(src / name, run.out / name)
     for stem, table in (("facilities", FACILITIES), ("labels", LABELS)):
         p = _table_source(src, stem)
         if p is None:

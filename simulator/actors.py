@@ -17,34 +17,117 @@ from simulator.frame import Cols
 PROVINCE = "49"
 PROVINCE_NAME = "Quảng Nam"
 DISTRICT_NAMES = (
-    "Tam Kỳ", "Hội An", "Điện Bàn", "Duy Xuyên", "Đại Lộc", "Quế Sơn", "Thăng Bình", "Núi Thành",
-    "Phú Ninh", "Tiên Phước", "Hiệp Đức", "Nông Sơn", "Bắc Trà My", "Nam Trà My", "Phước Sơn",
-    "Nam Giang", "Đông Giang", "Tây Giang",
-)  # fmt: skip
-_COMMUNE_A = ("Tam", "Duy", "Điện", "Đại", "Quế", "Bình", "Tam", "Phú", "Tiên", "Hòa", "Sông",
-              "Trà", "Phước", "Thăng", "Cẩm", "Xuân")  # fmt: skip
-_COMMUNE_B = ("Hòa", "An", "Phước", "Thành", "Hiệp", "Lộc", "Minh", "Trung", "Thạnh", "Nghĩa",
-              "Hải", "Sơn", "Tân", "Quang", "Phong", "Mỹ", "Long", "Xuân")  # fmt: skip
-_PRIVATE = ("Thiện Nhân", "Bình An", "Hòa Bình", "Minh Thiện", "Phúc Khang", "Vĩnh Đức",
-            "Thái Bình Dương", "Hoàn Mỹ", "Quảng Đà", "Tâm Trí", "An Phước", "Hưng Thịnh")  # fmt: skip
+    "Tam Kỳ",
+    "Hội An",
+    "Điện Bàn",
+    "Duy Xuyên",
+    "Đại Lộc",
+    "Quế Sơn",
+    "Thăng Bình",
+    "Núi Thành",
+    "Phú Ninh",
+    "Tiên Phước",
+    "Hiệp Đức",
+    "Nông Sơn",
+    "Bắc Trà My",
+    "Nam Trà My",
+    "Phước Sơn",
+    "Nam Giang",
+    "Đông Giang",
+    "Tây Giang",
+)
+_COMMUNE_A = (
+    "Tam",
+    "Duy",
+    "Điện",
+    "Đại",
+    "Quế",
+    "Bình",
+    "Tam",
+    "Phú",
+    "Tiên",
+    "Hòa",
+    "Sông",
+    "Trà",
+    "Phước",
+    "Thăng",
+    "Cẩm",
+    "Xuân",
+)
+_COMMUNE_B = (
+    "Hòa",
+    "An",
+    "Phước",
+    "Thành",
+    "Hiệp",
+    "Lộc",
+    "Minh",
+    "Trung",
+    "Thạnh",
+    "Nghĩa",
+    "Hải",
+    "Sơn",
+    "Tân",
+    "Quang",
+    "Phong",
+    "Mỹ",
+    "Long",
+    "Xuân",
+)
+_PRIVATE = (
+    "Thiện Nhân",
+    "Bình An",
+    "Hòa Bình",
+    "Minh Thiện",
+    "Phúc Khang",
+    "Vĩnh Đức",
+    "Thái Bình Dương",
+    "Hoàn Mỹ",
+    "Quảng Đà",
+    "Tâm Trí",
+    "An Phước",
+    "Hưng Thịnh",
+)
 
 # Beneficiary groups: (letters, benefit digit). Digit -> benefit %: 1, 2, 5 -> 100; 3 -> 95; 4 -> 80.
-GROUPS = (("TE", 1), ("HS", 4), ("DN", 4), ("HC", 4), ("GD", 4), ("HN", 2), ("CN", 3), ("DT", 2),
-          ("HT", 3), ("CC", 1), ("BT", 2))  # fmt: skip
+GROUPS = (
+    ("TE", 1),
+    ("HS", 4),
+    ("DN", 4),
+    ("HC", 4),
+    ("GD", 4),
+    ("HN", 2),
+    ("CN", 3),
+    ("DT", 2),
+    ("HT", 3),
+    ("CC", 1),
+    ("BT", 2),
+)
 GROUP_LETTERS = np.array([g for g, _ in GROUPS])
 GROUP_DIGIT = np.array([d for _, d in GROUPS], dtype=np.int8)
 BENEFIT_PCT = {1: 100, 2: 100, 3: 95, 4: 80, 5: 100}
 # Group mix per age band (0-5, 6-15, 16-39, 40-59, 60+), columns in GROUPS order.
-_GROUP_MIX = np.array([
-    [1.00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-    [0, 0.70, 0, 0, 0.12, 0.08, 0.03, 0.07, 0, 0, 0],
-    [0, 0.12, 0.40, 0.08, 0.24, 0.06, 0.03, 0.06, 0, 0.01, 0],
-    [0, 0, 0.38, 0.10, 0.30, 0.07, 0.04, 0.07, 0.02, 0.02, 0],
-    [0, 0, 0.02, 0.01, 0.30, 0.08, 0.03, 0.07, 0.32, 0.05, 0.12],
-])  # fmt: skip
+_GROUP_MIX = np.array(
+    [
+        [1.00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        [0, 0.70, 0, 0, 0.12, 0.08, 0.03, 0.07, 0, 0, 0],
+        [0, 0.12, 0.40, 0.08, 0.24, 0.06, 0.03, 0.06, 0, 0.01, 0],
+        [0, 0, 0.38, 0.10, 0.30, 0.07, 0.04, 0.07, 0.02, 0.02, 0],
+        [0, 0, 0.02, 0.01, 0.30, 0.08, 0.03, 0.07, 0.32, 0.05, 0.12],
+    ]
+)
 # Age pyramid: (lower age, upper age, share).
-PYRAMID = ((0, 5, 0.075), (5, 15, 0.15), (15, 25, 0.14), (25, 35, 0.16), (35, 45, 0.15),
-           (45, 55, 0.12), (55, 65, 0.10), (65, 75, 0.065), (75, 95, 0.04))  # fmt: skip
+PYRAMID = (
+    (0, 5, 0.075),
+    (5, 15, 0.15),
+    (15, 25, 0.14),
+    (25, 35, 0.16),
+    (35, 45, 0.15),
+    (45, 55, 0.12),
+    (55, 65, 0.10),
+    (65, 75, 0.065),
+    (75, 95, 0.04),
+)
 
 PEOPLE_PER_DISTRICT = 82_000
 PEOPLE_PER_COMMUNE = 6_000
@@ -76,8 +159,12 @@ def facility_code(seq: np.ndarray) -> np.ndarray:
         else:
             s -= 1000
             digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-            out.append(PROVINCE + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[s // 1296 % 26]
-                       + digits[s // 36 % 36] + digits[s % 36])  # fmt: skip
+            out.append(
+                PROVINCE
+                + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"[s // 1296 % 26]
+                + digits[s // 36 % 36]
+                + digits[s % 36]
+            )
     return np.array(out)
 
 
@@ -91,16 +178,24 @@ def build_world(n_people: int, ref_day: int, rng: np.random.Generator) -> World:
     n_communes = len(commune_district)
     a = rng.integers(0, len(_COMMUNE_A), n_communes)
     b = rng.integers(0, len(_COMMUNE_B), n_communes)
-    commune_names = np.array([f"{_COMMUNE_A[i]} {_COMMUNE_B[j]}" for i, j in zip(a, b, strict=True)])
+    commune_names = np.array(
+        [f"{_COMMUNE_A[i]} {_COMMUNE_B[j]}" for i, j in zip(a, b, strict=True)]
+    )
 
     # --- facilities, in code order: central, provincial, district, commune, private
     n_prov = 1 if n_people < 200_000 else 3
     n_pk = max(1, round(n_people / 50_000))
     n_ph = max(1, round(n_people / 250_000))
-    level = np.concatenate([
-        [cat.TW], np.full(n_prov, cat.T), np.full(n_districts, cat.H), np.full(n_communes, cat.X),
-        np.full(n_pk, cat.PK), np.full(n_ph, cat.PH),
-    ])  # fmt: skip
+    level = np.concatenate(
+        [
+            [cat.TW],
+            np.full(n_prov, cat.T),
+            np.full(n_districts, cat.H),
+            np.full(n_communes, cat.X),
+            np.full(n_pk, cat.PK),
+            np.full(n_ph, cat.PH),
+        ]
+    )
     nf = len(level)
     district = np.full(nf, -1)
     commune = np.full(nf, -1)
@@ -122,17 +217,34 @@ def build_world(n_people: int, ref_day: int, rng: np.random.Generator) -> World:
     weight[p0 : p0 + n_pk] = rng.lognormal(0, 0.6, n_pk)
     private = level >= cat.PK
     names = ["Bệnh viện Trung ương Quảng Nam"]
-    names += ["Bệnh viện Đa khoa tỉnh Quảng Nam", "Bệnh viện Sản - Nhi tỉnh Quảng Nam",
-              "Bệnh viện Đa khoa khu vực miền núi phía Bắc Quảng Nam"][:n_prov]  # fmt: skip
+    names += [
+        "Bệnh viện Đa khoa tỉnh Quảng Nam",
+        "Bệnh viện Sản - Nhi tỉnh Quảng Nam",
+        "Bệnh viện Đa khoa khu vực miền núi phía Bắc Quảng Nam",
+    ][:n_prov]
     dn = [DISTRICT_NAMES[i] for i in range(n_districts)]
-    names += [f"Trung tâm Y tế {'thành phố' if i < 2 else 'huyện'} {dn[i]}" for i in range(n_districts)]
+    names += [
+        f"Trung tâm Y tế {'thành phố' if i < 2 else 'huyện'} {dn[i]}" for i in range(n_districts)
+    ]
     names += [f"Trạm Y tế xã {commune_names[i]}" for i in range(n_communes)]
-    names += [f"Phòng khám đa khoa {_PRIVATE[i % len(_PRIVATE)]}" + (f" {i // len(_PRIVATE) + 1}" if i >= len(_PRIVATE) else "") for i in range(n_pk)]  # fmt: skip
-    names += [f"Bệnh viện đa khoa tư nhân {_PRIVATE[-1 - i % len(_PRIVATE)]}" + (f" {i // len(_PRIVATE) + 1}" if i >= len(_PRIVATE) else "") for i in range(n_ph)]  # fmt: skip
+    names += [
+        f"Phòng khám đa khoa {_PRIVATE[i % len(_PRIVATE)]}"
+        + (f" {i // len(_PRIVATE) + 1}" if i >= len(_PRIVATE) else "")
+        for i in range(n_pk)
+    ]
+    names += [
+        f"Bệnh viện đa khoa tư nhân {_PRIVATE[-1 - i % len(_PRIVATE)]}"
+        + (f" {i // len(_PRIVATE) + 1}" if i >= len(_PRIVATE) else "")
+        for i in range(n_ph)
+    ]
     facilities = Cols(
-        level=level.astype(np.int8), district=district, commune=commune, beds=beds,
-        weight=weight, private=private,
-    )  # fmt: skip
+        level=level.astype(np.int8),
+        district=district,
+        commune=commune,
+        beds=beds,
+        weight=weight,
+        private=private,
+    )
 
     # --- people
     P = n_people
@@ -189,19 +301,34 @@ def build_world(n_people: int, ref_day: int, rng: np.random.Generator) -> World:
 
     birth_day = ref_day - np.round(age_years * 365.25).astype(np.int64)
     people = Cols(
-        age_years=age_years, age_band=age_band.astype(np.int8), sex=sex, birth_day=birth_day,
-        commune=person_commune, district=pd_, group=group, si=si, registered=reg,
-        chronic=chronic, comorbid=comorbid, card_anchor=rng.integers(0, 365, P),
+        age_years=age_years,
+        age_band=age_band.astype(np.int8),
+        sex=sex,
+        birth_day=birth_day,
+        commune=person_commune,
+        district=pd_,
+        group=group,
+        si=si,
+        registered=reg,
+        chronic=chronic,
+        comorbid=comorbid,
+        card_anchor=rng.integers(0, 365, P),
         ethnic=np.where(rng.random(P) < 0.92, 1, rng.choice([2, 3, 4, 5, 21, 25, 32], P)),
         area=np.where(GROUP_LETTERS[group] == "DT", rng.integers(1, 4, P), 0),
         death_day=np.full(P, np.iinfo(np.int64).max),
-    )  # fmt: skip
+    )
     return World(
-        facilities=facilities, facility_code=facility_code(np.arange(1, nf + 1)),
-        facility_name=np.array(names), district_hospital=dh, commune_station=station,
-        commune_district=commune_district, district_names=tuple(dn), commune_names=commune_names,
-        people=people, n_people=P,
-    )  # fmt: skip
+        facilities=facilities,
+        facility_code=facility_code(np.arange(1, nf + 1)),
+        facility_name=np.array(names),
+        district_hospital=dh,
+        commune_station=station,
+        commune_district=commune_district,
+        district_names=tuple(dn),
+        commune_names=commune_names,
+        people=people,
+        n_people=P,
+    )
 
 
 def card_percent(people: Cols) -> np.ndarray:

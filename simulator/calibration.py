@@ -39,7 +39,9 @@ def calibration_report(out_dir: Path) -> pd.DataFrame:
     """Columns: figure, published, simulated, tolerance, ok (NA when the world is too short)."""
     out_dir = Path(out_dir)
     meta = json.loads((out_dir / "manifest.json").read_text())
-    x1 = pq.read_table(out_dir / "xml1.parquet", columns=["NGAY_VAO", "T_BHTT", "MA_LOAI_KCB"]).to_pandas()
+    x1 = pq.read_table(
+        out_dir / "xml1.parquet", columns=["NGAY_VAO", "T_BHTT", "MA_LOAI_KCB"]
+    ).to_pandas()
     lab = pq.read_table(out_dir / "labels.parquet", columns=["T_XUATTOAN"]).to_pandas()
     months = int(meta["months"])
     start = np.datetime64(meta["start"], "M")
@@ -65,7 +67,9 @@ def calibration_report(out_dir: Path) -> pd.DataFrame:
         else:
             ok = bool(abs(sim - pub) <= tol * abs(pub))
         text = f"±{tol:g}" if kind == "abs" else f"±{tol:.0%}"
-        rows.append({"figure": figure, "published": pub, "simulated": sim, "tolerance": text, "ok": ok})
+        rows.append(
+            {"figure": figure, "published": pub, "simulated": sim, "tolerance": text, "ok": ok}
+        )
     df = pd.DataFrame(rows)
     df["ok"] = df["ok"].astype("boolean")
     return df

@@ -20,24 +20,51 @@ INTENSITY_GROWTH = 0.085
 ACUTE_RATE = np.array([3.0, 1.1, 0.65, 0.95, 1.9])
 # Level mix per visit type and severity: columns TW, T, H, X, PK, PH.
 LEVEL_P = {
-    cat.EXAM: np.array([[0.01, 0.06, 0.50, 0.22, 0.14, 0.07],
-                        [0.03, 0.14, 0.48, 0.15, 0.10, 0.10],
-                        [0.08, 0.30, 0.47, 0.00, 0.05, 0.10]]),
-    cat.INPATIENT: np.array([[0.02, 0.16, 0.62, 0.06, 0.00, 0.14],
-                             [0.05, 0.28, 0.54, 0.00, 0.00, 0.13],
-                             [0.12, 0.45, 0.35, 0.00, 0.00, 0.08]]),
+    cat.EXAM: np.array(
+        [
+            [0.01, 0.06, 0.50, 0.22, 0.14, 0.07],
+            [0.03, 0.14, 0.48, 0.15, 0.10, 0.10],
+            [0.08, 0.30, 0.47, 0.00, 0.05, 0.10],
+        ]
+    ),
+    cat.INPATIENT: np.array(
+        [
+            [0.02, 0.16, 0.62, 0.06, 0.00, 0.14],
+            [0.05, 0.28, 0.54, 0.00, 0.00, 0.13],
+            [0.12, 0.45, 0.35, 0.00, 0.00, 0.08],
+        ]
+    ),
     cat.OUT_TREAT: np.array([[0.0, 0.3, 0.6, 0.0, 0.0, 0.1]] * 3),
-}  # fmt: skip
+}
 # Optional-item intensity by level (tests and imaging are ordered more at big and private places).
 LEVEL_INTENSITY = np.array([1.2, 1.15, 1.0, 0.7, 1.3, 1.3])
 # Claims per clinician per working day: outpatient exam rooms, then inpatient wards.
 EXAM_LOAD, WARD_LOAD = 35.0, 3.0
 
 CLAIM_COLUMNS = (
-    "person", "card_person", "facility", "disease", "vtype", "route", "vao", "vao_nt", "ra",
-    "days", "bed_days", "supply", "outcome", "rv_type", "ref_from", "ref_to", "dept", "clinician",
-    "episode", "emergency", "chronic_visit", "origin",
-)  # fmt: skip
+    "person",
+    "card_person",
+    "facility",
+    "disease",
+    "vtype",
+    "route",
+    "vao",
+    "vao_nt",
+    "ra",
+    "days",
+    "bed_days",
+    "supply",
+    "outcome",
+    "rv_type",
+    "ref_from",
+    "ref_to",
+    "dept",
+    "clinician",
+    "episode",
+    "emergency",
+    "chronic_visit",
+    "origin",
+)
 
 
 def _empty_claims(n: int) -> Cols:
@@ -144,8 +171,9 @@ def acute_episodes(world: World, n_claims: int, bounds: np.ndarray, rng) -> Cols
             if len(idx) == 0:
                 continue
             sexok = (da["sex"] == 0) | (da["sex"] == s)
-            sexf = np.where(s == 1, 2 * da["male_bias"] / (1 + da["male_bias"]),
-                            2 / (1 + da["male_bias"]))  # fmt: skip
+            sexf = np.where(
+                s == 1, 2 * da["male_bias"] / (1 + da["male_bias"]), 2 / (1 + da["male_bias"])
+            )
             wd = da["weight"] * da["ages"][:, b] * sexf * sexok
             table = trend[:, None] * wd[None, :] * da["season"][:, cal].T
             cdf = np.cumsum(table.ravel())
@@ -186,7 +214,7 @@ def acute_episodes(world: World, n_claims: int, bounds: np.ndarray, rng) -> Cols
     vtype = np.where(mild_in & (u < 0.06), cat.SHORT_STAY, vtype)
     vtype = np.where(mild_in & (u >= 0.06) & (u < 0.10), cat.DAYCARE, vtype)
 
-    inpatient = np.isin(vtype, cat.INPATIENT_TYPES + (cat.SHORT_STAY,))
+    inpatient = np.isin(vtype, (*cat.INPATIENT_TYPES, cat.SHORT_STAY))
     emergency = inpatient & (rng.random(n) < np.choose(sev, [0.08, 0.3, 0.45]))
     # route kind: referral into provincial/central care, wrong route, province-level free access
     route = np.full(n, cat.R_DISTRICT, dtype=np.int64)
@@ -222,8 +250,11 @@ def acute_episodes(world: World, n_claims: int, bounds: np.ndarray, rng) -> Cols
     los = np.where(vtype == cat.DAYCARE, rng.integers(1, 5, n), los)
     course = np.where(vtype == cat.OUT_TREAT, rng.integers(5, 11, n), 0)
     los = np.where(np.isin(vtype, [cat.EXAM, cat.SHORT_STAY]), 0, los)
-    vao_nt = np.where(np.isin(vtype, cat.INPATIENT_TYPES + (cat.SHORT_STAY,)),
-                      vao + 15 + rng.integers(0, 100, n), -1)  # fmt: skip
+    vao_nt = np.where(
+        np.isin(vtype, (*cat.INPATIENT_TYPES, cat.SHORT_STAY)),
+        vao + 15 + rng.integers(0, 100, n),
+        -1,
+    )
     ra = (day + los) * MINUTES_PER_DAY + 480 + rng.integers(0, 240, n)
     same_day = (vtype == cat.INPATIENT) & (los == 0)
     ra = np.where(same_day, vao_nt + 250 + rng.integers(0, 400, n), ra)
@@ -237,16 +268,32 @@ def acute_episodes(world: World, n_claims: int, bounds: np.ndarray, rng) -> Cols
     bed_days = np.where(np.isin(vtype, cat.INPATIENT_TYPES), np.maximum(stay_days, 1), 0)
 
     c = _empty_claims(n)
-    c.update(person=person, card_person=person.copy(), facility=facility, disease=disease,
-             vtype=vtype, route=route, vao=vao, vao_nt=vao_nt, ra=ra, days=days,
-             bed_days=bed_days, emergency=emergency)  # fmt: skip
+    c.update(
+        person=person,
+        card_person=person.copy(),
+        facility=facility,
+        disease=disease,
+        vtype=vtype,
+        route=route,
+        vao=vao,
+        vao_nt=vao_nt,
+        ra=ra,
+        days=days,
+        bed_days=bed_days,
+        emergency=emergency,
+    )
     c["supply"] = np.where(vtype == cat.EXAM, da["course"][disease], course)
     out_u = rng.random(n)
-    c["outcome"] = np.where(inpatient, np.where(out_u < 0.35, 1, np.where(out_u < 0.96, 2, 3)),
-                            np.where(out_u < 0.15, 1, np.where(out_u < 0.75, 2, 3)))  # fmt: skip
+    c["outcome"] = np.where(
+        inpatient,
+        np.where(out_u < 0.35, 1, np.where(out_u < 0.96, 2, 3)),
+        np.where(out_u < 0.15, 1, np.where(out_u < 0.75, 2, 3)),
+    )
     c["rv_type"] = np.ones(n, dtype=np.int64)
     c["episode"] = np.arange(n)
-    c["ref_from"] = np.where(route == cat.R_REFERRAL, world.district_hospital[ppl["district"][person]], -1)
+    c["ref_from"] = np.where(
+        route == cat.R_REFERRAL, world.district_hospital[ppl["district"][person]], -1
+    )
 
     # the referring visits: an exam at the district hospital that ends in a transfer
     oi = np.flatnonzero(has_origin)
@@ -255,9 +302,15 @@ def acute_episodes(world: World, n_claims: int, bounds: np.ndarray, rng) -> Cols
     o["vtype"] = np.full(len(oi), cat.EXAM)
     o["route"] = np.full(len(oi), cat.R_DISTRICT)
     o["emergency"] = np.zeros(len(oi), dtype=bool)
-    earlier = np.where(vao[oi] % MINUTES_PER_DAY < 720, MINUTES_PER_DAY, 0) + 120 + rng.integers(0, 60, len(oi))
-    o["vao"] = vao[oi] - earlier
-    o["ra"] = o["vao"] + 40 + rng.integers(0, 40, len(oi))
+    earlier = (
+        np.where(vao[oi] % MINUTES_PER_DAY < 720, MINUTES_PER_DAY, 0)
+        + 120
+        + rng.integers(0, 60, len(oi))
+    )
+    # the referring visit ends before the referral, and inside the simulated period
+    o["vao"] = np.maximum(vao[oi] - earlier, bounds[0] * MINUTES_PER_DAY)
+    o["ra"] = np.minimum(o["vao"] + 40 + rng.integers(0, 40, len(oi)), vao[oi] - 5)
+    o["vao"] = np.minimum(o["vao"], o["ra"] - 5)
     o["vao_nt"] = np.full(len(oi), -1)
     o["days"] = np.zeros(len(oi), dtype=np.int64)
     o["bed_days"] = np.zeros(len(oi), dtype=np.int64)
@@ -286,7 +339,9 @@ def _facility_at_level(world: World, person, level, disease, rng) -> np.ndarray:
         if lv == cat.T and len(ids) >= 2:
             # the obstetrics-paediatrics hospital takes most children and deliveries
             dept = cat.DISEASE_ARRAYS["dept"][disease[idx]]
-            kids = (ppl["age_band"][person[idx]] <= 1) | np.isin(dept, [cat.DEPT["K26"], cat.DEPT["K16"]])
+            kids = (ppl["age_band"][person[idx]] <= 1) | np.isin(
+                dept, [cat.DEPT["K26"], cat.DEPT["K16"]]
+            )
             out[idx[kids & (rng.random(len(idx)) < 0.7)]] = ids[1]
     return out
 
@@ -337,7 +392,9 @@ def resolve_overlaps(world: World, c: Cols, rng, rounds: int = 12) -> None:
         c["card_person"][rows] = c["person"][rows]
 
 
-def overlapping(person: np.ndarray, start: np.ndarray, end: np.ndarray, both: bool = False) -> np.ndarray:
+def overlapping(
+    person: np.ndarray, start: np.ndarray, end: np.ndarray, both: bool = False
+) -> np.ndarray:
     """Rows whose interval starts before an earlier interval of the same person has ended; with
     both=True also the row just before each of them (usually the stay they collide with)."""
     order = np.lexsort((start, person))
@@ -434,9 +491,25 @@ def generate_claims(world: World, n_claims: int, bounds: np.ndarray, rng) -> Col
 # Lines
 
 
-LINE_COLUMNS = ("claim", "item", "qty2", "price_bv", "price_bh", "ratio", "yl", "th", "kq", "dept",
-                "clin", "performer", "bed", "scheme", "qty2_honest", "price_bh_honest",
-                "price_bv_honest")  # fmt: skip
+LINE_COLUMNS = (
+    "claim",
+    "item",
+    "qty2",
+    "price_bv",
+    "price_bh",
+    "ratio",
+    "yl",
+    "th",
+    "kq",
+    "dept",
+    "clin",
+    "performer",
+    "bed",
+    "scheme",
+    "qty2_honest",
+    "price_bh_honest",
+    "price_bv_honest",
+)
 
 
 def _package(d: cat.Disease, cls: str) -> cat.Pkg:
@@ -450,14 +523,18 @@ def _package(d: cat.Disease, cls: str) -> cat.Pkg:
 def visit_class(vtype: np.ndarray) -> np.ndarray:
     """0 outpatient exam / treatment / short stay, 1 inpatient-type stay, 2 chronic visit."""
     return np.select(
-        [np.isin(vtype, cat.INPATIENT_TYPES), np.isin(vtype, [cat.CHRONIC_DRUGS, cat.CHRONIC_SERVICES])],
+        [
+            np.isin(vtype, cat.INPATIENT_TYPES),
+            np.isin(vtype, [cat.CHRONIC_DRUGS, cat.CHRONIC_SERVICES]),
+        ],
         [1, 2],
         0,
     )
 
 
-def draw_items(world: World, c: Cols, claim_idx: np.ndarray, day0: int, rng,
-               scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+def draw_items(
+    world: World, c: Cols, claim_idx: np.ndarray, day0: int, rng, scale: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
     """(claim, item) pairs of each claim's care package, drawn by probability."""
     cls = visit_class(c["vtype"][claim_idx])
     dz = c["disease"][claim_idx]
@@ -480,8 +557,9 @@ def draw_items(world: World, c: Cols, claim_idx: np.ndarray, day0: int, rng,
         items = np.array([cat.ITEM[i] for i, _ in pkg])
         p = np.array([q for _, q in pkg])
         optional = p < 1
-        pm = np.where(optional[None, :], np.minimum(p[None, :] * intensity[rows, None], 0.98),
-                      p[None, :])  # fmt: skip
+        pm = np.where(
+            optional[None, :], np.minimum(p[None, :] * intensity[rows, None], 0.98), p[None, :]
+        )
         pm = pm * allowed[items][:, lvl[rows]].T
         hit = rng.random(pm.shape) < pm
         r, j = np.nonzero(hit)
@@ -492,8 +570,16 @@ def draw_items(world: World, c: Cols, claim_idx: np.ndarray, day0: int, rng,
     return np.concatenate(out_c), np.concatenate(out_i)
 
 
-_QTY_RULES = {"PHYSIO": "course", "NEB": "day2", "DRESS": "half", "SYRINGE": "day2",
-              "IVSET": "third", "CANNULA": "third", "DIALYSIS": "sessions", "CBC": "fifth"}  # fmt: skip
+_QTY_RULES = {
+    "PHYSIO": "course",
+    "NEB": "day2",
+    "DRESS": "half",
+    "SYRINGE": "day2",
+    "IVSET": "third",
+    "CANNULA": "third",
+    "DIALYSIS": "sessions",
+    "CBC": "fifth",
+}
 
 
 def build_lines(world: World, c: Cols, claim_of: np.ndarray, item: np.ndarray, rng) -> Cols:
@@ -508,24 +594,29 @@ def build_lines(world: World, c: Cols, claim_of: np.ndarray, item: np.ndarray, r
     stay = np.maximum(bed_days, 1)
     # quantity in half units
     is_drug = ia["is_drug"][item]
-    drug_days = np.select([cls == 1, cls == 2], [stay, c["supply"][claim_of]],
-                          np.maximum(c["supply"][claim_of], 1))  # fmt: skip
+    drug_days = np.select(
+        [cls == 1, cls == 2], [stay, c["supply"][claim_of]], np.maximum(c["supply"][claim_of], 1)
+    )
     drug_days = np.where(vt == cat.SHORT_STAY, 1, drug_days)
     drug_days = np.where(vt == cat.CHRONIC_SERVICES, c["days"][claim_of] * 0 + 30, drug_days)
     inject = np.array([it.route.startswith("2.") for it in cat.ITEMS])[item]
-    drug_days = np.where(inject & (cls == 1), np.minimum(drug_days, 4 + rng.integers(0, 6, n)), drug_days)
+    drug_days = np.where(
+        inject & (cls == 1), np.minimum(drug_days, 4 + rng.integers(0, 6, n)), drug_days
+    )
     qty2 = np.where(is_drug, np.ceil(ia["daily"][item] * drug_days * 2), 2).astype(np.int64)
     course = np.maximum(c["days"][claim_of], rng.integers(5, 11, n))
     for key, rule in _QTY_RULES.items():
         m = item == cat.ITEM[key]
         if not m.any():
             continue
-        base = {"course": np.where(cls == 1, np.ceil(stay / 2), course),
-                "day2": np.where(cls == 1, np.minimum(stay * 2, 10), 1),
-                "half": np.where(cls == 1, np.ceil(stay / 2), 1),
-                "third": np.ceil(stay / 3),
-                "sessions": c["days"][claim_of],
-                "fifth": 1 + stay // 5}[rule]  # fmt: skip
+        base = {
+            "course": np.where(cls == 1, np.ceil(stay / 2), course),
+            "day2": np.where(cls == 1, np.minimum(stay * 2, 10), 1),
+            "half": np.where(cls == 1, np.ceil(stay / 2), 1),
+            "third": np.ceil(stay / 3),
+            "sessions": c["days"][claim_of],
+            "fifth": 1 + stay // 5,
+        }[rule]
         qty2[m] = (np.asarray(base)[m] * 2).astype(np.int64)
     approved = ia["approved"][item, lvl]
     markup = np.where(ia["is_drug"][item], 1.0, cat.PRIVATE_MARKUP[lvl])
@@ -550,13 +641,24 @@ def build_lines(world: World, c: Cols, claim_of: np.ndarray, item: np.ndarray, r
     dept = np.where(np.isin(grp, [2, 3]) & big, cat.DEPT["K43"], dept)
     bed = np.where(np.isin(grp, [14, 15, 16]), rng.integers(1, 60, n), -1)
     return Cols(
-        claim=claim_of.astype(np.int64), item=item.astype(np.int64), qty2=qty2,
-        price_bv=price_bv, price_bh=approved.astype(np.int64), ratio=ia["ratio"][item].astype(np.int64),
-        yl=yl, th=th, kq=kq, dept=dept.astype(np.int64), clin=c["clinician"][claim_of].copy(),
-        performer=np.full(n, -1, dtype=np.int64), bed=bed.astype(np.int64),
-        scheme=np.full(n, -1, dtype=np.int64), qty2_honest=qty2.copy(),
-        price_bh_honest=approved.astype(np.int64), price_bv_honest=price_bv.copy(),
-    )  # fmt: skip
+        claim=claim_of.astype(np.int64),
+        item=item.astype(np.int64),
+        qty2=qty2,
+        price_bv=price_bv,
+        price_bh=approved.astype(np.int64),
+        ratio=ia["ratio"][item].astype(np.int64),
+        yl=yl,
+        th=th,
+        kq=kq,
+        dept=dept.astype(np.int64),
+        clin=c["clinician"][claim_of].copy(),
+        performer=np.full(n, -1, dtype=np.int64),
+        bed=bed.astype(np.int64),
+        scheme=np.full(n, -1, dtype=np.int64),
+        qty2_honest=qty2.copy(),
+        price_bh_honest=approved.astype(np.int64),
+        price_bv_honest=price_bv.copy(),
+    )
 
 
 def bed_items(world: World, c: Cols, claim_idx: np.ndarray, rng) -> tuple[np.ndarray, ...]:
@@ -565,7 +667,9 @@ def bed_items(world: World, c: Cols, claim_idx: np.ndarray, rng) -> tuple[np.nda
     stay = claim_idx[np.isin(vt, cat.INPATIENT_TYPES)]
     d = c["disease"][stay]
     lvl = world.facilities["level"][c["facility"][stay]]
-    surgical = np.isin(cat.DISEASE_ARRAYS["dept"][d], [cat.DEPT["K19"], cat.DEPT["K22"], cat.DEPT["K26"]])
+    surgical = np.isin(
+        cat.DISEASE_ARRAYS["dept"][d], [cat.DEPT["K19"], cat.DEPT["K22"], cat.DEPT["K26"]]
+    )
     item = np.where(surgical & (lvl != cat.X), cat.ITEM["BED_SURG"], cat.ITEM["BED_INT"])
     item = np.where(c["vtype"][stay] == cat.DAYCARE, cat.ITEM["BED_DAY"], item)
     days = c["bed_days"][stay]
@@ -578,8 +682,9 @@ def bed_items(world: World, c: Cols, claim_idx: np.ndarray, rng) -> tuple[np.nda
     return claims, items, qty
 
 
-def generate_lines(world: World, c: Cols, claim_idx: np.ndarray, day0: int, rng,
-                   scale: float = 1.0) -> Cols:  # fmt: skip
+def generate_lines(
+    world: World, c: Cols, claim_idx: np.ndarray, day0: int, rng, scale: float = 1.0
+) -> Cols:
     """All lines (exam, beds, package items) of the given claims."""
     pc, pi = draw_items(world, c, claim_idx, day0, rng, scale)
     ec = claim_idx

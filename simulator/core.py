@@ -119,28 +119,50 @@ def simulate(
     money = settle(world, c, lines)
     over_claim = np.bincount(lines["claim"], money.overbilled_line, c.n).astype(np.int64)
     step("labels", 0.5)
-    lab = review(c, lines, money.claim["t_bhtt"], over_claim, world.facilities["level"],
-                 int(bounds[-1]), streams[5])  # fmt: skip
+    lab = review(
+        c,
+        lines,
+        money.claim["t_bhtt"],
+        over_claim,
+        world.facilities["level"],
+        int(bounds[-1]),
+        streams[5],
+    )
 
     step("write", 0.55)
-    paths = _write(out, world, c, lines, clin, money, over_claim, lab, ctx, bounds, streams[6], step)
+    paths = _write(
+        out, world, c, lines, clin, money, over_claim, lab, ctx, bounds, streams[6], step
+    )
     meta = {
-        "schema_version": SCHEMA_VERSION, "seed": seed, "claims": int(c.n), "months": months,
-        "start": start, "insured_people": world.n_people, "schemes": rates,
-        "facilities": len(world.facility_code), "clinicians": int(clin.n),
+        "schema_version": SCHEMA_VERSION,
+        "seed": seed,
+        "claims": int(c.n),
+        "months": months,
+        "start": start,
+        "insured_people": world.n_people,
+        "schemes": rates,
+        "facilities": len(world.facility_code),
+        "clinicians": int(clin.n),
         "visits_per_person_year": VISITS_PER_PERSON_YEAR,
-    }  # fmt: skip
+    }
     paths["manifest"] = out / "manifest.json"
     paths["manifest"].write_text(json.dumps(meta, indent=2, sort_keys=True))
     sc = c["scheme"]
     by = {k: int((sc == i).sum()) for i, k in enumerate(sch.SCHEME_NAMES)}
     result = SimulationResult(
-        out=out, paths=paths, claims=int(c.n), drug_lines=int(paths.pop("_n_drug")),
-        service_lines=int(paths.pop("_n_service")), facilities=len(world.facility_code),
-        insured_people=world.n_people, clinicians=int(clin.n), labels=len(lab.claim),
-        abusive_claims=int((sc >= 0).sum()), overbilled=float(over_claim.sum() / 100),
+        out=out,
+        paths=paths,
+        claims=int(c.n),
+        drug_lines=int(paths.pop("_n_drug")),
+        service_lines=int(paths.pop("_n_service")),
+        facilities=len(world.facility_code),
+        insured_people=world.n_people,
+        clinicians=int(clin.n),
+        labels=len(lab.claim),
+        abusive_claims=int((sc >= 0).sum()),
+        overbilled=float(over_claim.sum() / 100),
         by_scheme=by,
-    )  # fmt: skip
+    )
     if report:
         from simulator.calibration import calibration_report
 
@@ -150,19 +172,35 @@ def simulate(
     return result
 
 
-def _write(out: Path, world: World, c: Cols, lines: Cols, clin: Cols, money, over_claim,
-           lab, ctx, bounds, rng, step) -> dict:  # fmt: skip
+def _write(
+    out: Path,
+    world: World,
+    c: Cols,
+    lines: Cols,
+    clin: Cols,
+    money,
+    over_claim,
+    lab,
+    ctx,
+    bounds,
+    rng,
+    step,
+) -> dict:
     from simulator import schemes as sch
 
     n = c.n
     yymm = (ymd(c["vao"] // MINUTES_PER_DAY) // 100) % 10000
-    ids = output.join(pc.take(pa.array(world.facility_code), pa.array(c["facility"])),
-                      output.padded(yymm, 4), output.padded(np.arange(n), 8))  # fmt: skip
+    ids = output.join(
+        pc.take(pa.array(world.facility_code), pa.array(c["facility"])),
+        output.padded(yymm, 4),
+        output.padded(np.arange(n), 8),
+    )
     lo = min(int(c["vao"].min()), int(lines["yl"].min())) - 10
     hi = max(int(c["ra"].max()), int(lines["kq"].max()), int(lines["th"].max())) + 200
     clock = output.Clock(lo, hi)
-    clin_ids = output.join(output.padded(np.arange(clin.n) + 1 + 40_000, 6),
-                           pa.array(np.full(clin.n, "/QNA-CCHN")))  # fmt: skip
+    clin_ids = output.join(
+        output.padded(np.arange(clin.n) + 1 + 40_000, 6), pa.array(np.full(clin.n, "/QNA-CCHN"))
+    )
     # ICD-9-CM codes of the claim: its first surgery or procedure carrying one
     icd9_items = np.array([it.icd9 for it in cat.ITEMS])
     li = np.flatnonzero(icd9_items[lines["item"]] != "")
@@ -171,33 +209,61 @@ def _write(out: Path, world: World, c: Cols, lines: Cols, clin: Cols, money, ove
     icd9[lines["claim"][first]] = icd9_items[lines["item"][first]]
     icd9 = icd9.astype(str)
     pstr = output.person_strings(world, rng)
-    paths = {k: out / f"{k}.parquet" for k in ("xml1", "xml2", "xml3", "facilities", "labels",
-                                                 "truth", "truth_lines", "truth_actors")}  # fmt: skip
-    output.write(output.claim_table(world, c, money.claim, ids, pstr, clock, int(bounds[0]), icd9,
-                                    clin_ids), paths["xml1"])  # fmt: skip
+    paths = {
+        k: out / f"{k}.parquet"
+        for k in (
+            "xml1",
+            "xml2",
+            "xml3",
+            "facilities",
+            "labels",
+            "truth",
+            "truth_lines",
+            "truth_actors",
+        )
+    }
+    output.write(
+        output.claim_table(world, c, money.claim, ids, pstr, clock, int(bounds[0]), icd9, clin_ids),
+        paths["xml1"],
+    )
     step("write lines", 0.65)
-    nd, ns = output.write_lines(paths["xml2"], paths["xml3"], lines, money.line, ids, clock,
-                                clin_ids, world.facility_code, c["facility"])  # fmt: skip
+    nd, ns = output.write_lines(
+        paths["xml2"],
+        paths["xml3"],
+        lines,
+        money.line,
+        ids,
+        clock,
+        clin_ids,
+        world.facility_code,
+        c["facility"],
+    )
     step("write labels and truth", 0.9)
     output.write(output.facility_table(world), paths["facilities"])
-    output.write(output.labels_table(ids, lab.claim, lab.label, lab.amount, lab.reason,
-                                     lab.decided_day), paths["labels"])  # fmt: skip
+    output.write(
+        output.labels_table(ids, lab.claim, lab.label, lab.amount, lab.reason, lab.decided_day),
+        paths["labels"],
+    )
     # ground truth per claim
     ab = np.flatnonzero(c["scheme"] >= 0)
     actor_str = _actor_ids(world, c["actor_type"][ab], c["actor"][ab], clin_ids, pstr)
-    names = np.array([(sch.VARIANTS.get(s, ()) + ("", "", ""))[:3] for s in sch.SCHEME_NAMES])
+    names = np.array([((*sch.VARIANTS.get(s, ()), "", "", ""))[:3] for s in sch.SCHEME_NAMES])
     variant = names[c["scheme"][ab], np.clip(c["variant"][ab], 0, 2)]
     code_m = np.r_[world.facility_code, [""]]
-    truth = pa.table({
-        "MA_LK": pc.take(ids, pa.array(ab)),
-        "scheme": pa.array(np.array(sch.SCHEME_NAMES)[c["scheme"][ab]]),
-        "variant": pa.array(variant, pa.string()),
-        "actor_type": pa.array(np.array(sch.ACTOR_TYPES)[c["actor_type"][ab]]),
-        "actor_id": actor_str,
-        "partner_id": output.with_nulls(pa.array(code_m[c["partner"][ab]]), c["partner"][ab] >= 0),
-        "overbilled": pa.array(over_claim[ab] / 100.0),
-        "T_BHTT": pa.array(money.claim["t_bhtt"][ab] / 100.0),
-    })  # fmt: skip
+    truth = pa.table(
+        {
+            "MA_LK": pc.take(ids, pa.array(ab)),
+            "scheme": pa.array(np.array(sch.SCHEME_NAMES)[c["scheme"][ab]]),
+            "variant": pa.array(variant, pa.string()),
+            "actor_type": pa.array(np.array(sch.ACTOR_TYPES)[c["actor_type"][ab]]),
+            "actor_id": actor_str,
+            "partner_id": output.with_nulls(
+                pa.array(code_m[c["partner"][ab]]), c["partner"][ab] >= 0
+            ),
+            "overbilled": pa.array(over_claim[ab] / 100.0),
+            "T_BHTT": pa.array(money.claim["t_bhtt"][ab] / 100.0),
+        }
+    )
     output.write(truth, paths["truth"])
     # ground truth per line: every line of an abusive claim, with what it overbilled
     ab_mask = np.zeros(n, dtype=bool)
@@ -213,46 +279,56 @@ def _write(out: Path, world: World, c: Cols, lines: Cols, clin: Cols, money, ove
         stt[r] = idx - np.maximum.accumulate(np.where(start, idx, 0)) + 1
     ls = lines["scheme"][lrows]
     cs = c["scheme"][lines["claim"][lrows]]
-    truth_lines = pa.table({
-        "MA_LK": pc.take(ids, pa.array(lines["claim"][lrows])),
-        "table": pa.array(np.where(drug[lrows], "XML2", "XML3")),
-        "STT": pa.array(stt[lrows]),
-        "scheme": pa.array(np.array(sch.SCHEME_NAMES)[cs]),
-        "line_changed": pa.array((ls >= 0) | (lines["qty2_honest"][lrows] == 0)),
-        "overbilled": pa.array(money.overbilled_line[lrows] / 100.0),
-    })  # fmt: skip
+    truth_lines = pa.table(
+        {
+            "MA_LK": pc.take(ids, pa.array(lines["claim"][lrows])),
+            "table": pa.array(np.where(drug[lrows], "XML2", "XML3")),
+            "STT": pa.array(stt[lrows]),
+            "scheme": pa.array(np.array(sch.SCHEME_NAMES)[cs]),
+            "line_changed": pa.array((ls >= 0) | (lines["qty2_honest"][lrows] == 0)),
+            "overbilled": pa.array(money.overbilled_line[lrows] / 100.0),
+        }
+    )
     output.write(truth_lines, paths["truth_lines"])
     ro = ctx.roster
     month0 = np.datetime64(str(np.datetime64(int(bounds[0]), "D"))[:7], "M")
     if ro:
         at = np.array([r["actor_type"] for r in ro])
         aid = np.array([r["actor"] for r in ro])
-        actors = pa.table({
-            "scheme": pa.array([r["scheme"] for r in ro]),
-            "actor_type": pa.array(np.array(sch.ACTOR_TYPES)[at]),
-            "actor_id": _actor_ids(world, at, aid, clin_ids, pstr),
-            "start_month": pa.array([str(month0 + r["start"]) for r in ro]),
-            "end_month": pa.array([str(month0 + r["end"] - 1) for r in ro]),
-            "share": pa.array([r["share"] for r in ro]),
-        })  # fmt: skip
+        actors = pa.table(
+            {
+                "scheme": pa.array([r["scheme"] for r in ro]),
+                "actor_type": pa.array(np.array(sch.ACTOR_TYPES)[at]),
+                "actor_id": _actor_ids(world, at, aid, clin_ids, pstr),
+                "start_month": pa.array([str(month0 + r["start"]) for r in ro]),
+                "end_month": pa.array([str(month0 + r["end"] - 1) for r in ro]),
+                "share": pa.array([r["share"] for r in ro]),
+            }
+        )
     else:
-        actors = pa.table({k: pa.array([], pa.string()) for k in
-                           ("scheme", "actor_type", "actor_id", "start_month", "end_month")})  # fmt: skip
+        actors = pa.table(
+            {
+                k: pa.array([], pa.string())
+                for k in ("scheme", "actor_type", "actor_id", "start_month", "end_month")
+            }
+        )
     output.write(actors, paths["truth_actors"])
     paths["_n_drug"], paths["_n_service"] = nd, ns
     return paths
 
 
-def _actor_ids(world: World, atype: np.ndarray, actor: np.ndarray, clin_ids: pa.Array,
-               pstr: dict) -> pa.Array:  # fmt: skip
+def _actor_ids(
+    world: World, atype: np.ndarray, actor: np.ndarray, clin_ids: pa.Array, pstr: dict
+) -> pa.Array:
     """Facility code, clinician certificate number, or card number of each actor."""
     from simulator.schemes import A_CLINICIAN, A_FACILITY
 
     fac = pa.array(world.facility_code[np.where(atype == A_FACILITY, actor, 0)])
     cl = pc.take(clin_ids, pa.array(np.where(atype == A_CLINICIAN, actor, 0)))
     card = pc.take(pstr["MA_THE_BHYT"], pa.array(np.where(atype >= 2, actor, 0)))
-    return pc.if_else(pa.array(atype == A_FACILITY), fac,
-                      pc.if_else(pa.array(atype == A_CLINICIAN), cl, card))  # fmt: skip
+    return pc.if_else(
+        pa.array(atype == A_FACILITY), fac, pc.if_else(pa.array(atype == A_CLINICIAN), cl, card)
+    )
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -13,10 +13,20 @@ from simulator.schemes import SCHEME_NAMES
 
 # Chance an officer who reviews an abusive claim finds the abuse, per scheme.
 DETECTION = {
-    "ghost": 0.45, "upcoding": 0.35, "unbundling": 0.75, "needless_tests": 0.3, "duplicate": 0.9,
-    "padded_stay": 0.5, "split_admission": 0.55, "card_sharing": 0.4, "overprice": 0.9,
-    "drug_padding": 0.4, "chronic_overlap": 0.6, "cost_climb": 0.3, "referral_kickback": 0.15,
-}  # fmt: skip
+    "ghost": 0.45,
+    "upcoding": 0.35,
+    "unbundling": 0.75,
+    "needless_tests": 0.3,
+    "duplicate": 0.9,
+    "padded_stay": 0.5,
+    "split_admission": 0.55,
+    "card_sharing": 0.4,
+    "overprice": 0.9,
+    "drug_padding": 0.4,
+    "chronic_overlap": 0.6,
+    "cost_climb": 0.3,
+    "referral_kickback": 0.15,
+}
 BASE_REVIEW = 0.02  # routine sampling
 COST_REVIEW = 0.35  # extra chance for the most expensive claims
 RULE_REVIEW = 0.5  # extra chance when a deterministic rule fires
@@ -45,7 +55,9 @@ def rule_hits(c: Cols, lines: Cols, facility_level: np.ndarray) -> np.ndarray:
     over = lines["price_bh"] > ia["approved"][lines["item"], lvl]
     hit[lines["claim"][over]] = True
     grp = ia["group"][lines["item"]]
-    beds = np.bincount(lines["claim"], np.where(np.isin(grp, [14, 15, 16]), lines["qty2"], 0), n) / 2
+    beds = (
+        np.bincount(lines["claim"], np.where(np.isin(grp, [14, 15, 16]), lines["qty2"], 0), n) / 2
+    )
     stay = (c["ra"] // MINUTES_PER_DAY) - (c["vao"] // MINUTES_PER_DAY)
     hit |= beds > np.maximum(stay, 1)
     bundled = np.isin(lines["item"], [cat.ITEM["ANAESTH"], cat.ITEM["INFUSION"]])
@@ -58,8 +70,15 @@ def rule_hits(c: Cols, lines: Cols, facility_level: np.ndarray) -> np.ndarray:
     return hit
 
 
-def review(c: Cols, lines: Cols, fund_cents: np.ndarray, overbilled_cents: np.ndarray,
-           facility_level: np.ndarray, end_day: int, rng: np.random.Generator) -> Labels:  # fmt: skip
+def review(
+    c: Cols,
+    lines: Cols,
+    fund_cents: np.ndarray,
+    overbilled_cents: np.ndarray,
+    facility_level: np.ndarray,
+    end_day: int,
+    rng: np.random.Generator,
+) -> Labels:
     n = c.n
     rules = rule_hits(c, lines, facility_level)
     rank = np.argsort(np.argsort(fund_cents, kind="stable"), kind="stable") / max(n - 1, 1)
@@ -70,12 +89,14 @@ def review(c: Cols, lines: Cols, fund_cents: np.ndarray, overbilled_cents: np.nd
     det = np.array([DETECTION[s] for s in SCHEME_NAMES] + [0.0])[np.where(scheme >= 0, scheme, -1)]
     det = np.where(rules, np.minimum(1.0, det + 0.3), det)
     found = reviewed & abusive & (rng.random(n) < det)
-    technical = reviewed & ~abusive & (rng.random(n) < TECHNICAL)
+    technical = reviewed & (scheme < 0) & (rng.random(n) < TECHNICAL)
     amount = np.where(found, np.round(overbilled_cents * rng.uniform(0.6, 1.0, n)), 0)
     amount = np.where(technical, np.round(fund_cents * rng.uniform(0.02, 0.15, n)), amount)
     amount = np.minimum(amount, fund_cents).astype(np.int64)
     label = (found | technical).astype(np.int64)
-    reasons = np.array([cat.REVIEW_REASONS[s] for s in SCHEME_NAMES] + [cat.REVIEW_REASONS["technical"]])
+    reasons = np.array(
+        [cat.REVIEW_REASONS[s] for s in SCHEME_NAMES] + [cat.REVIEW_REASONS["technical"]]
+    )
     reason = np.where(found, reasons[np.where(scheme >= 0, scheme, -1)], "")
     reason = np.where(technical, reasons[-1], reason)
     # decisions come 2 to 16 weeks after the episode; only those made by the end are known

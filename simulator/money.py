@@ -18,7 +18,9 @@ from simulator.frame import Cols, round_half_up_div
 @dataclass
 class Settlement:
     line: Cols  # per line: bv, bh, bhtt, bncct, bntt (cents) and muc
-    claim: Cols  # per claim: t_thuoc, t_vtyt, t_tongchi_bv, t_tongchi_bh, t_bntt, t_bncct, t_bhtt, muc
+    claim: (
+        Cols  # per claim: t_thuoc, t_vtyt, t_tongchi_bv, t_tongchi_bh, t_bntt, t_bncct, t_bhtt, muc
+    )
     overbilled_line: np.ndarray  # cents of fund money per line beyond the honest counterfactual
 
 
@@ -60,9 +62,15 @@ def settle(world: World, c: Cols, lines: Cols) -> Settlement:
 
     t_bncct = total(bncct)
     claim = Cols(
-        t_thuoc=total(bv, drug), t_vtyt=total(bv, np.isin(grp, [10, 11])), t_tongchi_bv=total(bv),
-        t_tongchi_bh=t_bh, t_bntt=total(bntt), t_bncct=t_bncct, t_bhtt=t_bh - t_bncct, muc=muc,
-    )  # fmt: skip
+        t_thuoc=total(bv, drug),
+        t_vtyt=total(bv, np.isin(grp, [10, 11])),
+        t_tongchi_bv=total(bv),
+        t_tongchi_bh=t_bh,
+        t_bntt=total(bntt),
+        t_bncct=t_bncct,
+        t_bhtt=t_bh - t_bncct,
+        muc=muc,
+    )
     honest_bh = line_amounts(lines["qty2_honest"], lines["price_bh_honest"], lines["ratio"])
     honest_bhtt = round_half_up_div(honest_bh * lm, 100)
     line = Cols(bv=bv, bh=bh, bhtt=bhtt, bncct=bncct, bntt=bntt, muc=lm)

@@ -21,21 +21,89 @@ from simulator.frame import MINUTES_PER_DAY, Cols, stamp, ymd
 CHUNK = 2_000_000
 _KIND_TYPE = {"int": pa.int64(), "quantity": pa.float64(), "money": pa.float64()}
 
-SURNAMES = (("Nguyễn", 38), ("Trần", 11), ("Lê", 9.5), ("Phạm", 7), ("Huỳnh", 5), ("Phan", 4.5),
-            ("Võ", 3.9), ("Đặng", 2.1), ("Bùi", 2), ("Đỗ", 1.4), ("Hồ", 1.3), ("Ngô", 1.3),
-            ("Dương", 1), ("Lý", 0.5), ("Trương", 1.2), ("Đoàn", 0.8))  # fmt: skip
-MIDDLE = {1: ("Văn", "Hữu", "Đức", "Minh", "Quang", "Thanh", "Công", "Xuân"),
-          2: ("Thị", "Thị", "Thị", "Ngọc", "Thu", "Thanh", "Kim", "Mỹ")}  # fmt: skip
-GIVEN = {1: ("Anh", "Bình", "Cường", "Dũng", "Hải", "Hùng", "Huy", "Khoa", "Long", "Minh", "Nam",
-             "Phúc", "Quân", "Sơn", "Tài", "Thắng", "Thành", "Toàn", "Trung", "Tuấn", "Việt",
-             "Vinh", "Hiếu", "Lộc"),
-         2: ("Anh", "Chi", "Dung", "Giang", "Hà", "Hằng", "Hạnh", "Hiền", "Hoa", "Hương", "Lan",
-             "Linh", "Mai", "Nga", "Ngân", "Nhung", "Oanh", "Phương", "Thảo", "Trang", "Tuyết",
-             "Vân", "Yến", "Loan")}  # fmt: skip
+SURNAMES = (
+    ("Nguyễn", 38),
+    ("Trần", 11),
+    ("Lê", 9.5),
+    ("Phạm", 7),
+    ("Huỳnh", 5),
+    ("Phan", 4.5),
+    ("Võ", 3.9),
+    ("Đặng", 2.1),
+    ("Bùi", 2),
+    ("Đỗ", 1.4),
+    ("Hồ", 1.3),
+    ("Ngô", 1.3),
+    ("Dương", 1),
+    ("Lý", 0.5),
+    ("Trương", 1.2),
+    ("Đoàn", 0.8),
+)
+MIDDLE = {
+    1: ("Văn", "Hữu", "Đức", "Minh", "Quang", "Thanh", "Công", "Xuân"),
+    2: ("Thị", "Thị", "Thị", "Ngọc", "Thu", "Thanh", "Kim", "Mỹ"),
+}
+GIVEN = {
+    1: (
+        "Anh",
+        "Bình",
+        "Cường",
+        "Dũng",
+        "Hải",
+        "Hùng",
+        "Huy",
+        "Khoa",
+        "Long",
+        "Minh",
+        "Nam",
+        "Phúc",
+        "Quân",
+        "Sơn",
+        "Tài",
+        "Thắng",
+        "Thành",
+        "Toàn",
+        "Trung",
+        "Tuấn",
+        "Việt",
+        "Vinh",
+        "Hiếu",
+        "Lộc",
+    ),
+    2: (
+        "Anh",
+        "Chi",
+        "Dung",
+        "Giang",
+        "Hà",
+        "Hằng",
+        "Hạnh",
+        "Hiền",
+        "Hoa",
+        "Hương",
+        "Lan",
+        "Linh",
+        "Mai",
+        "Nga",
+        "Ngân",
+        "Nhung",
+        "Oanh",
+        "Phương",
+        "Thảo",
+        "Trang",
+        "Tuyết",
+        "Vân",
+        "Yến",
+        "Loan",
+    ),
+}
 
 
 def _s(values) -> pa.Array:
-    return pa.array(np.asarray(values).astype(str).tolist() if not isinstance(values, pa.Array) else values, pa.string())
+    return pa.array(
+        np.asarray(values).astype(str).tolist() if not isinstance(values, pa.Array) else values,
+        pa.string(),
+    )
 
 
 def padded(values: np.ndarray, width: int) -> pa.Array:
@@ -101,23 +169,41 @@ def person_strings(world: World, rng: np.random.Generator) -> dict[str, pa.Array
     male = sex == 1
     mid_name = np.where(male, np.array(MIDDLE[1])[mid], np.array(MIDDLE[2])[mid])
     giv_name = np.where(male, np.array(GIVEN[1])[giv], np.array(GIVEN[2])[giv])
-    name = join(take([s for s, _ in SURNAMES], sur), pa.array(mid_name), pa.array(giv_name), sep=" ")
+    name = join(
+        take([s for s, _ in SURNAMES], sur), pa.array(mid_name), pa.array(giv_name), sep=" "
+    )
     bday = ppl["birth_day"]
     year = ymd(bday) // 10000
     century = np.where(year >= 2000, 2, 0) + (sex == 2)
-    cccd = join(pa.array(np.full(P, "0" + PROVINCE)), padded(century, 1), padded(year % 100, 2),
-                padded(rng.integers(0, 10**6, P), 6))  # fmt: skip
+    cccd = join(
+        pa.array(np.full(P, "0" + PROVINCE)),
+        padded(century, 1),
+        padded(year % 100, 2),
+        padded(rng.integers(0, 10**6, P), 6),
+    )
     village = padded(rng.integers(1, 12, P), 1 if False else 2)
     dist_names = np.array(world.district_names)
-    address = join(pa.array(np.full(P, "Thôn ")), village, pa.array(np.full(P, ", xã ")),
-                   take(world.commune_names, ppl["commune"]), pa.array(np.full(P, ", huyện ")),
-                   take(dist_names, ppl["district"]), pa.array(np.full(P, f", tỉnh {PROVINCE_NAME}")))  # fmt: skip
-    prefix = np.array(["09", "03", "08", "07", "05"])[rng.choice(5, P, p=[0.4, 0.3, 0.15, 0.1, 0.05])]
-    phone = with_nulls(join(pa.array(prefix), padded(rng.integers(0, 10**8, P), 8)),
-                       (ppl["age_years"] >= 16) & (rng.random(P) < 0.85))  # fmt: skip
+    address = join(
+        pa.array(np.full(P, "Thôn ")),
+        village,
+        pa.array(np.full(P, ", xã ")),
+        take(world.commune_names, ppl["commune"]),
+        pa.array(np.full(P, ", huyện ")),
+        take(dist_names, ppl["district"]),
+        pa.array(np.full(P, f", tỉnh {PROVINCE_NAME}")),
+    )
+    prefix = np.array(["09", "03", "08", "07", "05"])[
+        rng.choice(5, P, p=[0.4, 0.3, 0.15, 0.1, 0.05])
+    ]
+    phone = with_nulls(
+        join(pa.array(prefix), padded(rng.integers(0, 10**8, P), 8)),
+        (ppl["age_years"] >= 16) & (rng.random(P) < 0.85),
+    )
     letters = GROUP_LETTERS[ppl["group"]]
     digit = GROUP_DIGIT[ppl["group"]]
-    card = join(pa.array(letters), padded(digit, 1), pa.array(np.full(P, PROVINCE)), padded(ppl["si"], 10))
+    card = join(
+        pa.array(letters), padded(digit, 1), pa.array(np.full(P, PROVINCE)), padded(ppl["si"], 10)
+    )
     birth = pc.binary_join_element_wise(pc.cast(pa.array(ymd(bday)), pa.string()), "0000", "")
     age = ppl["age_years"]
     kg = np.where(age < 16, 3.3 + age * 3.2, np.where(sex == 1, 62.0, 52.0) + rng.normal(0, 7, P))
@@ -127,11 +213,18 @@ def person_strings(world: World, rng: np.random.Generator) -> dict[str, pa.Array
     district_code = padded(502 + ppl["district"], 3)
     area = with_nulls(take(["", "K1", "K2", "K3"], ppl["area"]), ppl["area"] > 0)
     return {
-        "HO_TEN": name, "SO_CCCD": cccd, "DIA_CHI": address, "DIEN_THOAI": phone,
-        "MA_THE_BHYT": card, "NGAY_SINH": birth, "CAN_NANG": weight, "MAXA_CU_TRU": commune_code,
-        "MAHUYEN_CU_TRU": district_code, "MA_KHUVUC": area,
+        "HO_TEN": name,
+        "SO_CCCD": cccd,
+        "DIA_CHI": address,
+        "DIEN_THOAI": phone,
+        "MA_THE_BHYT": card,
+        "NGAY_SINH": birth,
+        "CAN_NANG": weight,
+        "MAXA_CU_TRU": commune_code,
+        "MAHUYEN_CU_TRU": district_code,
+        "MA_KHUVUC": area,
         "MA_DANTOC": padded(ppl["ethnic"], 2),
-    }  # fmt: skip
+    }
 
 
 def card_validity(world: World, c: Cols, day0: int) -> tuple[np.ndarray, np.ndarray]:
@@ -153,8 +246,17 @@ def card_validity(world: World, c: Cols, day0: int) -> tuple[np.ndarray, np.ndar
     return np.where(ok, b, frm), np.where(ok, six, to)
 
 
-def claim_table(world: World, c: Cols, money: Cols, ids: pa.Array, pstr: dict, clock: Clock,
-                day0: int, icd9: np.ndarray, clin_ids: pa.Array) -> pa.Table:  # fmt: skip
+def claim_table(
+    world: World,
+    c: Cols,
+    money: Cols,
+    ids: pa.Array,
+    pstr: dict,
+    clock: Clock,
+    day0: int,
+    icd9: np.ndarray,
+    clin_ids: pa.Array,
+) -> pa.Table:
     n = c.n
     cp = c["card_person"]
     fac_codes = world.facility_code
@@ -173,7 +275,7 @@ def claim_table(world: World, c: Cols, money: Cols, ids: pa.Array, pstr: dict, c
     p = c["person"]
     s1 = np.where(ppl["chronic"][p] != d, ppl["chronic"][p], -1)
     s2 = np.where(ppl["comorbid"][p] != d, ppl["comorbid"][p], -1)
-    icd_m = np.array(list(icd) + [""])
+    icd_m = np.array([*list(icd), ""])
     a, b = icd_m[s1], icd_m[s2]
     sec = np.char.add(np.char.add(a, np.where((a != "") & (b != ""), ";", "")), b)
     sec_arr = with_nulls(pa.array(sec), sec != "")
@@ -185,10 +287,14 @@ def claim_table(world: World, c: Cols, money: Cols, ids: pa.Array, pstr: dict, c
     rf = with_nulls(pa.array(code_m[ref_from]), ref_from >= 0)
     rt = with_nulls(pa.array(code_m[ref_to]), ref_to >= 0)
     letter = with_nulls(
-        join(pa.array(code_m[ref_from]), padded((ymd(c["vao"] // MINUTES_PER_DAY) // 10000) % 100, 2),
-             padded(np.arange(n) % 10**6, 6), sep="."),
+        join(
+            pa.array(code_m[ref_from]),
+            padded((ymd(c["vao"] // MINUTES_PER_DAY) // 10000) % 100, 2),
+            padded(np.arange(n) % 10**6, 6),
+            sep=".",
+        ),
         (ref_from >= 0) & (c["route"] == cat.R_REFERRAL),
-    )  # fmt: skip
+    )
     pay = c["ra"] + 10 + (np.arange(n) * 7919) % 50
     end_ymd = ymd(c["ra"] // MINUTES_PER_DAY)
     injury = cat.DISEASE_ARRAYS["injury"][d]
@@ -258,9 +364,17 @@ def claim_table(world: World, c: Cols, money: Cols, ids: pa.Array, pstr: dict, c
     return _table(cols, CLAIMS, n)
 
 
-def write_lines(path_drugs: Path, path_services: Path, lines: Cols, settle_line: Cols,
-                ids: pa.Array, clock: Clock, clin_ids: pa.Array, facility_codes: np.ndarray,
-                claim_facility: np.ndarray) -> tuple[int, int]:  # fmt: skip
+def write_lines(
+    path_drugs: Path,
+    path_services: Path,
+    lines: Cols,
+    settle_line: Cols,
+    ids: pa.Array,
+    clock: Clock,
+    clin_ids: pa.Array,
+    facility_codes: np.ndarray,
+    claim_facility: np.ndarray,
+) -> tuple[int, int]:
     """XML2 and XML3 in row groups; lines must be sorted by claim."""
     ia = cat.ITEM_ARRAYS
     drug = ia["is_drug"][lines["item"]]
@@ -281,8 +395,21 @@ def write_lines(path_drugs: Path, path_services: Path, lines: Cols, settle_line:
             for s in range(0, len(rows_all), CHUNK):
                 rows = rows_all[s : s + CHUNK]
                 stt = stt_all[s : s + CHUNK]
-                tb = _line_table(is_drug, lines, settle_line, rows, stt, ids, clock, clin_ids,
-                                 codes, names, units, facility_codes, claim_facility)  # fmt: skip
+                tb = _line_table(
+                    is_drug,
+                    lines,
+                    settle_line,
+                    rows,
+                    stt,
+                    ids,
+                    clock,
+                    clin_ids,
+                    codes,
+                    names,
+                    units,
+                    facility_codes,
+                    claim_facility,
+                )
                 writer.write_table(tb)
                 counts[0 if is_drug else 1] += len(rows)
     finally:
@@ -291,8 +418,21 @@ def write_lines(path_drugs: Path, path_services: Path, lines: Cols, settle_line:
     return counts[0], counts[1]
 
 
-def _line_table(is_drug, lines, sl, rows, stt, ids, clock, clin_ids, codes, names, units,
-                facility_codes, claim_facility) -> pa.Table:  # fmt: skip
+def _line_table(
+    is_drug,
+    lines,
+    sl,
+    rows,
+    stt,
+    ids,
+    clock,
+    clin_ids,
+    codes,
+    names,
+    units,
+    facility_codes,
+    claim_facility,
+) -> pa.Table:
     n = len(rows)
     item = lines["item"][rows]
     ia = cat.ITEM_ARRAYS
@@ -310,8 +450,11 @@ def _line_table(is_drug, lines, sl, rows, stt, ids, clock, clin_ids, codes, name
         "SO_LUONG": qty,
         "THANH_TIEN_BV": m(sl["bv"]),
         "THANH_TIEN_BH": m(sl["bh"]),
-        "T_NGUONKHAC_NSNN": zeros, "T_NGUONKHAC_VTNN": zeros, "T_NGUONKHAC_VTTN": zeros,
-        "T_NGUONKHAC_CL": zeros, "T_NGUONKHAC": zeros,
+        "T_NGUONKHAC_NSNN": zeros,
+        "T_NGUONKHAC_VTNN": zeros,
+        "T_NGUONKHAC_VTTN": zeros,
+        "T_NGUONKHAC_CL": zeros,
+        "T_NGUONKHAC": zeros,
         "MUC_HUONG": pa.array(sl["muc"][rows]),
         "T_BNTT": m(sl["bntt"]),
         "T_BNCCT": m(sl["bncct"]),
@@ -321,24 +464,31 @@ def _line_table(is_drug, lines, sl, rows, stt, ids, clock, clin_ids, codes, name
         "NGAY_YL": clock(lines["yl"][rows]),
         "NGAY_TH_YL": clock(lines["th"][rows]),
         "MA_PTTT": pa.array(np.ones(n, dtype=np.int64)),
-    }  # fmt: skip
+    }
     if is_drug:
         items = cat.ITEMS
-        common.update({
-            "MA_THUOC": take(codes, item),
-            "TEN_THUOC": take(names, item),
-            "HAM_LUONG": take([it.strength for it in items], item),
-            "DUONG_DUNG": take([it.route for it in items], item),
-            "DANG_BAO_CHE": take([it.form for it in items], item),
-            "LIEU_DUNG": take([it.dose for it in items], item),
-            "CACH_DUNG": take(["Uống sau ăn" if it.route == "1.01" else "Theo chỉ định"
-                               for it in items], item),
-            "SO_DANG_KY": take([f"VD-{abs(hash_code(it.code)) % 90000 + 10000}-23" for it in items], item),
-            "TT_THAU": take([f"{120 + i}/QĐ-SYT;G1;N{1 + i % 4};2024" for i in range(len(items))], item),
-            "DON_GIA": pa.array(lines["price_bv"][rows].astype(np.float64)),
-            "NGUON_CTRA": pa.array(np.ones(n, dtype=np.int64)),
-            "VET_THUONG_TP": pa.array(np.zeros(n, dtype=np.int64)),
-        })  # fmt: skip
+        common.update(
+            {
+                "MA_THUOC": take(codes, item),
+                "TEN_THUOC": take(names, item),
+                "HAM_LUONG": take([it.strength for it in items], item),
+                "DUONG_DUNG": take([it.route for it in items], item),
+                "DANG_BAO_CHE": take([it.form for it in items], item),
+                "LIEU_DUNG": take([it.dose for it in items], item),
+                "CACH_DUNG": take(
+                    ["Uống sau ăn" if it.route == "1.01" else "Theo chỉ định" for it in items], item
+                ),
+                "SO_DANG_KY": take(
+                    [f"VD-{abs(hash_code(it.code)) % 90000 + 10000}-23" for it in items], item
+                ),
+                "TT_THAU": take(
+                    [f"{120 + i}/QĐ-SYT;G1;N{1 + i % 4};2024" for i in range(len(items))], item
+                ),
+                "DON_GIA": pa.array(lines["price_bv"][rows].astype(np.float64)),
+                "NGUON_CTRA": pa.array(np.ones(n, dtype=np.int64)),
+                "VET_THUONG_TP": pa.array(np.zeros(n, dtype=np.int64)),
+            }
+        )
         return _table(common, DRUG_LINES, n)
     grp = ia["group"][item]
     supply = np.isin(grp, [10, 11])
@@ -347,24 +497,42 @@ def _line_table(is_drug, lines, sl, rows, stt, ids, clock, clin_ids, codes, name
     has_machine = machine != ""
     bed = lines["bed"][rows]
     perf = lines["performer"][rows]
-    common.update({
-        "MA_DICH_VU": with_nulls(take(codes, item), ~supply),
-        "MA_VAT_TU": with_nulls(take(codes, item), supply),
-        "TEN_DICH_VU": with_nulls(take(names, item), ~supply),
-        "TEN_VAT_TU": with_nulls(take(names, item), supply),
-        "MA_PTTT_QT": with_nulls(take([it.icd9 or "x" for it in cat.ITEMS], item),
-                                 np.array([bool(it.icd9) for it in cat.ITEMS])[item]),
-        "DON_GIA_BV": pa.array(lines["price_bv"][rows].astype(np.float64)),
-        "DON_GIA_BH": pa.array(lines["price_bh"][rows].astype(np.float64)),
-        "TT_THAU": with_nulls(take([f"{150 + i}/QĐ-SYT;G1;N0;2024" for i in range(len(codes))], item), supply),
-        "TYLE_TT_DV": pa.array(np.full(n, 100, dtype=np.int64)),
-        "MA_GIUONG": with_nulls(join(pa.array(np.full(n, "H")), padded(np.maximum(bed, 0), 3)), bed >= 0),
-        "NGUOI_THUC_HIEN": with_nulls(pc.take(clin_ids, pa.array(np.maximum(perf, 0))), perf >= 0),
-        "NGAY_KQ": clock(lines["kq"][rows]),
-        "PP_VO_CAM": pa.array(np.where(grp == 8, 1, 0), mask=grp != 8),
-        "MA_MAY": with_nulls(join(pa.array(np.where(has_machine, machine, "XX")), pa.array(np.full(n, "1")),
-                                  pa.array(facility_codes[fac]), padded(1 + (fac % 3), 5), sep="."), has_machine),
-    })  # fmt: skip
+    common.update(
+        {
+            "MA_DICH_VU": with_nulls(take(codes, item), ~supply),
+            "MA_VAT_TU": with_nulls(take(codes, item), supply),
+            "TEN_DICH_VU": with_nulls(take(names, item), ~supply),
+            "TEN_VAT_TU": with_nulls(take(names, item), supply),
+            "MA_PTTT_QT": with_nulls(
+                take([it.icd9 or "x" for it in cat.ITEMS], item),
+                np.array([bool(it.icd9) for it in cat.ITEMS])[item],
+            ),
+            "DON_GIA_BV": pa.array(lines["price_bv"][rows].astype(np.float64)),
+            "DON_GIA_BH": pa.array(lines["price_bh"][rows].astype(np.float64)),
+            "TT_THAU": with_nulls(
+                take([f"{150 + i}/QĐ-SYT;G1;N0;2024" for i in range(len(codes))], item), supply
+            ),
+            "TYLE_TT_DV": pa.array(np.full(n, 100, dtype=np.int64)),
+            "MA_GIUONG": with_nulls(
+                join(pa.array(np.full(n, "H")), padded(np.maximum(bed, 0), 3)), bed >= 0
+            ),
+            "NGUOI_THUC_HIEN": with_nulls(
+                pc.take(clin_ids, pa.array(np.maximum(perf, 0))), perf >= 0
+            ),
+            "NGAY_KQ": clock(lines["kq"][rows]),
+            "PP_VO_CAM": pa.array(np.where(grp == 8, 1, 0), mask=grp != 8),
+            "MA_MAY": with_nulls(
+                join(
+                    pa.array(np.where(has_machine, machine, "XX")),
+                    pa.array(np.full(n, "1")),
+                    pa.array(facility_codes[fac]),
+                    padded(1 + (fac % 3), 5),
+                    sep=".",
+                ),
+                has_machine,
+            ),
+        }
+    )
     return _table(common, SERVICE_LINES, n)
 
 

@@ -28,41 +28,86 @@ class Scheme:
 
 
 SCHEMES: dict[str, Scheme] = {
-    "ghost": Scheme(0.004, "facility", True,
-                    "Ghost visits: fabricated outpatient claims on real people's cards, billed "
-                    "from a template in the last days of the month"),
-    "upcoding": Scheme(0.008, "clinician", False,
-                       "Upcoding: a service billed as its pricier sibling (X-ray as CT, simple as "
-                       "complex dressing) or a diagnosis billed as a more severe one"),
-    "unbundling": Scheme(0.003, "facility", False,
-                         "Unbundling: anaesthesia and infusion already included in a surgery or "
-                         "delivery price billed as separate lines"),
-    "needless_tests": Scheme(0.010, "clinician", False,
-                             "Needless imaging and lab panels added to routine visits"),
-    "duplicate": Scheme(0.002, "facility", True,
-                        "Duplicate billing: the same episode submitted again under a new MA_LK"),
-    "padded_stay": Scheme(0.004, "facility", False,
-                          "Padded length of stay and bed-days: stays kept open longer, or more "
-                          "bed-days billed than the stay had"),
-    "split_admission": Scheme(0.001, "facility", True,
-                              "Split admissions: one stay discharged and readmitted the same day, "
-                              "billed as two episodes"),
-    "card_sharing": Scheme(0.002, "card", True,
-                           "Borrowed or shared cards: another person's card, one card at two "
-                           "facilities at once, and cards of people who died"),
-    "overprice": Scheme(0.006, "facility", False,
-                        "Prices above the approved price (DON_GIA_BH over the catalogue)"),
-    "drug_padding": Scheme(0.010, "clinician", False,
-                           "Drug padding: quantities beyond the dose, costly supportive drugs "
-                           "unrelated to the diagnosis"),
-    "chronic_overlap": Scheme(0.003, "patient", True,
-                              "Overlapping chronic drug supply: a second monthly supply from "
-                              "another facility while the first is still running"),
-    "cost_climb": Scheme(0.005, "facility", False,
-                         "A facility whose cost per claim climbs month after month beyond peers"),
-    "referral_kickback": Scheme(0.002, "clinician", True,
-                                "Concentrated referrals: one clinician sends patients to one "
-                                "private hospital, which bills needless care"),
+    "ghost": Scheme(
+        0.004,
+        "facility",
+        True,
+        "Ghost visits: fabricated outpatient claims on real people's cards, billed "
+        "from a template in the last days of the month",
+    ),
+    "upcoding": Scheme(
+        0.008,
+        "clinician",
+        False,
+        "Upcoding: a service billed as its pricier sibling (X-ray as CT, simple as "
+        "complex dressing) or a diagnosis billed as a more severe one",
+    ),
+    "unbundling": Scheme(
+        0.003,
+        "facility",
+        False,
+        "Unbundling: anaesthesia and infusion already included in a surgery or "
+        "delivery price billed as separate lines",
+    ),
+    "needless_tests": Scheme(
+        0.010, "clinician", False, "Needless imaging and lab panels added to routine visits"
+    ),
+    "duplicate": Scheme(
+        0.002,
+        "facility",
+        True,
+        "Duplicate billing: the same episode submitted again under a new MA_LK",
+    ),
+    "padded_stay": Scheme(
+        0.004,
+        "facility",
+        False,
+        "Padded length of stay and bed-days: stays kept open longer, or more "
+        "bed-days billed than the stay had",
+    ),
+    "split_admission": Scheme(
+        0.001,
+        "facility",
+        True,
+        "Split admissions: one stay discharged and readmitted the same day, billed as two episodes",
+    ),
+    "card_sharing": Scheme(
+        0.002,
+        "card",
+        True,
+        "Borrowed or shared cards: another person's card, one card at two "
+        "facilities at once, and cards of people who died",
+    ),
+    "overprice": Scheme(
+        0.006, "facility", False, "Prices above the approved price (DON_GIA_BH over the catalogue)"
+    ),
+    "drug_padding": Scheme(
+        0.010,
+        "clinician",
+        False,
+        "Drug padding: quantities beyond the dose, costly supportive drugs "
+        "unrelated to the diagnosis",
+    ),
+    "chronic_overlap": Scheme(
+        0.003,
+        "patient",
+        True,
+        "Overlapping chronic drug supply: a second monthly supply from "
+        "another facility while the first is still running",
+    ),
+    "cost_climb": Scheme(
+        0.005,
+        "facility",
+        False,
+        "A facility whose cost per claim climbs month after month beyond peers",
+    ),
+    "referral_kickback": Scheme(
+        0.002,
+        "clinician",
+        True,
+        "Concentrated referrals: one clinician sends patients to one "
+        "private hospital, which bills needless care",
+    ),
 }
 SCHEME_NAMES = tuple(SCHEMES)
 SCHEME_ID = {k: i for i, k in enumerate(SCHEME_NAMES)}
@@ -163,8 +208,9 @@ class Context:
 
     # -- choosing actors and their claims ------------------------------------------------------
 
-    def select(self, scheme: str, actor_of: np.ndarray, eligible: np.ndarray, k: int,
-               share=(0.15, 0.45)) -> np.ndarray:  # fmt: skip
+    def select(
+        self, scheme: str, actor_of: np.ndarray, eligible: np.ndarray, k: int, share=(0.15, 0.45)
+    ) -> np.ndarray:
         """Exactly k claims (or all there are) of abusive actors, drawn by each actor's share of
         its eligible claims and its ramp since its start month."""
         rng = self.rng
@@ -185,7 +231,9 @@ class Context:
             start[i] = m
         end = np.full(len(ids), months)
         stop = rng.random(len(ids)) < 0.3
-        end = np.where(stop, np.minimum(months, start + rng.integers(3, max(4, months), len(ids))), end)
+        end = np.where(
+            stop, np.minimum(months, start + rng.integers(3, max(4, months), len(ids))), end
+        )
         a_share = rng.uniform(*share, len(ids))
         ramp = max(1.0, months / 3)
         pos = np.full(int(actor_of.max()) + 1, -1)
@@ -212,8 +260,16 @@ class Context:
             if stop[i] and end[i] < months - 2:
                 self.switch_queue[atype].append((int(ids[i]), int(end[i])))
         for i in range(chosen):
-            self.roster.append(dict(scheme=scheme, actor_type=atype, actor=int(ids[i]),
-                                    start=int(start[i]), end=int(end[i]), share=float(a_share[i])))  # fmt: skip
+            self.roster.append(
+                dict(
+                    scheme=scheme,
+                    actor_type=atype,
+                    actor=int(ids[i]),
+                    start=int(start[i]),
+                    end=int(end[i]),
+                    share=float(a_share[i]),
+                )
+            )
         return np.sort(picked)
 
 
@@ -235,7 +291,9 @@ def _copy_claims(ctx: Context, src: np.ndarray) -> Cols:
 def ghost(ctx: Context, k: int) -> None:
     c, world, rng = ctx.c, ctx.world, ctx.rng
     lvl = ctx.level()
-    elig = ctx.free() & np.isin(c["vtype"], [cat.EXAM]) & np.isin(lvl, [cat.X, cat.H, cat.PK, cat.PH])
+    elig = (
+        ctx.free() & np.isin(c["vtype"], [cat.EXAM]) & np.isin(lvl, [cat.X, cat.H, cat.PK, cat.PH])
+    )
     elig &= ~c["origin"] & (c["route"] != cat.R_EMERGENCY)
     src = ctx.select("ghost", c["facility"], elig, k, share=(0.1, 0.3))
     if len(src) == 0:
@@ -366,11 +424,15 @@ def split_admission(ctx: Context, k: int) -> None:
     ctx.lines = ln
     ctx.add_lines(second, honest=True)
     # what the second admission adds: a new exam and admission tests
-    items = np.r_[np.full(len(idx), cat.ITEM["EXAM"]), np.full(len(idx), cat.ITEM["CBC"]),
-                  np.full(len(idx), cat.ITEM["GLU"])]  # fmt: skip
+    items = np.r_[
+        np.full(len(idx), cat.ITEM["EXAM"]),
+        np.full(len(idx), cat.ITEM["CBC"]),
+        np.full(len(idx), cat.ITEM["GLU"]),
+    ]
     ctx.add_lines(ctx.item_lines(np.r_[idx, idx, idx], items, "split_admission"))
-    ctx.lines["scheme"][li] = np.where(ctx.lines["scheme"][li] < 0, SCHEME_ID["split_admission"],
-                                       ctx.lines["scheme"][li])  # fmt: skip
+    ctx.lines["scheme"][li] = np.where(
+        ctx.lines["scheme"][li] < 0, SCHEME_ID["split_admission"], ctx.lines["scheme"][li]
+    )
 
 
 def card_sharing(ctx: Context, k_borrowed: int, k_added: int) -> None:
@@ -401,14 +463,17 @@ def card_sharing(ctx: Context, k_borrowed: int, k_added: int) -> None:
         died = np.flatnonzero((ctx.c["outcome"] == 5) & np.isin(ctx.c["person"], person))
         ctx.locked = np.r_[ctx.locked, died]
         dd = ppl["death_day"][person]
-        day = dd + 3 + (rng.random(k_dead) * np.maximum(ctx.bounds[-1] - dd - 4, 1)).astype(np.int64)
+        day = (
+            dd + 3 + (rng.random(k_dead) * np.maximum(ctx.bounds[-1] - dd - 4, 1)).astype(np.int64)
+        )
         day = np.minimum(day, ctx.bounds[-1] - 1)
         new = _copy_claims(ctx, np.zeros(k_dead, dtype=np.int64))
         new["person"] = person
         new["card_person"] = person.copy()
         new["facility"] = ppl["registered"][person]
-        new["disease"] = np.where(ppl["chronic"][person] >= 0, ppl["chronic"][person],
-                                  cat.DISEASE["I10"]).astype(np.int64)  # fmt: skip
+        new["disease"] = np.where(
+            ppl["chronic"][person] >= 0, ppl["chronic"][person], cat.DISEASE["I10"]
+        ).astype(np.int64)
         dial = new["disease"] == cat.DISEASE["N18.5"]
         new["disease"] = np.where(dial, cat.DISEASE["I10"], new["disease"])
         new["vtype"] = np.full(k_dead, cat.CHRONIC_DRUGS)
@@ -435,11 +500,17 @@ def card_sharing(ctx: Context, k_borrowed: int, k_added: int) -> None:
         n = len(src)
         others = np.r_[world.facilities_of(cat.H), world.facilities_of(cat.PK)]
         f = others[rng.integers(0, len(others), n)]
-        f = np.where(f == c["facility"][src], others[(np.searchsorted(others, f) + 1) % len(others)], f)
+        f = np.where(
+            f == c["facility"][src], others[(np.searchsorted(others, f) + 1) % len(others)], f
+        )
         new["facility"] = f
         mild = np.array([cat.DISEASE[x] for x in ("J06.9", "K29.7", "M54.5", "I10")])
         new["disease"] = mild[rng.integers(0, len(mild), n)]
-        day = c["vao"][src] // MINUTES_PER_DAY + 1 + (rng.random(n) * (c["bed_days"][src] - 1)).astype(np.int64)
+        day = (
+            c["vao"][src] // MINUTES_PER_DAY
+            + 1
+            + (rng.random(n) * (c["bed_days"][src] - 1)).astype(np.int64)
+        )
         new["vtype"] = np.full(n, cat.EXAM)
         _outpatient(new, day, rng)
         new["supply"] = cat.DISEASE_ARRAYS["course"][new["disease"]].astype(np.int64)
@@ -472,7 +543,9 @@ def upcoding(ctx: Context, k: int) -> None:
     ok = (up >= 0) & cat.ITEM_ARRAYS["allowed"][np.maximum(up, 0), lvl_l]
     has_up = np.zeros(c.n, dtype=bool)
     has_up[ln["claim"][ok]] = True
-    has_dx = np.array([bool(d.upcode_icd) for d in cat.DISEASES])[c["disease"]] & (c["vtype"] == cat.EXAM)
+    has_dx = np.array([bool(d.upcode_icd) for d in cat.DISEASES])[c["disease"]] & (
+        c["vtype"] == cat.EXAM
+    )
     elig = ctx.free() & (has_up | has_dx) & ~c["origin"]
     src = ctx.select("upcoding", c["clinician"], elig, k)
     if len(src) == 0:
@@ -497,8 +570,11 @@ def upcoding(ctx: Context, k: int) -> None:
     items = np.r_[np.full(len(s_dx), cat.ITEM["XR_CHEST"]), np.full(len(s_dx), cat.ITEM["CRP"])]
     dz = np.r_[c["disease"][s_dx], c["disease"][s_dx]]
     resp = np.isin(dz, [cat.DISEASE[x] for x in ("J06.9", "J20.9")])
-    items = np.where(resp, items, np.r_[np.full(len(s_dx), cat.ITEM["US_ABD"]),
-                                        np.full(len(s_dx), cat.ITEM["ECG"])])  # fmt: skip
+    items = np.where(
+        resp,
+        items,
+        np.r_[np.full(len(s_dx), cat.ITEM["US_ABD"]), np.full(len(s_dx), cat.ITEM["ECG"])],
+    )
     claims = np.r_[s_dx, s_dx]
     allowed = cat.ITEM_ARRAYS["allowed"][items, ctx.level(claims)]
     if allowed.any():
@@ -508,7 +584,9 @@ def upcoding(ctx: Context, k: int) -> None:
 def unbundling(ctx: Context, k: int) -> None:
     c = ctx.c
     ln = ctx.lines
-    parent = np.isin(cat.ITEM_ARRAYS["group"][ln["item"]], [8]) | (ln["item"] == cat.ITEM["DELIVERY"])
+    parent = np.isin(cat.ITEM_ARRAYS["group"][ln["item"]], [8]) | (
+        ln["item"] == cat.ITEM["DELIVERY"]
+    )
     has = np.zeros(c.n, dtype=bool)
     has[ln["claim"][parent]] = True
     elig = ctx.free() & has
@@ -533,16 +611,36 @@ def unbundling(ctx: Context, k: int) -> None:
 def needless_tests(ctx: Context, k: int) -> None:
     c, rng = ctx.c, ctx.rng
     lvl = ctx.level()
-    elig = ctx.free() & np.isin(c["vtype"], [cat.EXAM, cat.CHRONIC_DRUGS]) & np.isin(
-        lvl, [cat.TW, cat.T, cat.H, cat.PK, cat.PH]) & ~c["origin"]  # fmt: skip
+    elig = (
+        ctx.free()
+        & np.isin(c["vtype"], [cat.EXAM, cat.CHRONIC_DRUGS])
+        & np.isin(lvl, [cat.TW, cat.T, cat.H, cat.PK, cat.PH])
+        & ~c["origin"]
+    )
     src = ctx.select("needless_tests", c["clinician"], elig, k)
     if len(src) == 0:
         return
     ctx.mark(src, "needless_tests", A_CLINICIAN, c["clinician"][src])
-    panel = [("CBC", 0.9), ("GLU", 0.8), ("CREA", 0.8), ("UREA", 0.7), ("AST", 0.8), ("ALT", 0.8),
-             ("CHOL", 0.7), ("TRIG", 0.7), ("HDL", 0.6), ("LDL", 0.6), ("URINE", 0.6),
-             ("ELEC", 0.5), ("HBA1C", 0.3), ("US_ABD", 0.7), ("XR_CHEST", 0.5), ("ECG", 0.6),
-             ("CT_HEAD", 0.12), ("ECHO", 0.2)]  # fmt: skip
+    panel = [
+        ("CBC", 0.9),
+        ("GLU", 0.8),
+        ("CREA", 0.8),
+        ("UREA", 0.7),
+        ("AST", 0.8),
+        ("ALT", 0.8),
+        ("CHOL", 0.7),
+        ("TRIG", 0.7),
+        ("HDL", 0.6),
+        ("LDL", 0.6),
+        ("URINE", 0.6),
+        ("ELEC", 0.5),
+        ("HBA1C", 0.3),
+        ("US_ABD", 0.7),
+        ("XR_CHEST", 0.5),
+        ("ECG", 0.6),
+        ("CT_HEAD", 0.12),
+        ("ECHO", 0.2),
+    ]
     items = np.array([cat.ITEM[i] for i, _ in panel])
     p = np.array([q for _, q in panel])
     present = np.zeros((c.n, 0))
@@ -575,19 +673,26 @@ def padded_stay(ctx: Context, k: int) -> None:
     c["bed_days"][lg] += ex_by[lg]
     ln = ctx.lines
     li = ctx.lines_of(src)
-    bed = li[np.isin(cat.ITEM_ARRAYS["group"][ln["item"][li]], [15]) & (ln["item"][li] != cat.ITEM["BED_ICU"])]
+    bed = li[
+        np.isin(cat.ITEM_ARRAYS["group"][ln["item"][li]], [15])
+        & (ln["item"][li] != cat.ITEM["BED_ICU"])
+    ]
     # one bed line per claim carries the extra days
     first = bed[np.r_[True, ln["claim"][bed][1:] != ln["claim"][bed][:-1]]] if len(bed) else bed
     ln["qty2"][first] += ex_by[ln["claim"][first]] * 2
     is_long = np.zeros(c.n, dtype=bool)
     is_long[lg] = True
-    ln["kq"][first] = np.where(is_long[ln["claim"][first]], c["ra"][ln["claim"][first]], ln["kq"][first])
+    ln["kq"][first] = np.where(
+        is_long[ln["claim"][first]], c["ra"][ln["claim"][first]], ln["kq"][first]
+    )
     ln["scheme"][first] = SCHEME_ID["padded_stay"]
     # longer stays also bill oral drugs for the extra days
     dl = li[cat.ITEM_ARRAYS["is_drug"][ln["item"][li]] & is_long[ln["claim"][li]]]
     oral = np.array([it.route == "1.01" for it in cat.ITEMS])[ln["item"][dl]]
     dl = dl[oral]
-    add = np.ceil(cat.ITEM_ARRAYS["daily"][ln["item"][dl]] * ex_by[ln["claim"][dl]] * 2).astype(np.int64)
+    add = np.ceil(cat.ITEM_ARRAYS["daily"][ln["item"][dl]] * ex_by[ln["claim"][dl]] * 2).astype(
+        np.int64
+    )
     ln["qty2"][dl] += add
     ln["scheme"][dl] = SCHEME_ID["padded_stay"]
 
@@ -629,7 +734,9 @@ def drug_padding(ctx: Context, k: int) -> None:
     ctx.mark(src, "drug_padding", A_CLINICIAN, c["clinician"][src], variant=supportive.astype(int))
     qsrc = src[~supportive]
     li = ctx.lines_of(qsrc)
-    li = li[cat.ITEM_ARRAYS["is_drug"][ln["item"][li]] & (cat.ITEM_ARRAYS["ratio"][ln["item"][li]] > 0)]
+    li = li[
+        cat.ITEM_ARRAYS["is_drug"][ln["item"][li]] & (cat.ITEM_ARRAYS["ratio"][ln["item"][li]] > 0)
+    ]
     mult = rng.choice([1.5, 2.0, 2.5, 3.0], len(li))
     ln["qty2"][li] = np.ceil(ln["qty2"][li] * mult).astype(np.int64)
     ln["scheme"][li] = SCHEME_ID["drug_padding"]
@@ -648,13 +755,19 @@ def drug_padding(ctx: Context, k: int) -> None:
 
 def chronic_overlap(ctx: Context, k: int) -> None:
     c, world, rng = ctx.c, ctx.world, ctx.rng
-    elig = ctx.free() & (c["vtype"] == cat.CHRONIC_DRUGS) & (c["ra"] // MINUTES_PER_DAY < ctx.bounds[-1] - 16)
+    elig = (
+        ctx.free()
+        & (c["vtype"] == cat.CHRONIC_DRUGS)
+        & (c["ra"] // MINUTES_PER_DAY < ctx.bounds[-1] - 16)
+    )
     src = ctx.select("chronic_overlap", c["person"], elig, k, share=(0.5, 0.9))
     if len(src) == 0:
         return
     n = len(src)
     new = _copy_claims(ctx, src)
-    others = np.r_[world.facilities_of(cat.H), world.facilities_of(cat.PK), world.facilities_of(cat.X)]
+    others = np.r_[
+        world.facilities_of(cat.H), world.facilities_of(cat.PK), world.facilities_of(cat.X)
+    ]
     f = others[rng.integers(0, len(others), n)]
     f = np.where(f == c["facility"][src], others[(np.searchsorted(others, f) + 1) % len(others)], f)
     new["facility"] = f
@@ -682,14 +795,34 @@ def cost_climb(ctx: Context, k: int) -> None:
     if len(src) == 0:
         return
     ctx.mark(src, "cost_climb", A_FACILITY, c["facility"][src])
-    extra = [("US_ABD", 0.5), ("ECG", 0.5), ("XR_CHEST", 0.4), ("CRP", 0.5), ("HBA1C", 0.3),
-             ("CHOL", 0.5), ("TRIG", 0.5), ("VITB", 0.6), ("GINKGO", 0.5), ("ECHO", 0.25),
-             ("CT_HEAD", 0.08)]  # fmt: skip
+    extra = [
+        ("US_ABD", 0.6),
+        ("ECG", 0.6),
+        ("XR_CHEST", 0.5),
+        ("CRP", 0.6),
+        ("HBA1C", 0.4),
+        ("CHOL", 0.6),
+        ("TRIG", 0.6),
+        ("VITB", 0.7),
+        ("GINKGO", 0.6),
+        ("ECHO", 0.4),
+        ("CT_HEAD", 0.15),
+        ("SCOPE", 0.15),
+    ]
     items = np.array([cat.ITEM[i] for i, _ in extra])
     # intensity grows with the months since the facility's start
     starts = {r["actor"]: r["start"] for r in ctx.roster if r["scheme"] == "cost_climb"}
     st = np.array([starts.get(int(f), 0) for f in c["facility"][src]])
-    growth = np.clip((ctx.month(src) - st + 1) / max(1, months / 2), 0.2, 1.5)
+    growth = np.clip((ctx.month(src) - st + 1) / max(1, months / 2), 0.2, 1.6)
+    # and the drugs of the claim are billed in growing quantities
+    li = ctx.lines_of(src)
+    drug = li[cat.ITEM_ARRAYS["is_drug"][ctx.lines["item"][li]]]
+    g_by = np.zeros(c.n)
+    g_by[src] = growth
+    ctx.lines["qty2"][drug] = np.ceil(
+        ctx.lines["qty2"][drug] * (1 + g_by[ctx.lines["claim"][drug]])
+    ).astype(np.int64)
+    ctx.lines["scheme"][drug] = SCHEME_ID["cost_climb"]
     p = np.array([q for _, q in extra])[None, :] * growth[:, None]
     hit = rng.random((len(src), len(items))) < p
     hit &= cat.ITEM_ARRAYS["allowed"][items][:, ctx.level(src)].T
@@ -719,7 +852,9 @@ def referral_kickback(ctx: Context, k: int) -> None:
     los = rng.integers(2, 5, n)
     new["vtype"] = np.where(inpatient, cat.INPATIENT, cat.EXAM)
     new["vao_nt"] = np.where(inpatient, new["vao"] + 30, -1)
-    new["ra"] = np.where(inpatient, (new["vao"] // MINUTES_PER_DAY + los) * MINUTES_PER_DAY + 540, new["ra"])
+    new["ra"] = np.where(
+        inpatient, (new["vao"] // MINUTES_PER_DAY + los) * MINUTES_PER_DAY + 540, new["ra"]
+    )
     new["bed_days"] = np.where(inpatient, los, 0)
     new["days"] = np.where(inpatient, los + 1, 0)
     new["route"] = np.full(n, cat.R_REFERRAL)

@@ -30,10 +30,31 @@ class World:
 
 
 def load(path: Path, result) -> World:
-    r = {k: pd.read_parquet(path / f"{k}.parquet") for k in (
-        "xml1", "xml2", "xml3", "facilities", "labels", "truth", "truth_lines", "truth_actors")}  # fmt: skip
-    return World(path, result, r["xml1"], r["xml2"], r["xml3"], r["facilities"], r["labels"],
-                 r["truth"], r["truth_lines"], r["truth_actors"])  # fmt: skip
+    r = {
+        k: pd.read_parquet(path / f"{k}.parquet")
+        for k in (
+            "xml1",
+            "xml2",
+            "xml3",
+            "facilities",
+            "labels",
+            "truth",
+            "truth_lines",
+            "truth_actors",
+        )
+    }
+    return World(
+        path,
+        result,
+        r["xml1"],
+        r["xml2"],
+        r["xml3"],
+        r["facilities"],
+        r["labels"],
+        r["truth"],
+        r["truth_lines"],
+        r["truth_actors"],
+    )
 
 
 @pytest.fixture(scope="session")

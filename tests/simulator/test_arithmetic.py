@@ -53,12 +53,22 @@ def test_claim_totals_are_sums_of_lines(honest):
     lines["supply"] = lines["MA_NHOM"].isin([10, 11]) & ~lines["drug"]
     g = lines.groupby("MA_LK")
     x = x1.set_index("MA_LK")
-    tot = pd.DataFrame({
-        "T_TONGCHI_BV": g["THANH_TIEN_BV_c"].sum(), "T_TONGCHI_BH": g["THANH_TIEN_BH_c"].sum(),
-        "T_BNTT": g["T_BNTT_c"].sum(), "T_BNCCT": g["T_BNCCT_c"].sum(), "T_BHTT": g["T_BHTT_c"].sum(),
-        "T_THUOC": lines[lines["drug"]].groupby("MA_LK")["THANH_TIEN_BV_c"].sum(),
-        "T_VTYT": lines[lines["supply"]].groupby("MA_LK")["THANH_TIEN_BV_c"].sum(),
-    }).reindex(x.index).fillna(0).astype(np.int64)  # fmt: skip
+    tot = (
+        pd.DataFrame(
+            {
+                "T_TONGCHI_BV": g["THANH_TIEN_BV_c"].sum(),
+                "T_TONGCHI_BH": g["THANH_TIEN_BH_c"].sum(),
+                "T_BNTT": g["T_BNTT_c"].sum(),
+                "T_BNCCT": g["T_BNCCT_c"].sum(),
+                "T_BHTT": g["T_BHTT_c"].sum(),
+                "T_THUOC": lines[lines["drug"]].groupby("MA_LK")["THANH_TIEN_BV_c"].sum(),
+                "T_VTYT": lines[lines["supply"]].groupby("MA_LK")["THANH_TIEN_BV_c"].sum(),
+            }
+        )
+        .reindex(x.index)
+        .fillna(0)
+        .astype(np.int64)
+    )
     for col in tot.columns:
         assert (cents(x[col]) == tot[col].to_numpy()).all(), col
     assert (cents(x["T_BHTT"]) == cents(x["T_TONGCHI_BH"]) - cents(x["T_BNCCT"])).all()
@@ -94,7 +104,9 @@ def test_bed_days_only_on_stays_and_within_the_stay(honest):
     beds = x3[x3["MA_NHOM"].isin([14, 15, 16])]
     j = beds.merge(x1[["MA_LK", "MA_LOAI_KCB", "NGAY_VAO", "NGAY_RA"]], on="MA_LK")
     assert j["MA_LOAI_KCB"].isin(["03", "04", "06"]).all()
-    per = j.groupby("MA_LK").agg(bed=("SO_LUONG", "sum"), vao=("NGAY_VAO", "first"), ra=("NGAY_RA", "first"))
+    per = j.groupby("MA_LK").agg(
+        bed=("SO_LUONG", "sum"), vao=("NGAY_VAO", "first"), ra=("NGAY_RA", "first")
+    )
     stay = (pd.to_datetime(per["ra"].str[:8]) - pd.to_datetime(per["vao"].str[:8])).dt.days
     assert (per["bed"] <= np.maximum(stay, 1)).all()
     assert beds["MA_GIUONG"].str.fullmatch(r"[HTCK][0-9]{3}").all()
@@ -152,7 +164,9 @@ def test_values_follow_the_contract(world):
 
 def test_honest_world_has_no_overlaps_and_no_visits_after_death(honest):
     x1, _, _ = honest
-    d = x1[["MA_THE_BHYT", "NGAY_VAO", "NGAY_RA", "KET_QUA_DTRI"]].sort_values(["MA_THE_BHYT", "NGAY_VAO"])
+    d = x1[["MA_THE_BHYT", "NGAY_VAO", "NGAY_RA", "KET_QUA_DTRI"]].sort_values(
+        ["MA_THE_BHYT", "NGAY_VAO"]
+    )
     same = d["MA_THE_BHYT"].eq(d["MA_THE_BHYT"].shift())
     prev_end = d.groupby("MA_THE_BHYT")["NGAY_RA"].transform(lambda s: s.cummax().shift())
     assert not (same & (d["NGAY_VAO"] <= prev_end)).any()

@@ -18,7 +18,9 @@ def test_report_columns_and_every_figure_within_tolerance(world):
 
 def test_costs_grow_faster_than_visits(world):
     df = calibration_report(world.path).set_index("figure")
-    assert df.loc["costs, year on year", "simulated"] > 2 * df.loc["visits, year on year", "simulated"]
+    assert (
+        df.loc["costs, year on year", "simulated"] > 2 * df.loc["visits, year on year", "simulated"]
+    )
 
 
 def test_short_world_reports_growth_as_unknown(tmp_path):

@@ -123,7 +123,11 @@ def test_padded_stays_are_longer_than_peers(abusive):
     h = honest(abusive)
     h = h[h["MA_LOAI_KCB"] == "03"]
     lvl = abusive.facilities.set_index("MA_CSKCB")["TUYEN"]
-    peer = h.assign(los=_los(h), lvl=h["MA_CSKCB"].map(lvl)).groupby(["MA_BENH_CHINH", "lvl"])["los"].mean()
+    peer = (
+        h.assign(los=_los(h), lvl=h["MA_CSKCB"].map(lvl))
+        .groupby(["MA_BENH_CHINH", "lvl"])["los"]
+        .mean()
+    )
     pp = p.assign(los=_los(p), lvl=p["MA_CSKCB"].map(lvl))
     ref = peer.reindex(pd.MultiIndex.from_frame(pp[["MA_BENH_CHINH", "lvl"]])).to_numpy()
     assert np.nanmean(pp["los"].to_numpy() - ref) > 2
@@ -153,7 +157,11 @@ def test_card_sharing_footprints(abusive):
     conc = claims_of(abusive, "card_sharing", "concurrent")
     stays = x[x["MA_LOAI_KCB"] == "03"][["MA_THE_BHYT", "MA_CSKCB", "NGAY_VAO", "NGAY_RA"]]
     j = conc.merge(stays, on="MA_THE_BHYT", suffixes=("", "_stay"))
-    inside = (j["NGAY_VAO"] > j["NGAY_VAO_stay"]) & (j["NGAY_VAO"] < j["NGAY_RA_stay"]) & (j["MA_CSKCB"] != j["MA_CSKCB_stay"])
+    inside = (
+        (j["NGAY_VAO"] > j["NGAY_VAO_stay"])
+        & (j["NGAY_VAO"] < j["NGAY_RA_stay"])
+        & (j["MA_CSKCB"] != j["MA_CSKCB_stay"])
+    )
     assert j[inside]["MA_LK"].nunique() == len(conc)
     dead = claims_of(abusive, "card_sharing", "deceased")
     deaths = x[x["KET_QUA_DTRI"] == 5].groupby("MA_THE_BHYT")["NGAY_RA"].min()
@@ -191,7 +199,9 @@ def test_drug_padding(abusive):
 def test_chronic_overlap_starts_inside_the_previous_supply(abusive):
     x = abusive.xml1[abusive.xml1["MA_LOAI_KCB"] == "05"].sort_values(["MA_THE_BHYT", "NGAY_VAO"])
     start = ts(x["NGAY_VAO"]).dt.normalize()
-    prev_end = (start + pd.to_timedelta(x["SO_NGAY_DTRI"], unit="D")).groupby(x["MA_THE_BHYT"]).shift()
+    prev_end = (
+        (start + pd.to_timedelta(x["SO_NGAY_DTRI"], unit="D")).groupby(x["MA_THE_BHYT"]).shift()
+    )
     prev_id = x["MA_LK"].groupby(x["MA_THE_BHYT"]).shift()
     hit = start < prev_end
     co = set(claims_of(abusive, "chronic_overlap")["MA_LK"])
@@ -215,10 +225,16 @@ def test_referral_kickback_concentrates_on_one_hospital(abusive):
     k = claims_of(abusive, "referral_kickback")
     sent = k[k["MA_NOI_DEN"].notna()]
     assert len(sent)
-    top = sent.groupby("actor_id")["MA_NOI_DEN"].agg(lambda s: s.value_counts(normalize=True).iloc[0])
+    top = sent.groupby("actor_id")["MA_NOI_DEN"].agg(
+        lambda s: s.value_counts(normalize=True).iloc[0]
+    )
     assert (top == 1.0).all()
     received = k[k["MA_NOI_DI"].notna()]
-    assert received["MA_CSKCB"].isin(abusive.facilities.loc[abusive.facilities["LOAI_HINH"] == "TU_NHAN", "MA_CSKCB"]).all()
+    assert (
+        received["MA_CSKCB"]
+        .isin(abusive.facilities.loc[abusive.facilities["LOAI_HINH"] == "TU_NHAN", "MA_CSKCB"])
+        .all()
+    )
     h = honest(abusive)
     honest_to_private = h["MA_NOI_DEN"].isin(received["MA_CSKCB"]).mean()
     assert honest_to_private < 0.001

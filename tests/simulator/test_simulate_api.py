@@ -24,7 +24,9 @@ def test_same_seed_same_world_other_seed_other_world(tmp_path):
     assert isinstance(a, SimulationResult) and a.claims == b.claims == 4_000
     for f in FILES:
         pd.testing.assert_frame_equal(pd.read_parquet(a.paths[f]), pd.read_parquet(b.paths[f]))
-    assert (tmp_path / "a" / "manifest.json").read_text() == (tmp_path / "b" / "manifest.json").read_text()
+    assert (tmp_path / "a" / "manifest.json").read_text() == (
+        tmp_path / "b" / "manifest.json"
+    ).read_text()
     x_a = pd.read_parquet(a.paths["xml1"])
     x_c = pd.read_parquet(c.paths["xml1"])
     assert not x_a["T_BHTT"].equals(x_c["T_BHTT"])
@@ -32,7 +34,9 @@ def test_same_seed_same_world_other_seed_other_world(tmp_path):
 
 def test_progress_and_counts(tmp_path):
     seen = []
-    r = simulate(tmp_path / "w", 3_000, months=2, start="2025-11", progress=lambda s, f: seen.append((s, f)))
+    r = simulate(
+        tmp_path / "w", 3_000, months=2, start="2025-11", progress=lambda s, f: seen.append((s, f))
+    )
     fr = [f for _, f in seen]
     assert fr == sorted(fr) and fr[-1] == 1.0 and len(seen) >= 5
     x1 = pd.read_parquet(r.paths["xml1"])
@@ -50,9 +54,14 @@ def test_no_schemes_means_no_abuse(tmp_path):
 
 @pytest.mark.parametrize(
     ("kwargs", "match"),
-    [({"schemes": {"bogus": 0.1}}, "unknown scheme"), ({"schemes": {"ghost": 0.9}}, "between"),
-     ({"start": "2025/01"}, "YYYY-MM"), ({"months": 0}, "months"), ({"claims": 10}, "at least")],
-)  # fmt: skip
+    [
+        ({"schemes": {"bogus": 0.1}}, "unknown scheme"),
+        ({"schemes": {"ghost": 0.9}}, "between"),
+        ({"start": "2025/01"}, "YYYY-MM"),
+        ({"months": 0}, "months"),
+        ({"claims": 10}, "at least"),
+    ],
+)
 def test_bad_arguments(tmp_path, kwargs, match):
     args = {"out": tmp_path / "w", "claims": 1_000} | kwargs
     with pytest.raises(ValueError, match=match):

@@ -1,0 +1,168 @@
+"""The scorer: a saved model bundle -> risk scores, expected overbilled amounts, bands and reasons.
+
+One module does the scoring for `claimradar score`, the training evaluation and the API, so what is
+evaluated is what is served. It depends on `features` (the registry for reason texts), never on
+`training`.
+
+A bundle is a folder: ``bundle.json`` (feature list, categories, calibration, bands, metadata),
+``risk.txt`` and ``amount.txt`` (LightGBM boosters as text), ``anomaly.joblib`` (the peer/anomaly
+model), and optionally ``snapshot/`` (the profile snapshot online scoring joins).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+BANDS = ("high", "review", "watch", "low")
+
+
+@dataclass
+class ModelBundle:
+    risk: lgb.Booster
+    feature_names: list[str]
+    categories: dict[str, list[Any]]
+    calibration: tuple[list[float], list[float]]  # isotonic thresholds: raw score -> probability
+    amount: lgb.Booster | None = None
+    amount_ratio: float = 0.3  # fallback overbilled share of the claimed amount
+    anomaly: Any = None  # sklearn IsolationForest over anomaly_features
+    anomaly_features: list[str] = field(default_factory=list)
+    anomaly_fill: dict[str, float] = field(default_factory=dict)
+    anomaly_reference: list[float] = field(default_factory=list)  # sorted scores, for percentiles
+    blend: float = 0.3  # weight of the anomaly component in the priority
+    band_thresholds: dict[str, float] = field(default_factory=dict)  # priority cut-offs
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, folder: Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.risk.save_model(str(folder / "risk.txt"))
+        if self.amount is not None:
+            self.amount.save_model(str(folder / "amount.txt"))
+        if self.anomaly is not None:
+            joblib.dump(self.anomaly, folder / "anomaly.joblib")
+        doc = {
+            "feature_names": self.feature_names,
+            "categories": {k: [_json(v) for v in vals] for k, vals in self.categories.items()},
+            "calibration": [list(map(float, c)) for c in self.calibration],
+            "amount_ratio": self.amount_ratio,
+            "anomaly_features": self.anomaly_features,
+            "anomaly_fill": self.anomaly_fill,
+            "anomaly_reference": self.anomaly_reference,
+            "blend": self.blend,
+            "band_thresholds": self.band_thresholds,
+            "meta": self.meta,
+        }
+        (folder / "bundle.json").write_text(json.dumps(doc, indent=1, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> ModelBundle:
+        folder = Path(folder)
+        doc = json.loads((folder / "bundle.json").read_text())
+        amount = folder / "amount.txt"
+        anomaly = folder / "anomaly.joblib"
+        return cls(
+            risk=lgb.Booster(model_file=str(folder / "risk.txt")),
+            feature_names=doc["feature_names"],
+            categories=doc["categories"],
+            calibration=tuple(doc["calibration"]),
+            amount=lgb.Booster(model_file=str(amount)) if amount.exists() else None,
+            amount_ratio=doc["amount_ratio"],
+            anomaly=joblib.load(anomaly) if anomaly.exists() else None,
+            anomaly_features=doc["anomaly_features"],
+            anomaly_fill=doc["anomaly_fill"],
+            anomaly_reference=doc["anomaly_reference"],
+            blend=doc["blend"],
+            band_thresholds=doc["band_thresholds"],
+            meta=doc["meta"],
+        )
+
+    # -- inputs --------------------------------------------------------------------------------
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model's float matrix in its feature order; categories coded as in training."""
+        cols = []
+        for name in self.feature_names:
+            col = frame[name] if name in frame.columns else pd.Series(np.nan, index=frame.index)
+            if name in self.categories:
+                levels = self.categories[name]
+                codes = pd.Categorical(col.astype("object"), categories=levels).codes
+                cols.append(np.where(codes < 0, np.nan, codes).astype("float64"))
+            else:
+                cols.append(pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64"))
+        return np.column_stack(cols) if cols else np.empty((len(frame), 0))
+
+
+def _json(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def calibrate(bundle: ModelBundle, raw: np.ndarray) -> np.ndarray:
+    x, y = bundle.calibration
+    return np.interp(raw, x, y) if len(x) else raw
+
+
+def anomaly_percentile(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
+    """0..1: how unusual the claim is against the training population (1 = most unusual)."""
+    if bundle.anomaly is None or not bundle.anomaly_features:
+        return np.zeros(len(frame))
+    x = frame.reindex(columns=bundle.anomaly_features).apply(pd.to_numeric, errors="coerce")
+    x = x.fillna(bundle.anomaly_fill).fillna(0.0).to_numpy(dtype="float64")
+    score = -bundle.anomaly.score_samples(x)  # higher = more anomalous
+    ref = np.asarray(bundle.anomaly_reference)
+    return np.searchsorted(ref, score, side="right") / max(len(ref), 1)
+
+
+def predict(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
+    """Scores for a feature frame (one row per claim; needs `claim_id` and `fund_claimed`)."""
+    x = bundle.matrix(frame)
+    raw = bundle.risk.predict(x, raw_score=False)
+    risk = np.clip(calibrate(bundle, raw), 0.0, 1.0)
+    claimed = pd.to_numeric(frame["fund_claimed"], errors="coerce").fillna(0.0).to_numpy()
+    if bundle.amount is not None:
+        share = np.clip(bundle.amount.predict(x), 0.0, 1.0)
+    else:
+        share = np.full(len(frame), bundle.amount_ratio)
+    amount = share * claimed
+    expected = risk * amount
+    anomaly = anomaly_percentile(bundle, frame)
+    # Only the most unusual claims (top 10% of the population) earn anomaly priority, in money.
+    novelty = np.clip((anomaly - 0.9) / 0.1, 0.0, 1.0) * claimed * bundle.amount_ratio
+    priority = expected + bundle.blend * novelty
+    out = pd.DataFrame(
+        {
+            "claim_id": frame["claim_id"].to_numpy(),
+            "risk_score": risk,
+            "expected_overbilled": np.round(expected, 2),
+            "estimated_overbilled_if_abusive": np.round(amount, 2),
+            "anomaly": anomaly,
+            "priority": priority,
+        }
+    )
+    out["band"] = band_of(bundle, priority)
+    return out
+
+
+def band_of(bundle: ModelBundle, priority: np.ndarray) -> np.ndarray:
+    t = bundle.band_thresholds
+    if not t:
+        return np.full(len(priority), "low", dtype=object)
+    return np.select(
+        [priority >= t["high"], priority >= t["review"], priority >= t["watch"]],
+        ["high", "review", "watch"],
+        default="low",
+    ).astype(object)
+
+
+def contributions(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
+    """TreeSHAP contributions (log-odds) per feature, LightGBM's own pred_contrib; last column is
+    the expected value."""
+    return bundle.risk.predict(bundle.matrix(frame), pred_contrib=True)
