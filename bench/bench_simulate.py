@@ -56,7 +56,8 @@ def main() -> None:
     base = a.keep or Path(tempfile.mkdtemp(prefix="bench-simulate-"))
     print(f"cpus={os.cpu_count()} python={sys.version.split()[0]} months={a.months}")
     print(
-        f"{'claims':>10} {'lines':>11} {'seconds':>8} {'claims/s':>10} {'peak RSS GiB':>13} {'disk MiB':>9}"
+        f"{'claims':>10} {'lines':>11} {'seconds':>8} {'claims/s':>10} "
+        f"{'peak RSS GiB':>13} {'disk MiB':>9}"
     )
     try:
         for n in a.sizes:

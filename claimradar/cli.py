@@ -25,6 +25,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 console = Console(stderr=True)
+MODEL = "claimradar-abuse"
 SRC_HELP = "An XML 130 envelope, a folder of them, or a tabular folder (xml1/xml2/xml3)."
 SAMPLE = Path(__file__).resolve().parent / "samples" / "envelopes"
 
@@ -195,6 +196,98 @@ def _print_frame(title: str, df) -> None:
     for row in df.itertuples(index=False):
         t.add_row(*[f"{v:,.3g}" if isinstance(v, float) else str(v) for v in row])
     console.print(t)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="A canonical dataset folder (from ingest).")],
+    cutoff: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD; default: 3 months before the data's end.")
+    ] = None,
+    labels: Annotated[
+        Path | None, typer.Option(help="Labels file (labels format); default DATA's labels.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Training config (TOML); default configs/train.toml.")
+    ] = None,
+    tune: Annotated[int, typer.Option(help="Optuna trials over time-based folds (0 = off).")] = 0,
+) -> None:
+    """Train the risk and amount models with baselines; log to MLflow; register a challenger."""
+    from claimradar.settings import get_settings, project_root
+    from training.train import train as run_train
+
+    s = get_settings()
+    if tune:
+        from training.tune import tune as run_tune
+
+        config = run_tune(
+            data,
+            cutoff=cutoff,
+            trials=tune,
+            config=config,
+            tracking_uri=s.tracking_uri,
+            artifact_root=s.artifact_root,
+        )
+    with progress_bar("train") as update:
+        result = run_train(
+            data,
+            cutoff=cutoff,
+            labels=labels,
+            config=config,
+            tracking_uri=s.tracking_uri,
+            artifact_root=s.artifact_root,
+            models_dir=project_root() / "models",
+            progress=lambda name, f: update(int(f * 100), 100),
+        )
+    _print_frame("metrics", result.table.reset_index().round(4))
+    if len(result.per_scheme):
+        _print_frame("recall in the top 5% per scheme (holdout)", result.per_scheme.round(3))
+    typer.echo(
+        f"trained run {result.run_id}, registered {MODEL} v{result.version} as challenger; "
+        f"model card -> {result.card_path}"
+    )
+
+
+@app.command()
+def promote(
+    version: Annotated[
+        int | None, typer.Option(help="Version to promote (default challenger).")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Promote without comparing.")] = False,
+    data: Annotated[
+        Path | None, typer.Option(help="Dataset to re-evaluate on (default the challenger's).")
+    ] = None,
+) -> None:
+    """Make the challenger champion if it finds at least as much money in the top 5%."""
+    from claimradar.settings import get_settings
+    from training import tracking
+    from training.promote import promote as run_promote
+
+    s = get_settings()
+    client = tracking.connect(s.tracking_uri, s.artifact_root)
+    try:
+        d = run_promote(client, version, force=force, dataset=data)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    verdict = "promoted" if d.promoted else "not promoted"
+    typer.echo(f"v{d.challenger} {verdict} (champion was v{d.champion}): {d.reason}")
+
+
+@app.command()
+def models() -> None:
+    """List registered versions, their aliases and headline holdout metrics."""
+    import pandas as pd
+
+    from claimradar.settings import get_settings
+    from training import tracking
+
+    s = get_settings()
+    rows = tracking.versions(tracking.connect(s.tracking_uri, s.artifact_root))
+    if not rows:
+        typer.echo("no registered versions yet; run claimradar train")
+        return
+    _print_frame(MODEL, pd.DataFrame(rows).drop(columns=["run_id", "created"]))
+    typer.echo(f"{len(rows)} version(s) of {MODEL}")
 
 
 @app.command()

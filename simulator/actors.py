@@ -89,7 +89,7 @@ _PRIVATE = (
     "Hưng Thịnh",
 )
 
-# Beneficiary groups: (letters, benefit digit). Digit -> benefit %: 1, 2, 5 -> 100; 3 -> 95; 4 -> 80.
+# Beneficiary groups (letters, benefit digit); benefit %: 1, 2, 5 -> 100; 3 -> 95; 4 -> 80.
 GROUPS = (
     ("TE", 1),
     ("HS", 4),

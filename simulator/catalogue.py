@@ -1,4 +1,4 @@
-"""Static knowledge of the synthetic world: the price catalogue, the diseases and the care they involve.
+"""Static knowledge of the world: the price catalogue, the diseases and the care they involve.
 
 Prices are official-style (modelled on the MoH service price lists and provincial drug tenders, in
 whole VND) and invented where no public figure was at hand; codes follow the shapes of the real

@@ -1,4 +1,4 @@
-"""simulate(): builds one synthetic province over some months and writes it in the tabular format."""
+"""simulate(): builds one synthetic province over some months and writes the tabular format."""
 
 from __future__ import annotations
 

@@ -99,13 +99,6 @@ GIVEN = {
 }
 
 
-def _s(values) -> pa.Array:
-    return pa.array(
-        np.asarray(values).astype(str).tolist() if not isinstance(values, pa.Array) else values,
-        pa.string(),
-    )
-
-
 def padded(values: np.ndarray, width: int) -> pa.Array:
     """Non-negative integers as zero-padded strings."""
     v = pa.array(np.asarray(values, dtype=np.int64) + 10**width)
@@ -113,8 +106,7 @@ def padded(values: np.ndarray, width: int) -> pa.Array:
 
 
 def join(*parts, sep: str = "") -> pa.Array:
-    arrs = [p if isinstance(p, pa.Array | pa.ChunkedArray) else p for p in parts]
-    return pc.binary_join_element_wise(*arrs, sep)
+    return pc.binary_join_element_wise(*parts, sep)
 
 
 def take(table: list[str] | np.ndarray, idx: np.ndarray) -> pa.Array:
@@ -181,7 +173,7 @@ def person_strings(world: World, rng: np.random.Generator) -> dict[str, pa.Array
         padded(year % 100, 2),
         padded(rng.integers(0, 10**6, P), 6),
     )
-    village = padded(rng.integers(1, 12, P), 1 if False else 2)
+    village = padded(rng.integers(1, 12, P), 2)
     dist_names = np.array(world.district_names)
     address = join(
         pa.array(np.full(P, "Thôn ")),
@@ -301,7 +293,7 @@ def claim_table(
     method = np.array([x.method for x in cat.DISEASES])
     m = lambda v: pa.array(np.asarray(v, dtype=np.int64) / 100.0)  # noqa: E731
     reg = ppl["registered"][cp]
-    head = padded(10**8 * 49 % 10**8 + c["facility"] * 7 + 12345, 8)
+    head = padded(c["facility"] * 7 + 12345, 8)  # the facility head's social-insurance number
     cols = {
         "MA_LK": ids,
         "STT": pa.array(np.ones(n, dtype=np.int64)),
@@ -572,6 +564,3 @@ def labels_table(ids: pa.Array, claim_idx, label, amount_cents, reason, decided_
 
 def write(table: pa.Table, path: Path) -> None:
     pq.write_table(table, path, compression="snappy")
-
-
-_ = _s  # kept for callers that format ad-hoc arrays

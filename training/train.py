@@ -9,10 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 
-import mlflow
 from features.schema import SCHEMA_VERSION
 from serving.scorer import ModelBundle, predict
 from training import baselines, plots, tracking
@@ -37,9 +37,8 @@ class TrainResult:
 
 def feature_frame(dataset: Path, progress: Progress | None = None) -> pd.DataFrame:
     """The feature pipeline's frame plus the few claim columns baselines need."""
-    from features.pipeline import build_features
-
     from features.ingest import load_dataset
+    from features.pipeline import build_features
 
     tables = load_dataset(dataset)
     frame = build_features(tables)
@@ -99,9 +98,8 @@ def train(
     dataset = Path(dataset)
     step("features", 0.05)
     frame = feature_frame(dataset)
-    from features.registry import feature_names
-
     from features.ingest import load_dataset
+    from features.registry import feature_names
 
     tables = load_dataset(dataset)
     label_table = tables.get("labels")
@@ -133,7 +131,7 @@ def train(
     step("mlflow", 0.8)
     client = tracking.connect(tracking_uri, artifact_root)
     with mlflow.start_run(run_name=f"train cutoff {split.cutoff:%Y-%m-%d}") as run:
-        mlflow.log_params(_params(cfg, split, names))
+        mlflow.log_params({**_params(cfg, split, names), "data.path": str(dataset.resolve())})
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
         mlflow.set_tags({"schema_version": SCHEMA_VERSION, "holdout_source": split.holdout_source})
         with tempfile.TemporaryDirectory() as tmp:
