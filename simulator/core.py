@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from features.schema import SCHEMA_VERSION
 from simulator import care, output, schemes
@@ -104,7 +103,7 @@ def simulate(
     step("schemes", 0.35)
     ctx = sch.Context(world, c, lines, clin, bounds, streams[3], claims, rates)
     sch.apply(ctx)
-    c, lines = ctx.c, ctx.lines
+    c, lines = ctx.c, ctx.all_lines()
     care.set_performers(world, lines, clin, c, streams[4])
 
     # final order: claims by admission time; lines by claim, keeping generation order
@@ -223,7 +222,7 @@ def _write(
         )
     }
     output.write(
-        output.claim_table(world, c, money.claim, ids, pstr, clock, int(bounds[0]), icd9, clin_ids),
+        output.claim_table(world, c, money.claim, ids, pstr, clock, int(bounds[0]), icd9),
         paths["xml1"],
     )
     step("write lines", 0.65)
@@ -329,7 +328,3 @@ def _actor_ids(
     return pc.if_else(
         pa.array(atype == A_FACILITY), fac, pc.if_else(pa.array(atype == A_CLINICIAN), cl, card)
     )
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    return pq.read_table(path).to_pandas()

@@ -18,7 +18,7 @@ from simulator import catalogue as cat
 from simulator.actors import GROUP_DIGIT, GROUP_LETTERS, PROVINCE, PROVINCE_NAME, World
 from simulator.frame import MINUTES_PER_DAY, Cols, stamp, ymd
 
-CHUNK = 2_000_000
+CHUNK = 500_000
 _KIND_TYPE = {"int": pa.int64(), "quantity": pa.float64(), "money": pa.float64()}
 
 SURNAMES = (
@@ -247,7 +247,6 @@ def claim_table(
     clock: Clock,
     day0: int,
     icd9: np.ndarray,
-    clin_ids: pa.Array,
 ) -> pa.Table:
     n = c.n
     cp = c["card_person"]

@@ -149,6 +149,7 @@ class Context:
     roster: list[dict] = field(default_factory=list)
     switch_queue: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     locked: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    pending: list[Cols] = field(default_factory=list)
 
     @property
     def months(self) -> int:
@@ -179,9 +180,16 @@ class Context:
         return np.arange(n0, self.c.n)
 
     def add_lines(self, new: Cols, honest: bool = False) -> None:
+        """Queue lines of fabricated or abused claims. Schemes only ever read the lines of claims
+        no scheme has touched, which are all in `lines`, so new ones are concatenated once."""
         if not honest:
             new["qty2_honest"] = np.zeros(new.n, dtype=np.int64)
-        self.lines = Cols.concat([self.lines, new])
+        self.pending.append(new)
+
+    def all_lines(self) -> Cols:
+        out = Cols.concat([self.lines, *self.pending])
+        self.pending = []
+        return out
 
     def lines_of(self, claims: np.ndarray) -> np.ndarray:
         mask = np.zeros(self.c.n, dtype=bool)
@@ -643,8 +651,6 @@ def needless_tests(ctx: Context, k: int) -> None:
     ]
     items = np.array([cat.ITEM[i] for i, _ in panel])
     p = np.array([q for _, q in panel])
-    present = np.zeros((c.n, 0))
-    del present
     hit = rng.random((len(src), len(items))) < p
     hit &= cat.ITEM_ARRAYS["allowed"][items][:, ctx.level(src)].T
     # skip tests the claim already has

@@ -1,0 +1,209 @@
+"""Where the feature expressions run: an Ibis backend (DuckDB by default, Spark at scale) and the
+canonical tables registered on it, read column-pruned from parquet or from in-memory frames.
+
+The feature definitions (claim_features, rules, profiles) are plain Ibis expressions and never
+import an engine; this module is the only place that knows which one executes them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ibis
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.schema import TABLES
+
+ENGINES = ("duckdb", "spark")
+
+# Columns of the canonical tables the features read (everything else, personal data included,
+# never reaches an engine). card_number is read only to take its benefit digit (character 3).
+NEEDED: dict[str, tuple[str, ...]] = {
+    "claims": (
+        "claim_id", "person_key", "card_key", "birth_date", "sex", "card_number",
+        "card_valid_from", "card_valid_to", "copay_waiver_date", "primary_icd", "secondary_icd",
+        "route_code", "referred_from", "referred_to", "admitted_at", "discharged_at",
+        "treatment_days", "outcome", "discharge_type", "total_drugs", "total_supplies",
+        "total_cost", "total_insured_cost", "patient_self_pay", "patient_copay", "fund_claimed",
+        "other_sources", "visit_type", "facility_id",
+    ),
+    "drug_lines": (
+        "claim_id", "line_no", "drug_code", "strength", "cost_group", "drug_name", "dosage",
+        "scope", "insurance_ratio", "quantity", "unit_price", "amount", "insured_amount",
+        "benefit_pct", "fund_claimed", "other_sources", "clinician_id", "ordered_at",
+    ),
+    "service_lines": (
+        "claim_id", "line_no", "service_code", "supply_code", "cost_group", "scope", "quantity",
+        "unit_price", "insured_unit_price", "service_ratio", "insurance_ratio", "amount",
+        "insured_amount", "benefit_pct", "fund_claimed", "other_sources", "clinician_id",
+        "performer_id", "ordered_at", "performed_at", "result_at",
+    ),
+    "facilities": ("facility_id", "level", "ownership", "beds"),
+}  # fmt: skip
+
+
+def _spark_session():
+    """The active Spark session, or a local one (UTC session time zone: naive local timestamps
+    are read as TIMESTAMP_NTZ and never shifted)."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    master = os.environ.get("CLAIMRADAR_SPARK_MASTER", "local[2]")
+    spark = (
+        SparkSession.builder.master(master)
+        .appName("claimradar-features")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="claimradar-spark-wh-"))
+        .config("spark.driver.memory", os.environ.get("CLAIMRADAR_SPARK_MEMORY", "2g"))
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+@dataclass
+class Engine:
+    """An Ibis backend plus the tables registered on it."""
+
+    kind: str
+    con: object
+    spark: object = None
+    tmp: Path | None = None
+    tables: dict[str, ibis.Table] = field(default_factory=dict)
+    _n: int = 0
+
+    @classmethod
+    def connect(
+        cls, kind: str = "duckdb", *, threads: int | None = None, memory_limit: str | None = None
+    ) -> Engine:
+        if kind not in ENGINES:
+            raise ValueError(f"unknown engine {kind!r}; use one of {', '.join(ENGINES)}")
+        tmp = Path(tempfile.mkdtemp(prefix=f"claimradar-{kind}-"))
+        if kind == "duckdb":
+            config = {"temp_directory": str(tmp / "spill"), "preserve_insertion_order": False}
+            if threads:
+                config["threads"] = threads
+            if memory_limit:
+                config["memory_limit"] = memory_limit
+            return cls(kind, ibis.duckdb.connect(**config), tmp=tmp)
+        spark = _spark_session()
+        return cls(kind, ibis.pyspark.connect(spark), spark=spark, tmp=tmp)
+
+    def _name(self, stem: str) -> str:
+        self._n += 1
+        return f"cr_{stem}_{self._n}"
+
+    def register(
+        self, stem: str, data: pd.DataFrame | Path, columns: tuple[str, ...] | None = None
+    ) -> ibis.Table:
+        """Register a frame or a parquet file (or folder) under a fresh name; only `columns`
+        (those present) are read."""
+        name = self._name(stem)
+        if isinstance(data, pd.DataFrame):
+            cols = [c for c in (columns or data.columns) if c in data.columns]
+            arrow = pa.Table.from_pandas(data[cols], preserve_index=False)
+            if self.kind == "duckdb":
+                self.con.con.register(name, arrow)
+                return self.con.table(name)
+            path = self.tmp / f"{name}.parquet"
+            pq.write_table(arrow, path)
+            data = path
+        path = Path(data)
+        if self.kind == "duckdb":
+            src = str(path / "*.parquet") if path.is_dir() else str(path)
+            present = pq.read_schema(next(iter(sorted(path.glob("*.parquet")))) if path.is_dir()
+                                     else path).names  # fmt: skip
+            cols = [c for c in (columns or present) if c in present]
+            sel = ", ".join(f'"{c}"' for c in cols)
+            self.con.raw_sql(
+                f"CREATE OR REPLACE VIEW {name} AS SELECT {sel} FROM read_parquet('{src}')"
+            )
+            return self.con.table(name)
+        df = self.spark.read.parquet(str(path))
+        cols = [c for c in (columns or df.columns) if c in df.columns]
+        df.select(*cols).createOrReplaceTempView(name)
+        return self.con.table(name)
+
+    def canonical(self, name: str, data: pd.DataFrame | Path | None) -> ibis.Table:
+        """A canonical table with the columns the features need; missing optional columns are
+        added as typed nulls and a missing table as an empty one."""
+        needed = NEEDED[name]
+        if data is None:
+            data = TABLES[name].empty()
+        if isinstance(data, pd.DataFrame):
+            missing = [c for c in needed if c not in data.columns]
+            if missing:
+                data = data.copy()
+                for c in missing:
+                    data[c] = _empty_like(name, c, len(data))
+        t = self.register(name, data, needed)
+        absent = [c for c in needed if c not in t.columns]
+        if absent:
+            t = t.mutate(**{c: ibis.null(_ibis_type(name, c)) for c in absent})
+        return t.select(*needed)
+
+    def execute(self, expr: ibis.Table) -> pd.DataFrame:
+        return self.con.execute(expr)
+
+    def materialize(self, stem: str, expr: ibis.Table) -> ibis.Table:
+        """Compute once and keep (DuckDB: a temp table; Spark: a cached view)."""
+        name = self._name(stem)
+        if self.kind == "duckdb":
+            sql = ibis.to_sql(expr, dialect="duckdb")
+            self.con.raw_sql(f"CREATE TEMP TABLE {name} AS {sql}")
+            return self.con.table(name)
+        df = self.spark.sql(ibis.to_sql(expr, dialect="pyspark"))
+        df.cache().createOrReplaceTempView(name)
+        return self.con.table(name)
+
+    def to_parquet(self, expr: ibis.Table, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if self.kind == "duckdb":
+            sql = ibis.to_sql(expr, dialect="duckdb")
+            self.con.raw_sql(f"COPY ({sql}) TO '{path}' (FORMAT parquet)")
+        else:
+            self.execute(expr).to_parquet(path, index=False)
+
+    def close(self) -> None:
+        if self.kind == "duckdb":
+            self.con.disconnect()
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _field(table: str, column: str):
+    for f in TABLES[table].fields:
+        if f.name == column:
+            return f
+    return None
+
+
+_IBIS = {"str": "string", "Int64": "int64", "float64": "float64", "datetime64[us]": "timestamp"}
+
+
+def _ibis_type(table: str, column: str) -> str:
+    f = _field(table, column)
+    return _IBIS[f.dtype] if f is not None else "string"
+
+
+def _empty_like(table: str, column: str, n: int) -> pd.Series:
+    f = _field(table, column)
+    dtype = f.dtype if f is not None else "str"
+    return pd.Series([None] * n, dtype=dtype)
