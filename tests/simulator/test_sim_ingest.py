@@ -16,3 +16,10 @@ def test_small_world_ingests_with_zero_rejections(tmp_path):
     assert len(claims) == r.claims
     rej = tmp_path / "canonical" / "rejections.parquet"
     assert not rej.exists() or len(pd.read_parquet(rej)) == 0
+
+
+def test_abusive_world_is_kept_whole_by_ingest(abusive, tmp_path):
+    """Schemes break semantics (bed-days, prices, overlaps), never the contract's structure."""
+    report = ingest(abusive.path, tmp_path / "canonical")
+    assert report.rejected_total == 0, report.summary()
+    assert report.written["claims"] == len(abusive.xml1)

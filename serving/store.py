@@ -1,0 +1,328 @@
+"""The case store: scored claims, cases, decisions, users, API keys and an immutable audit trail.
+
+SQLAlchemy 2 over SQLite (WAL) by default or PostgreSQL by URL; the schema is created and evolved by
+Alembic migrations (serving/migrations). Concurrency is handled in the database: conditional
+updates give "take next" to exactly one officer, and a version column turns two simultaneous
+decisions into one winner and one clear conflict.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+    update,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+ROLES = ("officer", "supervisor", "admin")
+CASE_STATUSES = ("open", "assigned", "pending_approval", "decided")
+OUTCOMES = ("accept", "reject_full", "reject_part")
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ScoredClaim(Base):
+    __tablename__ = "scored_claims"
+    __table_args__ = (UniqueConstraint("claim_id", "model_version", name="uq_scored_claim"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    claim_id: Mapped[str] = mapped_column(String(100), index=True)
+    model_version: Mapped[str] = mapped_column(String(32))
+    risk_score: Mapped[float] = mapped_column(Float)
+    expected_overbilled: Mapped[float] = mapped_column(Float)
+    priority: Mapped[float] = mapped_column(Float)
+    band: Mapped[str] = mapped_column(String(16), index=True)
+    facility_id: Mapped[str | None] = mapped_column(String(5), index=True, nullable=True)
+    facility_level: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    month: Mapped[str | None] = mapped_column(String(7), index=True, nullable=True)
+    fund_claimed: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    rule_hits: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    claim: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    scored_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+
+class Case(Base):
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    claim_id: Mapped[str] = mapped_column(String(100), unique=True)
+    scored_claim_id: Mapped[int] = mapped_column(ForeignKey("scored_claims.id"))
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    priority: Mapped[float] = mapped_column(Float, index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    opened_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+
+
+class Decision(Base):
+    __tablename__ = "decisions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    officer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    outcome: Mapped[str] = mapped_column(String(16))
+    amount_rejected: Mapped[float] = mapped_column(Float, default=0.0)
+    reason_code: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    line_adjustments: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20), default="final")
+    supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    decided_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=now, index=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))
+    entity: Mapped[str] = mapped_column(String(40))
+    entity_id: Mapped[str] = mapped_column(String(100), index=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):  # WAL lets readers and one writer work at once
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def upgrade(url: str) -> None:
+    """Bring the database to the newest migration."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    command.upgrade(cfg, "head")
+
+
+class Store:
+    """The case store's operations; each method is one transaction."""
+
+    def __init__(self, url: str, migrate: bool = True):
+        self.url = url
+        if migrate:
+            upgrade(url)
+        self.engine = make_engine(url)
+        self.session = sessionmaker(self.engine, expire_on_commit=False)
+
+    # -- audit -----------------------------------------------------------------------------
+    @staticmethod
+    def audit(
+        s: Session,
+        actor: str,
+        action: str,
+        entity: str,
+        entity_id: Any,
+        before: dict | None = None,
+        after: dict | None = None,
+    ) -> None:
+        s.add(
+            AuditEvent(
+                actor=actor,
+                action=action,
+                entity=entity,
+                entity_id=str(entity_id),
+                before=_plain(before),
+                after=_plain(after),
+            )
+        )
+
+    # -- API keys ----------------------------------------------------------------------------
+    def create_key(self, name: str) -> str:
+        key = "crk_" + secrets.token_urlsafe(32)
+        with self.session.begin() as s:
+            if s.scalar(select(ApiKey).where(ApiKey.name == name)):
+                raise ValueError(f"an API key named {name!r} exists; revoke it or pick a new name")
+            s.add(ApiKey(name=name, prefix=key[:10], key_hash=_sha256(key)))
+            self.audit(s, "cli", "create", "api_key", name)
+        return key
+
+    def revoke_key(self, name: str) -> bool:
+        with self.session.begin() as s:
+            k = s.scalar(select(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None)))
+            if k is None:
+                return False
+            k.revoked_at = now()
+            self.audit(s, "cli", "revoke", "api_key", name)
+        return True
+
+    def list_keys(self) -> list[dict]:
+        with self.session() as s:
+            return [
+                {
+                    "name": k.name,
+                    "prefix": k.prefix,
+                    "created_at": k.created_at,
+                    "revoked_at": k.revoked_at,
+                    "last_used_at": k.last_used_at,
+                }
+                for k in s.scalars(select(ApiKey).order_by(ApiKey.name))
+            ]
+
+    def check_key(self, key: str) -> tuple[str | None, str]:
+        """(key name, "") when valid, else (None, why)."""
+        with self.session.begin() as s:
+            k = s.scalar(select(ApiKey).where(ApiKey.key_hash == _sha256(key)))
+            if k is None:
+                return None, "unknown API key"
+            if k.revoked_at is not None:
+                return None, f"API key {k.name!r} was revoked"
+            k.last_used_at = now()
+            return k.name, ""
+
+    # -- scored claims and cases ------------------------------------------------------------
+    def record_scores(self, rows: list[dict], actor: str, open_bands: tuple[str, ...]) -> int:
+        """Insert scored claims idempotently by (claim_id, model_version); open cases for the
+        review bands. Returns the number of new scored claims."""
+        new = 0
+        with self.session.begin() as s:
+            for r in rows:
+                found = s.scalar(
+                    select(ScoredClaim).where(
+                        ScoredClaim.claim_id == r["claim_id"],
+                        ScoredClaim.model_version == str(r["model_version"]),
+                    )
+                )
+                if found is not None:
+                    continue
+                sc = ScoredClaim(**{k: r.get(k) for k in _SCORED_FIELDS if k in r})
+                sc.model_version = str(r["model_version"])
+                s.add(sc)
+                s.flush()
+                new += 1
+                if sc.band in open_bands:
+                    case = s.scalar(select(Case).where(Case.claim_id == sc.claim_id))
+                    if case is None:
+                        s.add(
+                            Case(
+                                claim_id=sc.claim_id,
+                                scored_claim_id=sc.id,
+                                priority=sc.expected_overbilled,
+                            )
+                        )
+                        self.audit(
+                            s,
+                            actor,
+                            "open",
+                            "case",
+                            sc.claim_id,
+                            after={"priority": sc.expected_overbilled, "band": sc.band},
+                        )
+        return new
+
+    def take_next(self, user_id: int, username: str) -> Case | None:
+        """Assign the top unassigned open case to this user; never the same case to two users."""
+        for _ in range(20):
+            with self.session.begin() as s:
+                top = s.scalar(
+                    select(Case.id)
+                    .where(Case.status == "open", Case.assignee_id.is_(None))
+                    .order_by(Case.priority.desc(), Case.id)
+                    .limit(1)
+                )
+                if top is None:
+                    return None
+                res = s.execute(
+                    update(Case)
+                    .where(Case.id == top, Case.assignee_id.is_(None), Case.status == "open")
+                    .values(
+                        assignee_id=user_id,
+                        status="assigned",
+                        version=Case.version + 1,
+                        updated_at=now(),
+                    )
+                )
+                if res.rowcount == 1:
+                    self.audit(s, username, "assign", "case", top, after={"assignee": username})
+                    return s.get(Case, top)
+        return None
+
+
+_SCORED_FIELDS = (
+    "claim_id",
+    "risk_score",
+    "expected_overbilled",
+    "priority",
+    "band",
+    "facility_id",
+    "facility_level",
+    "month",
+    "fund_claimed",
+    "reasons",
+    "rule_hits",
+    "claim",
+)
+
+
+def _sha256(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def _plain(d: dict | None) -> dict | None:
+    return None if d is None else json.loads(json.dumps(d, default=str))
