@@ -291,6 +291,41 @@ def models() -> None:
 
 
 @app.command()
+def score(
+    data: Annotated[Path, typer.Argument(help="A canonical dataset folder (from ingest).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Scores file (.parquet or .csv).")],
+    model: Annotated[
+        str | None,
+        typer.Option(help="Version, @alias, models:/claimradar-abuse@alias or a bundle folder."),
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="Score claims admitted from this date.")] = None,
+    explain_top: Annotated[
+        float | None, typer.Option(help="Explain the top PCT%; default the review band.")
+    ] = None,
+) -> None:
+    """Score every claim: risk, expected overbilled amount, rank, band, reasons, rule hits."""
+    from claimradar.settings import get_settings
+    from serving.batch import resolve_bundle, score_dataset, write_scores
+
+    s = get_settings()
+    try:
+        bundle, version = resolve_bundle(model, s.tracking_uri, s.artifact_root)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    with progress_bar("score") as update:
+        update(0, 2)
+        scored = score_dataset(data, bundle, version, since=since, explain_top=explain_top)
+        update(1, 2)
+        write_scores(scored, out)
+        update(2, 2)
+    bands = scored["band"].value_counts().to_dict()
+    typer.echo(
+        f"scored {len(scored):,} claims with model v{version} "
+        f"(high {bands.get('high', 0):,}, review {bands.get('review', 0):,}) -> {out}"
+    )
+
+
+@app.command()
 def demo(
     workdir: Annotated[
         Path | None, typer.Option(help="Where to write; default a folder under CLAIMRADAR_HOME.")

@@ -46,6 +46,16 @@ NEEDED: dict[str, tuple[str, ...]] = {
     ),
     "facilities": ("facility_id", "level", "ownership", "beds"),
 }  # fmt: skip
+# Without these a claim cannot be placed in time, linked or costed.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "claims": (
+        "claim_id", "person_key", "admitted_at", "discharged_at", "facility_id", "visit_type",
+        "total_cost", "fund_claimed",
+    ),
+    "drug_lines": ("claim_id", "cost_group", "amount"),
+    "service_lines": ("claim_id", "cost_group", "amount"),
+    "facilities": ("facility_id",),
+}  # fmt: skip
 
 
 def _spark_session():
@@ -62,6 +72,7 @@ def _spark_session():
         .appName("claimradar-features")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "8")
         .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="claimradar-spark-wh-"))
         .config("spark.driver.memory", os.environ.get("CLAIMRADAR_SPARK_MEMORY", "2g"))
@@ -121,8 +132,7 @@ class Engine:
         path = Path(data)
         if self.kind == "duckdb":
             src = str(path / "*.parquet") if path.is_dir() else str(path)
-            present = pq.read_schema(next(iter(sorted(path.glob("*.parquet")))) if path.is_dir()
-                                     else path).names  # fmt: skip
+            present = _parquet_columns(path)
             cols = [c for c in (columns or present) if c in present]
             sel = ", ".join(f'"{c}"' for c in cols)
             self.con.raw_sql(
@@ -136,10 +146,17 @@ class Engine:
 
     def canonical(self, name: str, data: pd.DataFrame | Path | None) -> ibis.Table:
         """A canonical table with the columns the features need; missing optional columns are
-        added as typed nulls and a missing table as an empty one."""
+        added as typed nulls and a missing table as an empty one. A missing required column is
+        an error that names it."""
         needed = NEEDED[name]
         if data is None:
             data = TABLES[name].empty()
+        present = (
+            list(data.columns) if isinstance(data, pd.DataFrame) else _parquet_columns(Path(data))
+        )
+        lacking = [c for c in REQUIRED.get(name, ()) if c not in present]
+        if lacking:
+            raise ValueError(f"{name} lacks required column(s): {', '.join(lacking)}")
         if isinstance(data, pd.DataFrame):
             missing = [c for c in needed if c not in data.columns]
             if missing:
@@ -152,17 +169,22 @@ class Engine:
             t = t.mutate(**{c: ibis.null(_ibis_type(name, c)) for c in absent})
         return t.select(*needed)
 
+    def _sql(self, expr: ibis.Table) -> str:
+        # registers the expression's in-memory tables (small constant tables) on the backend
+        self.con._run_pre_execute_hooks(expr)
+        return str(self.con.compile(expr))
+
     def execute(self, expr: ibis.Table) -> pd.DataFrame:
         return self.con.execute(expr)
 
     def materialize(self, stem: str, expr: ibis.Table) -> ibis.Table:
         """Compute once and keep (DuckDB: a temp table; Spark: a cached view)."""
         name = self._name(stem)
+        sql = self._sql(expr)
         if self.kind == "duckdb":
-            sql = ibis.to_sql(expr, dialect="duckdb")
             self.con.raw_sql(f"CREATE TEMP TABLE {name} AS {sql}")
             return self.con.table(name)
-        df = self.spark.sql(ibis.to_sql(expr, dialect="pyspark"))
+        df = self.spark.sql(sql)
         df.cache().createOrReplaceTempView(name)
         return self.con.table(name)
 
@@ -170,7 +192,7 @@ class Engine:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if self.kind == "duckdb":
-            sql = ibis.to_sql(expr, dialect="duckdb")
+            sql = self._sql(expr)
             self.con.raw_sql(f"COPY ({sql}) TO '{path}' (FORMAT parquet)")
         else:
             self.execute(expr).to_parquet(path, index=False)
@@ -186,6 +208,11 @@ class Engine:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _parquet_columns(path: Path) -> list[str]:
+    first = next(iter(sorted(path.glob("*.parquet")))) if path.is_dir() else path
+    return pq.read_schema(first).names
 
 
 def _field(table: str, column: str):

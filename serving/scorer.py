@@ -166,3 +166,40 @@ def contributions(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
     """TreeSHAP contributions (log-odds) per feature, LightGBM's own pred_contrib; last column is
     the expected value."""
     return bundle.risk.predict(bundle.matrix(frame), pred_contrib=True)
+
+
+def score(
+    bundle: ModelBundle,
+    frame: pd.DataFrame,
+    *,
+    model_version: str,
+    explain_top_pct: float | None = None,
+    explain_bands: tuple[str, ...] = ("high", "review"),
+    top_reasons: int = 5,
+) -> pd.DataFrame:
+    """Scores, ranks, bands, rule hits and reasons for a feature frame: the one scoring path of
+    `claimradar score` and the API. Reasons (TreeSHAP, ~200x a prediction) are computed only for
+    the claims in `explain_bands`, or for the top `explain_top_pct`% when given."""
+    from datetime import UTC, datetime
+
+    from serving.reasons import reasons, rule_hits
+
+    out = predict(bundle, frame)
+    out["rank"] = (
+        out["priority"].rank(ascending=False, method="first").astype("int64")
+        if len(out)
+        else pd.Series(dtype="int64")
+    )
+    if explain_top_pct is not None:
+        explain = out["rank"] <= max(1, int(np.ceil(len(out) * explain_top_pct / 100)))
+    else:
+        explain = out["band"].isin(explain_bands)
+    idx = np.flatnonzero(explain.to_numpy())
+    texts: list = [[] for _ in range(len(out))]
+    for i, r in zip(idx, reasons(bundle, frame.iloc[idx], top_reasons), strict=True):
+        texts[i] = r
+    out["reasons"] = texts
+    out["rule_hits"] = rule_hits(frame)
+    out["model_version"] = str(model_version)
+    out["scored_at"] = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+    return out

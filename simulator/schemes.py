@@ -217,10 +217,17 @@ class Context:
     # -- choosing actors and their claims ------------------------------------------------------
 
     def select(
-        self, scheme: str, actor_of: np.ndarray, eligible: np.ndarray, k: int, share=(0.15, 0.45)
+        self,
+        scheme: str,
+        actor_of: np.ndarray,
+        eligible: np.ndarray,
+        k: int,
+        share=(0.15, 0.45),
+        max_capacity: float | None = None,
     ) -> np.ndarray:
         """Exactly k claims (or all there are) of abusive actors, drawn by each actor's share of
-        its eligible claims and its ramp since its start month."""
+        its eligible claims and its ramp since its start month. With max_capacity, actors whose
+        weighted eligible claims fit within max_capacity x k are taken first."""
         rng = self.rng
         eligible = eligible & (actor_of >= 0)
         if k <= 0 or not eligible.any():
@@ -253,6 +260,18 @@ class Context:
         w = a_share[r_pos] * np.minimum(1.0, 0.35 + 0.65 * (t - st + 1) / ramp)
         w = np.where((t >= st) & (t < en), w, 0.0)
         cap = np.bincount(r_pos, w, minlength=len(ids))
+        if max_capacity is not None:
+            # actors the scheme can saturate come first (a climbing facility climbs visibly)
+            fits = (cap > 0) & (cap <= max_capacity * k)
+            if fits.any():
+                order = np.r_[np.flatnonzero(fits), np.flatnonzero(~fits)]
+                ids, start, end, stop, a_share = (
+                    v[order] for v in (ids, start, end, stop, a_share)
+                )
+                inv = np.empty_like(order)
+                inv[order] = np.arange(len(order))
+                r_pos = inv[r_pos]
+                cap = cap[order]
         chosen = np.searchsorted(np.cumsum(cap), 1.3 * k) + 1
         chosen = min(chosen, len(ids))
         w = np.where(r_pos < chosen, w, 0.0)
@@ -374,6 +393,7 @@ def duplicate(ctx: Context, k: int) -> None:
 def split_admission(ctx: Context, k: int) -> None:
     c, rng = ctx.c, ctx.rng
     elig = ctx.free() & (c["vtype"] == cat.INPATIENT) & (c["bed_days"] >= 4) & ~c["emergency"]
+    elig &= c["ra"] // MINUTES_PER_DAY < ctx.bounds[-1]  # both admissions inside the period
     src = ctx.select("split_admission", c["facility"], elig, k, share=(0.15, 0.4))
     if len(src) == 0:
         return
@@ -384,6 +404,7 @@ def split_admission(ctx: Context, k: int) -> None:
     a_ra = split_day * MINUTES_PER_DAY + 540 + rng.integers(0, 60, len(src))
     b_vao = split_day * MINUTES_PER_DAY + 840 + rng.integers(0, 90, len(src))
     new = _copy_claims(ctx, src)
+    new["ref_from"] = c["ref_from"][src].copy()  # readmitted under the same referral
     new["vao"] = b_vao
     new["vao_nt"] = b_vao + 20
     new["bed_days"] = bd - kd
@@ -519,6 +540,7 @@ def card_sharing(ctx: Context, k_borrowed: int, k_added: int) -> None:
             + 1
             + (rng.random(n) * (c["bed_days"][src] - 1)).astype(np.int64)
         )
+        day = np.minimum(day, ctx.bounds[-1] - 1)  # inside the period (the stay may run past it)
         new["vtype"] = np.full(n, cat.EXAM)
         _outpatient(new, day, rng)
         new["supply"] = cat.DISEASE_ARRAYS["course"][new["disease"]].astype(np.int64)
@@ -791,36 +813,77 @@ def chronic_overlap(ctx: Context, k: int) -> None:
     ctx.new_lines_for(idx)
 
 
+def _climb_plan(ctx: Context, elig: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Facilities whose cost climbs: each bills a growing share of its claims from a start month
+    chosen so that the scheme's k claims are concentrated in a few facilities and months, the
+    share ramping to (nearly) all of them. Returns the claims and their months since start."""
+    c, rng = ctx.c, ctx.rng
+    months = ctx.months
+    month = ctx.month()
+    facs = np.unique(c["facility"][elig])
+    facs = facs[rng.permutation(len(facs))]
+    picked, since = [], []
+    remaining = k
+    for f in facs:  # a handful of facilities; the loop ends once k claims are placed
+        rows = np.flatnonzero(elig & (c["facility"] == f))
+        counts = np.bincount(month[rows], minlength=months)
+
+        def share(s: int) -> np.ndarray:
+            t = np.arange(months)
+            ramp = 0.3 + 0.7 * (t - s) / max(1.0, (months - s) / 2)
+            return np.where(t >= s, np.minimum(1.0, ramp), 0.0)
+
+        latest = max(0, months - 3)  # climbing for three months at least
+        s = latest
+        while s > 0 and (share(s) * counts).sum() < remaining:
+            s -= 1
+        sh = share(s)
+        expected = (sh * counts).sum()
+        if expected <= 0:
+            continue
+        sh = sh * min(1.0, remaining / expected)
+        take = rows[rng.random(len(rows)) < sh[month[rows]]]
+        if len(take) == 0:
+            continue
+        picked.append(take)
+        since.append(month[take] - s)
+        ctx.roster.append(
+            dict(
+                scheme="cost_climb",
+                actor_type=A_FACILITY,
+                actor=int(f),
+                start=int(s),
+                end=months,
+                share=float(sh.max()),
+            )
+        )
+        remaining -= len(take)
+        if remaining <= 0:
+            break
+    if not picked:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    out = np.concatenate(picked)
+    order = np.argsort(out)
+    return out[order], np.concatenate(since)[order]
+
+
 def cost_climb(ctx: Context, k: int) -> None:
     c, rng = ctx.c, ctx.rng
     lvl = ctx.level()
     elig = ctx.free() & np.isin(lvl, [cat.H, cat.PK, cat.PH]) & ~c["origin"]
-    # few actors, each ramping from a few percent of its claims to most of them
-    months = ctx.months
-    src = ctx.select("cost_climb", c["facility"], elig, k, share=(0.5, 0.9))
+    src, since = _climb_plan(ctx, elig, k)
     if len(src) == 0:
         return
     ctx.mark(src, "cost_climb", A_FACILITY, c["facility"][src])
-    extra = [
-        ("US_ABD", 0.6),
-        ("ECG", 0.6),
-        ("XR_CHEST", 0.5),
-        ("CRP", 0.6),
-        ("HBA1C", 0.4),
-        ("CHOL", 0.6),
-        ("TRIG", 0.6),
-        ("VITB", 0.7),
-        ("GINKGO", 0.6),
-        ("ECHO", 0.4),
-        ("CT_HEAD", 0.15),
-        ("SCOPE", 0.15),
-    ]
-    items = np.array([cat.ITEM[i] for i, _ in extra])
     # intensity grows with the months since the facility's start
-    starts = {r["actor"]: r["start"] for r in ctx.roster if r["scheme"] == "cost_climb"}
-    st = np.array([starts.get(int(f), 0) for f in c["facility"][src]])
-    growth = np.clip((ctx.month(src) - st + 1) / max(1, months / 2), 0.2, 1.6)
-    # and the drugs of the claim are billed in growing quantities
+    growth = np.minimum(1.0 + since, 6) / 3.0
+    extra = [
+        ("US_ABD", 0.6), ("ECG", 0.6), ("XR_CHEST", 0.5), ("CRP", 0.6), ("HBA1C", 0.4),
+        ("CHOL", 0.6), ("TRIG", 0.6), ("VITB", 0.7), ("GINKGO", 0.6), ("ECHO", 0.4),
+        ("CT_HEAD", 0.15), ("SCOPE", 0.15),
+    ]  # fmt: skip
+    items = np.array([cat.ITEM[i] for i, _ in extra])
+    # the drugs of the claim are billed in growing quantities
     li = ctx.lines_of(src)
     drug = li[cat.ITEM_ARRAYS["is_drug"][ctx.lines["item"][li]]]
     g_by = np.zeros(c.n)
@@ -829,11 +892,15 @@ def cost_climb(ctx: Context, k: int) -> None:
         ctx.lines["qty2"][drug] * (1 + g_by[ctx.lines["claim"][drug]])
     ).astype(np.int64)
     ctx.lines["scheme"][drug] = SCHEME_ID["cost_climb"]
-    p = np.array([q for _, q in extra])[None, :] * growth[:, None]
+    p = np.minimum(np.array([q for _, q in extra])[None, :] * growth[:, None], 0.95)
     hit = rng.random((len(src), len(items))) < p
     hit &= cat.ITEM_ARRAYS["allowed"][items][:, ctx.level(src)].T
     r, j = np.nonzero(hit)
-    ctx.add_lines(ctx.item_lines(src[r], items[j], "cost_climb"))
+    # stays get a costly supportive infusion, on more of them as the months go by
+    stay = np.isin(c["vtype"][src], cat.INPATIENT_TYPES) & (rng.random(len(src)) < 0.4 * growth)
+    pool = np.array([cat.ITEM[x] for x in ("GLUTA", "CITI", "CEREB")])
+    sup = pool[rng.integers(0, len(pool), stay.sum())]
+    ctx.add_lines(ctx.item_lines(np.r_[src[r], src[stay]], np.r_[items[j], sup], "cost_climb"))
 
 
 def referral_kickback(ctx: Context, k: int) -> None:

@@ -29,18 +29,13 @@ RAW_COLUMNS = (
 Scorer = Callable[[pd.DataFrame], np.ndarray]
 
 
-def rule_amount_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c.startswith("rule_") and c.endswith("_amount")]
-
-
 def rules_only(train: pd.DataFrame) -> Scorer:
-    """Today's practice: rank by the money at stake in deterministic rule hits."""
+    """Today's practice: rank by the money at stake in deterministic rule hits (the largest
+    amount over the rules a claim breaks, capped at the fund amount), then by rules broken."""
 
     def score(f: pd.DataFrame) -> np.ndarray:
-        cols = rule_amount_columns(f)
-        if not cols:
-            return np.zeros(len(f))
-        return f[cols].fillna(0).sum(axis=1).to_numpy(dtype="float64")
+        amount = f["rule_amount"].fillna(0).to_numpy(dtype="float64")
+        return amount + f["rule_count"].fillna(0).to_numpy(dtype="float64") * 1e-3
 
     return score
 

@@ -58,7 +58,10 @@ def fit_bundle(
         calibration=([], []),
         blend=cfg.blend,
     )
-    cat_idx = [i for i, n in enumerate(feature_names) if n in cats]
+    from features.registry import categorical_names
+
+    coded = set(categorical_names())
+    cat_idx = [i for i, n in enumerate(feature_names) if n in cats or n in coded]
     x, xv = bundle.matrix(train), bundle.matrix(val)
     y, yv = train["label"].astype(int).to_numpy(), val["label"].astype(int).to_numpy()
     bundle.risk = _fit_booster(

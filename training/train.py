@@ -61,7 +61,8 @@ def feature_frame(dataset: Path, progress: Progress | None = None) -> pd.DataFra
         frame["n_service_lines"] = (
             frame["claim_id"].map(tables["service_lines"].groupby("claim_id").size()).fillna(0)
         )
-    frame["visit_type_code"] = pd.to_numeric(frame["visit_type"], errors="coerce")
+    if "visit_type_code" not in frame.columns:
+        frame["visit_type_code"] = pd.to_numeric(frame["visit_type"], errors="coerce")
     return frame
 
 
@@ -113,7 +114,7 @@ def train(
     frame = attach_targets(frame, label_table, load_truth(dataset))
     split = time_split(frame, cutoff, cfg.val_months, cfg.holdout_months)
     names = [n for n in feature_names() if n in frame.columns]
-    anomaly = [n for n in names if _is_peer(n) and pd.api.types.is_numeric_dtype(frame[n])]
+    anomaly = anomaly_features(names)
     population = frame[frame["discharged_at"] < split.cutoff]
     step("model", 0.3)
     bundle = fit_bundle(split.train, split.val, split.val_all, population, names, anomaly, cfg)
@@ -175,8 +176,18 @@ def train(
     return TrainResult(run.info.run_id, version, metrics, table, per_scheme, card_path)
 
 
-def _is_peer(name: str) -> bool:
-    return any(k in name for k in ("peer", "_z", "ratio", "vs_", "growth", "share"))
+def anomaly_features(names: list[str]) -> list[str]:
+    """Inputs of the unsupervised component: the claim's deviations from its peers and its
+    facility's and clinician's deviations from theirs (ratios and robust z-scores)."""
+    from features.registry import FEATURES
+
+    return [
+        n
+        for n in names
+        if FEATURES[n].group in ("peer", "facility", "clinician", "patient")
+        and FEATURES[n].unit in ("ratio", "z", "share", "count", "per day")
+        and not FEATURES[n].categorical
+    ]
 
 
 def _metrics_table(

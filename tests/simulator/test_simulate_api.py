@@ -66,3 +66,8 @@ def test_bad_arguments(tmp_path, kwargs, match):
     args = {"out": tmp_path / "w", "claims": 1_000} | kwargs
     with pytest.raises(ValueError, match=match):
         simulate(**args)
+
+
+def test_every_claim_starts_inside_the_period(abusive):
+    month = abusive.xml1["NGAY_VAO"].str[:6]
+    assert month.min() == "202501" and month.max() == "202512"

@@ -1,0 +1,355 @@
+"""The feature matrix: one row per claim, every feature and rule column, point in time.
+
+Batch (`build_features`) and online (`build_online`) run the same Ibis definitions; the online
+path unions the incoming claims with the profile snapshot's history and keeps the incoming rows.
+Everything runs inside the engine; the only pandas step is the final dtype pass (`_finish`),
+shared by both paths.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+
+from features import claim_features as cf
+from features import profiles as pf
+from features import rules as rl
+from features.engine import Engine
+from features.registry import categorical_names, feature_names
+
+# Columns carried for training and reporting that are NOT model inputs.
+ID_COLUMNS = (
+    "claim_id",
+    "admitted_at",
+    "discharged_at",
+    "facility_id",
+    "facility_level",
+    "visit_type",
+    "fund_claimed",
+    "total_cost",
+)
+PRICE_MONTHS = 3  # the learned approved price uses the 3 months before the claim's month
+PRICE_QUANTILE = 0.9
+PRICE_MIN_LINES = 20
+Progress = Callable[[int, int], None]
+Dataset = Path | str | dict[str, pd.DataFrame]
+_EPOCH = pd.Timestamp("1970-01-01")
+
+
+def _day(x) -> int:
+    return int((pd.Timestamp(x).normalize() - _EPOCH).days)
+
+
+def _month(x) -> int:
+    ts = pd.Timestamp(x)
+    return ts.year * 12 + ts.month - 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs
+
+
+def _inputs(eng: Engine, dataset: Dataset) -> dict[str, ir.Table]:
+    if isinstance(dataset, dict):
+        src = {n: dataset.get(n) for n in ("claims", "drug_lines", "service_lines", "facilities")}
+        if src["claims"] is None:
+            raise ValueError("the dataset has no claims table")
+    else:
+        folder = Path(dataset)
+        if not (folder / "claims.parquet").exists():
+            raise FileNotFoundError(
+                f"{folder} has no claims.parquet; run `claimradar ingest` first"
+            )
+        src = {}
+        for n in ("claims", "drug_lines", "service_lines", "facilities"):
+            p = folder / f"{n}.parquet"
+            src[n] = p if p.exists() else None
+    return {n: eng.canonical(n, d) for n, d in src.items()}
+
+
+def _price_list(eng: Engine, price_list: Path | pd.DataFrame | None) -> ir.Table | None:
+    """A price list file (parquet or csv): code, level (TW/T/H/X), price, optional strength."""
+    if price_list is None:
+        return None
+    if isinstance(price_list, pd.DataFrame):
+        df = price_list.copy()
+    else:
+        p = Path(price_list)
+        df = pd.read_csv(p, dtype=str) if p.suffix.lower() == ".csv" else pd.read_parquet(p)
+    df.columns = [c.lower() for c in df.columns]
+    missing = [c for c in ("code", "level", "price") if c not in df.columns]
+    if missing:
+        raise ValueError(f"price list misses column(s) {', '.join(missing)}")
+    if "strength" not in df.columns:
+        df["strength"] = None
+    df = pd.DataFrame(
+        {
+            "code": df["code"].astype("str"),
+            "level": df["level"].astype("str"),
+            "price": pd.to_numeric(df["price"]).astype("float64"),
+            "strength": df["strength"].astype("object").where(df["strength"].notna(), None),
+        }
+    )
+    df["strength"] = df["strength"].astype("str").where(df["strength"].notna(), None)
+    return eng.register("price_list", df)
+
+
+def _reference(points: ir.Table, base: ir.Table, price_list: ir.Table | None) -> ir.Table:
+    if price_list is not None:
+        return cf.listed_price_reference(price_list, base)
+    return cf.learned_price_reference(points, PRICE_MONTHS, PRICE_QUANTILE, PRICE_MIN_LINES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Assembly (shared by both paths)
+
+
+def _assemble(e: ir.Table, procs: ir.Table, targets: ir.Table) -> ir.Table:
+    """The feature rows of `targets` (a filter of the enriched claims `e`), using all of `e` as
+    the history."""
+    win = pf.windows(e).rename(w_claim_id="claim_id")
+    fp = pf.facility_profile(e)
+    cp = pf.clinician_profile(e)
+    ps = pf.peer_stats(e)
+    pr = rl.pair_rules(e, targets)
+    sp = rl.procedure_rule(procs, targets)
+    t = targets.left_join(win, targets.claim_id == win.w_claim_id)
+    t = t.left_join(
+        fp,
+        [t.facility_id == fp.fp_facility, t.visit_type == fp.fp_visit_type, t.month == fp.fp_month],
+    )
+    t = t.left_join(cp, [t.clinician == cp.cp_clinician, t.month == cp.cp_month])
+    t = t.left_join(ps, [t.peer_key == ps.ps_key, t.month == ps.ps_month])
+    t = t.left_join(pr, t.claim_id == pr.pr_claim_id)
+    t = t.left_join(sp, t.claim_id == sp.sp_claim_id)
+    derived = {
+        "claim_cost": t.total_cost,
+        "claim_fund": t.fund_claimed,
+        "cost_vs_fac_30d": (t.fac_cost_mean_30d > 0).ifelse(
+            t.total_cost / t.fac_cost_mean_30d, ibis.null("float64")
+        ),
+        "fac_cost_shift_7d": (t.fac_cost_per_visit_prev > 0).ifelse(
+            t.fac_cost_mean_7d / t.fac_cost_per_visit_prev, ibis.null("float64")
+        ),
+        **pf.peer_deviations(t),
+        **rl.cross_claim_rules(t),
+    }
+    t = t.mutate(**derived)
+    flags = [t[r.flag] for r in rl.RULES]
+    amounts = [t[r.amount] for r in rl.RULES]
+    count = flags[0].cast("int64")
+    for f in flags[1:]:
+        count = count + f.cast("int64")
+    top = ibis.greatest(*amounts)
+    t = t.mutate(rule_count=count, rule_amount=ibis.least(top, ibis.greatest(t.fund_claimed, 0.0)))
+    return t.select(*ID_COLUMNS, *feature_names())
+
+
+def _finish(df: pd.DataFrame) -> pd.DataFrame:
+    """Dtypes (flags int8, features float64, categoricals integer codes), stable row order."""
+    out = {}
+    cats = set(categorical_names())
+    flags = {r.flag for r in rl.RULES}
+    for c in ID_COLUMNS:
+        out[c] = df[c]
+    for c in feature_names():
+        col = pd.to_numeric(df[c], errors="coerce")
+        if c in flags:
+            out[c] = col.fillna(0).astype("int8")
+        elif c in cats or c == "rule_count":
+            out[c] = col.fillna(0).astype("int64")
+        else:
+            out[c] = col.astype("float64")
+    res = pd.DataFrame(out)
+    for c in ("admitted_at", "discharged_at"):
+        res[c] = pd.to_datetime(res[c]).astype("datetime64[us]")
+    for c in ("claim_id", "facility_id", "facility_level", "visit_type"):
+        res[c] = res[c].astype("str")
+    res = res.sort_values(["admitted_at", "claim_id"], kind="stable").reset_index(drop=True)
+    # inf from divisions by tiny values never reaches a model
+    num = res.select_dtypes("float64").columns
+    res[num] = res[num].replace([np.inf, -np.inf], np.nan)
+    return res
+
+
+def _enriched(eng: Engine, tables: dict[str, ir.Table], price_list, extra_points=None):
+    base = cf.claim_base(tables["claims"], tables["facilities"])
+    lines = cf.line_table(tables["drug_lines"], tables["service_lines"])
+    points = cf.price_points(lines, base)
+    if extra_points is not None:
+        points = extra_points.union(points)
+    pl = _price_list(eng, price_list)
+    ref = _reference(points, base, pl)
+    agg = cf.line_aggregates(lines, base, ref, listed=pl is not None)
+    return base, lines, points, cf.enrich(base, agg)
+
+
+def feature_expression(
+    eng: Engine,
+    dataset: Dataset,
+    *,
+    since=None,
+    until=None,
+    price_list: Path | None = None,
+    progress: Progress | None = None,
+) -> ir.Table:
+    """The batch feature expression on `eng` (enriched claims materialized once)."""
+    step = progress or (lambda done, total: None)
+    tables = _inputs(eng, dataset)
+    base, lines, _, enriched = _enriched(eng, tables, price_list)
+    e = eng.materialize("enriched", enriched)
+    step(1, 3)
+    procs = eng.materialize("procedures", cf.procedure_lines(lines, base))
+    pred = ibis.literal(True)
+    if since is not None:
+        pred = pred & (e.admit_day >= _day(since))
+    if until is not None:
+        pred = pred & (e.admit_day <= _day(until))
+    step(2, 3)
+    return _assemble(e, procs, e.filter(pred))
+
+
+def build_features(
+    dataset: Dataset,
+    *,
+    engine: str = "duckdb",
+    since=None,
+    until=None,
+    price_list: Path | None = None,
+    progress: Progress | None = None,
+) -> pd.DataFrame:
+    """One row per claim admitted in [since, until] (dates, inclusive; default all): ID_COLUMNS
+    then registry.feature_names(). Every claim in the dataset serves as history."""
+    with Engine.connect(engine) as eng:
+        expr = feature_expression(
+            eng, dataset, since=since, until=until, price_list=price_list, progress=progress
+        )
+        df = eng.execute(expr)
+    if progress:
+        progress(3, 3)
+    return _finish(df)
+
+
+def write_features(
+    dataset: Dataset,
+    out: Path,
+    *,
+    engine: str = "duckdb",
+    since=None,
+    until=None,
+    price_list: Path | None = None,
+    progress: Progress | None = None,
+    memory_limit: str | None = None,
+) -> int:
+    """Like build_features, written to a parquet file. On DuckDB the rows stream to the file
+    (out of core), so this is the path for data larger than memory. Returns the row count."""
+    out = Path(out)
+    if engine != "duckdb":
+        df = build_features(
+            dataset, engine=engine, since=since, until=until, price_list=price_list,
+            progress=progress,
+        )  # fmt: skip
+        out.parent.mkdir(parents=True, exist_ok=True)
+        df.to_parquet(out, index=False)
+        return len(df)
+    with Engine.connect("duckdb", memory_limit=memory_limit) as eng:
+        expr = feature_expression(
+            eng, dataset, since=since, until=until, price_list=price_list, progress=progress
+        )
+        expr = _cast_for_file(expr)
+        eng.to_parquet(expr.order_by(["admitted_at", "claim_id"]), out)
+    if progress:
+        progress(3, 3)
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(out).num_rows
+
+
+def _cast_for_file(t: ir.Table) -> ir.Table:
+    """The dtypes of _finish, in the engine."""
+    cats = set(categorical_names())
+    flags = {r.flag for r in rl.RULES}
+    cols = {c: t[c] for c in ID_COLUMNS}
+    for c in feature_names():
+        if c in flags:
+            cols[c] = t[c].fill_null(0).cast("int8")
+        elif c in cats or c == "rule_count":
+            cols[c] = t[c].fill_null(0).cast("int64")
+        else:
+            v = t[c].cast("float64")
+            cols[c] = v.isinf().ifelse(ibis.null("float64"), v)
+    return t.select(**cols)
+
+
+# ---------------------------------------------------------------------------------------------
+# Online path and snapshot
+
+
+def snapshot_parts(
+    dataset: Dataset, as_of: pd.Timestamp, *, engine: str = "duckdb", price_list=None
+) -> pf.Snapshot:
+    with Engine.connect(engine) as eng:
+        tables = _inputs(eng, dataset)
+        c = tables["claims"]
+        tables["claims"] = c.filter(c.admitted_at < as_of.to_pydatetime())
+        base, lines, points, enriched = _enriched(eng, tables, price_list)
+        m = _month(as_of)
+        hist = enriched.filter(enriched.month >= m - pf.HISTORY_MONTHS)
+        pts = points.filter(points.month >= m - PRICE_MONTHS)
+        procs = cf.procedure_lines(lines, base)
+        procs = procs.filter(procs.start_day >= _day(as_of) - 2)
+        parts = {
+            "history": eng.execute(hist),
+            "price_points": eng.execute(pts),
+            "procedures": eng.execute(procs),
+            "facilities": eng.execute(tables["facilities"]),
+        }
+    pl = None
+    if price_list is not None:
+        pl = pd.read_csv(price_list, dtype=str) if str(price_list).endswith(".csv") else (
+            pd.read_parquet(price_list))  # fmt: skip
+    return pf.Snapshot(as_of.normalize(), **parts, price_list=pl)
+
+
+def _like(t: ir.Table, like: ir.Table) -> ir.Table:
+    """t's columns in like's order and types (history read back from parquet may have drifted,
+    e.g. integers with nulls as floats)."""
+    schema = like.schema()
+    return t.select(*[t[c].cast(schema[c]) for c in like.columns])
+
+
+def build_online(claims_batch: dict[str, pd.DataFrame], snapshot: pf.Snapshot) -> pd.DataFrame:
+    """Feature rows for incoming claims (canonical tables: claims, drug_lines, service_lines,
+    with person_key/card_key) against a profile snapshot; same definitions as build_features."""
+    with Engine.connect("duckdb") as eng:
+        batch = dict(claims_batch)
+        facilities = batch.get("facilities")
+        if facilities is None or not len(facilities):
+            facilities = snapshot.facilities
+        batch["facilities"] = facilities
+        tables = _inputs(eng, batch)
+        snap_points = eng.register("snap_points", snapshot.price_points)
+        base_b, lines_b, points_b, _ = _enriched(eng, tables, None)
+        points = _like(snap_points, points_b) if len(snapshot.price_points) else None
+        base_b, lines_b, _, enriched_b = _enriched(
+            eng, tables, snapshot.price_list, extra_points=points
+        )
+        procs_b = cf.procedure_lines(lines_b, base_b)
+        e = enriched_b
+        if len(snapshot.history):
+            hist = _like(eng.register("snap_history", snapshot.history), enriched_b)
+            e = hist.union(enriched_b)
+        e = eng.materialize("enriched", e)
+        procs = procs_b
+        if len(snapshot.procedures):
+            procs = _like(eng.register("snap_procs", snapshot.procedures), procs_b).union(procs_b)
+        procs = eng.materialize("procedures", procs)
+        ids = eng.register("batch_ids", batch["claims"][["claim_id"]])
+        targets = e.semi_join(ids, e.claim_id == ids.claim_id)
+        df = eng.execute(_assemble(e, procs, targets))
+    return _finish(df)

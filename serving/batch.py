@@ -1,0 +1,66 @@
+"""Batch scoring of a dataset (`claimradar score`): the same scorer as the API, fed by the batch
+feature pipeline; and resolving which model to use."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from serving import registry
+from serving.scorer import ModelBundle, score
+
+
+def resolve_bundle(
+    model: str | None, tracking_uri: str, artifact_root: Path
+) -> tuple[ModelBundle, str]:
+    """A bundle folder, a version number, `models:/claimradar-abuse@alias`, `@alias`, or None for
+    the champion (else the newest challenger). Returns the bundle and its version label."""
+    if model and Path(model).is_dir() and (Path(model) / "bundle.json").exists():
+        return ModelBundle.load(Path(model)), Path(model).name
+    client = registry.connect(tracking_uri, artifact_root)
+    if model is None:
+        version = registry.default_version(client)
+    elif model.isdigit():
+        version = int(model)
+    else:
+        alias = model.rsplit("@", 1)[-1]
+        version = registry.version_by_alias(client, alias)
+    if version is None:
+        raise ValueError(f"no registered model for {model or 'champion/challenger'}; train first")
+    tmp = Path(tempfile.mkdtemp(prefix="claimradar-model-"))
+    return ModelBundle.load(registry.bundle_dir(client, version, tmp)), str(version)
+
+
+def score_dataset(
+    dataset: Path,
+    bundle: ModelBundle,
+    version: str,
+    *,
+    since: str | None = None,
+    explain_top: float | None = None,
+) -> pd.DataFrame:
+    from features.pipeline import build_features
+
+    frame = build_features(Path(dataset), since=since)
+    scored = score(bundle, frame, model_version=version, explain_top_pct=explain_top)
+    keep = frame[
+        ["claim_id", "facility_id", "facility_level", "visit_type", "admitted_at", "fund_claimed"]
+    ]
+    return scored.merge(keep, on="claim_id", how="left").sort_values("rank")
+
+
+def write_scores(scored: pd.DataFrame, out: Path) -> Path:
+    """Parquet or CSV by suffix; MA_LK at the edge; reasons and rule hits as JSON text."""
+    df = scored.rename(columns={"claim_id": "MA_LK"}).copy()
+    for col in ("reasons", "rule_hits"):
+        df[col] = [json.dumps(v, ensure_ascii=False) for v in df[col]]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix == ".csv":
+        df.to_csv(out, index=False)
+    else:
+        df.to_parquet(out, index=False)
+    return out
