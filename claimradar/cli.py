@@ -164,29 +164,22 @@ def simulate(
         def step(_name: str, fraction: float) -> None:
             update(int(fraction * total), total)
 
-        result = simulator.simulate(
-            out,
-            claims,
-            months=months,
-            start=start,
-            seed=seed,
-            schemes=rates or None,
-            report=report,
-            progress=step,
-        )
+        try:
+            result = simulator.simulate(
+                out,
+                claims,
+                months=months,
+                start=start,
+                seed=seed,
+                schemes=rates or None,
+                report=report,
+                progress=step,
+            )
+        except ValueError as e:
+            raise _fail(str(e)) from None
     if report and getattr(result, "calibration", None) is not None:
         _print_frame("calibration", result.calibration)
-    typer.echo(f"simulated {_count(result)} claims -> {out}")
-
-
-def _count(result) -> str:
-    for attr in ("n_claims", "claims", "counts"):
-        v = getattr(result, attr, None)
-        if isinstance(v, int):
-            return f"{v:,}"
-        if isinstance(v, dict) and "claims" in v:
-            return f"{v['claims']:,}"
-    return "the"
+    typer.echo(result.summary())
 
 
 def _print_frame(title: str, df) -> None:

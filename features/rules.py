@@ -35,13 +35,15 @@ class Rule:
     def amount(self) -> str:
         return f"rule_{self.name}_amount"
 
-    def message(self, amount: float, lang: str = "vi", **values) -> str:
+    def message(self, amount: float, lang: str = "vi") -> str:
         text = self.message_vi if lang == "vi" else self.message_en
-        return text.format(amount=_vnd(amount), **values)
+        return text.format(amount=_vnd(amount, lang))
 
 
-def _vnd(x: float) -> str:
-    return f"{x:,.0f}".replace(",", ".") + " đ" if x == x else "?"
+def _vnd(x: float, lang: str = "vi") -> str:
+    if x != x:
+        return "?"
+    return f"{x:,.0f}".replace(",", ".") + " đ" if lang == "vi" else f"{x:,.0f} VND"
 
 
 R = Rule
@@ -122,8 +124,9 @@ RULES: tuple[Rule, ...] = (
       "A long drug supply (≥ 14 days) for a diagnosis whose earlier supply has > 7 days left",
       "Cấp thuốc ngoại trú trùng thời gian với đơn thuốc trước",
       "the drug fund amount × the share of the supply already covered",
-      "Drugs supplied while {remaining:.0f} days of an earlier supply were left; {amount}.",
-      "Cấp thuốc khi đơn trước còn {remaining:.0f} ngày thuốc; {amount}."),
+      "Drugs supplied again while an earlier supply for the same diagnosis still had more than "
+      "7 days left; {amount}.",
+      "Cấp thuốc khi đơn trước cùng bệnh còn trên 7 ngày thuốc; {amount}."),
     R("R14", "price_above_approved",
       "Unit price above the approved price for the facility level (price list, else the 90th "
       "percentile of the previous 3 months + 5 %)",
@@ -141,9 +144,8 @@ RULES: tuple[Rule, ...] = (
       "Implausible clinician volume: more than 12 claims in an hour or 65 in a day",
       "Số lượt khám của bác sĩ vượt định mức",
       "the exam fee fund amount",
-      "The clinician had {hour:.0f} claims in the hour and {day:.0f} that day; {amount} of exam "
-      "fees.",
-      "Bác sĩ khám {hour:.0f} lượt trong giờ, {day:.0f} lượt trong ngày; {amount} tiền khám."),
+      "The clinician billed more than 12 claims in an hour or 65 in a day; {amount} of exam fees.",
+      "Bác sĩ khám quá 12 lượt trong một giờ hoặc 65 lượt trong ngày; {amount} tiền khám."),
     R("R17", "simultaneous_procedures",
       "The performer's surgeries (MA_NHOM 8) overlap in time with surgeries of another claim",
       "Người thực hiện có thủ thuật, phẫu thuật trùng thời gian",
