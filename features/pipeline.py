@@ -245,6 +245,7 @@ def write_features(
     price_list: Path | None = None,
     progress: Progress | None = None,
     memory_limit: str | None = None,
+    threads: int | None = None,
 ) -> int:
     """Like build_features, written to a parquet file. On DuckDB the rows stream to the file
     (out of core), so this is the path for data larger than memory. Returns the row count."""
@@ -257,7 +258,7 @@ def write_features(
         out.parent.mkdir(parents=True, exist_ok=True)
         df.to_parquet(out, index=False)
         return len(df)
-    with Engine.connect("duckdb", memory_limit=memory_limit) as eng:
+    with Engine.connect("duckdb", memory_limit=memory_limit, threads=threads) as eng:
         expr = feature_expression(
             eng, dataset, since=since, until=until, price_list=price_list, progress=progress
         )
@@ -277,7 +278,7 @@ def _cast_for_file(t: ir.Table) -> ir.Table:
     cols = {c: t[c] for c in ID_COLUMNS}
     for c in feature_names():
         if c in flags:
-            cols[c] = t[c].fill_null(0).cast("int8")
+            cols[c] = t[c].fill_null(0).cast("int32").cast("int8")  # never elided
         elif c in cats or c == "rule_count":
             cols[c] = t[c].fill_null(0).cast("int64")
         else:

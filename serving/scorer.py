@@ -36,7 +36,10 @@ class ModelBundle:
     anomaly_features: list[str] = field(default_factory=list)
     anomaly_fill: dict[str, float] = field(default_factory=dict)
     anomaly_reference: list[float] = field(default_factory=list)  # sorted scores, for percentiles
-    blend: float = 0.3  # weight of the anomaly component in the priority
+    blend: float = 0.3  # weight of the anomaly (novelty) money in the priority
+    rule_weight: float = 0.0  # weight of the rules' amount at stake (0: rules only as features)
+    novelty: str = "share"  # novelty money: "share" (claimed x amount_ratio) or "peer_excess"
+    novelty_from: float = 0.9  # anomaly percentile from which novelty money starts
     band_thresholds: dict[str, float] = field(default_factory=dict)  # priority cut-offs
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -58,6 +61,9 @@ class ModelBundle:
             "anomaly_fill": self.anomaly_fill,
             "anomaly_reference": self.anomaly_reference,
             "blend": self.blend,
+            "rule_weight": self.rule_weight,
+            "novelty": self.novelty,
+            "novelty_from": self.novelty_from,
             "band_thresholds": self.band_thresholds,
             "meta": self.meta,
         }
@@ -82,6 +88,9 @@ class ModelBundle:
             anomaly_fill=doc["anomaly_fill"],
             anomaly_reference=doc["anomaly_reference"],
             blend=doc["blend"],
+            rule_weight=doc.get("rule_weight", 0.0),
+            novelty=doc.get("novelty", "share"),
+            novelty_from=doc.get("novelty_from", 0.9),
             band_thresholds=doc["band_thresholds"],
             meta=doc["meta"],
         )
@@ -134,9 +143,7 @@ def predict(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
     amount = share * claimed
     expected = risk * amount
     anomaly = anomaly_percentile(bundle, frame)
-    # Only the most unusual claims (top 10% of the population) earn anomaly priority, in money.
-    novelty = np.clip((anomaly - 0.9) / 0.1, 0.0, 1.0) * claimed * bundle.amount_ratio
-    priority = expected + bundle.blend * novelty
+    priority = priority_of(bundle, frame, expected, anomaly, claimed)
     out = pd.DataFrame(
         {
             "claim_id": frame["claim_id"].to_numpy(),
@@ -149,6 +156,37 @@ def predict(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
     )
     out["band"] = band_of(bundle, priority)
     return out
+
+
+def _col(frame: pd.DataFrame, name: str) -> np.ndarray | None:
+    if name not in frame.columns:
+        return None
+    return pd.to_numeric(frame[name], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
+
+
+def priority_of(
+    bundle: ModelBundle,
+    frame: pd.DataFrame,
+    expected: np.ndarray,
+    anomaly: np.ndarray,
+    claimed: np.ndarray,
+) -> np.ndarray:
+    """The ranking in money: the larger of the model's expected overbilled amount and the rules'
+    amount at stake (weighted), plus novelty money for the most unusual claims, so that a scheme
+    no label has seen still surfaces by how far it sits from its peers."""
+    money = expected
+    rule = _col(frame, "rule_amount")
+    if bundle.rule_weight > 0 and rule is not None:
+        money = np.maximum(money, bundle.rule_weight * np.minimum(rule, claimed))
+    cost, peer = _col(frame, "claim_cost"), _col(frame, "peer_median_total_cost")
+    if bundle.novelty == "peer_excess" and cost is not None and peer is not None:
+        excess = np.clip((cost - peer) / np.maximum(cost, 1.0), 0.0, 1.0)
+        at_stake = excess * claimed
+    else:
+        at_stake = claimed * bundle.amount_ratio
+    lo = min(bundle.novelty_from, 0.999)
+    gate = np.clip((anomaly - lo) / (1.0 - lo), 0.0, 1.0)
+    return money + bundle.blend * gate * at_stake
 
 
 def band_of(bundle: ModelBundle, priority: np.ndarray) -> np.ndarray:

@@ -60,6 +60,23 @@ def _rates(overrides: dict[str, float] | None) -> dict[str, float]:
     return rates
 
 
+def _first_months(scheme_start: dict[str, str] | None, start: str, months: int) -> dict[str, int]:
+    """Month index (0 = `start`) from which each scheme of `scheme_start` may run."""
+    out = {}
+    s0 = np.datetime64(start, "M")
+    for k, v in (scheme_start or {}).items():
+        if k not in schemes.SCHEMES:
+            raise ValueError(f"unknown scheme {k!r}; known: {', '.join(schemes.SCHEMES)}")
+        try:
+            m = int((np.datetime64(str(v), "M") - s0).astype(int))
+        except ValueError as e:
+            raise ValueError(f"start of {k} must be YYYY-MM, got {v!r}") from e
+        if not 0 <= m < months:
+            raise ValueError(f"start of {k} ({v}) must be within the simulated months")
+        out[k] = m
+    return out
+
+
 def simulate(
     out: Path,
     claims: int,
@@ -69,9 +86,14 @@ def simulate(
     schemes: dict[str, float] | None = None,
     report: bool = False,
     progress: Progress | None = None,
+    scheme_start: dict[str, str] | None = None,
 ) -> SimulationResult:
     """Simulate `claims` claims over `months` months from `start` (YYYY-MM) and write the tabular
-    input format (xml1/xml2/xml3/facilities/labels parquet) plus ground truth into `out`."""
+    input format (xml1/xml2/xml3/facilities/labels parquet) plus ground truth into `out`.
+
+    `scheme_start` maps a scheme to the first month (YYYY-MM) it may run: before it the scheme has
+    no actor and no claim (a scheme the labels of earlier months never contain). Its rate is kept
+    per month, so it touches rate x claims x (months it runs / months) claims in all."""
     from simulator import schemes as sch  # the parameter shadows the module name
 
     if claims < 100:
@@ -83,6 +105,8 @@ def simulate(
     except ValueError as e:
         raise ValueError(f"start must be YYYY-MM, got {start!r}") from e
     rates = _rates(schemes)
+    first = _first_months(scheme_start, start, months)
+    rates = {k: v * (months - first.get(k, 0)) / months for k, v in rates.items()}
     step = progress or (lambda name, frac: None)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -101,7 +125,7 @@ def simulate(
     step("lines", 0.2)
     lines = care.generate_lines(world, c, np.arange(c.n), day0, streams[2])
     step("schemes", 0.35)
-    ctx = sch.Context(world, c, lines, clin, bounds, streams[3], claims, rates)
+    ctx = sch.Context(world, c, lines, clin, bounds, streams[3], claims, rates, first_month=first)
     sch.apply(ctx)
     c, lines = ctx.c, ctx.all_lines()
     care.set_performers(world, lines, clin, c, streams[4])
@@ -140,6 +164,7 @@ def simulate(
         "start": start,
         "insured_people": world.n_people,
         "schemes": rates,
+        "scheme_start": dict(sorted((scheme_start or {}).items())),
         "facilities": len(world.facility_code),
         "clinicians": int(clin.n),
         "visits_per_person_year": VISITS_PER_PERSON_YEAR,

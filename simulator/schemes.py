@@ -150,6 +150,7 @@ class Context:
     switch_queue: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     locked: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     pending: list[Cols] = field(default_factory=list)
+    first_month: dict[str, int] = field(default_factory=dict)  # scheme -> first month it runs
 
     @property
     def months(self) -> int:
@@ -230,6 +231,9 @@ class Context:
         weighted eligible claims fit within max_capacity x k are taken first."""
         rng = self.rng
         eligible = eligible & (actor_of >= 0)
+        first_m = self.first_month.get(scheme, 0)
+        if first_m > 0:
+            eligible = eligible & (self.month() >= first_m)
         if k <= 0 or not eligible.any():
             return np.zeros(0, dtype=np.int64)
         s = SCHEMES[scheme]
@@ -244,6 +248,7 @@ class Context:
         start = rng.integers(0, max(1, int(months * 0.6)), len(ids))
         for i, (_a, m) in enumerate(queue):
             start[i] = m
+        start = np.maximum(start, first_m)
         end = np.full(len(ids), months)
         stop = rng.random(len(ids)) < 0.3
         end = np.where(

@@ -40,6 +40,40 @@ class AnomalyParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     n_estimators: int = 200
     max_samples: int = 4096
+    # Features added to / removed from the default anomaly inputs (training.train.anomaly_features).
+    extra_features: list[str] = []
+    drop_features: list[str] = []
+
+
+class WeightParams(BaseModel):
+    """How the risk model sees the claims nobody reviewed (PU learning) and the classes."""
+
+    model_config = ConfigDict(extra="forbid")
+    # Unreviewed claims of the training months join as negatives with this weight (0: labelled
+    # claims only). Most unreviewed claims are honest, so they are weak, cheap negatives that
+    # correct the review bias towards expensive claims.
+    unlabelled_weight: float = 0.0
+    # At most this many unreviewed claims (a random sample, weights scaled up to keep the total).
+    unlabelled_max_rows: int = 200_000
+    # Weight of labelled positives (LightGBM's scale_pos_weight on top of the sample weights).
+    pos_weight: float = 1.0
+    # Features the risk can only rise with (LightGBM monotone constraints): money at stake in
+    # rules and deviations above peers, so that raising a claim far above its peers never lowers
+    # its risk.
+    monotone_increasing: list[str] = []
+
+
+class PriorityParams(BaseModel):
+    """The ranking: priority = max(risk x estimated amount, rule_weight x rule amount at stake)
+    + blend x novelty money (anomaly-gated)."""
+
+    model_config = ConfigDict(extra="forbid")
+    rule_weight: float = 0.0
+    # novelty money: "share" = claimed x typical overbilled share; "peer_excess" = the claimed
+    # money above the peer median cost (what a peer-deviation scheme adds).
+    novelty: str = "share"
+    # anomaly percentile from which a claim earns novelty money (linear ramp to 1).
+    novelty_from: float = 0.9
 
 
 class TrainConfig(BaseModel):
@@ -54,6 +88,8 @@ class TrainConfig(BaseModel):
     risk: TreeParams = TreeParams()
     amount: TreeParams = TreeParams(n_estimators=300, min_child_samples=20)
     anomaly: AnomalyParams = AnomalyParams()
+    weights: WeightParams = WeightParams()
+    priority: PriorityParams = PriorityParams()
 
 
 def load_config(path: Path | None = None) -> TrainConfig:

@@ -24,9 +24,18 @@ def categories_of(frame: pd.DataFrame, names: list[str]) -> dict[str, list]:
 
 
 def _fit_booster(
-    params: dict, rounds: int, stop: int, x: np.ndarray, y: np.ndarray, xv, yv, cat_idx
+    params: dict,
+    rounds: int,
+    stop: int,
+    x: np.ndarray,
+    y: np.ndarray,
+    xv,
+    yv,
+    cat_idx,
+    w: np.ndarray | None = None,
+    wv: np.ndarray | None = None,
 ) -> lgb.Booster:
-    train = lgb.Dataset(x, y, categorical_feature=cat_idx or "auto", free_raw_data=False)
+    train = lgb.Dataset(x, y, weight=w, categorical_feature=cat_idx or "auto", free_raw_data=False)
     valid = []
     callbacks = []
     if (
@@ -34,7 +43,7 @@ def _fit_booster(
         and len(yv)
         and len(np.unique(yv)) > (1 if params["objective"] == "binary" else 0)
     ):
-        valid = [lgb.Dataset(xv, yv, reference=train)]
+        valid = [lgb.Dataset(xv, yv, weight=wv, reference=train)]
         callbacks = [lgb.early_stopping(stop, verbose=False)]
     return lgb.train(params, train, num_boost_round=rounds, valid_sets=valid, callbacks=callbacks)
 
@@ -57,15 +66,34 @@ def fit_bundle(
         categories=cats,
         calibration=([], []),
         blend=cfg.blend,
+        rule_weight=cfg.priority.rule_weight,
+        novelty=cfg.priority.novelty,
+        novelty_from=cfg.priority.novelty_from,
     )
     from features.registry import categorical_names
 
     coded = set(categorical_names())
     cat_idx = [i for i, n in enumerate(feature_names) if n in cats or n in coded]
-    x, xv = bundle.matrix(train), bundle.matrix(val)
-    y, yv = train["label"].astype(int).to_numpy(), val["label"].astype(int).to_numpy()
+    wp = cfg.weights
+    val_start = (
+        val_all["discharged_at"].min() if len(val_all) else population["discharged_at"].max()
+    )
+    tr, w = _with_unlabelled(train, population, population["discharged_at"] < val_start, cfg)
+    va, wv = _with_unlabelled(val, val_all, val_all["discharged_at"] >= val_start, cfg)
+    x, xv = bundle.matrix(tr), bundle.matrix(va)
+    y, yv = (
+        tr["label"].fillna(0).astype(int).to_numpy(),
+        va["label"].fillna(0).astype(int).to_numpy(),
+    )
+    params = cfg.risk.lgb_params("binary", cfg.seed)
+    if wp.pos_weight != 1.0:
+        params["scale_pos_weight"] = wp.pos_weight
+    if wp.monotone_increasing:
+        up = set(wp.monotone_increasing)
+        params["monotone_constraints"] = [1 if n in up else 0 for n in feature_names]
+        params["monotone_constraints_method"] = "advanced"
     bundle.risk = _fit_booster(
-        cfg.risk.lgb_params("binary", cfg.seed),
+        params,
         cfg.risk.n_estimators,
         cfg.risk.early_stopping_rounds,
         x,
@@ -73,11 +101,16 @@ def fit_bundle(
         xv,
         yv,
         cat_idx,
+        w,
+        wv,
     )
-    # Isotonic calibration on the validation months (the training months would be optimistic).
+    # Isotonic calibration on the validation months (the training months would be optimistic),
+    # weighted as in training: with unreviewed claims as weak negatives the probability is closer
+    # to one of abuse among all claims, not among reviewed ones.
     raw_v = bundle.risk.predict(xv) if len(xv) else np.array([])
     if len(np.unique(yv)) == 2:
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(raw_v, yv)
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+        iso.fit(raw_v, yv, sample_weight=wv)
         bundle.calibration = (iso.X_thresholds_.tolist(), iso.y_thresholds_.tolist())
     # Overbilled share of the claimed amount, learned on abusive claims.
     pos = pd.concat([train, val])
@@ -98,6 +131,11 @@ def fit_bundle(
             cat_idx,
         )
     # Peer/anomaly component: unsupervised, on every claim before the cutoff.
+    anomaly_features = [n for n in anomaly_features if n not in set(cfg.anomaly.drop_features)] + [
+        n
+        for n in cfg.anomaly.extra_features
+        if n in population.columns and n not in anomaly_features
+    ]
     if anomaly_features:
         a = population[anomaly_features].apply(pd.to_numeric, errors="coerce")
         fill = a.median().fillna(0.0)
@@ -121,3 +159,23 @@ def fit_bundle(
         "watch": float(np.percentile(pr, 100 - cfg.band_watch_pct)),
     }
     return bundle
+
+
+def _with_unlabelled(
+    labelled: pd.DataFrame, pool: pd.DataFrame, months: pd.Series, cfg: TrainConfig
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Labelled claims (weight 1) plus, when `weights.unlabelled_weight` > 0, the claims of the
+    same months nobody had reviewed by the cutoff as negatives of that weight (PU learning),
+    sampled down to `unlabelled_max_rows` with the weight scaled to keep their total."""
+    wp = cfg.weights
+    w = np.ones(len(labelled))
+    if wp.unlabelled_weight <= 0 or pool.empty:
+        return labelled, w
+    un = pool[months.to_numpy() & ~pool["claim_id"].isin(labelled["claim_id"]).to_numpy()]
+    scale = 1.0
+    if len(un) > wp.unlabelled_max_rows:
+        scale = len(un) / wp.unlabelled_max_rows
+        un = un.sample(wp.unlabelled_max_rows, random_state=cfg.seed)
+    un = un.assign(label=0.0)
+    out = pd.concat([labelled, un], ignore_index=True)
+    return out, np.r_[w, np.full(len(un), wp.unlabelled_weight * scale)]

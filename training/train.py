@@ -43,6 +43,7 @@ def feature_frame(dataset: Path, progress: Progress | None = None) -> pd.DataFra
     tables = load_dataset(dataset)
     frame = build_features(tables)
     claims = tables["claims"].set_index("claim_id")
+    extra = {}
     for col in (
         "primary_icd",
         "total_drugs",
@@ -52,17 +53,14 @@ def feature_frame(dataset: Path, progress: Progress | None = None) -> pd.DataFra
         "treatment_days",
     ):
         if col not in frame.columns:
-            frame[col] = frame["claim_id"].map(claims[col])
-    if "n_drug_lines" not in frame.columns:
-        frame["n_drug_lines"] = (
-            frame["claim_id"].map(tables["drug_lines"].groupby("claim_id").size()).fillna(0)
-        )
-    if "n_service_lines" not in frame.columns:
-        frame["n_service_lines"] = (
-            frame["claim_id"].map(tables["service_lines"].groupby("claim_id").size()).fillna(0)
-        )
+            extra[col] = frame["claim_id"].map(claims[col])
+    for name, table in (("n_drug_lines", "drug_lines"), ("n_service_lines", "service_lines")):
+        if name not in frame.columns:
+            counts = tables[table].groupby("claim_id").size()
+            extra[name] = frame["claim_id"].map(counts).fillna(0)
     if "visit_type_code" not in frame.columns:
-        frame["visit_type_code"] = pd.to_numeric(frame["visit_type"], errors="coerce")
+        extra["visit_type_code"] = pd.to_numeric(frame["visit_type"], errors="coerce")
+    frame = pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
     return frame
 
 
@@ -234,6 +232,7 @@ def _flatten(table: pd.DataFrame) -> dict[str, float]:
         f"{part}_{ranker}_{metric}": float(v)
         for (part, ranker), row in table.iterrows()
         for metric, v in row.items()
+        if np.isfinite(v)
     }
 
 

@@ -1,0 +1,25 @@
+"""A small simulated world shared by the feature tests (built once per session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from features.ingest import ingest, load_dataset
+
+
+@pytest.fixture(scope="session")
+def world_path(tmp_path_factory) -> Path:
+    """3,000 simulated claims over six months (2025-01 .. 2025-06), ingested."""
+    from simulator import simulate
+
+    root = tmp_path_factory.mktemp("feature-world")
+    simulate(root / "sim", 3_000, months=6, start="2025-01", seed=7)
+    ingest(root / "sim", root / "ds")
+    return root / "ds"
+
+
+@pytest.fixture(scope="session")
+def world(world_path) -> dict:
+    return load_dataset(world_path)

@@ -1,0 +1,123 @@
+"""The feature matrix: contract, point in time (no leakage), row-order invariance, batch vs
+online parity, the parquet writer and failure paths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.pipeline import ID_COLUMNS, build_features, build_online, write_features
+from features.profiles import Snapshot, build_snapshot
+from features.registry import categorical_names, feature_names
+
+CUTOFF = pd.Timestamp("2025-04-10")
+
+
+@pytest.fixture(scope="module")
+def full(world) -> pd.DataFrame:
+    return build_features(world)
+
+
+def _subset(tables: dict, keep: pd.Series) -> dict:
+    ids = set(tables["claims"].loc[keep, "claim_id"])
+    out = dict(tables)
+    out["claims"] = tables["claims"][keep]
+    for t in ("drug_lines", "service_lines"):
+        out[t] = tables[t][tables[t]["claim_id"].isin(ids)]
+    return out
+
+
+def _compare(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    a = a.sort_values("claim_id").reset_index(drop=True)
+    b = b.sort_values("claim_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9, atol=1e-9)
+
+
+def test_one_row_per_claim_with_every_feature(world, full):
+    assert list(full.columns) == [*ID_COLUMNS, *feature_names()]
+    assert full["claim_id"].is_unique and len(full) == len(world["claims"])
+    feats = full[feature_names()]
+    assert all(pd.api.types.is_numeric_dtype(feats[c]) for c in feats.columns)
+    assert not np.isinf(feats.select_dtypes("float64").to_numpy()).any()
+    for c in categorical_names():
+        assert pd.api.types.is_integer_dtype(full[c]), c
+    # rules fire on a simulated world with abuse in it, and profiles are filled after month 1
+    assert full["rule_count"].sum() > 0
+    later = full[full["admitted_at"] >= "2025-03-01"]
+    assert later["fac_cost_per_visit_prev"].notna().mean() > 0.9
+    assert later["peer_n"].gt(0).mean() > 0.8
+
+
+def test_no_leakage_from_later_claims(world, full):
+    """A claim's features are unchanged when every claim admitted after it is removed or
+    altered (here: after a cutoff day, against the claims before it)."""
+    c = world["claims"]
+    before = full[full["admitted_at"] < CUTOFF]
+    removed = build_features(_subset(world, c["admitted_at"] < CUTOFF))
+    _compare(before, removed)
+    later = c["admitted_at"] >= CUTOFF
+    altered = dict(world)
+    cl = c.copy()
+    for col in ("total_cost", "fund_claimed", "total_drugs"):
+        cl.loc[later, col] = cl.loc[later, col] * 3
+    cl.loc[later, "facility_id"] = cl["facility_id"].sort_values().iloc[0]
+    cl.loc[later, "primary_icd"] = "O80"
+    altered["claims"] = cl
+    ids = set(cl.loc[later, "claim_id"])
+    for t in ("drug_lines", "service_lines"):
+        lines = world[t].copy()
+        m = lines["claim_id"].isin(ids)
+        lines.loc[m, "unit_price"] = lines.loc[m, "unit_price"] * 5
+        lines.loc[m, "amount"] = lines.loc[m, "amount"] * 5
+        altered[t] = lines
+    got = build_features(altered)
+    _compare(before, got[got["admitted_at"] < CUTOFF])
+
+
+def test_row_order_never_matters(world, full):
+    rng = np.random.default_rng(0)
+    shuffled = {k: v.iloc[rng.permutation(len(v))] for k, v in world.items()}
+    pd.testing.assert_frame_equal(full, build_features(shuffled))
+
+
+def test_batch_and_online_vectors_are_equal(world, full, tmp_path):
+    as_of = pd.Timestamp("2025-05-01")
+    snap = build_snapshot(world, as_of)
+    assert snap.history["admitted_at"].max() < as_of
+    snap = Snapshot.load(snap.save(tmp_path / "snap"))
+    c = world["claims"]
+    may = (c["admitted_at"] >= as_of) & (c["admitted_at"] < "2025-06-01")
+    online = build_online(_subset(world, may), snap)
+    batch = full[(full["admitted_at"] >= as_of) & (full["admitted_at"] < "2025-06-01")]
+    assert len(online) == may.sum() > 100
+    _compare(batch, online)
+
+
+def test_since_until_select_rows_not_history(world, full):
+    part = build_features(world, since="2025-03-01", until="2025-03-31")
+    assert part["admitted_at"].min() >= pd.Timestamp("2025-03-01")
+    assert part["admitted_at"].max() < pd.Timestamp("2025-04-01")
+    ref = full[(full["admitted_at"] >= "2025-03-01") & (full["admitted_at"] < "2025-04-01")]
+    _compare(ref, part)
+
+
+def test_write_features_streams_the_same_rows(world_path, full, tmp_path):
+    n = write_features(world_path, tmp_path / "f.parquet")
+    got = pd.read_parquet(tmp_path / "f.parquet")
+    assert n == len(full)
+    _compare(full, got)
+
+
+def test_a_missing_required_column_is_named(world):
+    bad = dict(world)
+    bad["claims"] = world["claims"].drop(columns="person_key")
+    with pytest.raises(ValueError, match="person_key"):
+        build_features(bad)
+
+
+def test_a_dataset_without_lines_still_builds(world):
+    tables = {"claims": world["claims"].head(50)}
+    f = build_features(tables)
+    assert len(f) == 50 and (f["n_lines"] == 0).all()
+    assert (f["rule_totals_mismatch"] == 1).all()  # costs with no lines behind them
