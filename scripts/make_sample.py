@@ -39,7 +39,8 @@ def main() -> None:
             doc = etree.fromstring(base64.b64decode(node.text))
             doc.find("NGAY_VAO").text = "2025-13-45"
             doc.find("GIOI_TINH").text = "7"
-            node.text = base64.b64encode(etree.tostring(doc, xml_declaration=True, encoding="utf-8"))
+            xml = etree.tostring(doc, xml_declaration=True, encoding="utf-8")
+            node.text = base64.b64encode(xml)
     first.write_bytes(etree.tostring(root, xml_declaration=True, encoding="utf-8"))
     # A file cut off in transit: its complete dossiers are read, the rest is reported.
     last = files[-1].read_bytes()

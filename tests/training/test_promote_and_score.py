@@ -1,4 +1,4 @@
-"""Promotion by the same holdout, `claimradar models`, and `claimradar score` against the registry."""
+"""Promotion on the same holdout, `claimradar models`, `claimradar score` against the registry."""
 
 import json
 
