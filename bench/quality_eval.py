@@ -1,6 +1,6 @@
 """Quality of the scoring bundle against the baselines, on one simulated province-year.
 
-    python bench/quality_eval.py DATASET [--variants] [--config FILE]
+    python bench/quality_eval.py DATASET [--variants] [--config FILE] [--cutoff YYYY-MM-DD]
 
 Builds (once, cached next to the dataset as features.parquet) the feature frame with targets,
 splits it by time as `claimradar train` does, and prints:
@@ -50,11 +50,14 @@ def with_targets(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+CUTOFF: str | None = None  # --cutoff (as `claimradar train --cutoff`); None: the default rule
+
+
 def setup(frame: pd.DataFrame, cfg: TrainConfig):
     from features.registry import feature_names
     from training.train import anomaly_features
 
-    split = time_split(frame, None, cfg.val_months, cfg.holdout_months)
+    split = time_split(frame, CUTOFF, cfg.val_months, cfg.holdout_months)
     names = [n for n in feature_names() if n in frame.columns]
     population = frame[frame["discharged_at"] < split.cutoff]
     return split, names, anomaly_features(names), population
@@ -161,7 +164,10 @@ def main() -> None:
     ap.add_argument("dataset", type=Path)
     ap.add_argument("--config", type=Path, default=None)
     ap.add_argument("--variants", action="store_true")
+    ap.add_argument("--cutoff", default=None, help="first holdout day, as claimradar train")
     args = ap.parse_args()
+    global CUTOFF
+    CUTOFF = args.cutoff
     cfg = load_config(args.config)
     frame = load_frame(args.dataset)
     split, *_ = setup(frame, cfg)

@@ -92,10 +92,9 @@ def _price_list(eng: Engine, price_list: Path | pd.DataFrame | None) -> ir.Table
             "code": df["code"].astype("str"),
             "level": df["level"].astype("str"),
             "price": pd.to_numeric(df["price"]).astype("float64"),
-            "strength": df["strength"].astype("object").where(df["strength"].notna(), None),
+            "strength": df["strength"].astype("str"),  # missing stays missing
         }
     )
-    df["strength"] = df["strength"].astype("str").where(df["strength"].notna(), None)
     return eng.register("price_list", df)
 
 
@@ -334,9 +333,13 @@ def build_online(claims_batch: dict[str, pd.DataFrame], snapshot: pf.Snapshot) -
             facilities = snapshot.facilities
         batch["facilities"] = facilities
         tables = _inputs(eng, batch)
-        snap_points = eng.register("snap_points", snapshot.price_points)
-        base_b, lines_b, points_b, _ = _enriched(eng, tables, None)
-        points = _like(snap_points, points_b) if len(snapshot.price_points) else None
+        points = None
+        if len(snapshot.price_points):
+            like = cf.price_points(
+                cf.line_table(tables["drug_lines"], tables["service_lines"]),
+                cf.claim_base(tables["claims"], tables["facilities"]),
+            )
+            points = _like(eng.register("snap_points", snapshot.price_points), like)
         base_b, lines_b, _, enriched_b = _enriched(
             eng, tables, snapshot.price_list, extra_points=points
         )

@@ -3,10 +3,6 @@ SHAP beeswarm drawn by the `shap` package from LightGBM's own TreeSHAP values.""
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg")
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

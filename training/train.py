@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import mlflow
 import numpy as np
 import pandas as pd
@@ -149,6 +150,7 @@ def train(
             scored = predict(bundle, hold)
             for fig_name, fig in plots.all_plots(bundle, hold, scored).items():
                 fig.savefig(tmp / fig_name, dpi=90, bbox_inches="tight")
+                plt.close(fig)
                 mlflow.log_artifact(str(tmp / fig_name), artifact_path="plots")
             _log_model(bundle, split.train)
             card = model_card(bundle, table, per_scheme, per_level, split)

@@ -1,0 +1,85 @@
+"""Behaviour of the fitted bundle that the quality issue asks for: monotone in deviations above
+peers, PU weights, and the money blend of the priority."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.scorer import ModelBundle, predict
+from training.config import load_config
+from training.data import attach_targets, load_truth, time_split
+from training.models import _with_unlabelled, fit_bundle
+
+BED = ("bed_days", "peer_ratio_bed_days", "peer_z_bed_days", "bed_days_over_stay")
+
+
+@pytest.fixture(scope="module")
+def fitted(world):
+    from features.ingest import load_dataset
+    from features.registry import feature_names
+    from training.train import anomaly_features, feature_frame
+
+    cfg = load_config()
+    frame = attach_targets(
+        feature_frame(world), load_dataset(world).get("labels"), load_truth(world)
+    )
+    split = time_split(frame, None, cfg.val_months, cfg.holdout_months)
+    names = [n for n in feature_names() if n in frame.columns]
+    population = frame[frame["discharged_at"] < split.cutoff]
+    bundle = fit_bundle(
+        split.train, split.val, split.val_all, population, names, anomaly_features(names), cfg
+    )
+    return bundle, split, cfg
+
+
+def test_raising_bed_days_far_above_peers_never_lowers_risk(fitted):
+    bundle, split, cfg = fitted
+    assert set(BED) <= set(cfg.weights.monotone_increasing)
+    stays = split.holdout[split.holdout["bed_days"].fillna(0) > 0].head(300)
+    assert len(stays) > 20
+    med = stays["peer_median_bed_days"].fillna(stays["bed_days"]).clip(lower=1.0)
+    stay = stays["stay_days"].fillna(stays["bed_days"]).clip(lower=1.0)
+    risks, amounts = [], []
+    for k in (1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0):
+        f = stays.copy()
+        bd = np.maximum(f["bed_days"], k * med)
+        f["bed_days"] = bd
+        f["peer_ratio_bed_days"] = np.maximum(f["peer_ratio_bed_days"].fillna(0), bd / med)
+        f["peer_z_bed_days"] = np.maximum(f["peer_z_bed_days"].fillna(0), 3.0 * (k - 1.0))
+        f["bed_days_over_stay"] = np.maximum(f["bed_days_over_stay"].fillna(0), bd / stay)
+        s = predict(bundle, f)
+        risks.append(s["risk_score"].to_numpy())
+        amounts.append(s["expected_overbilled"].to_numpy())
+    risks, amounts = np.array(risks), np.array(amounts)
+    assert (np.diff(risks, axis=0) >= -1e-12).all()
+    assert (np.diff(amounts, axis=0) >= -0.01).all()
+    assert (risks[-1] > risks[0]).any()  # and it does rise for some claims
+
+
+def test_unlabelled_claims_join_as_weighted_negatives(fitted):
+    _, split, cfg = fitted
+    cfg = cfg.model_copy(deep=True)
+    cfg.weights.unlabelled_weight, cfg.weights.unlabelled_max_rows = 0.1, 500
+    pool = pd.concat([split.train, split.val_all])
+    months = (pool["discharged_at"] < split.val_start).to_numpy()
+    out, w = _with_unlabelled(split.train, pool, pd.Series(months), cfg)
+    extra = out.iloc[len(split.train) :]
+    assert len(extra) == 500 and (extra["label"] == 0).all()
+    assert not extra["claim_id"].isin(split.train["claim_id"]).any()
+    assert (extra["discharged_at"] < split.val_start).all()
+    assert (w[: len(split.train)] == 1).all()
+    n_unlabelled = int(months.sum()) - int(pool["claim_id"].isin(split.train["claim_id"]).sum())
+    assert w[len(split.train) :].sum() == pytest.approx(0.1 * n_unlabelled)
+
+
+def test_priority_takes_the_larger_of_model_and_rule_money(fitted, tmp_path):
+    bundle, split, _ = fitted
+    f = split.holdout.head(50).copy()
+    f["rule_amount"] = 0.0
+    base = predict(bundle, f)
+    bundle2 = ModelBundle.load(bundle.save(tmp_path / "b"))
+    assert np.allclose(predict(bundle2, f)["priority"], base["priority"])
+    bundle2.rule_weight, bundle2.blend = 1.0, 0.0
+    f["rule_amount"] = f["fund_claimed"] * 10  # capped at the fund amount
+    p = predict(bundle2, f)["priority"].to_numpy()
+    assert np.allclose(p, np.maximum(base["expected_overbilled"], f["fund_claimed"]), rtol=1e-6)
