@@ -135,6 +135,62 @@ def export_xml(
 
 
 @app.command()
+def features(
+    data: Annotated[Path, typer.Argument(help="A canonical dataset folder (from ingest).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Parquet file, one row per claim.")],
+    engine: Annotated[str, typer.Option(help="duckdb (default) or spark.")] = "duckdb",
+    since: Annotated[str | None, typer.Option(help="Claims admitted from this date.")] = None,
+    until: Annotated[str | None, typer.Option(help="Claims admitted before this date.")] = None,
+    price_list: Annotated[
+        Path | None, typer.Option(help="Approved prices (else learned from prior months).")
+    ] = None,
+) -> None:
+    """Build every feature and rule flag per claim, point in time."""
+    from features.pipeline import write_features
+
+    if engine not in ("duckdb", "spark"):
+        raise _fail(f"--engine must be duckdb or spark, not {engine!r}")
+    if not (data / "claims.parquet").exists():
+        raise _fail(f"{data} has no claims.parquet; run `claimradar ingest` first")
+    with progress_bar(f"features ({engine})") as update:
+        try:
+            n = write_features(
+                data,
+                out,
+                engine=engine,
+                since=since,
+                until=until,
+                price_list=price_list,
+                progress=update,
+            )
+        except ValueError as e:
+            raise _fail(str(e)) from None
+    typer.echo(f"wrote features of {n:,} claims -> {out}")
+
+
+@app.command()
+def facilities(
+    data: Annotated[Path, typer.Argument(help="A canonical dataset folder (from ingest).")],
+    month: Annotated[str, typer.Option(help="The month to check, YYYY-MM.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="CSV of the table (default beside DATA).")
+    ] = None,
+) -> None:
+    """Early warning: facilities whose cost per visit grows abnormally against their peers."""
+    from features.early_warning import facility_warnings
+
+    try:
+        table = facility_warnings(data, month)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    out = out or data / f"facility_warnings_{month}.csv"
+    table.to_csv(out, index=False)
+    warned = table[table["warning"]] if "warning" in table.columns else table
+    _print_frame(f"facilities with abnormal cost growth, {month}", warned.round(3))
+    typer.echo(f"{len(warned)} of {len(table)} facilities flagged for {month} -> {out}")
+
+
+@app.command()
 def simulate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the tabular output.")],
     claims: Annotated[int, typer.Option("--claims", "-n", help="Number of claims.")] = 100_000,
