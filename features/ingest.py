@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import io
 import itertools
 import json
 import multiprocessing
@@ -230,18 +231,24 @@ def _parse_table(loai: str, payload: bytes | etree._Element, limits: Limits) -> 
     return out
 
 
-def read_envelope(path: Path, limits: Limits) -> Iterator[Dossier]:
-    """Yield the dossiers of one GIAMDINHHS file; raise HostileInput / etree.XMLSyntaxError at the
-    point where the file stops being acceptable (dossiers before that point were yielded)."""
-    size = path.stat().st_size
+def read_envelope(source: Path | bytes, limits: Limits) -> Iterator[Dossier]:
+    """Yield the dossiers of one GIAMDINHHS file (a path, or the bytes of one); raise HostileInput
+    / etree.XMLSyntaxError where the file stops being acceptable (dossiers before that point were
+    yielded)."""
+    size = len(source) if isinstance(source, bytes) else source.stat().st_size
     if size > limits.max_file_bytes:
         raise HostileInput(f"file is {size:,} bytes, over the limit of {limits.max_file_bytes:,}")
-    with path.open("rb") as fh:
-        check_prolog(fh.read(65_536), "the file")
+    if isinstance(source, bytes):
+        check_prolog(source[:65_536], "the file")
+        stream = io.BytesIO(source)
+    else:
+        with source.open("rb") as fh:
+            check_prolog(fh.read(65_536), "the file")
+        stream = str(source)
     depth = 0
     number = 0
     context = etree.iterparse(
-        str(path),
+        stream,
         events=("start", "end"),
         resolve_entities=False,
         no_network=True,

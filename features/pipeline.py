@@ -345,15 +345,19 @@ def build_online(claims_batch: dict[str, pd.DataFrame], snapshot: pf.Snapshot) -
         )
         procs_b = cf.procedure_lines(lines_b, base_b)
         e = enriched_b
+        ids = eng.register("batch_ids", batch["claims"][["claim_id"]])
         if len(snapshot.history):
             hist = _like(eng.register("snap_history", snapshot.history), enriched_b)
+            # A claim sent again replaces its earlier copy in the history.
+            hist = hist.anti_join(ids, hist.claim_id == ids.claim_id)
             e = hist.union(enriched_b)
         e = eng.materialize("enriched", e)
         procs = procs_b
         if len(snapshot.procedures):
-            procs = _like(eng.register("snap_procs", snapshot.procedures), procs_b).union(procs_b)
+            snap_procs = _like(eng.register("snap_procs", snapshot.procedures), procs_b)
+            snap_procs = snap_procs.anti_join(ids, snap_procs.claim_id == ids.claim_id)
+            procs = snap_procs.union(procs_b)
         procs = eng.materialize("procedures", procs)
-        ids = eng.register("batch_ids", batch["claims"][["claim_id"]])
         targets = e.semi_join(ids, e.claim_id == ids.claim_id)
         df = eng.execute(_assemble(e, procs, targets))
     return _finish(df)

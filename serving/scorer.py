@@ -38,8 +38,12 @@ class ModelBundle:
     anomaly_reference: list[float] = field(default_factory=list)  # sorted scores, for percentiles
     blend: float = 0.3  # weight of the anomaly (novelty) money in the priority
     rule_weight: float = 0.0  # weight of the rules' amount at stake (0: rules only as features)
-    novelty: str = "share"  # novelty money: "share" (claimed x amount_ratio) or "peer_excess"
+    # novelty money: "share" (claimed x amount_ratio), "peer_excess" (claimed share above the peer
+    # median cost), both gated by the anomaly percentile; or "peer_money": the largest fund money
+    # above the peer median among total, diagnostic and drug cost, gated by its robust peer z
+    novelty: str = "share"
     novelty_from: float = 0.9  # anomaly percentile from which novelty money starts
+    novelty_z: float = 3.0  # peer_money: robust z from which the money counts (full at 2 x)
     band_thresholds: dict[str, float] = field(default_factory=dict)  # priority cut-offs
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -64,6 +68,7 @@ class ModelBundle:
             "rule_weight": self.rule_weight,
             "novelty": self.novelty,
             "novelty_from": self.novelty_from,
+            "novelty_z": self.novelty_z,
             "band_thresholds": self.band_thresholds,
             "meta": self.meta,
         }
@@ -91,6 +96,7 @@ class ModelBundle:
             rule_weight=doc.get("rule_weight", 0.0),
             novelty=doc.get("novelty", "share"),
             novelty_from=doc.get("novelty_from", 0.9),
+            novelty_z=doc.get("novelty_z", 3.0),
             band_thresholds=doc["band_thresholds"],
             meta=doc["meta"],
         )
@@ -179,6 +185,8 @@ def priority_of(
     if bundle.rule_weight > 0 and rule is not None:
         money = np.maximum(money, bundle.rule_weight * np.minimum(rule, claimed))
     cost, peer = _col(frame, "claim_cost"), _col(frame, "peer_median_total_cost")
+    if bundle.novelty == "peer_money":
+        return money + bundle.blend * peer_money(bundle, frame, claimed)
     if bundle.novelty == "peer_excess" and cost is not None and peer is not None:
         excess = np.clip((cost - peer) / np.maximum(cost, 1.0), 0.0, 1.0)
         at_stake = excess * claimed
@@ -187,6 +195,32 @@ def priority_of(
     lo = min(bundle.novelty_from, 0.999)
     gate = np.clip((anomaly - lo) / (1.0 - lo), 0.0, 1.0)
     return money + bundle.blend * gate * at_stake
+
+
+PEER_MONEY = (  # value, peer median, robust z
+    ("claim_cost", "peer_median_total_cost", "peer_z_total_cost"),
+    ("diag_cost", "peer_median_diag_cost", "peer_z_diag_cost"),
+    ("cost_drug", "peer_median_cost_drug", "peer_z_cost_drug"),
+)
+
+
+def peer_money(bundle: ModelBundle, frame: pd.DataFrame, claimed: np.ndarray) -> np.ndarray:
+    """Fund money above the peers (same diagnosis, visit type, tier), counted only where the claim
+    is far out (robust z from `novelty_z`, fully at twice it): the largest over total, diagnostic
+    and drug cost. What a scheme no label has seen adds shows here first."""
+    cost = _col(frame, "claim_cost")
+    if cost is None:
+        return np.zeros(len(frame))
+    fund_share = np.clip(claimed / np.maximum(cost, 1.0), 0.0, 1.0)
+    z0 = max(bundle.novelty_z, 1e-6)
+    best = np.zeros(len(frame))
+    for value, median, z in PEER_MONEY:
+        v, m, zz = _col(frame, value), _col(frame, median), _col(frame, z)
+        if v is None or m is None or zz is None:
+            continue
+        gate = np.clip((zz - z0) / z0, 0.0, 1.0)
+        best = np.maximum(best, gate * np.maximum(v - m, 0.0) * fund_share)
+    return best
 
 
 def band_of(bundle: ModelBundle, priority: np.ndarray) -> np.ndarray:

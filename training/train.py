@@ -137,7 +137,9 @@ def train(
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             bdir = bundle.save(tmp / "bundle")
-            _save_snapshot(tables, split.cutoff, bdir / "snapshot")
+            # Serving scores new claims: its snapshot holds the profiles as of the data's end.
+            data_end = frame["admitted_at"].max().normalize() + pd.Timedelta(days=1)
+            _save_snapshot(tables, data_end, bdir / "snapshot")
             mlflow.log_artifacts(str(bdir), artifact_path="bundle")
             (tmp / "features.json").write_text(json.dumps(names, indent=1))
             mlflow.log_artifact(str(tmp / "features.json"))

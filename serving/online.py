@@ -1,0 +1,250 @@
+"""Online scoring: claims as the API receives them (XML 130 names, JSON or an envelope) ->
+validation with field-level errors -> the same features and the same scorer as batch scoring.
+
+`ScoringState` holds the served model (bundle + profile snapshot) and swaps it atomically when the
+registry's champion changes, so requests in flight finish on the model they started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.ingest import Limits, _EnvelopeBatch, read_envelope, validate_batch
+from features.schema import CLAIMS, DRUG_LINES, SERVICE_LINES
+from features.validate import GROUP, INTERNAL, RECORD, SOURCE
+from serving import registry
+from serving.scorer import ModelBundle, score
+
+log = logging.getLogger("claimradar.serving")
+MAX_BATCH = 1000  # claims per request; larger months go through `claimradar score`
+OPEN_BANDS = ("high", "review")
+
+
+@dataclass(frozen=True)
+class Served:
+    bundle: ModelBundle
+    snapshot: Any  # features.profiles.Snapshot
+    version: str
+    alias: str
+
+
+class ScoringState:
+    def __init__(
+        self,
+        tracking_uri: str,
+        artifact_root: Path,
+        linkage_key: str,
+        store=None,
+        limits: Limits | None = None,
+        reload_seconds: float = 10.0,
+    ):
+        self.tracking_uri, self.artifact_root = tracking_uri, Path(artifact_root)
+        self.linkage_key = linkage_key
+        self.store = store
+        self.limits = limits or Limits(workers=1)
+        self.reload_seconds = reload_seconds
+        self.served: Served | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.counters = {"scored": 0, "errors": 0}
+
+    # -- the model -------------------------------------------------------------------------
+    def load(self) -> Served | None:
+        """Load the champion (else the newest challenger) if it is not the one served."""
+        from features.profiles import Snapshot
+
+        client = registry.connect(self.tracking_uri, self.artifact_root)
+        alias = "champion" if registry.version_by_alias(client, "champion") else "challenger"
+        version = registry.default_version(client)
+        if version is None:
+            return None
+        if self.served is not None and self.served.version == str(version):
+            return self.served
+        with self._lock:
+            folder = registry.bundle_dir(client, version, Path(tempfile.mkdtemp(prefix="served-")))
+            bundle = ModelBundle.load(folder)
+            snap = Snapshot.load(folder / "snapshot")
+            self.served = Served(bundle, snap, str(version), alias)  # one atomic swap
+            log.info("serving claimradar-abuse v%s (%s)", version, alias)
+        return self.served
+
+    def watch(self) -> None:
+        """Poll the registry in the background; a promotion is served without a restart."""
+
+        def loop() -> None:
+            while not self._stop.wait(self.reload_seconds):
+                try:
+                    self.load()
+                except Exception:  # the served model stays; the next poll tries again
+                    log.exception("model reload failed")
+
+        threading.Thread(target=loop, name="model-reload", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -- scoring -----------------------------------------------------------------------------
+    def score_records(self, claims: list[dict], actor: str) -> dict:
+        """claims: XML1 fields with `xml2` / `xml3` lists of lines (XML 130 names)."""
+        served = self.served
+        if served is None:
+            raise RuntimeError("no model is registered yet")
+        raw = _raw_tables(claims)
+        return self._score(raw, None, served, actor, [c.get("MA_LK") for c in claims])
+
+    def score_envelope(self, data: bytes, actor: str) -> dict:
+        served = self.served
+        if served is None:
+            raise RuntimeError("no model is registered yet")
+        batch = _EnvelopeBatch()
+        keys = []
+        for d in read_envelope(data, self.limits):  # HostileInput / XMLSyntaxError -> 4xx
+            batch.add("request", d)
+            first = (d.records.get("XML1") or [((), ())])[0]
+            keys.append(dict(zip(*first, strict=True)).get("MA_LK"))
+        raw = {name: _columnar(rows) for name, rows in batch.rows.items()}
+        prior = pd.DataFrame(batch.errors) if batch.errors else None
+        return self._score(
+            raw, prior, served, actor, keys, groups=[f"request#{i + 1}" for i in range(len(keys))]
+        )
+
+    def _score(self, raw, prior, served: Served, actor: str, keys: list, groups=None) -> dict:
+        from features.pipeline import build_online
+
+        groups = groups or [str(i) for i in range(len(keys))]
+        result = validate_batch(raw, self.limits, self.linkage_key, prior)
+        rejections = pd.concat([r for r in result.rejections if len(r)] or [pd.DataFrame()])
+        errors: dict[str, list[dict]] = {}
+        for r in rejections.itertuples() if len(rejections) else ():
+            if r.field or r.table == "file":
+                errors.setdefault(_group_of(str(r.record)), []).append(
+                    {"table": r.table, "field": r.field, "value": r.value, "error": r.error}
+                )
+        good = {
+            k: v.drop(columns=[c for c in INTERNAL if c in v.columns])
+            for k, v in result.good.items()
+        }
+        scored_rows: list[dict] = []
+        if len(good["claims"]):
+            frame = build_online(good, served.snapshot)
+            out = score(served.bundle, frame, model_version=served.version)
+            meta = frame.set_index("claim_id")
+            for row in out.to_dict("records"):
+                cid = row["claim_id"]
+                scored_rows.append(
+                    {
+                        "MA_LK": cid,
+                        "risk_score": round(float(row["risk_score"]), 6),
+                        "band": row["band"],
+                        "expected_overbilled": float(row["expected_overbilled"]),
+                        "priority": float(row["priority"]),
+                        "reasons": row["reasons"][:5],
+                        "rule_hits": row["rule_hits"],
+                        "model_version": served.version,
+                        "scored_at": row["scored_at"],
+                        "_facility_id": meta.at[cid, "facility_id"],
+                        "_facility_level": meta.at[cid, "facility_level"],
+                        "_month": pd.Timestamp(meta.at[cid, "admitted_at"]).strftime("%Y-%m"),
+                        "_fund_claimed": float(meta.at[cid, "fund_claimed"]),
+                    }
+                )
+            if self.store is not None:
+                self.store.record_scores(
+                    [_store_row(r) for r in scored_rows], actor=actor, open_bands=OPEN_BANDS
+                )
+        self.counters["scored"] += len(scored_rows)
+        accepted = set(result.good["claims"][GROUP].astype(str))
+        failed = [
+            {"index": i, "MA_LK": keys[i], "errors": errors.get(groups[i], [])}
+            for i in range(len(keys))
+            if groups[i] not in accepted
+        ]
+        self.counters["errors"] += len(failed)
+        return {
+            "scored": [{k: v for k, v in r.items() if not k.startswith("_")} for r in scored_rows],
+            "errors": failed,
+            "model_version": served.version,
+        }
+
+
+def _group_of(record: str) -> str:
+    """Request position of a rejection row: "3/xml2/0" -> "3", "HOSO 2/XML1 1" -> "request#2"."""
+    if record.startswith("HOSO "):
+        return "request#" + record.split()[1].split("/")[0]
+    return record.split("/")[0]
+
+
+def _store_row(r: dict) -> dict:
+    return {
+        "claim_id": r["MA_LK"],
+        "model_version": r["model_version"],
+        "risk_score": r["risk_score"],
+        "expected_overbilled": r["expected_overbilled"],
+        "priority": r["priority"],
+        "band": r["band"],
+        "facility_id": r["_facility_id"],
+        "facility_level": r["_facility_level"],
+        "month": r["_month"],
+        "fund_claimed": r["_fund_claimed"],
+        "reasons": r["reasons"],
+        "rule_hits": r["rule_hits"],
+    }
+
+
+def _raw_tables(claims: list[dict]) -> dict[str, pd.DataFrame]:
+    """JSON claims -> raw XML-named frames; each claim is its own group (accepted or rejected
+    whole), its position in the request is the group key."""
+    heads, drugs, services = [], [], []
+    for i, c in enumerate(claims):
+        g = str(i)
+        head = {k: v for k, v in c.items() if k not in ("xml2", "xml3")}
+        heads.append({**head, GROUP: g, SOURCE: "request", RECORD: g})
+        for j, line in enumerate(c.get("xml2") or []):
+            drugs.append({**line, GROUP: g, SOURCE: "request", RECORD: f"{g}/xml2/{j}"})
+        for j, line in enumerate(c.get("xml3") or []):
+            services.append({**line, GROUP: g, SOURCE: "request", RECORD: f"{g}/xml3/{j}"})
+    return {
+        "claims": _frame(heads, CLAIMS),
+        "drug_lines": _frame(drugs, DRUG_LINES),
+        "service_lines": _frame(services, SERVICE_LINES),
+    }
+
+
+def _frame(rows: list[dict], table) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame({c: pd.Series([], dtype="str") for c in INTERNAL})
+    df = pd.DataFrame(rows)
+    # Every value as text, as the XML carries it: numbers keep their digits, None stays missing.
+    for c in df.columns:
+        if c not in INTERNAL:
+            df[c] = [
+                None
+                if v is None or (isinstance(v, float) and np.isnan(v))
+                else (format(v, "f").rstrip("0").rstrip(".") if isinstance(v, float) else str(v))
+                for v in df[c]
+            ]
+    return df
+
+
+def _columnar(rows):
+    from features.ingest import _columnar as columnar
+
+    return columnar(rows)
+
+
+def wait_for_model(state: ScoringState, seconds: float = 0) -> Served | None:
+    deadline = time.monotonic() + seconds
+    while True:
+        served = state.load()
+        if served is not None or time.monotonic() >= deadline:
+            return served
+        time.sleep(1)

@@ -1,0 +1,84 @@
+"""Online scoring in process: JSON claims and envelopes, field-level errors, the case store."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from serving.online import ScoringState
+from serving.store import Case, ScoredClaim, Store
+
+
+def _claims_json(world_tabular: Path, n: int, ids=None) -> list[dict]:
+    x1 = pd.read_parquet(world_tabular / "xml1.parquet")
+    x1 = x1[x1["MA_LK"].isin(ids)] if ids is not None else x1.tail(n)
+    x2 = pd.read_parquet(world_tabular / "xml2.parquet")
+    x3 = pd.read_parquet(world_tabular / "xml3.parquet")
+
+    def clean(d):
+        return {k: v for k, v in d.items() if v is not None and v == v}
+
+    out = []
+    for r in x1.to_dict("records"):
+        c = clean(r)
+        c["xml2"] = [clean(x) for x in x2[x2["MA_LK"] == c["MA_LK"]].to_dict("records")]
+        c["xml3"] = [clean(x) for x in x3[x3["MA_LK"] == c["MA_LK"]].to_dict("records")]
+        out.append(c)
+    return out
+
+
+@pytest.fixture(scope="module")
+def state(trained, store, tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('cases') / 'cases.db'}"
+    s = ScoringState(store["tracking_uri"], store["artifact_root"], "test-key", store=Store(url))
+    assert s.load().version == str(trained.version)
+    return s
+
+
+def test_good_claims_are_scored_and_bad_ones_get_field_errors(state, world):
+    claims = _claims_json(world.parent / "tabular", 4)
+    claims[1]["NGAY_VAO"] = "2025-13-45"
+    claims[2]["xml3"][0]["MA_NHOM"] = 99
+    out = state.score_records(claims, actor="api:test")
+    assert {r["MA_LK"] for r in out["scored"]} == {claims[0]["MA_LK"], claims[3]["MA_LK"]}
+    errs = {e["index"]: e for e in out["errors"]}
+    assert set(errs) == {1, 2}
+    assert errs[1]["errors"][0]["field"] == "NGAY_VAO"
+    assert "unparseable date" in errs[1]["errors"][0]["error"]
+    assert errs[2]["errors"][0]["field"] == "MA_NHOM" and errs[2]["MA_LK"] == claims[2]["MA_LK"]
+    for r in out["scored"]:
+        assert 0 <= r["risk_score"] <= 1 and r["band"] in ("high", "review", "watch", "low")
+        assert r["model_version"] == out["model_version"]
+
+
+def test_scores_are_recorded_once_per_claim_and_model(state, world):
+    claims = _claims_json(world.parent / "tabular", 30)
+    state.score_records(claims, actor="api:test")
+    state.score_records(claims, actor="api:test")
+    with state.store.session() as s:
+        ids = [c.claim_id for c in s.query(ScoredClaim).all()]
+        assert len(ids) == len(set(ids)) >= 30
+        cases = s.query(Case).all()
+        bands = {c.claim_id: c.band for c in s.query(ScoredClaim).all()}
+        assert all(bands[c.claim_id] in ("high", "review") for c in cases)
+
+
+def test_envelope_scores_like_json(state, world, tmp_path):
+    from features.export import export_xml
+    from features.ingest import load_dataset
+
+    tables = load_dataset(world)
+    some = tables["claims"].tail(3)
+    subset = {
+        "claims": some,
+        "drug_lines": tables["drug_lines"][tables["drug_lines"]["claim_id"].isin(some["claim_id"])],
+        "service_lines": tables["service_lines"][
+            tables["service_lines"]["claim_id"].isin(some["claim_id"])
+        ],
+    }
+    files = export_xml(subset, tmp_path / "xml", per_file=10)
+    out_xml = state.score_envelope(files[0].read_bytes(), actor="api:test")
+    same = _claims_json(world.parent / "tabular", 3, ids=list(some["claim_id"]))
+    out_json = state.score_records(same, actor="api:test")
+    by = {r["MA_LK"]: r["risk_score"] for r in out_json["scored"]}
+    assert out_xml["scored"] and all(by[r["MA_LK"]] == r["risk_score"] for r in out_xml["scored"])
