@@ -1,6 +1,7 @@
 """Training and scoring throughput on a simulated province (default 250,000 claims).
 
     python bench/bench_train.py [--claims N] [--months 12] [--work DIR] [--config FILE]
+                                [--dataset DIR]   # reuse an ingested dataset
 
 Reports, separately: simulate, ingest, the feature step (features.pipeline via
 training.train.feature_frame), the fit step (training.models.fit_bundle: risk, amount, anomaly,
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=Path("/tmp/claimradar-bench-train"))
     ap.add_argument("--config", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--dataset", type=Path, default=None, help="an ingested dataset to reuse")
     args = ap.parse_args()
 
     import shap
@@ -48,10 +50,10 @@ def main() -> None:
     from training.train import anomaly_features, feature_frame
 
     cfg = load_config(args.config)
-    world, ds = args.work / "world", args.work / "dataset"
-    if not (world / "manifest.json").exists():
+    world, ds = args.work / "world", args.dataset or args.work / "dataset"
+    if args.dataset is None and not (world / "manifest.json").exists():
         clock("simulate", simulate, world, args.claims, months=args.months, seed=args.seed)
-    if not (ds / "claims.parquet").exists() and not any(ds.glob("claims*")):
+    if not (ds / "labels.parquet").exists():
         clock("ingest", ingest, world, ds)
     frame, t_feat = clock("feature step (feature_frame)", feature_frame, ds)
     frame = attach_targets(frame, load_dataset(ds).get("labels"), load_truth(ds))

@@ -200,6 +200,10 @@ def simulate(
     scheme: Annotated[
         list[str] | None, typer.Option(help="Abuse scheme rate, NAME=RATE (repeatable).")
     ] = None,
+    scheme_start: Annotated[
+        list[str] | None,
+        typer.Option(help="First month of a scheme, NAME=YYYY-MM (repeatable)."),
+    ] = None,
     report: Annotated[bool, typer.Option(help="Print the calibration report.")] = False,
 ) -> None:
     """Simulate a claims world with labelled abuse schemes (tabular input format + truth)."""
@@ -214,6 +218,7 @@ def simulate(
             rates[name] = float(rate)
         except ValueError:
             raise _fail(f"--scheme {item!r}: the rate must be a number") from None
+    starts = dict(item.partition("=")[::2] for item in scheme_start or [])
     with progress_bar("simulate") as update:
         total = 1000
 
@@ -228,6 +233,7 @@ def simulate(
                 start=start,
                 seed=seed,
                 schemes=rates or None,
+                scheme_start=starts or None,
                 report=report,
                 progress=step,
             )

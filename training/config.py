@@ -74,6 +74,8 @@ class PriorityParams(BaseModel):
     novelty: str = "share"
     # anomaly percentile from which a claim earns novelty money (linear ramp to 1).
     novelty_from: float = 0.9
+    # "peer_money": robust peer z from which money above the peers counts (fully at twice it).
+    novelty_z: float = 3.0
 
 
 class TrainConfig(BaseModel):

@@ -35,7 +35,8 @@ class Split:
 
 
 def default_cutoff(frame: pd.DataFrame, holdout_months: int) -> pd.Timestamp:
-    last = frame["discharged_at"].max()
+    """The start of the last `holdout_months` months of admissions (discharges may spill over)."""
+    last = frame["admitted_at"].max()
     return (last.to_period("M") - (holdout_months - 1)).to_timestamp()
 
 

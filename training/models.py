@@ -69,6 +69,7 @@ def fit_bundle(
         rule_weight=cfg.priority.rule_weight,
         novelty=cfg.priority.novelty,
         novelty_from=cfg.priority.novelty_from,
+        novelty_z=cfg.priority.novelty_z,
     )
     from features.registry import categorical_names
 
@@ -120,8 +121,12 @@ def fit_bundle(
     if len(pos) >= 50:
         pos_train = pos["claim_id"].isin(train["claim_id"]).to_numpy()
         xs, ys = bundle.matrix(pos), share.to_numpy()
+        a_params = cfg.amount.lgb_params("regression", cfg.seed)
+        if "monotone_constraints" in params:  # the amount at stake rises with the same deviations
+            a_params["monotone_constraints"] = params["monotone_constraints"]
+            a_params["monotone_constraints_method"] = "advanced"
         bundle.amount = _fit_booster(
-            cfg.amount.lgb_params("regression", cfg.seed),
+            a_params,
             cfg.amount.n_estimators,
             cfg.amount.early_stopping_rounds,
             xs[pos_train],
