@@ -294,7 +294,9 @@ def train(
             models_dir=project_root() / "models",
             progress=lambda name, f: update(int(f * 100), 100),
         )
-    _print_frame("metrics", result.table.reset_index().round(4))
+    cols = ["amount_top1pct", "amount_top5pct", "precision_top5pct", "average_precision", "roc_auc"]
+    table = result.table.reset_index()
+    _print_frame("metrics", table[["split", "ranker", *cols]].round(3))
     if len(result.per_scheme):
         _print_frame("recall in the top 5% per scheme (holdout)", result.per_scheme.round(3))
     typer.echo(
