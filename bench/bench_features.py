@@ -6,7 +6,11 @@ Every measured run is its own subprocess, so peak RSS is that run's alone. World
 once (12 months) and ingested under --keep (default a temp folder).
 
     .venv/bin/python bench/bench_features.py 250000 1000000 [--threads 2] [--keep DIR]
-        [--no-spark] [--no-pandas] [--memory-limit 3GB]
+        [--no-spark] [--no-pandas] [--memory-limit 3GB] [--tile 4]
+
+`--tile K` adds a K-times larger world made of K copies of the largest one as K provinces
+(claims, people, cards, facilities and clinicians renamed per copy; same months), which is
+much quicker than simulating and ingesting it; only the DuckDB run is timed on it.
 """
 
 from __future__ import annotations
@@ -129,6 +133,36 @@ def pandas_patient_windows(e):
     return out
 
 
+def tile(src: Path, dst: Path, k: int) -> None:
+    """K renamed copies of an ingested dataset, as K provinces of one country."""
+    import duckdb
+
+    dst.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET memory_limit='3GB'; SET preserve_insertion_order=false")
+    pre, fac = "'{k}' || {c}", "'{k}' || substr({c}, 2)"
+    renames = {
+        "claims": {"claim_id": pre, "person_key": pre, "card_key": pre, "facility_id": fac,
+                   "referred_to": fac, "referred_from": fac},
+        "drug_lines": {"claim_id": pre, "clinician_id": pre},
+        "service_lines": {"claim_id": pre, "clinician_id": pre, "performer_id": pre},
+        "facilities": {"facility_id": fac},
+    }  # fmt: skip
+    for name, subs in renames.items():
+        f = f"read_parquet('{src / name}.parquet')"
+        cols = [c[0] for c in con.execute(f"SELECT * FROM {f} LIMIT 0").description]
+        parts = []
+        for i in range(k):
+            sel = [
+                (subs[c].format(k=i, c=f'"{c}"') + f' AS "{c}"') if c in subs else f'"{c}"'
+                for c in cols
+            ]
+            parts.append(f"SELECT {', '.join(sel)} FROM {f}")
+        con.execute(
+            f"COPY ({' UNION ALL '.join(parts)}) TO '{dst / name}.parquet' (FORMAT parquet)"
+        )
+
+
 def child(code: str, *args) -> dict:
     p = subprocess.run(
         [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True
@@ -146,6 +180,7 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="simulated worlds are kept (and reused) here")
     ap.add_argument("--no-spark", action="store_true")
     ap.add_argument("--no-pandas", action="store_true")
+    ap.add_argument("--tile", type=int, default=0, help="add K copies of the largest world")
     a = ap.parse_args()
     root = a.keep or Path(tempfile.mkdtemp(prefix="bench-features-"))
     print(f"cpus={os.cpu_count()} threads={a.threads} memory_limit={a.memory_limit}")
@@ -170,6 +205,17 @@ def main() -> None:
             row |= {"spark_s": s["seconds"], "spark_startup_s": s["startup"]}
             print(f"  spark local[2] all features {n:,}: {s['seconds']:.1f} s "
                   f"(+{s['startup']:.0f} s session start)")  # fmt: skip
+        rows.append(row)
+    if a.tile > 1:
+        n = max(a.sizes)
+        w = root / f"w{n}x{a.tile}"
+        if not (w / "ds" / "claims.parquet").exists():
+            tile(root / f"w{n}" / "ds", w / "ds", a.tile)
+        r = child(DUCKDB, w / "ds", w / "features.parquet", a.threads, a.memory_limit)
+        row = {"claims": n * a.tile, "duckdb_s": r["seconds"],
+               "duckdb_peak_gib": r["peak_rss_kib"] / 2**20}  # fmt: skip
+        print(f"  duckdb all features {n * a.tile:,} (tiled): {r['seconds']:.1f} s, "
+              f"peak {row['duckdb_peak_gib']:.2f} GiB")  # fmt: skip
         rows.append(row)
     print()
     print("| claims | DuckDB all features | claims/s | peak RSS | patient windows DuckDB | "

@@ -394,7 +394,6 @@ def line_aggregates(
         top_line_amount=lc.amount.max(),
         out_of_scope_cost=s(lc.scope == 2, lc.amount),
         offhours_lines=s(offhours.fill_null(False)),
-        n_clinicians=lc.clinician_id.nunique().cast("float64"),
         main_clinician=(g == 13).ifelse(lc.clinician_id, ibis.null("string")).min(),
         any_clinician=lc.clinician_id.min(),
         lines_drug_amount=s(lc.is_drug == 1, lc.amount),
@@ -414,7 +413,13 @@ def line_aggregates(
         bed_out_lines=s(bed_out),
         bed_out_stake=s(bed_out, fund),
     )
-    return lc.group_by(a_claim_id=lc.claim_id).agg(**aggs)
+    agg = lc.group_by(a_claim_id=lc.claim_id).agg(**aggs)
+    # distinct clinicians in two plain aggregations: DISTINCT aggregates cannot spill to disk
+    pairs = lines.select("claim_id", "clinician_id").distinct()
+    pairs = pairs.filter(pairs.clinician_id.notnull())
+    nc = pairs.group_by(c_claim_id=pairs.claim_id).agg(n_clinicians=pairs.count())
+    agg = agg.left_join(nc, agg.a_claim_id == nc.c_claim_id).drop("c_claim_id")
+    return agg.mutate(n_clinicians=agg.n_clinicians.fill_null(0).cast("float64"))
 
 
 def procedure_lines(lines: ir.Table, base: ir.Table) -> ir.Table:

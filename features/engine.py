@@ -95,8 +95,15 @@ class Engine:
 
     @classmethod
     def connect(
-        cls, kind: str = "duckdb", *, threads: int | None = None, memory_limit: str | None = None
+        cls,
+        kind: str = "duckdb",
+        *,
+        threads: int | None = None,
+        memory_limit: str | None = None,
+        on_disk: bool = False,
     ) -> Engine:
+        """`on_disk`: DuckDB keeps its work tables in a database file in the temp folder rather
+        than in memory (out of core for data larger than memory)."""
         if kind not in ENGINES:
             raise ValueError(f"unknown engine {kind!r}; use one of {', '.join(ENGINES)}")
         tmp = Path(tempfile.mkdtemp(prefix=f"claimradar-{kind}-"))
@@ -106,7 +113,8 @@ class Engine:
                 config["threads"] = threads
             if memory_limit:
                 config["memory_limit"] = memory_limit
-            return cls(kind, ibis.duckdb.connect(**config), tmp=tmp)
+            db = str(tmp / "work.duckdb") if on_disk else ":memory:"
+            return cls(kind, ibis.duckdb.connect(db, **config), tmp=tmp)
         spark = _spark_session()
         return cls(kind, ibis.pyspark.connect(spark), spark=spark, tmp=tmp)
 
@@ -182,7 +190,8 @@ class Engine:
         name = self._name(stem)
         sql = self._sql(expr)
         if self.kind == "duckdb":
-            self.con.raw_sql(f"CREATE TEMP TABLE {name} AS {sql}")
+            # a plain table: in memory, or in the database file when on disk
+            self.con.raw_sql(f"CREATE TABLE {name} AS {sql}")
             return self.con.table(name)
         df = self.spark.sql(sql)
         df.cache().createOrReplaceTempView(name)

@@ -108,22 +108,29 @@ def _reference(points: ir.Table, base: ir.Table, price_list: ir.Table | None) ->
 # Assembly (shared by both paths)
 
 
-def _assemble(e: ir.Table, procs: ir.Table, targets: ir.Table) -> ir.Table:
+def _assemble(
+    e: ir.Table, procs: ir.Table, targets: ir.Table, keep: Callable | None = None
+) -> ir.Table:
     """The feature rows of `targets` (a filter of the enriched claims `e`), using all of `e` as
-    the history."""
-    win = pf.windows(e).rename(w_claim_id="claim_id")
-    fp = pf.facility_profile(e)
-    cp = pf.clinician_profile(e)
-    ps = pf.peer_stats(e)
-    pr = rl.pair_rules(e, targets)
-    sp = rl.procedure_rule(procs, targets)
+    the history. `keep(name, expr)` may materialize the parts (bounded memory on big data)."""
+    keep = keep or (lambda name, expr: expr)
+    win = keep("windows", pf.windows(e).rename(w_claim_id="claim_id"))
+    fp = keep("facility_profile", pf.facility_profile(e))
+    cp = keep("clinician_profile", pf.clinician_profile(e))
+    peers = [
+        keep(f"peer_{m}", pf.peer_stats(e, m, with_n=i == 0))
+        for i, (m, _) in enumerate(pf.PEER_METRICS)
+    ]
+    pr = keep("pair_rules", rl.pair_rules(e, targets))
+    sp = keep("procedure_rule", rl.procedure_rule(procs, targets))
     t = targets.left_join(win, targets.claim_id == win.w_claim_id)
     t = t.left_join(
         fp,
         [t.facility_id == fp.fp_facility, t.visit_type == fp.fp_visit_type, t.month == fp.fp_month],
     )
     t = t.left_join(cp, [t.clinician == cp.cp_clinician, t.month == cp.cp_month])
-    t = t.left_join(ps, [t.peer_key == ps.ps_key, t.month == ps.ps_month])
+    for (m, _), ps in zip(pf.PEER_METRICS, peers, strict=True):
+        t = t.left_join(ps, [t.peer_key == ps[f"ps_key_{m}"], t.month == ps[f"ps_month_{m}"]])
     t = t.left_join(pr, t.claim_id == pr.pr_claim_id)
     t = t.left_join(sp, t.claim_id == sp.sp_claim_id)
     derived = {
@@ -196,8 +203,10 @@ def feature_expression(
     until=None,
     price_list: Path | None = None,
     progress: Progress | None = None,
+    staged: bool = False,
 ) -> ir.Table:
-    """The batch feature expression on `eng` (enriched claims materialized once)."""
+    """The batch feature expression on `eng` (enriched claims materialized once; with `staged`,
+    every part too, which bounds memory on data larger than memory)."""
     step = progress or (lambda done, total: None)
     tables = _inputs(eng, dataset)
     base, lines, _, enriched = _enriched(eng, tables, price_list)
@@ -210,7 +219,7 @@ def feature_expression(
     if until is not None:
         pred = pred & (e.admit_day <= _day(until))
     step(2, 3)
-    return _assemble(e, procs, e.filter(pred))
+    return _assemble(e, procs, e.filter(pred), keep=eng.materialize if staged else None)
 
 
 def build_features(
@@ -257,10 +266,11 @@ def write_features(
         out.parent.mkdir(parents=True, exist_ok=True)
         df.to_parquet(out, index=False)
         return len(df)
-    with Engine.connect("duckdb", memory_limit=memory_limit, threads=threads) as eng:
+    with Engine.connect("duckdb", memory_limit=memory_limit, threads=threads, on_disk=True) as eng:
         expr = feature_expression(
-            eng, dataset, since=since, until=until, price_list=price_list, progress=progress
-        )
+            eng, dataset, since=since, until=until, price_list=price_list, progress=progress,
+            staged=True,
+        )  # fmt: skip
         expr = _cast_for_file(expr)
         eng.to_parquet(expr.order_by(["admitted_at", "claim_id"]), out)
     if progress:

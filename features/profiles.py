@@ -195,17 +195,22 @@ def clinician_profile(e: ir.Table) -> ir.Table:
     )
 
 
-def peer_stats(e: ir.Table) -> ir.Table:
-    """Median and quartiles of each peer metric per (peer group, month T) over months
-    T-PEER_MONTHS .. T-1. Keyed ps_key, ps_month."""
+def peer_stats(e: ir.Table, metric: str, with_n: bool = False) -> ir.Table:
+    """Median and quartiles of one peer metric per (peer group, month T) over months
+    T-PEER_MONTHS .. T-1. Keyed ps_key_<metric>, ps_month_<metric>. One metric per table keeps
+    the holistic aggregates (which hold their values in memory) small on big data."""
     offs = ibis.memtable({"k": list(range(1, PEER_MONTHS + 1))})
-    x = e.select("peer_key", "month", *[m for m, _ in PEER_METRICS]).cross_join(offs)
-    aggs = {"peer_n": x.count()}
-    for m, _ in PEER_METRICS:
-        aggs[f"pq50_{m}"] = x[m].median()
-        aggs[f"pq25_{m}"] = x[m].quantile(0.25)
-        aggs[f"pq75_{m}"] = x[m].quantile(0.75)
-    return x.group_by(ps_key=x.peer_key, ps_month=x.month + x.k).agg(**aggs)
+    x = e.select("peer_key", "month", metric).cross_join(offs)
+    aggs = {
+        f"pq50_{metric}": x[metric].median(),
+        f"pq25_{metric}": x[metric].quantile(0.25),
+        f"pq75_{metric}": x[metric].quantile(0.75),
+    }
+    if with_n:
+        aggs["peer_n"] = x.count()
+    return x.group_by(**{f"ps_key_{metric}": x.peer_key, f"ps_month_{metric}": x.month + x.k}).agg(
+        **aggs
+    )
 
 
 def peer_deviations(t: ir.Table) -> dict[str, ir.Value]:
