@@ -387,51 +387,117 @@ def demo(
     workdir: Annotated[
         Path | None, typer.Option(help="Where to write; default a folder under CLAIMRADAR_HOME.")
     ] = None,
+    claims: Annotated[int, typer.Option(help="Claims in the simulated world.")] = 30_000,
 ) -> None:
-    """Run the main job end to end on embedded defaults (today: ingest the shipped sample)."""
+    """The main job end to end on embedded defaults: ingest the sample envelopes, simulate a
+    claims world, train and register a model, promote it, score every claim, show the queue."""
+    import pandas as pd
+
+    import simulator
     from claimradar.settings import get_settings
     from features.ingest import Limits, load_dataset
     from features.ingest import ingest as run_ingest
+    from serving.batch import resolve_bundle, score_dataset, write_scores
+    from training import tracking
+    from training.promote import promote as run_promote
+    from training.train import train as run_train
 
     settings = get_settings()
     work = workdir or settings.ensure_home() / "demo"
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
+    key = settings.linkage_key.get_secret_value()
+    # 1. The way in: XML 130 envelopes as facilities send them (one dossier bad, one file cut).
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "envelopes"
         shutil.copytree(SAMPLE, src)
-        with progress_bar("ingest sample envelopes") as update:
+        with progress_bar("1/5 ingest the sample envelopes") as update:
             report = run_ingest(
                 src,
-                work / "dataset",
+                work / "sample",
                 limits=Limits.from_settings(),
-                linkage_key=settings.linkage_key.get_secret_value(),
+                linkage_key=key,
                 progress=update,
             )
     _print_ingest(report)
-    tables = load_dataset(work / "dataset")
-    claims = tables["claims"]
-    if len(claims):
-        by_type = (
-            claims.groupby("visit_type")
-            .agg(
-                claims=("claim_id", "size"),
-                total_cost=("total_cost", "sum"),
-                fund_claimed=("fund_claimed", "sum"),
-            )
-            .reset_index()
-        )
-        _print_frame("claims by visit type", by_type)
-    rej = tables.get("rejections")
+    rej = load_dataset(work / "sample").get("rejections")
     if rej is not None and len(rej):
         own = rej[(rej["field"] != "") | (rej["table"] == "file")]
         _print_frame("rejections (field errors)", own[["source_file", "field", "value", "error"]])
-        console.print(
-            f"{len(rej) - len(own)} more record(s) were rejected with their claims; "
-            f"the full report is {work / 'dataset' / 'rejections.parquet'}"
+    # 2. A province's claims world with abuse schemes and the agency's labels.
+    with progress_bar("2/5 simulate a claims world") as update:
+        sim = simulator.simulate(
+            work / "world",
+            claims,
+            months=10,
+            start="2025-01",
+            seed=0,
+            progress=lambda _n, f: update(int(f * 100), 100),
         )
-    typer.echo(f"demo: {report.summary()}")
+    with progress_bar("   ingest it") as update:
+        run_ingest(
+            work / "world",
+            work / "dataset",
+            limits=Limits.from_settings(),
+            linkage_key=key,
+            progress=update,
+        )
+    console.print(sim.summary())
+    # 3. Train against the labels, with baselines, logged and registered in MLflow.
+    with progress_bar("3/5 train") as update:
+        result = run_train(
+            work / "dataset",
+            tracking_uri=settings.tracking_uri,
+            artifact_root=settings.artifact_root,
+            models_dir=work / "models",
+            progress=lambda _n, f: update(int(f * 100), 100),
+        )
+    cols = ["amount_top5pct", "precision_top5pct", "average_precision", "roc_auc"]
+    _print_frame(
+        "holdout: model and baselines",
+        result.table.reset_index().query("split == 'holdout'")[["ranker", *cols]].round(3),
+    )
+    # 4. Promote: the challenger becomes champion only if it finds at least as much money.
+    client = tracking.connect(settings.tracking_uri, settings.artifact_root)
+    decision = run_promote(client, result.version, dataset=work / "dataset")
+    console.print(
+        f"4/5 promote v{decision.challenger}: "
+        f"{'promoted' if decision.promoted else 'not promoted'} ({decision.reason})"
+    )
+    # 5. Score every claim with the champion and show the top of the review queue.
+    with progress_bar("5/5 score") as update:
+        update(0, 1)
+        bundle, version = resolve_bundle(None, settings.tracking_uri, settings.artifact_root)
+        scored = score_dataset(work / "dataset", bundle, version)
+        write_scores(scored, work / "scores.parquet")
+        update(1, 1)
+    top = scored.head(10).copy()
+    top["top reason"] = [r[0]["text_en"] if r else "" for r in top["reasons"]]
+    top["rules"] = [", ".join(h["code"] for h in hits) for hits in top["rule_hits"]]
+    top["admitted"] = pd.to_datetime(top["admitted_at"]).dt.strftime("%Y-%m-%d")
+    _print_frame(
+        "the top of the review queue (ranked by the money at stake)",
+        top[
+            [
+                "rank",
+                "claim_id",
+                "facility_id",
+                "admitted",
+                "risk_score",
+                "expected_overbilled",
+                "band",
+                "rules",
+                "top reason",
+            ]
+        ].round(3),
+    )
+    band = scored["band"].value_counts()
+    typer.echo(
+        f"demo: scored {len(scored):,} claims with model v{version} "
+        f"({band.get('high', 0):,} high, {band.get('review', 0):,} review) -> "
+        f"{work / 'scores.parquet'}; MLflow store {settings.tracking_uri} (see mlflow/README.md)"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m claimradar.cli

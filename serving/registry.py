@@ -17,6 +17,7 @@ def connect(tracking_uri: str, artifact_root: Path) -> MlflowClient:
     """Point MLflow at the store (sqlite by default) and make sure the experiment exists with a
     file artifact root (MLflow 3 would otherwise put artifacts under the working directory)."""
     os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD", "false")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_uri)
