@@ -186,7 +186,19 @@ def facilities(
     out = out or data / f"facility_warnings_{month}.csv"
     table.to_csv(out, index=False)
     warned = table[table["warning"]] if "warning" in table.columns else table
-    _print_frame(f"facilities with abnormal cost growth, {month}", warned.round(3))
+    show = [
+        "facility_id",
+        "facility_name",
+        "facility_level",
+        "claims",
+        "cost_per_visit",
+        "growth_vs_trend",
+        "growth_yoy",
+        "peer_growth_median",
+        "robust_z",
+    ]
+    show = [c for c in show if c in warned.columns]
+    _print_frame(f"facilities with abnormal cost growth, {month}", warned[show].round(3))
     typer.echo(f"{len(warned)} of {len(table)} facilities flagged for {month} -> {out}")
 
 

@@ -68,3 +68,20 @@ def test_export_then_ingest_from_the_cli(tmp_path):
     assert r.exit_code == 0 and "wrote 2 envelope file(s)" in r.output
     r = run("ingest", tmp_path / "xml", "--out", tmp_path / "ds2")
     assert "wrote 2 claims, 1 drug lines, 1 service lines" in r.output
+
+
+def test_features_and_facilities_commands(world, tmp_path):
+    out = tmp_path / "features.parquet"
+    r = run("features", world, "--out", out, "--since", "2025-06-01")
+    assert r.exit_code == 0, r.output
+    f = pd.read_parquet(out)
+    claims = pd.read_parquet(world / "claims.parquet")
+    assert len(f) == (claims["admitted_at"] >= "2025-06-01").sum() and "rule_count" in f.columns
+    assert f"wrote features of {len(f):,} claims" in r.output
+    assert run("features", world, "--out", out, "--engine", "polars").exit_code == 2
+    r = run("facilities", world, "--month", "2025-06", "--out", tmp_path / "fw.csv")
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(tmp_path / "fw.csv")
+    assert {"facility_id", "cost_per_visit", "growth_vs_trend", "warning"} <= set(table.columns)
+    assert "facilities flagged for 2025-06" in r.output
+    assert run("facilities", world, "--month", "2031-01").exit_code == 2
