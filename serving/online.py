@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.ingest import Limits, _EnvelopeBatch, read_envelope, validate_batch
+from features.ingest import Limits, _columnar, _EnvelopeBatch, read_envelope, validate_batch
 from features.schema import CLAIMS, DRUG_LINES, SERVICE_LINES
 from features.validate import GROUP, INTERNAL, RECORD, SOURCE
 from serving import registry
@@ -233,18 +232,3 @@ def _frame(rows: list[dict], table) -> pd.DataFrame:
                 for v in df[c]
             ]
     return df
-
-
-def _columnar(rows):
-    from features.ingest import _columnar as columnar
-
-    return columnar(rows)
-
-
-def wait_for_model(state: ScoringState, seconds: float = 0) -> Served | None:
-    deadline = time.monotonic() + seconds
-    while True:
-        served = state.load()
-        if served is not None or time.monotonic() >= deadline:
-            return served
-        time.sleep(1)

@@ -78,8 +78,8 @@ def _holdout(dataset: Path, bundle: ModelBundle) -> pd.DataFrame:
     from features.ingest import load_dataset
     from training.train import feature_frame
 
-    frame = feature_frame(dataset)
     tables = load_dataset(dataset)
+    frame = feature_frame(dataset, tables=tables)
     frame = attach_targets(frame, tables.get("labels"), load_truth(dataset))
     w = bundle.meta["data_window"]
     cfg = bundle.meta["config"]

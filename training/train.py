@@ -36,12 +36,12 @@ class TrainResult:
     extras: dict = field(default_factory=dict)
 
 
-def feature_frame(dataset: Path, progress: Progress | None = None) -> pd.DataFrame:
+def feature_frame(dataset: Path, tables: dict | None = None) -> pd.DataFrame:
     """The feature pipeline's frame plus the few claim columns baselines need."""
     from features.ingest import load_dataset
     from features.pipeline import build_features
 
-    tables = load_dataset(dataset)
+    tables = tables if tables is not None else load_dataset(dataset)
     frame = build_features(tables)
     claims = tables["claims"].set_index("claim_id")
     extra = {}
@@ -97,11 +97,11 @@ def train(
     cfg = load_config(config)
     dataset = Path(dataset)
     step("features", 0.05)
-    frame = feature_frame(dataset)
     from features.ingest import load_dataset
     from features.registry import feature_names
 
-    tables = load_dataset(dataset)
+    tables = load_dataset(dataset)  # read once: features, labels and the snapshot use it
+    frame = feature_frame(dataset, tables=tables)
     label_table = tables.get("labels")
     if labels is not None:
         from features.ingest import read_tabular_file

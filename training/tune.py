@@ -49,8 +49,9 @@ def tune(
     from training.train import feature_frame
 
     cfg = load_config(config)
-    frame = feature_frame(Path(dataset))
-    frame = attach_targets(frame, load_dataset(Path(dataset)).get("labels"), load_truth(dataset))
+    tables = load_dataset(Path(dataset))
+    frame = feature_frame(Path(dataset), tables=tables)
+    frame = attach_targets(frame, tables.get("labels"), load_truth(dataset))
     split = time_split(frame, cutoff, cfg.val_months, cfg.holdout_months)
     names = [n for n in feature_names() if n in frame.columns]
     folds = _folds(frame, split.val_start)
