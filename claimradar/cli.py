@@ -394,6 +394,99 @@ def score(
     )
 
 
+def service_env(settings) -> dict[str, str]:
+    """The environment a BentoML server process needs: its home, no tracking, the settings."""
+    import os
+
+    from claimradar.settings import project_root
+
+    env = dict(os.environ)
+    env.update(
+        BENTOML_HOME=str(settings.bento_home),
+        BENTOML_DO_NOT_TRACK="true",
+        CLAIMRADAR_HOME=str(settings.home),
+        CLAIMRADAR_MLFLOW_TRACKING_URI=settings.tracking_uri,
+        CLAIMRADAR_MLFLOW_ARTIFACT_ROOT=str(settings.artifact_root),
+        CLAIMRADAR_DATABASE_URL=settings.case_store_url,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(project_root()), env.get("PYTHONPATH")])),
+    )
+    return env
+
+
+def serve_command(settings, host: str, port: int, workers: int) -> list[str]:
+    import sys
+
+    from claimradar.settings import project_root
+
+    return [
+        sys.executable, "-m", "bentoml", "serve", "serving.service:ClaimRadar",
+        "--host", host, "--port", str(port), "--working-dir", str(project_root()),
+        *(["--api-workers", str(workers)] if workers > 1 else []),
+    ]  # fmt: skip
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 3000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Serve the scoring API and the review UI (BentoML) with the champion model."""
+    import os
+
+    from claimradar.settings import get_settings
+    from serving.store import upgrade
+
+    s = get_settings()
+    s.ensure_home()
+    upgrade(s.case_store_url)  # once here, not racing in every worker
+    cmd = serve_command(s, host, port, workers)
+    typer.echo(f"claimradar: serving on http://{host}:{port} (API /score, UI /review, /docs.json)")
+    os.execvpe(cmd[0], cmd, service_env(s))
+
+
+keys_app = typer.Typer(help="API keys of the scoring service.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _store():
+    from claimradar.settings import get_settings
+    from serving.store import Store
+
+    return Store(get_settings().case_store_url)
+
+
+@keys_app.command("create")
+def keys_create(name: Annotated[str, typer.Argument(help="Who uses the key, e.g. claims-system.")]):
+    """Create an API key; it is shown once and stored only as a hash."""
+    try:
+        key = _store().create_key(name)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    console.print(f"API key {name!r} created; keep it now, it is not shown again:")
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List API keys (names, prefixes, dates; never the keys)."""
+    import pandas as pd
+
+    rows = _store().list_keys()
+    if not rows:
+        typer.echo("no API keys; create one with claimradar keys create NAME")
+        return
+    _print_frame("API keys", pd.DataFrame(rows))
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) -> None:
+    """Revoke an API key: requests with it are refused with 403 from now on."""
+    if not _store().revoke_key(name):
+        raise _fail(f"no active API key named {name!r}")
+    typer.echo(f"API key {name!r} revoked")
+
+
 @app.command()
 def demo(
     workdir: Annotated[

@@ -68,6 +68,26 @@ class Settings(BaseSettings):
         default=2_000, description="Claims held in memory before a chunk is written."
     )
     ingest_workers: int = Field(default=2, description="Processes parsing envelope files.")
+    # The scoring service and the review UI.
+    api_max_claims: int = Field(default=1_000, description="Most claims in one POST /score.")
+    api_max_xml_bytes: int = Field(
+        default=32 * 1024**2, description="Largest envelope accepted by POST /score_xml."
+    )
+    model_poll_seconds: float = Field(
+        default=10.0, description="How often the service looks for a newly promoted champion."
+    )
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Key that signs review sessions; replicas must share it. Default: a random "
+        "key kept in $CLAIMRADAR_HOME/session.key.",
+    )
+    secure_cookies: bool = Field(
+        default=True, description="Session cookies only over HTTPS (off for a local demo)."
+    )
+    approval_amount: float = Field(
+        default=5_000_000.0,
+        description="Rejections above this amount (VND) wait for a supervisor's approval.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -99,6 +119,18 @@ class Settings(BaseSettings):
     @property
     def bento_home(self) -> Path:
         return self.bentoml_home or self.home / "bentoml"
+
+    def review_secret(self) -> str:
+        """The session signing key: set, or created once under the home folder (0600)."""
+        if self.session_secret is not None:
+            return self.session_secret.get_secret_value()
+        path = self.ensure_home() / "session.key"
+        if not path.exists():
+            import secrets
+
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip()
 
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)

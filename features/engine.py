@@ -92,6 +92,7 @@ class Engine:
     tmp: Path | None = None
     tables: dict[str, ibis.Table] = field(default_factory=dict)
     _n: int = 0
+    _bound: dict[str, pa.Schema] = field(default_factory=dict)
 
     @classmethod
     def connect(
@@ -123,14 +124,22 @@ class Engine:
         return f"cr_{stem}_{self._n}"
 
     def register(
-        self, stem: str, data: pd.DataFrame | Path, columns: tuple[str, ...] | None = None
+        self,
+        stem: str,
+        data: pd.DataFrame | Path,
+        columns: tuple[str, ...] | None = None,
+        *,
+        name: str | None = None,
     ) -> ibis.Table:
-        """Register a frame or a parquet file (or folder) under a fresh name; only `columns`
-        (those present) are read."""
-        name = self._name(stem)
+        """Register a frame or a parquet file (or folder) under a fresh name (or `name`, which
+        replaces what was bound to it); only `columns` (those present) are read."""
+        name = name or self._name(stem)
         if isinstance(data, pd.DataFrame):
             cols = [c for c in (columns or data.columns) if c in data.columns]
             arrow = pa.Table.from_pandas(data[cols], preserve_index=False)
+            if name in self._bound:  # a rebinding keeps the types the compiled SQL expects
+                arrow = arrow.cast(self._bound[name])
+            self._bound[name] = arrow.schema
             if self.kind == "duckdb":
                 self.con.con.register(name, arrow)
                 return self.con.table(name)
@@ -152,10 +161,12 @@ class Engine:
         df.select(*cols).createOrReplaceTempView(name)
         return self.con.table(name)
 
-    def canonical(self, name: str, data: pd.DataFrame | Path | None) -> ibis.Table:
+    def canonical(
+        self, name: str, data: pd.DataFrame | Path | None, *, bind: str | None = None
+    ) -> ibis.Table:
         """A canonical table with the columns the features need; missing optional columns are
         added as typed nulls and a missing table as an empty one. A missing required column is
-        an error that names it."""
+        an error that names it. `bind`: register under this fixed name (see pipeline.OnlinePlan)."""
         needed = NEEDED[name]
         if data is None:
             data = TABLES[name].empty()
@@ -171,7 +182,7 @@ class Engine:
                 data = data.copy()
                 for c in missing:
                     data[c] = _empty_like(name, c, len(data))
-        t = self.register(name, data, needed)
+        t = self.register(name, data, needed, name=bind)
         absent = [c for c in needed if c not in t.columns]
         if absent:
             t = t.mutate(**{c: ibis.null(_ibis_type(name, c)) for c in absent})

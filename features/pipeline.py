@@ -21,6 +21,7 @@ from features import profiles as pf
 from features import rules as rl
 from features.engine import Engine
 from features.registry import categorical_names, feature_names
+from features.schema import TABLES
 
 # Columns carried for training and reporting that are NOT model inputs.
 ID_COLUMNS = (
@@ -333,41 +334,87 @@ def _like(t: ir.Table, like: ir.Table) -> ir.Table:
     return t.select(*[t[c].cast(schema[c]) for c in like.columns])
 
 
-def build_online(claims_batch: dict[str, pd.DataFrame], snapshot: pf.Snapshot) -> pd.DataFrame:
-    """Feature rows for incoming claims (canonical tables: claims, drug_lines, service_lines,
-    with person_key/card_key) against a profile snapshot; same definitions as build_features."""
-    with Engine.connect("duckdb") as eng:
-        batch = dict(claims_batch)
-        facilities = batch.get("facilities")
-        if facilities is None or not len(facilities):
-            facilities = snapshot.facilities
-        batch["facilities"] = facilities
-        tables = _inputs(eng, batch)
+class OnlinePlan:
+    """The online feature query for one snapshot, built and compiled once.
+
+    The snapshot's parts are loaded into a private DuckDB database once; the incoming claims are
+    bound per call to fixed table names with fixed types, so a call runs three precompiled SQL
+    statements instead of rebuilding and compiling the Ibis expression (which costs seconds).
+    The definitions are build_features' own (`_enriched`, `_assemble`). One call at a time per
+    plan: `features()` holds a lock.
+    """
+
+    def __init__(self, snapshot: pf.Snapshot):
+        import threading
+
+        self.snapshot = snapshot
+        self._lock = threading.Lock()
+        eng = self.eng = Engine.connect("duckdb", threads=1)
+        placeholder = {n: TABLES[n].empty() for n in ("claims", "drug_lines", "service_lines")}
+        for c in ("person_key", "card_key"):
+            placeholder["claims"][c] = pd.Series([], dtype="str")
+        placeholder["facilities"] = snapshot.facilities
+        tables = {n: eng.canonical(n, d, bind=f"online_{n}") for n, d in placeholder.items()}
+        ids = eng.register("ids", pd.DataFrame({"claim_id": pd.Series([], dtype="str")}),
+                           name="online_ids")  # fmt: skip
         points = None
         if len(snapshot.price_points):
             like = cf.price_points(
                 cf.line_table(tables["drug_lines"], tables["service_lines"]),
                 cf.claim_base(tables["claims"], tables["facilities"]),
             )
-            points = _like(eng.register("snap_points", snapshot.price_points), like)
+            points = _like(eng.materialize("snap_points", eng.register(
+                "p", snapshot.price_points)), like)  # fmt: skip
         base_b, lines_b, _, enriched_b = _enriched(
             eng, tables, snapshot.price_list, extra_points=points
         )
         procs_b = cf.procedure_lines(lines_b, base_b)
         e = enriched_b
-        ids = eng.register("batch_ids", batch["claims"][["claim_id"]])
         if len(snapshot.history):
-            hist = _like(eng.register("snap_history", snapshot.history), enriched_b)
+            hist = _like(eng.materialize("snap_history", eng.register(
+                "h", snapshot.history)), enriched_b)  # fmt: skip
             # A claim sent again replaces its earlier copy in the history.
-            hist = hist.anti_join(ids, hist.claim_id == ids.claim_id)
-            e = hist.union(enriched_b)
-        e = eng.materialize("enriched", e)
+            e = hist.anti_join(ids, hist.claim_id == ids.claim_id).union(enriched_b)
         procs = procs_b
         if len(snapshot.procedures):
-            snap_procs = _like(eng.register("snap_procs", snapshot.procedures), procs_b)
-            snap_procs = snap_procs.anti_join(ids, snap_procs.claim_id == ids.claim_id)
-            procs = snap_procs.union(procs_b)
-        procs = eng.materialize("procedures", procs)
+            snap = _like(eng.materialize("snap_procs", eng.register(
+                "pr", snapshot.procedures)), procs_b)  # fmt: skip
+            procs = snap.anti_join(ids, snap.claim_id == ids.claim_id).union(procs_b)
+        self._steps = []
+        for name, expr in (("online_enriched", e), ("online_procedures", procs)):
+            sql = f"CREATE OR REPLACE TABLE {name} AS {eng._sql(expr)}"
+            eng.con.raw_sql(sql)
+            self._steps.append(sql)
+        e, procs = eng.con.table("online_enriched"), eng.con.table("online_procedures")
         targets = e.semi_join(ids, e.claim_id == ids.claim_id)
-        df = eng.execute(_assemble(e, procs, targets))
-    return _finish(df)
+        self._final = eng._sql(_assemble(e, procs, targets))
+
+    def features(self, claims_batch: dict[str, pd.DataFrame]) -> pd.DataFrame:
+        """Feature rows for incoming claims (canonical tables with person_key/card_key)."""
+        with self._lock:
+            eng = self.eng
+            for n in ("claims", "drug_lines", "service_lines"):
+                eng.canonical(n, claims_batch.get(n), bind=f"online_{n}")
+            facilities = claims_batch.get("facilities")
+            own = facilities is not None and len(facilities)
+            eng.canonical("facilities", facilities if own else self.snapshot.facilities,
+                          bind="online_facilities")  # fmt: skip
+            eng.register("ids", claims_batch["claims"][["claim_id"]], name="online_ids")
+            for sql in self._steps:
+                eng.con.raw_sql(sql)
+            df = eng.con.con.execute(self._final).fetch_df()
+        return _finish(df)
+
+    def close(self) -> None:
+        self.eng.close()
+
+
+def build_online(claims_batch: dict[str, pd.DataFrame], snapshot: pf.Snapshot) -> pd.DataFrame:
+    """Feature rows for incoming claims (canonical tables: claims, drug_lines, service_lines,
+    with person_key/card_key) against a profile snapshot; same definitions as build_features.
+    A service keeps one OnlinePlan per model instead (compiled once)."""
+    plan = OnlinePlan(snapshot)
+    try:
+        return plan.features(claims_batch)
+    finally:
+        plan.close()

@@ -11,10 +11,10 @@ import logging
 import tempfile
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from features.ingest import Limits, _columnar, _EnvelopeBatch, read_envelope, validate_batch
@@ -34,6 +34,8 @@ class Served:
     snapshot: Any  # features.profiles.Snapshot
     version: str
     alias: str
+    plan: Any = None  # features.pipeline.OnlinePlan: the feature query, compiled once
+    loaded_at: str = ""
 
 
 class ScoringState:
@@ -45,13 +47,18 @@ class ScoringState:
         store=None,
         limits: Limits | None = None,
         reload_seconds: float = 10.0,
+        model_store: bool = False,
     ):
+        """model_store: keep each served version in BentoML's model store (BENTOML_HOME) and
+        load it from there; the service does, in-process users need not."""
         self.tracking_uri, self.artifact_root = tracking_uri, Path(artifact_root)
         self.linkage_key = linkage_key
         self.store = store
         self.limits = limits or Limits(workers=1)
         self.reload_seconds = reload_seconds
+        self.model_store = model_store
         self.served: Served | None = None
+        self._retired: list[Served] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.counters = {"scored": 0, "errors": 0}
@@ -59,6 +66,7 @@ class ScoringState:
     # -- the model -------------------------------------------------------------------------
     def load(self) -> Served | None:
         """Load the champion (else the newest challenger) if it is not the one served."""
+        from features.pipeline import OnlinePlan
         from features.profiles import Snapshot
 
         client = registry.connect(self.tracking_uri, self.artifact_root)
@@ -69,10 +77,20 @@ class ScoringState:
         if self.served is not None and self.served.version == str(version):
             return self.served
         with self._lock:
-            folder = registry.bundle_dir(client, version, Path(tempfile.mkdtemp(prefix="served-")))
+            if self.model_store:
+                folder = _from_model_store(client, version)
+            else:
+                tmp = Path(tempfile.mkdtemp(prefix="served-"))
+                folder = registry.bundle_dir(client, version, tmp)
             bundle = ModelBundle.load(folder)
             snap = Snapshot.load(folder / "snapshot")
-            self.served = Served(bundle, snap, str(version), alias)  # one atomic swap
+            plan = OnlinePlan(snap)  # compiled before the swap: no request waits for it
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            old, self.served = self.served, Served(bundle, snap, str(version), alias, plan, stamp)
+            if old is not None:  # requests in flight keep the old one; close it a swap later
+                for gone in self._retired:
+                    gone.plan.close()
+                self._retired = [old]
             log.info("serving claimradar-abuse v%s (%s)", version, alias)
         return self.served
 
@@ -92,16 +110,16 @@ class ScoringState:
         self._stop.set()
 
     # -- scoring -----------------------------------------------------------------------------
-    def score_records(self, claims: list[dict], actor: str) -> dict:
+    def score_records(self, claims: list[dict], actor: str, served: Served | None = None) -> dict:
         """claims: XML1 fields with `xml2` / `xml3` lists of lines (XML 130 names)."""
-        served = self.served
+        served = served or self.served
         if served is None:
             raise RuntimeError("no model is registered yet")
         raw = _raw_tables(claims)
         return self._score(raw, None, served, actor, [c.get("MA_LK") for c in claims])
 
-    def score_envelope(self, data: bytes, actor: str) -> dict:
-        served = self.served
+    def score_envelope(self, data: bytes, actor: str, served: Served | None = None) -> dict:
+        served = served or self.served
         if served is None:
             raise RuntimeError("no model is registered yet")
         batch = _EnvelopeBatch()
@@ -117,8 +135,6 @@ class ScoringState:
         )
 
     def _score(self, raw, prior, served: Served, actor: str, keys: list, groups=None) -> dict:
-        from features.pipeline import build_online
-
         groups = groups or [str(i) for i in range(len(keys))]
         result = validate_batch(raw, self.limits, self.linkage_key, prior)
         rejections = pd.concat([r for r in result.rejections if len(r)] or [pd.DataFrame()])
@@ -134,14 +150,16 @@ class ScoringState:
         }
         scored_rows: list[dict] = []
         if len(good["claims"]):
-            frame = build_online(good, served.snapshot)
+            frame = served.plan.features(good)
             out = score(served.bundle, frame, model_version=served.version)
-            meta = frame.set_index("claim_id")
+            meta = frame[["claim_id", "facility_id", "facility_level", "fund_claimed"]].copy()
+            meta["month"] = pd.to_datetime(frame["admitted_at"]).dt.strftime("%Y-%m")
+            meta = meta.set_index("claim_id").to_dict("index")
             for row in out.to_dict("records"):
-                cid = row["claim_id"]
+                m = meta[row["claim_id"]]
                 scored_rows.append(
                     {
-                        "MA_LK": cid,
+                        "MA_LK": row["claim_id"],
                         "risk_score": round(float(row["risk_score"]), 6),
                         "band": row["band"],
                         "expected_overbilled": float(row["expected_overbilled"]),
@@ -150,10 +168,10 @@ class ScoringState:
                         "rule_hits": row["rule_hits"],
                         "model_version": served.version,
                         "scored_at": row["scored_at"],
-                        "_facility_id": meta.at[cid, "facility_id"],
-                        "_facility_level": meta.at[cid, "facility_level"],
-                        "_month": pd.Timestamp(meta.at[cid, "admitted_at"]).strftime("%Y-%m"),
-                        "_fund_claimed": float(meta.at[cid, "fund_claimed"]),
+                        "_facility_id": m["facility_id"],
+                        "_facility_level": m["facility_level"],
+                        "_month": m["month"],
+                        "_fund_claimed": float(m["fund_claimed"]),
                     }
                 )
             if self.store is not None:
@@ -173,6 +191,36 @@ class ScoringState:
             "errors": failed,
             "model_version": served.version,
         }
+
+
+def _from_model_store(client, version: int) -> Path:
+    """The version's bundle folder in BentoML's model store, imported from MLflow once.
+    The tag carries the MLflow run, so two stores that both have a "version 1" never mix."""
+    import shutil
+
+    import bentoml
+    from bentoml.exceptions import BentoMLException, NotFound
+
+    mv = client.get_model_version(registry.MODEL_NAME, str(version))
+    tag = f"{registry.MODEL_NAME}:v{version}-{mv.run_id[:12]}"
+    try:
+        return Path(bentoml.models.get(tag).path) / "bundle"
+    except NotFound:
+        pass
+    tmp = Path(tempfile.mkdtemp(prefix="claimradar-import-"))
+    src = registry.bundle_dir(client, version, tmp)
+    try:
+        with bentoml.models.create(
+            tag,
+            labels={"registry": "mlflow", "mlflow_version": str(version)},
+            metadata={"mlflow_run_id": mv.run_id, "mlflow_model": registry.MODEL_NAME},
+        ) as m:
+            shutil.copytree(src, Path(m.path) / "bundle")
+    except BentoMLException:  # another worker imported it at the same moment
+        pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Path(bentoml.models.get(tag).path) / "bundle"
 
 
 def _group_of(record: str) -> str:
@@ -225,10 +273,15 @@ def _frame(rows: list[dict], table) -> pd.DataFrame:
     # Every value as text, as the XML carries it: numbers keep their digits, None stays missing.
     for c in df.columns:
         if c not in INTERNAL:
-            df[c] = [
-                None
-                if v is None or (isinstance(v, float) and np.isnan(v))
-                else (format(v, "f").rstrip("0").rstrip(".") if isinstance(v, float) else str(v))
-                for v in df[c]
-            ]
+            df[c] = [_text(v) for v in df[c].tolist()]
     return df
+
+
+def _text(v) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        return v
+    if isinstance(v, float):
+        return None if v != v else format(v, "f").rstrip("0").rstrip(".")
+    return str(v)

@@ -1,0 +1,87 @@
+"""The BentoML service: `claimradar serve` (or `bentoml serve serving.service:ClaimRadar`).
+
+A new-style BentoML service whose HTTP surface is a FastAPI app (serving/api.py) mounted with
+`@bentoml.asgi_app`, so the routes take API keys and answer with field-level errors, while BentoML
+adds /livez, /readyz (ready once a model is loaded), Prometheus /metrics and /docs.json (which
+documents the mounted routes too). The review UI is mounted at /review.
+
+At start each worker loads the champion from the MLflow registry through BentoML's model store,
+with the profile snapshot saved beside it, then polls the registry: a promotion is served
+without a restart, and requests in flight finish on the model they started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import bentoml
+from fastapi import FastAPI
+
+from claimradar.settings import get_settings
+
+log = logging.getLogger("claimradar.service")
+
+# The routes are added to this app when a worker starts (they need its store and model state);
+# BentoML mounts it at import time.
+app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+
+def _build(settings):
+    from features.ingest import Limits
+    from serving import api
+    from serving.metrics import Metrics
+    from serving.online import ScoringState
+    from serving.store import Store
+
+    store = Store(settings.case_store_url)
+    state = ScoringState(
+        settings.tracking_uri,
+        settings.artifact_root,
+        settings.linkage_key.get_secret_value(),
+        store=store,
+        limits=Limits.from_settings(),
+        reload_seconds=settings.model_poll_seconds,
+        model_store=True,
+    )
+    metrics = Metrics()
+    inner = api.create_app(state, store, settings, metrics)
+    for route in inner.router.routes:
+        app.router.routes.append(route)
+    app.exception_handlers.update(inner.exception_handlers)
+    try:
+        from serving.review import create_review_app
+
+        app.mount(
+            "/review",
+            create_review_app(
+                store,
+                secret_key=settings.review_secret(),
+                secure_cookies=settings.secure_cookies,
+                approval_threshold=settings.approval_amount,
+            ),
+        )
+    except ImportError:  # the review UI is optional in a slim image
+        log.warning("review UI not available")
+    return store, state
+
+
+@bentoml.service(
+    name="claimradar",
+    traffic={"timeout": 120, "max_concurrency": 64},
+    http={"port": 3000},
+)
+@bentoml.asgi_app(app, path="/")
+class ClaimRadar:
+    def __init__(self) -> None:
+        os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+        settings = get_settings()
+        self.store, self.state = _build(settings)
+        try:
+            self.state.load()
+        except Exception:  # a registry not reachable yet: /readyz says so, the poll retries
+            log.exception("could not load a model at start")
+        self.state.watch()
+
+    def __is_ready__(self) -> bool:
+        return self.state.served is not None
