@@ -192,13 +192,14 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        detail = [
-            {
-                "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
-                "error": e.get("msg", "invalid"),
-            }
-            for e in exc.errors()
-        ]
+        detail = []
+        for e in exc.errors():
+            if e.get("type") == "json_invalid":
+                at = e.get("loc", ("body", "?"))[-1]
+                detail.append({"field": "body", "error": f"malformed JSON at character {at}"})
+                continue
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            detail.append({"field": where or "body", "error": e.get("msg", "invalid")})
         if metrics:
             metrics.error("request")
         return JSONResponse({"detail": detail}, status_code=422)

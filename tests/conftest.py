@@ -38,3 +38,30 @@ def trained(world, store, tmp_path_factory):
     models = tmp_path_factory.mktemp("models")
     result = train(world, models_dir=models, **store)
     return result
+
+
+@pytest.fixture(scope="session")
+def service(trained, store, tmp_path_factory):
+    """A real `claimradar serve` (BentoML) on loopback, serving a copy of the trained store."""
+    from service_proc import start_service
+
+    db = Path(store["tracking_uri"].removeprefix("sqlite:///"))
+    svc = start_service(tmp_path_factory.mktemp("service"), db, store["artifact_root"])
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="session")
+def scored_world(world, store, trained) -> dict:
+    """The world scored by the trained model, with its tables and feature frame: what
+    `claimradar score --to-store` hands to serving.casefile.fill_store (review tests)."""
+    from features.ingest import load_dataset
+    from features.pipeline import build_features
+    from serving.batch import resolve_bundle
+    from serving.scorer import score
+
+    bundle, version = resolve_bundle(str(trained.version), **store)
+    tables = load_dataset(world)
+    frame = build_features(world)
+    scored = score(bundle, frame, model_version=version)
+    return {"scored": scored, "tables": tables, "frame": frame, "version": version}

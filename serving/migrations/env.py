@@ -1,7 +1,6 @@
 """Alembic environment for the case store; the URL comes from serving.store.upgrade()."""
 
 from alembic import context
-from sqlalchemy import pool
 
 from serving.store import Base, make_engine
 
@@ -10,16 +9,21 @@ target_metadata = Base.metadata
 
 
 def run_migrations_online() -> None:
+    # The store's own engine (SQLite pragmas, dialect set-up), disposed when done so no pooled
+    # connection outlives the migration. (Swapping in a bare pool dropped the dialect's
+    # first-connect initialisation: server_version_info stayed None and reflection failed.)
     engine = make_engine(config.get_main_option("sqlalchemy.url"))
-    engine.pool = pool.NullPool(engine.pool._creator)
-    with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-        )
-        with context.begin_transaction():
-            context.run_migrations()
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=connection.dialect.name == "sqlite",
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+    finally:
+        engine.dispose()
 
 
 def run_migrations_offline() -> None:

@@ -1,30 +1,10 @@
 """Online scoring in process: JSON claims and envelopes, field-level errors, the case store."""
 
-from pathlib import Path
-
-import pandas as pd
 import pytest
+from claims_json import claims_json as _claims_json
 
 from serving.online import ScoringState
 from serving.store import Case, ScoredClaim, Store
-
-
-def _claims_json(world_tabular: Path, n: int, ids=None) -> list[dict]:
-    x1 = pd.read_parquet(world_tabular / "xml1.parquet")
-    x1 = x1[x1["MA_LK"].isin(ids)] if ids is not None else x1.tail(n)
-    x2 = pd.read_parquet(world_tabular / "xml2.parquet")
-    x3 = pd.read_parquet(world_tabular / "xml3.parquet")
-
-    def clean(d):
-        return {k: v for k, v in d.items() if v is not None and v == v}
-
-    out = []
-    for r in x1.to_dict("records"):
-        c = clean(r)
-        c["xml2"] = [clean(x) for x in x2[x2["MA_LK"] == c["MA_LK"]].to_dict("records")]
-        c["xml3"] = [clean(x) for x in x3[x3["MA_LK"] == c["MA_LK"]].to_dict("records")]
-        out.append(c)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,300 @@
+"""The scoring service over HTTP: a real `claimradar serve` (BentoML) on loopback."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+
+import pytest
+from claims_json import claims_json
+
+from features.schema import CLAIMS
+
+
+@pytest.fixture(scope="module")
+def api(service):
+    with service.client() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def claims(world):
+    return claims_json(world.parent / "tabular", 40)
+
+
+def _no_5xx(r):
+    assert r.status_code < 500, r.text
+
+
+def test_health_endpoints_are_open(service):
+    with service.client(key=None) as c:
+        for path in ("/livez", "/readyz"):
+            assert c.get(path).status_code == 200
+        assert "claimradar_scoring_seconds" in c.get("/metrics").text
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "message"),
+    [
+        (None, 401, "missing API key"),
+        ("Basic abc", 401, "malformed Authorization header"),
+        ("Bearer crk_not-a-real-key", 401, "unknown API key"),
+    ],
+)
+def test_every_endpoint_needs_a_valid_key(service, claims, header, status, message):
+    headers = {"Authorization": header} if header else {}
+    with service.client(key=None, headers=headers) as c:
+        for r in (
+            c.post("/score", json={"claims": claims[:1]}),
+            c.post("/score_xml", content=b"<GIAMDINHHS/>"),
+            c.get("/model"),
+        ):
+            assert r.status_code == status and message in r.json()["detail"]
+
+
+def test_a_revoked_key_is_forbidden(service, claims):
+    from serving.store import Store
+
+    store = Store(service.case_store_url)
+    key = store.create_key("to-revoke")
+    with service.client(key=key) as c:
+        assert c.get("/model").status_code == 200
+        assert store.revoke_key("to-revoke")
+        r = c.get("/model")
+    assert r.status_code == 403 and "revoked" in r.json()["detail"]
+
+
+def test_good_claims_are_scored_and_bad_ones_named(api, claims):
+    batch = json.loads(json.dumps(claims[:5]))
+    batch[1]["NGAY_VAO"] = "2025-13-45"
+    batch[3]["xml2"][0]["SO_LUONG"] = {"not": "a number"}
+    r = api.post("/score", json={"claims": batch})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert [s["MA_LK"] for s in out["scored"]] == [batch[i]["MA_LK"] for i in (0, 2, 4)]
+    errs = {e["index"]: e for e in out["errors"]}
+    assert set(errs) == {1, 3}
+    assert errs[1]["MA_LK"] == batch[1]["MA_LK"]
+    assert errs[1]["errors"][0]["field"] == "NGAY_VAO"
+    assert errs[3]["errors"][0]["field"] == "SO_LUONG"
+    for s in out["scored"]:
+        assert 0 <= s["risk_score"] <= 1 and s["band"] in ("high", "review", "watch", "low")
+        assert s["expected_overbilled"] >= 0 and s["model_version"] == out["model_version"]
+        assert s["scored_at"]
+        for reason in s["reasons"]:
+            assert reason["text_vi"] and reason["text_en"] and "contribution" in reason
+        for hit in s["rule_hits"]:
+            assert hit["code"].startswith("R") and hit["amount"] >= 0
+
+
+def test_review_band_claims_come_with_reasons(api, claims):
+    out = api.post("/score", json={"claims": claims}).json()
+    flagged = [s for s in out["scored"] if s["band"] in ("high", "review")]
+    assert flagged, "no claim of the sample reached the review band"
+    assert all(3 <= len(s["reasons"]) <= 5 for s in flagged)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        (b'{"claims": [', 422, "body"),  # malformed JSON
+        (b'{"claims": "all of them"}', 422, "claims"),
+        (b'{"claims": ["MA_LK"]}', 422, "claims.0"),
+        (b'{"claims": [{"MA_LK": "A", "xml2": "none"}]}', 422, "claims.0.xml2"),
+        (b'{"claims": []}', 422, "claims"),
+        (b'{"other": 1}', 422, "claims"),
+    ],
+)
+def test_malformed_requests_get_4xx_naming_the_field(api, body, status, field):
+    r = api.post("/score", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    detail = r.json()["detail"]
+    assert any(d["field"].startswith(field) for d in detail), detail
+
+
+def test_too_many_claims_is_refused_whole(api):
+    r = api.post("/score", json={"claims": [{"MA_LK": str(i)} for i in range(1001)]})
+    assert r.status_code == 413
+    assert r.json()["detail"][0]["field"] == "claims" and "at most 1000" in r.text
+
+
+def test_a_claim_with_only_junk_is_an_error_not_a_crash(api):
+    junk = [{"MA_LK": "J1", "NGAY_VAO": [1, 2]}, {"MA_LK": None}, {"T_TONGCHI_BV": "abc"}]
+    r = api.post("/score", json={"claims": junk})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["scored"] == [] and [e["index"] for e in out["errors"]] == [0, 1, 2]
+    assert all(e["errors"] for e in out["errors"])
+
+
+def _envelope(world, ids, tmp_path):
+    from features.export import export_xml
+    from features.ingest import load_dataset
+
+    tables = load_dataset(world)
+    keep = {
+        "claims": tables["claims"][tables["claims"]["claim_id"].isin(ids)],
+        **{t: tables[t][tables[t]["claim_id"].isin(ids)] for t in ("drug_lines", "service_lines")},
+    }
+    return [f.read_bytes() for f in export_xml(keep, tmp_path, per_file=100)]  # per facility
+
+
+def test_an_envelope_raw_or_base64_scores_like_json(api, claims, world, tmp_path):
+    ids = [c["MA_LK"] for c in claims[-6:]]
+    envelopes = _envelope(world, ids, tmp_path)
+    as_json = {
+        s["MA_LK"]: s for s in api.post("/score", json={"claims": claims[-6:]}).json()["scored"]
+    }
+    for kind, encode in (("application/xml", bytes), ("text/plain", base64.b64encode)):
+        got = {}
+        for xml in envelopes:
+            r = api.post("/score_xml", content=encode(xml), headers={"content-type": kind})
+            assert r.status_code == 200, r.text
+            assert r.json()["errors"] == []
+            got.update({s["MA_LK"]: s for s in r.json()["scored"]})
+        assert set(got) == set(ids)
+        for k in ids:
+            assert got[k]["risk_score"] == as_json[k]["risk_score"]
+            assert got[k]["band"] == as_json[k]["band"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        (b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><GIAMDINHHS>&a;</GIAMDINHHS>',
+         400, "DTD"),
+        (b"<GIAMDINHHS><THONGTINDONVI>", 400, "envelope refused"),
+        (b"%%% not xml, not base64 %%%", 400, "neither XML nor base64"),
+        (base64.b64encode(b"<<<<"), 400, "envelope refused"),
+    ],
+)  # fmt: skip
+def test_hostile_or_broken_envelopes_are_refused(api, body, status, words):
+    r = api.post("/score_xml", content=body)
+    assert r.status_code == status, r.text
+    assert words in r.json()["detail"]
+
+
+def test_a_huge_envelope_is_refused_before_parsing(api):
+    big = b"<GIAMDINHHS>" + b" " * (70 * 1024**2) + b"</GIAMDINHHS>"
+    r = api.post("/score_xml", content=big, headers={"content-type": "application/xml"})
+    assert r.status_code == 413 and "larger than" in r.json()["detail"]
+
+
+def test_model_endpoint_describes_the_served_model(api, trained):
+    m = api.get("/model").json()
+    assert m["name"] == "claimradar-abuse" and m["version"] == str(trained.version)
+    assert m["alias"] in ("champion", "challenger")
+    assert {"train_until", "cutoff"} <= set(m["data_window"])
+    assert 0 < m["holdout_metrics"]["model_amount_top5pct"] <= 1
+    assert len(m["features"]) > 100 and set(m["bands"]) == {"high", "review", "watch"}
+
+
+def test_docs_json_documents_every_field(service):
+    with service.client(key=None) as c:
+        spec = c.get("/docs.json").json()
+    assert {"/score", "/score_xml", "/model", "/livez", "/readyz", "/metrics"} <= set(spec["paths"])
+    schemas = spec["components"]["schemas"]
+    claim = schemas["Claim"]["properties"]
+    for f in CLAIMS.fields:
+        if f.xml:
+            assert f.xml in claim and claim[f.xml]["description"], f.xml
+    assert claim["MA_LK"]["examples"] and "xml2" in claim and "xml3" in claim
+    for name in ("ScoredClaim", "Reason", "RuleHit", "ClaimError"):
+        assert all(p.get("description") or "$ref" in p or "items" in p
+                   for p in schemas[name]["properties"].values()), name  # fmt: skip
+    assert spec["paths"]["/score"]["post"]["requestBody"]
+
+
+def test_counters_follow_what_was_scored(service, api, claims):
+    def counts():
+        with service.client(key=None) as c:
+            text = c.get("/metrics").text
+        total = rejected = 0.0
+        for line in text.splitlines():
+            if line.startswith("claimradar_scored_claims_total{"):
+                total += float(line.rsplit(" ", 1)[1])
+            if line.startswith("claimradar_rejected_claims_total"):
+                rejected += float(line.rsplit(" ", 1)[1])
+        return total, rejected
+
+    before = counts()
+    bad = dict(claims[0], NGAY_RA="x")
+    api.post("/score", json={"claims": [*claims[:3], bad]})
+    after = counts()
+    assert after[0] - before[0] == 3 and after[1] - before[1] == 1
+
+
+def test_scored_claims_are_recorded_once(service, api, claims):
+    from sqlalchemy import func, select
+
+    from serving.store import ScoredClaim, Store
+
+    api.post("/score", json={"claims": claims[:10]})
+    api.post("/score", json={"claims": claims[:10]})
+    store = Store(service.case_store_url)
+    ids = [c["MA_LK"] for c in claims[:10]]
+    with store.session() as s:
+        n = s.scalar(
+            select(func.count()).select_from(ScoredClaim).where(ScoredClaim.claim_id.in_(ids))
+        )
+    assert n == 10
+
+
+def test_api_and_batch_scores_are_identical(api, world, trained, store, claims):
+    """One scorer for both: the claims scored over HTTP get the scores `claimradar score` gives."""
+    from serving.batch import resolve_bundle, score_dataset
+
+    bundle, version = resolve_bundle(
+        str(trained.version), store["tracking_uri"], store["artifact_root"]
+    )
+    batch = score_dataset(world, bundle, version).set_index("claim_id")
+    out = api.post("/score", json={"claims": claims}).json()
+    assert len(out["scored"]) == len(claims)
+    for s in out["scored"]:
+        b = batch.loc[s["MA_LK"]]
+        assert s["risk_score"] == pytest.approx(float(b["risk_score"]), abs=1e-6)
+        assert s["band"] == b["band"]
+        assert s["expected_overbilled"] == pytest.approx(float(b["expected_overbilled"]), rel=1e-6)
+        assert [r["feature"] for r in s["reasons"]] == [r["feature"] for r in b["reasons"]][:5]
+        assert [h["code"] for h in s["rule_hits"]] == [h["code"] for h in b["rule_hits"]]
+
+
+def test_a_promotion_is_served_without_a_restart_or_a_failed_request(service, claims):
+    """Requests keep flowing while the champion moves to a new version."""
+    from serving import registry
+
+    client = registry.connect(service.tracking_uri, service.artifact_root)
+    first = registry.default_version(client)
+    mv = client.get_model_version(registry.MODEL_NAME, str(first))
+    results: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def traffic():
+        with service.client() as c:
+            while not stop.is_set():
+                r = c.post("/score", json={"claims": claims[:2]})
+                results.append((r.status_code, r.json().get("model_version", r.text)))
+
+    worker = threading.Thread(target=traffic)
+    worker.start()
+    try:
+        time.sleep(2)
+        new = client.create_model_version(registry.MODEL_NAME, mv.source, run_id=mv.run_id)
+        client.set_registered_model_alias(registry.MODEL_NAME, "champion", new.version)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(v == str(new.version) for _, v in results):
+            time.sleep(0.5)
+        time.sleep(2)
+    finally:
+        stop.set()
+        worker.join(60)
+    statuses = {s for s, _ in results}
+    versions = [v for _, v in results]
+    assert statuses == {200}, [r for r in results if r[0] != 200][:3]
+    assert versions[0] == str(first) and versions[-1] == str(new.version)
+    switch = versions.index(str(new.version))
+    assert set(versions[switch:]) == {str(new.version)}  # no flapping back
+    with service.client() as c:
+        assert c.get("/model").json()["version"] == str(new.version)
