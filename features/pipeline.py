@@ -110,16 +110,28 @@ def _reference(points: ir.Table, base: ir.Table, price_list: ir.Table | None) ->
 
 
 def _assemble(
-    e: ir.Table, procs: ir.Table, targets: ir.Table, keep: Callable | None = None
+    e: ir.Table,
+    procs: ir.Table,
+    targets: ir.Table,
+    keep: Callable | None = None,
+    parts: dict[str, ir.Table] | None = None,
 ) -> ir.Table:
     """The feature rows of `targets` (a filter of the enriched claims `e`), using all of `e` as
-    the history. `keep(name, expr)` may materialize the parts (bounded memory on big data)."""
+    the history. `keep(name, expr)` may materialize the parts (bounded memory on big data);
+    `parts` gives precomputed ones by name (the online path: profiles of earlier months, and
+    `window_rows`, the rows of e that share a window partition with a target)."""
     keep = keep or (lambda name, expr: expr)
-    win = keep("windows", pf.windows(e).rename(w_claim_id="claim_id"))
-    fp = keep("facility_profile", pf.facility_profile(e))
-    cp = keep("clinician_profile", pf.clinician_profile(e))
+    parts = parts or {}
+    rows = parts.get("window_rows", e)
+    win = keep("windows", pf.windows(rows).rename(w_claim_id="claim_id"))
+
+    def part(name: str, build: Callable[[], ir.Table]) -> ir.Table:
+        return parts[name] if name in parts else keep(name, build())
+
+    fp = part("facility_profile", lambda: pf.facility_profile(e))
+    cp = part("clinician_profile", lambda: pf.clinician_profile(e))
     peers = [
-        keep(f"peer_{m}", pf.peer_stats(e, m, with_n=i == 0))
+        part(f"peer_{m}", lambda m=m, i=i: pf.peer_stats(e, m, with_n=i == 0))
         for i, (m, _) in enumerate(pf.PEER_METRICS)
     ]
     pr = keep("pair_rules", rl.pair_rules(e, targets))
@@ -184,14 +196,18 @@ def _finish(df: pd.DataFrame) -> pd.DataFrame:
     return res
 
 
-def _enriched(eng: Engine, tables: dict[str, ir.Table], price_list, extra_points=None):
+def _enriched(
+    eng: Engine, tables: dict[str, ir.Table], price_list, extra_points=None, reference=None
+):
+    """Claims with their line aggregates. `reference`: a precomputed learned price reference
+    (the online path's, from the history's price points)."""
     base = cf.claim_base(tables["claims"], tables["facilities"])
     lines = cf.line_table(tables["drug_lines"], tables["service_lines"])
     points = cf.price_points(lines, base)
     if extra_points is not None:
         points = extra_points.union(points)
     pl = _price_list(eng, price_list)
-    ref = _reference(points, base, pl)
+    ref = reference if reference is not None and pl is None else _reference(points, base, pl)
     agg = cf.line_aggregates(lines, base, ref, listed=pl is not None)
     return base, lines, points, cf.enrich(base, agg)
 
@@ -331,17 +347,24 @@ def _like(t: ir.Table, like: ir.Table) -> ir.Table:
     """t's columns in like's order and types (history read back from parquet may have drifted,
     e.g. integers with nulls as floats)."""
     schema = like.schema()
-    return t.select(*[t[c].cast(schema[c]) for c in like.columns])
+    return t.select(*[t[c].cast(schema[c]).name(c) for c in like.columns])
 
 
 class OnlinePlan:
     """The online feature query for one snapshot, built and compiled once.
 
     The snapshot's parts are loaded into a private DuckDB database once; the incoming claims are
-    bound per call to fixed table names with fixed types, so a call runs three precompiled SQL
-    statements instead of rebuilding and compiling the Ibis expression (which costs seconds).
-    The definitions are build_features' own (`_enriched`, `_assemble`). One call at a time per
-    plan: `features()` holds a lock.
+    bound per call to fixed table names with fixed types, so a call runs precompiled SQL instead
+    of rebuilding and compiling the Ibis expression (which costs seconds). The definitions are
+    build_features' own (`_enriched`, `_assemble`).
+
+    Two compiled paths give the same rows as build_features over history + batch:
+    - fast, for the usual request (claims of one month M, none re-sent from an earlier month):
+      monthly profiles, peer statistics and learned prices of month M read only earlier months,
+      so they are the history's own, computed here once; only the batch is enriched per call,
+      and windows read only the rows sharing a partition (person, facility, clinician) with it;
+    - full, otherwise: history and batch enriched together, every part recomputed.
+    One call at a time per plan: `features()` holds a lock.
     """
 
     def __init__(self, snapshot: pf.Snapshot):
@@ -357,37 +380,84 @@ class OnlinePlan:
         tables = {n: eng.canonical(n, d, bind=f"online_{n}") for n, d in placeholder.items()}
         ids = eng.register("ids", pd.DataFrame({"claim_id": pd.Series([], dtype="str")}),
                            name="online_ids")  # fmt: skip
+        base = cf.claim_base(tables["claims"], tables["facilities"])
+        like_points = cf.price_points(cf.line_table(tables["drug_lines"], tables["service_lines"]),
+                                      base)  # fmt: skip
         points = None
         if len(snapshot.price_points):
-            like = cf.price_points(
-                cf.line_table(tables["drug_lines"], tables["service_lines"]),
-                cf.claim_base(tables["claims"], tables["facilities"]),
+            points = _like(
+                eng.materialize("snap_points", eng.register("p", snapshot.price_points)),
+                like_points,
             )
-            points = _like(eng.materialize("snap_points", eng.register(
-                "p", snapshot.price_points)), like)  # fmt: skip
         base_b, lines_b, _, enriched_b = _enriched(
             eng, tables, snapshot.price_list, extra_points=points
         )
         procs_b = cf.procedure_lines(lines_b, base_b)
-        e = enriched_b
+        hist = snap_procs = None
         if len(snapshot.history):
-            hist = _like(eng.materialize("snap_history", eng.register(
-                "h", snapshot.history)), enriched_b)  # fmt: skip
-            # A claim sent again replaces its earlier copy in the history.
-            e = hist.anti_join(ids, hist.claim_id == ids.claim_id).union(enriched_b)
-        procs = procs_b
+            hist = _like(eng.materialize("snap_history", eng.register("h", snapshot.history)),
+                         enriched_b)  # fmt: skip
         if len(snapshot.procedures):
-            snap = _like(eng.materialize("snap_procs", eng.register(
+            snap_procs = _like(eng.materialize("snap_procs", eng.register(
                 "pr", snapshot.procedures)), procs_b)  # fmt: skip
-            procs = snap.anti_join(ids, snap.claim_id == ids.claim_id).union(procs_b)
-        self._steps = []
-        for name, expr in (("online_enriched", e), ("online_procedures", procs)):
+
+        # full path
+        self._full = self._compile("full", enriched_b, procs_b, ids, hist, snap_procs)
+        # fast path
+        self._fast = None
+        self._history_month: dict[str, int] = {}
+        if hist is not None:
+            ref = None
+            if points is not None and snapshot.price_list is None:
+                learned = cf.learned_price_reference(
+                    points, PRICE_MONTHS, PRICE_QUANTILE, PRICE_MIN_LINES)  # fmt: skip
+                ref = _like(eng.materialize("snap_reference", learned), learned)
+            base_f, lines_f, _, enriched_f = _enriched(
+                eng, tables, snapshot.price_list, extra_points=points, reference=ref
+            )
+            parts = {
+                "facility_profile": pf.facility_profile(hist),
+                "clinician_profile": pf.clinician_profile(hist),
+                **{
+                    f"peer_{m}": pf.peer_stats(hist, m, with_n=i == 0)
+                    for i, (m, _) in enumerate(pf.PEER_METRICS)
+                },
+            }
+            procs_f = cf.procedure_lines(lines_f, base_f)
+            self._fast = self._compile("fast", enriched_f, procs_f, ids, hist, snap_procs, parts)
+            self._history_month = dict(
+                zip(snapshot.history["claim_id"], snapshot.history["month"], strict=True)
+            )
+
+    def _compile(self, path, batch_rows, batch_procs, ids, hist, snap_procs, parts=None):
+        """SQL statements: the batch's own enriched rows and procedure lines into two small
+        tables, then the feature query over `history ∪ batch` (the history side is read from
+        the snapshot's tables, never copied per call)."""
+        eng = self.eng
+        steps = []
+        tables = []
+        for name, expr in ((f"online_{path}_rows", batch_rows), (f"online_{path}_procs",
+                                                                 batch_procs)):  # fmt: skip
             sql = f"CREATE OR REPLACE TABLE {name} AS {eng._sql(expr)}"
             eng.con.raw_sql(sql)
-            self._steps.append(sql)
-        e, procs = eng.con.table("online_enriched"), eng.con.table("online_procedures")
+            steps.append(sql)
+            tables.append(_like(eng.con.table(name), expr))  # the expression's types
+        e, procs = tables
+        # A claim sent again replaces its earlier copy in the history.
+        if hist is not None:
+            e = hist.anti_join(ids, hist.claim_id == ids.claim_id).union(e)
+        if snap_procs is not None:
+            procs = snap_procs.anti_join(ids, snap_procs.claim_id == ids.claim_id).union(procs)
         targets = e.semi_join(ids, e.claim_id == ids.claim_id)
-        self._final = eng._sql(_assemble(e, procs, targets))
+        if parts is not None:
+            parts = {k: _like(eng.materialize(k, v), v) for k, v in parts.items()}
+            parts["window_rows"] = e.filter(
+                e.person_key.isin(targets.person_key)
+                | e.facility_id.isin(targets.facility_id)
+                | e.clinician.isin(targets.clinician.fill_null(""))
+            )
+        steps.append(eng._sql(_assemble(e, procs, targets, parts=parts)))
+        return steps
 
     def features(self, claims_batch: dict[str, pd.DataFrame]) -> pd.DataFrame:
         """Feature rows for incoming claims (canonical tables with person_key/card_key)."""
@@ -400,10 +470,22 @@ class OnlinePlan:
             eng.canonical("facilities", facilities if own else self.snapshot.facilities,
                           bind="online_facilities")  # fmt: skip
             eng.register("ids", claims_batch["claims"][["claim_id"]], name="online_ids")
-            for sql in self._steps:
+            *steps, final = self._path(claims_batch["claims"])
+            for sql in steps:
                 eng.con.raw_sql(sql)
-            df = eng.con.con.execute(self._final).fetch_df()
+            df = eng.con.con.execute(final).fetch_df()
         return _finish(df)
+
+    def _path(self, claims: pd.DataFrame) -> list[str]:
+        if self._fast is None or not len(claims):
+            return self._full
+        months = {_month(t) for t in claims["admitted_at"]}
+        if len(months) != 1:
+            return self._full
+        (m,) = months
+        if any(self._history_month.get(c, m) < m for c in claims["claim_id"]):
+            return self._full  # a re-sent claim moved out of an earlier month
+        return self._fast
 
     def close(self) -> None:
         self.eng.close()

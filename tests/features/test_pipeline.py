@@ -94,6 +94,27 @@ def test_batch_and_online_vectors_are_equal(world, full, tmp_path):
     _compare(batch, online)
 
 
+def test_both_online_paths_match_batch(world, full):
+    """The compiled fast path (one month) and full path (months mixed, claims re-sent from the
+    history) give the batch rows."""
+    from features.pipeline import OnlinePlan
+
+    as_of = pd.Timestamp("2025-05-01")
+    plan = OnlinePlan(build_snapshot(world, as_of))
+    c = world["claims"]
+    may = (c["admitted_at"] >= "2025-05-01") & (c["admitted_at"] < "2025-05-11")
+    mixed = (c["admitted_at"] >= "2025-04-20") & (c["admitted_at"] < "2025-05-11")
+    try:
+        for mask, path in ((may, plan._fast), (mixed, plan._full)):
+            batch = _subset(world, mask)
+            assert plan._path(batch["claims"]) is path
+            online = plan.features(batch)
+            ids = set(batch["claims"]["claim_id"])
+            _compare(full[full["claim_id"].isin(ids)], online)
+    finally:
+        plan.close()
+
+
 def test_since_until_select_rows_not_history(world, full):
     part = build_features(world, since="2025-03-01", until="2025-03-31")
     assert part["admitted_at"].min() >= pd.Timestamp("2025-03-01")
