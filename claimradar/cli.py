@@ -371,6 +371,12 @@ def score(
     explain_top: Annotated[
         float | None, typer.Option(help="Explain the top PCT%; default the review band.")
     ] = None,
+    to_store: Annotated[
+        bool,
+        typer.Option(
+            "--to-store", help="Also record the scores in the case store and open review cases."
+        ),
+    ] = False,
 ) -> None:
     """Score every claim: risk, expected overbilled amount, rank, band, reasons, rule hits."""
     from claimradar.settings import get_settings
@@ -383,7 +389,9 @@ def score(
         raise _fail(str(e)) from None
     with progress_bar("score") as update:
         update(0, 2)
-        scored = score_dataset(data, bundle, version, since=since, explain_top=explain_top)
+        scored, frame = score_dataset(
+            data, bundle, version, since=since, explain_top=explain_top, with_frame=True
+        )
         update(1, 2)
         write_scores(scored, out)
         update(2, 2)
@@ -392,10 +400,23 @@ def score(
         f"scored {len(scored):,} claims with model v{version} "
         f"(high {bands.get('high', 0):,}, review {bands.get('review', 0):,}) -> {out}"
     )
+    if to_store:
+        new = _to_store(data, scored, frame)
+        typer.echo(f"case store: {new:,} new scored claims recorded, review cases opened")
 
 
-def service_env(settings) -> dict[str, str]:
-    """The environment a BentoML server process needs: its home, no tracking, the settings."""
+def _to_store(data: Path, scored, frame) -> int:
+    from features.ingest import load_dataset
+    from serving.casefile import fill_store
+
+    store = _store()
+    with progress_bar("record in the case store") as update:
+        return fill_store(store, scored, load_dataset(data), frame, "cli:score", progress=update)
+
+
+def service_env(settings, bento: str | None = None) -> dict[str, str]:
+    """The environment a BentoML server process needs: its home, no tracking, the settings.
+    From a checkout the project root goes on PYTHONPATH; a bento brings its own sources."""
     import os
 
     from claimradar.settings import project_root
@@ -408,19 +429,23 @@ def service_env(settings) -> dict[str, str]:
         CLAIMRADAR_MLFLOW_TRACKING_URI=settings.tracking_uri,
         CLAIMRADAR_MLFLOW_ARTIFACT_ROOT=str(settings.artifact_root),
         CLAIMRADAR_DATABASE_URL=settings.case_store_url,
-        PYTHONPATH=os.pathsep.join(filter(None, [str(project_root()), env.get("PYTHONPATH")])),
     )
+    if bento is None:
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(project_root()), env.get("PYTHONPATH")])
+        )
     return env
 
 
-def serve_command(settings, host: str, port: int, workers: int) -> list[str]:
+def serve_command(host: str, port: int, workers: int, bento: str | None = None) -> list[str]:
     import sys
 
     from claimradar.settings import project_root
 
+    target = [bento] if bento else ["serving.service:ClaimRadar", "--working-dir",
+                                    str(project_root())]  # fmt: skip
     return [
-        sys.executable, "-m", "bentoml", "serve", "serving.service:ClaimRadar",
-        "--host", host, "--port", str(port), "--working-dir", str(project_root()),
+        sys.executable, "-m", "bentoml", "serve", *target, "--host", host, "--port", str(port),
         *(["--api-workers", str(workers)] if workers > 1 else []),
     ]  # fmt: skip
 
@@ -430,6 +455,9 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 3000,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    bento: Annotated[
+        str | None, typer.Option(help="Serve a built bento (NAME:VERSION) instead of the checkout.")
+    ] = None,
 ) -> None:
     """Serve the scoring API and the review UI (BentoML) with the champion model."""
     import os
@@ -440,9 +468,9 @@ def serve(
     s = get_settings()
     s.ensure_home()
     upgrade(s.case_store_url)  # once here, not racing in every worker
-    cmd = serve_command(s, host, port, workers)
+    cmd = serve_command(host, port, workers, bento)
     typer.echo(f"claimradar: serving on http://{host}:{port} (API /score, UI /review, /docs.json)")
-    os.execvpe(cmd[0], cmd, service_env(s))
+    os.execvpe(cmd[0], cmd, service_env(s, bento))
 
 
 keys_app = typer.Typer(help="API keys of the scoring service.", no_args_is_help=True)
@@ -485,6 +513,74 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="The key's name.")]) ->
     if not _store().revoke_key(name):
         raise _fail(f"no active API key named {name!r}")
     typer.echo(f"API key {name!r} revoked")
+
+
+users_app = typer.Typer(help="Accounts of the review UI.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("create")
+def users_create(
+    name: Annotated[str, typer.Argument(help="Login name: lower-case letters, digits, . _ -")],
+    role: Annotated[str, typer.Option(help="officer, supervisor or admin.")] = "officer",
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="CLAIMRADAR_USER_PASSWORD",
+            help="At least 10 characters; asked for when not given (never echoed).",
+        ),
+    ] = "",
+) -> None:
+    """Create a review-UI account (the password is stored as an argon2id hash)."""
+    from serving.review.users import create_user
+
+    try:
+        create_user(_store(), name, role, password)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    typer.echo(f"user {name.strip().lower()!r} created with role {role}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List accounts: name, role, active, locked until, created."""
+    import pandas as pd
+
+    from serving.review.users import list_users
+
+    rows = list_users(_store())
+    if not rows:
+        typer.echo("no users; create one with claimradar users create NAME --role officer")
+        return
+    _print_frame("review users", pd.DataFrame(rows))
+
+
+@users_app.command("unlock")
+def users_unlock(name: Annotated[str, typer.Argument(help="The account to unlock.")]) -> None:
+    """Lift a lockout after repeated failed logins."""
+    from serving.review.users import unlock_user
+
+    if not unlock_user(_store(), name):
+        raise _fail(f"no user named {name!r}")
+    typer.echo(f"user {name!r} unlocked")
+
+
+labels_app = typer.Typer(help="Officers' decisions as training labels.", no_args_is_help=True)
+app.add_typer(labels_app, name="labels")
+
+
+@labels_app.command("export")
+def labels_export(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Labels file (.csv or .parquet).")],
+) -> None:
+    """Write final decisions in the labels format `claimradar train --labels` reads."""
+    from serving.labels import export_labels
+
+    n = export_labels(_store(), out)
+    typer.echo(f"exported {n:,} decided claims as labels -> {out}")
 
 
 @app.command()

@@ -41,7 +41,10 @@ def score_dataset(
     *,
     since: str | None = None,
     explain_top: float | None = None,
-) -> pd.DataFrame:
+    with_frame: bool = False,
+) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
+    """Scores of every claim (admitted from `since`), ranked; with_frame: also the feature frame
+    (what the case store keeps beside a case: the claim against its peers)."""
     from features.pipeline import build_features
 
     frame = build_features(Path(dataset), since=since)
@@ -49,7 +52,8 @@ def score_dataset(
     keep = frame[
         ["claim_id", "facility_id", "facility_level", "visit_type", "admitted_at", "fund_claimed"]
     ]
-    return scored.merge(keep, on="claim_id", how="left").sort_values("rank")
+    scored = scored.merge(keep, on="claim_id", how="left").sort_values("rank")
+    return (scored, frame) if with_frame else scored
 
 
 def write_scores(scored: pd.DataFrame, out: Path) -> Path:

@@ -152,11 +152,7 @@ class ScoringState:
         if len(good["claims"]):
             frame = served.plan.features(good)
             out = score(served.bundle, frame, model_version=served.version)
-            meta = frame[["claim_id", "facility_id", "facility_level", "fund_claimed"]].copy()
-            meta["month"] = pd.to_datetime(frame["admitted_at"]).dt.strftime("%Y-%m")
-            meta = meta.set_index("claim_id").to_dict("index")
             for row in out.to_dict("records"):
-                m = meta[row["claim_id"]]
                 scored_rows.append(
                     {
                         "MA_LK": row["claim_id"],
@@ -168,16 +164,13 @@ class ScoringState:
                         "rule_hits": row["rule_hits"],
                         "model_version": served.version,
                         "scored_at": row["scored_at"],
-                        "_facility_id": m["facility_id"],
-                        "_facility_level": m["facility_level"],
-                        "_month": m["month"],
-                        "_fund_claimed": float(m["fund_claimed"]),
                     }
                 )
-            if self.store is not None:
-                self.store.record_scores(
-                    [_store_row(r) for r in scored_rows], actor=actor, open_bands=OPEN_BANDS
-                )
+            if self.store is not None:  # with the claim documents the case page shows
+                from serving.casefile import fill_store
+
+                fill_store(self.store, out, good, frame, actor, open_bands=OPEN_BANDS,
+                           facility_months=False)  # fmt: skip
         self.counters["scored"] += len(scored_rows)
         accepted = set(result.good["claims"][GROUP].astype(str))
         failed = [
@@ -187,7 +180,7 @@ class ScoringState:
         ]
         self.counters["errors"] += len(failed)
         return {
-            "scored": [{k: v for k, v in r.items() if not k.startswith("_")} for r in scored_rows],
+            "scored": scored_rows,
             "errors": failed,
             "model_version": served.version,
         }
@@ -228,23 +221,6 @@ def _group_of(record: str) -> str:
     if record.startswith("HOSO "):
         return "request#" + record.split()[1].split("/")[0]
     return record.split("/")[0]
-
-
-def _store_row(r: dict) -> dict:
-    return {
-        "claim_id": r["MA_LK"],
-        "model_version": r["model_version"],
-        "risk_score": r["risk_score"],
-        "expected_overbilled": r["expected_overbilled"],
-        "priority": r["priority"],
-        "band": r["band"],
-        "facility_id": r["_facility_id"],
-        "facility_level": r["_facility_level"],
-        "month": r["_month"],
-        "fund_claimed": r["_fund_claimed"],
-        "reasons": r["reasons"],
-        "rule_hits": r["rule_hits"],
-    }
 
 
 def _raw_tables(claims: list[dict]) -> dict[str, pd.DataFrame]:

@@ -87,6 +87,11 @@ class ScoredClaim(Base):
     rule_hits: Mapped[list[Any]] = mapped_column(JSON, default=list)
     claim: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     scored_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    # 0002: the patient's linkage key (a keyed hash, never the identity) for the history, and the
+    # rule codes and reason features as ",R06,R14," text so the queue filters with LIKE on any DB
+    person_key: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    rule_codes: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    reason_features: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Case(Base):
@@ -116,6 +121,45 @@ class Decision(Base):
     supervisor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     decided_at: Mapped[datetime] = mapped_column(DateTime, default=now)
     approved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # 0002: what the claim asked of the fund when decided, and the supervisor's note on approval
+    amount_claimed: Mapped[float | None] = mapped_column(Float, nullable=True)
+    supervisor_note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class WebSession(Base):
+    """0002: a signed-in browser session of the review UI; the cookie holds the token, the table
+    only its hash, so logging out or deactivating a user ends the session at once."""
+
+    __tablename__ = "web_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class FacilityMonth(Base):
+    """0002: a facility's month as the early warning sees it (features/early_warning.py), written
+    when a scored batch fills the store: cost per visit, the same-level peers' median, the growth
+    against its own trend, and the warning."""
+
+    __tablename__ = "facility_months"
+    __table_args__ = (UniqueConstraint("facility_id", "month", name="uq_facility_month"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    facility_id: Mapped[str] = mapped_column(String(5), index=True)
+    month: Mapped[str] = mapped_column(String(7))
+    facility_level: Mapped[str | None] = mapped_column(String(4), nullable=True)
+    facility_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    claims: Mapped[int] = mapped_column(Integer, default=0)
+    cost_per_visit: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peer_cost_per_visit: Mapped[float | None] = mapped_column(Float, nullable=True)
+    growth_vs_trend: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peer_growth_median: Mapped[float | None] = mapped_column(Float, nullable=True)
+    growth_excess: Mapped[float | None] = mapped_column(Float, nullable=True)
+    robust_z: Mapped[float | None] = mapped_column(Float, nullable=True)
+    warning: Mapped[bool] = mapped_column(Boolean, default=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
 
 
 class AuditEvent(Base):
@@ -253,6 +297,7 @@ class Store:
                     continue
                 sc = ScoredClaim(**{k: r.get(k) for k in _SCORED_FIELDS if k in r})
                 sc.model_version = str(r["model_version"])
+                _derive(sc)
                 s.add(sc)
                 s.flush()
                 new += 1
@@ -263,7 +308,7 @@ class Store:
                             Case(
                                 claim_id=sc.claim_id,
                                 scored_claim_id=sc.id,
-                                priority=sc.expected_overbilled,
+                                priority=sc.priority,
                             )
                         )
                         self.audit(
@@ -317,7 +362,19 @@ _SCORED_FIELDS = (
     "reasons",
     "rule_hits",
     "claim",
+    "person_key",
 )
+
+
+def _derive(sc: ScoredClaim) -> None:
+    """The filterable text of rule codes and reason features, and the person key from the claim
+    document when the row does not carry it."""
+    codes = sorted({str(h.get("code")) for h in sc.rule_hits or [] if h.get("code")})
+    sc.rule_codes = "," + ",".join(codes) + "," if codes else None
+    feats = [str(r.get("feature")) for r in sc.reasons or [] if r.get("feature")]
+    sc.reason_features = "," + ",".join(feats) + "," if feats else None
+    if sc.person_key is None and isinstance(sc.claim, dict):
+        sc.person_key = (sc.claim.get("summary") or {}).get("person_key")
 
 
 def _sha256(key: str) -> str:

@@ -298,3 +298,29 @@ def test_a_promotion_is_served_without_a_restart_or_a_failed_request(service, cl
     assert set(versions[switch:]) == {str(new.version)}  # no flapping back
     with service.client() as c:
         assert c.get("/model").json()["version"] == str(new.version)
+
+
+def test_the_readme_client_works(service, tmp_path):
+    """The Python client shown in README.md, run as written against the live service."""
+    import re
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    readme = (root / "README.md").read_text()
+    section = readme.split("## Scoring claims over HTTP", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert len(code.strip().splitlines()) <= 15
+    code = code.replace("http://127.0.0.1:3000", service.url)
+    (tmp_path / "serving").mkdir()
+    shutil.copy(root / "serving" / "example_claim.json", tmp_path / "serving")
+    (tmp_path / "key.txt").write_text(service.key + "\n")
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    first = done.stdout.splitlines()[0].split()
+    example = json.loads((root / "serving" / "example_claim.json").read_text())
+    assert first[0] == example["MA_LK"] and first[1] in ("high", "review", "watch", "low")

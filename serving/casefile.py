@@ -1,0 +1,391 @@
+"""The claim document an officer reads on a case page, and filling the case store from a scored
+batch.
+
+`claim_documents` turns canonical tables (and, when given, the feature frame) into one JSON-safe
+document per claim: the summary, the identity (personal data: masked in the UI except for
+supervisors, never in URLs or logs), every drug and service line with a stable line id and the
+typical unit price of its item, and the claim's key values beside its peers' medians.
+`fill_store` records scored rows with their documents, opens cases for the review bands and
+stores each facility's months as the early warning sees them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.schema import COST_GROUPS, VISIT_TYPES
+
+log = logging.getLogger("claimradar.casefile")
+OPEN_BANDS = ("high", "review")
+
+SUMMARY = (
+    "claim_id", "facility_id", "visit_type", "admitted_at", "discharged_at", "treatment_days",
+    "primary_icd", "secondary_icd", "discharge_diagnosis", "route_code", "referred_from",
+    "outcome", "discharge_type", "total_cost", "total_drugs", "total_supplies", "fund_claimed",
+    "patient_copay", "patient_self_pay", "sex", "person_key",
+)  # fmt: skip
+IDENTITY = ("patient_name", "card_number", "national_id", "patient_id", "record_number")
+DRUG = ("line_no", "drug_code", "drug_name", "cost_group", "unit", "quantity", "unit_price",
+        "amount", "fund_claimed", "ordered_at")  # fmt: skip
+SERVICE = ("line_no", "service_code", "supply_code", "service_name", "supply_name", "cost_group",
+           "unit", "quantity", "unit_price", "amount", "fund_claimed", "ordered_at")  # fmt: skip
+# The claim against its peers: features with a peer median (features/registry.py), in this order.
+PEER_FEATURES = (
+    ("claim_cost", "peer_median_total_cost", "VND"),
+    ("cost_drug", "peer_median_cost_drug", "VND"),
+    ("diag_cost", "peer_median_diag_cost", "VND"),
+    ("n_service_lines", "peer_median_n_service_lines", "count"),
+    ("stay_days", "peer_median_stay_days", "days"),
+    ("bed_days", "peer_median_bed_days", "days"),
+    ("fac_cost_per_visit_prev", "fac_peer_cost_per_visit_prev", "VND"),
+)
+OTHER_FEATURES = ("n_lab", "n_imaging", "n_exams", "lab_per_day", "drug_share", "peer_n")
+GROUP_OF = {g: name for name, groups in COST_GROUPS.items() for g in groups}
+
+
+def _plain(v: Any) -> Any:
+    """One value, JSON-safe: numpy scalars to Python, NaN/NaT/NA to None, times to ISO text."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float):
+        return None if math.isnan(v) or math.isinf(v) else round(v, 3)
+    if isinstance(v, pd.Timestamp | datetime):
+        return v.isoformat(timespec="minutes")
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple | np.ndarray):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _records(df: pd.DataFrame, cols: Iterable[str]) -> list[dict]:
+    cols = [c for c in cols if c in df.columns]
+    return [{k: _plain(v) for k, v in r.items()} for r in df[cols].to_dict("records")]
+
+
+def typical_prices(
+    tables: dict[str, pd.DataFrame], frame: pd.DataFrame | None = None
+) -> dict[tuple, float]:
+    """Median unit price per (line kind D/S, item code, facility level) over the tables' lines."""
+    return _typical(tables, _claim_levels(tables, frame))
+
+
+def _typical(tables: dict[str, pd.DataFrame], levels: pd.Series) -> dict[tuple, float]:
+    """Median unit price per (line kind, item code, facility level) over the tables' lines."""
+    out: dict[tuple, float] = {}
+    for kind, table, code in (("D", "drug_lines", "drug_code"), ("S", "service_lines", None)):
+        lines = tables.get(table)
+        if lines is None or lines.empty:
+            continue
+        key = lines[code] if code else lines["service_code"].fillna(lines.get("supply_code"))
+        df = pd.DataFrame(
+            {
+                "code": key.astype("object"),
+                "level": lines["claim_id"].map(levels).astype("object"),
+                "price": pd.to_numeric(lines["unit_price"], errors="coerce"),
+            }
+        ).dropna(subset=["code", "price"])
+        df["level"] = df["level"].fillna("")
+        med = df.groupby(["code", "level"])["price"].median()
+        out.update({(kind, c, lv): float(p) for (c, lv), p in med.items()})
+    return out
+
+
+def _claim_levels(tables: dict[str, pd.DataFrame], frame: pd.DataFrame | None) -> pd.Series:
+    claims = tables["claims"]
+    levels = pd.Series(dtype="object")
+    facilities = tables.get("facilities")
+    if facilities is not None and len(facilities) and "level" in facilities.columns:
+        levels = facilities.drop_duplicates("facility_id").set_index("facility_id")["level"]
+    out = claims.set_index("claim_id")["facility_id"].map(levels).astype("object")
+    if frame is not None and "facility_level" in frame.columns:
+        fl = frame.drop_duplicates("claim_id").set_index("claim_id")["facility_level"]
+        out = out.fillna(out.index.to_series().map(fl))
+    return out
+
+
+def claim_documents(
+    tables: dict[str, pd.DataFrame],
+    frame: pd.DataFrame | None = None,
+    *,
+    typical_prices: dict[tuple, float] | None = None,
+) -> dict[str, dict]:
+    """One JSON-safe document per claim of `tables["claims"]` (see the module docstring).
+    `typical_prices` (from `typical_prices(all_tables)`) lets a caller that builds documents for a
+    part of a batch compare lines with the whole batch; by default the given tables are used."""
+    claims = tables["claims"]
+    if claims.empty:
+        return {}
+    facilities = tables.get("facilities")
+    names = pd.Series(dtype="object")
+    if facilities is not None and len(facilities) and "facility_name" in facilities.columns:
+        names = facilities.drop_duplicates("facility_id").set_index("facility_id")["facility_name"]
+    claim_level = _claim_levels(tables, frame)
+    typical = typical_prices if typical_prices is not None else _typical(tables, claim_level)
+
+    docs: dict[str, dict] = {}
+    for summary, ident in zip(_records(claims, SUMMARY), _records(claims, IDENTITY), strict=True):
+        cid = str(summary["claim_id"])
+        summary["facility_name"] = _plain(names.get(summary.get("facility_id")))
+        summary["facility_level"] = _plain(claim_level.get(cid))
+        summary["visit_type_name"] = VISIT_TYPES.get(str(summary.get("visit_type")), None)
+        docs[cid] = {"summary": summary, "identity": ident, "lines": [], "peers": [], "values": {}}
+    if "birth_date" in claims.columns:
+        years = claims["birth_date"].astype("string").str[:4]
+        for cid, y in zip(claims["claim_id"], years, strict=True):
+            docs[str(cid)]["summary"]["birth_year"] = None if pd.isna(y) else str(y)
+
+    for kind, table, cols in (("D", "drug_lines", DRUG), ("S", "service_lines", SERVICE)):
+        lines = tables.get(table)
+        if lines is None or lines.empty:
+            continue
+        lines = lines[lines["claim_id"].isin(docs.keys())].sort_values(["claim_id", "line_no"])
+        ids = lines["claim_id"].astype(str).tolist()
+        for cid, rec in zip(ids, _records(lines, cols), strict=True):
+            code = rec.pop("drug_code", None) or rec.pop("service_code", None)
+            code = code or rec.get("supply_code")
+            rec.pop("supply_code", None)
+            name = rec.pop("drug_name", None) or rec.pop("service_name", None)
+            name = name or rec.pop("supply_name", None)
+            rec.pop("supply_name", None)
+            level = _plain(claim_level.get(cid)) or ""
+            doc = docs[cid]
+            doc["lines"].append(
+                {
+                    "line_id": f"{kind}{rec.get('line_no')}",
+                    "kind": "drug" if kind == "D" else "service",
+                    "code": code,
+                    "name": name,
+                    "group": GROUP_OF.get(rec.get("cost_group"), "other"),
+                    **rec,
+                    "typical_price": _plain(typical.get((kind, code, level))),
+                }
+            )
+
+    if frame is not None and len(frame):
+        f = frame[frame["claim_id"].isin(docs.keys())]
+        have_peer = [p for p in PEER_FEATURES if p[0] in f.columns and p[1] in f.columns]
+        others = [c for c in OTHER_FEATURES if c in f.columns]
+        for r in f[["claim_id"] + [c for p in have_peer for c in p[:2]] + others].to_dict(
+            "records"
+        ):
+            doc = docs[str(r["claim_id"])]
+            doc["peers"] = [
+                {"feature": name, "value": _plain(r[name]), "peer": _plain(r[peer]), "unit": unit}
+                for name, peer, unit in have_peer
+            ]
+            doc["values"] = {c: _plain(r[c]) for c in others}
+    return docs
+
+
+# -- which lines drive the score ------------------------------------------------------------------
+# A reason's feature or a rule points at the lines of these cost groups (COST_GROUPS names).
+FEATURE_GROUPS = (
+    ("lab", ("lab",)),
+    ("imaging", ("imaging",)),
+    ("functional", ("functional",)),
+    ("diag", ("lab", "imaging", "functional")),
+    ("bed", ("bed",)),
+    ("drug", ("drug",)),
+    ("supply_days", ("drug",)),
+    ("surgery", ("surgery",)),
+    ("procedure", ("surgery", "procedure")),
+    ("exam", ("exam",)),
+    ("service", ("lab", "imaging", "functional", "procedure", "surgery")),
+    ("supportive", ("drug",)),
+    ("costly", ("drug", "supply", "surgery")),
+    ("top_line", ("drug", "supply", "surgery", "procedure")),
+)
+RULE_GROUPS = {
+    "R05": ("bed",),
+    "R06": ("bed",),
+    "R08": ("bed",),
+    "R13": ("drug",),
+    "R16": ("exam",),
+    "R17": ("surgery",),
+}
+PRICE_MARGIN = 1.05  # a unit price 5 % above the item's typical price is marked
+
+
+def driving_lines(doc: dict, reasons: list[dict], rule_hits: list[dict]) -> dict[str, list[str]]:
+    """line_id -> why the line is marked: "price" (above its item's typical price), a rule code,
+    or a reason's feature name. Heuristic by design: the model scores claims, not lines."""
+    marks: dict[str, list[str]] = {}
+    groups: dict[str, str] = {}
+    for r in reasons or []:
+        feat = str(r.get("feature", ""))
+        for token, gs in FEATURE_GROUPS:
+            if token in feat:
+                for g in gs:
+                    groups.setdefault(g, feat)
+    codes = {h.get("code") for h in rule_hits or []}
+    for code, gs in RULE_GROUPS.items():
+        if code in codes:
+            for g in gs:
+                groups[g] = code
+    summary = doc.get("summary", {})
+    start, end = summary.get("admitted_at"), summary.get("discharged_at")
+    for line in doc.get("lines", []):
+        why = []
+        price, typical = line.get("unit_price"), line.get("typical_price")
+        if price and typical and price > typical * PRICE_MARGIN:
+            why.append("R14" if "R14" in codes else "price")
+        if line.get("group") in groups:
+            why.append(groups[line["group"]])
+        at = line.get("ordered_at")
+        if "R07" in codes and at and start and end and not (start <= at <= end):
+            why.append("R07")
+        if why:
+            marks[line["line_id"]] = why
+    return marks
+
+
+# -- filling the store ------------------------------------------------------------------------
+def _month(ts) -> str | None:
+    return None if pd.isna(ts) else pd.Timestamp(ts).strftime("%Y-%m")
+
+
+def fill_store(
+    store,
+    scored: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+    frame: pd.DataFrame | None,
+    actor: str,
+    *,
+    open_bands: tuple[str, ...] = OPEN_BANDS,
+    documents: str = "cases",
+    chunk: int = 2_000,
+    facility_months: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Record scored rows (serving.scorer.score or batch.score_dataset output) with their claim
+    documents; cases open for `open_bands`. `documents="cases"` keeps full documents (lines,
+    peers) for the claims in those bands and the summary alone for the rest (the patient history
+    reads it); `"all"` keeps full documents for every claim. Returns the new scored claims."""
+    claims = tables["claims"].set_index("claim_id")
+    scored = scored.drop_duplicates("claim_id")
+    meta = pd.DataFrame(index=scored["claim_id"])
+    meta["facility_id"] = meta.index.map(claims["facility_id"])
+    meta["month"] = [_month(x) for x in meta.index.map(claims["admitted_at"])]
+    meta["fund_claimed"] = meta.index.map(claims["fund_claimed"])
+    meta["person_key"] = (
+        meta.index.map(claims["person_key"]) if "person_key" in claims.columns else None
+    )
+    levels = None
+    if frame is not None and "facility_level" in frame.columns:
+        levels = frame.drop_duplicates("claim_id").set_index("claim_id")["facility_level"]
+    elif tables.get("facilities") is not None:
+        fac = tables["facilities"].drop_duplicates("facility_id").set_index("facility_id")
+        levels = claims["facility_id"].map(fac["level"])
+    meta["facility_level"] = meta.index.map(levels) if levels is not None else None
+
+    full = (
+        scored["claim_id"]
+        if documents == "all"
+        else scored.loc[scored["band"].isin(open_bands), "claim_id"]
+    )
+    full_ids = set(full.astype(str))
+    typical = typical_prices(tables, frame) if full_ids else {}
+    new = 0
+    total = len(scored)
+    for start in range(0, total, chunk):
+        part = scored.iloc[start : start + chunk]
+        ids = set(part["claim_id"].astype(str))
+        full_here = ids & full_ids
+        sub = {"claims": tables["claims"][tables["claims"]["claim_id"].isin(ids)]}
+        for k in ("drug_lines", "service_lines"):
+            if tables.get(k) is not None:
+                sub[k] = tables[k][tables[k]["claim_id"].isin(full_here)]
+        sub["facilities"] = tables.get("facilities")
+        f = frame[frame["claim_id"].isin(full_here)] if frame is not None else None
+        docs = claim_documents(sub, f, typical_prices=typical)
+        for cid in ids - full_ids:  # the history needs only the summary
+            if cid in docs:
+                docs[cid] = {"summary": docs[cid]["summary"], "identity": docs[cid]["identity"]}
+        rows = []
+        for r in part.to_dict("records"):
+            cid = str(r["claim_id"])
+            m = meta.loc[r["claim_id"]]
+            rows.append(
+                _plain(
+                    {
+                        "claim_id": cid,
+                        "model_version": str(r["model_version"]),
+                        "risk_score": float(r["risk_score"]),
+                        "expected_overbilled": float(r["expected_overbilled"]),
+                        "priority": float(r["priority"]),
+                        "band": r["band"],
+                        "facility_id": m["facility_id"],
+                        "facility_level": m["facility_level"],
+                        "month": m["month"],
+                        "fund_claimed": m["fund_claimed"],
+                        "person_key": m["person_key"],
+                        "reasons": list(r.get("reasons") or []),
+                        "rule_hits": list(r.get("rule_hits") or []),
+                        "claim": docs.get(cid, {}),
+                    }
+                )
+            )
+        new += store.record_scores(rows, actor=actor, open_bands=open_bands)
+        if progress:
+            progress(min(start + chunk, total), total)
+    if facility_months:
+        write_facility_months(store, tables)
+    return new
+
+
+def write_facility_months(store, tables: dict[str, pd.DataFrame], months: int = 12) -> int:
+    """Each facility's last `months` months by features.early_warning (cost per visit, growth
+    against its trend and its same-level peers, the warning), upserted into facility_months."""
+    from sqlalchemy import delete
+
+    from features.early_warning import facility_warnings
+    from serving.store import FacilityMonth, now
+
+    claims = tables["claims"]
+    if claims.empty:
+        return 0
+    all_months = sorted(pd.to_datetime(claims["admitted_at"]).dt.strftime("%Y-%m").unique())
+    frames = []
+    for m in all_months[-months:]:
+        w = facility_warnings(tables, m)
+        w["peer_cost_per_visit"] = w.groupby("facility_level")["cost_per_visit"].transform("median")
+        frames.append(w)
+    out = pd.concat(frames, ignore_index=True)
+    rows = [
+        FacilityMonth(
+            facility_id=str(r["facility_id"]),
+            month=str(r["month"]),
+            facility_level=_plain(r["facility_level"]),
+            facility_name=_plain(r["facility_name"]),
+            claims=int(r["claims"]),
+            cost_per_visit=_plain(r["cost_per_visit"]),
+            peer_cost_per_visit=_plain(r["peer_cost_per_visit"]),
+            growth_vs_trend=_plain(r["growth_vs_trend"]),
+            peer_growth_median=_plain(r["peer_growth_median"]),
+            growth_excess=_plain(r["growth_excess"]),
+            robust_z=_plain(r["robust_z"]),
+            warning=bool(r["warning"]),
+            updated_at=now(),
+        )
+        for r in out.to_dict("records")
+    ]
+    with store.session.begin() as s:
+        for m in out["month"].unique():
+            ids = out.loc[out["month"] == m, "facility_id"].astype(str).tolist()
+            s.execute(
+                delete(FacilityMonth).where(
+                    FacilityMonth.month == str(m), FacilityMonth.facility_id.in_(ids)
+                )
+            )
+        s.add_all(rows)
+    return len(rows)
