@@ -588,10 +588,15 @@ def demo(
     workdir: Annotated[
         Path | None, typer.Option(help="Where to write; default a folder under CLAIMRADAR_HOME.")
     ] = None,
-    claims: Annotated[int, typer.Option(help="Claims in the simulated world.")] = 30_000,
+    claims: Annotated[int, typer.Option(help="Claims in the simulated world.")] = 40_000,
+    serve: Annotated[
+        bool, typer.Option(help="End by serving the API and the review UI until Ctrl+C.")
+    ] = True,
+    port: Annotated[int, typer.Option(help="Port of the demo service.")] = 3000,
 ) -> None:
     """The main job end to end on embedded defaults: ingest the sample envelopes, simulate a
-    claims world, train and register a model, promote it, score every claim, show the queue."""
+    province-year of claims (scaled down), train and register a model, promote it, score every
+    claim into the case store, create review accounts, then serve the API and the review UI."""
     import pandas as pd
 
     import simulator
@@ -613,7 +618,7 @@ def demo(
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "envelopes"
         shutil.copytree(SAMPLE, src)
-        with progress_bar("1/5 ingest the sample envelopes") as update:
+        with progress_bar("1/6 ingest the sample envelopes") as update:
             report = run_ingest(
                 src,
                 work / "sample",
@@ -627,11 +632,11 @@ def demo(
         own = rej[(rej["field"] != "") | (rej["table"] == "file")]
         _print_frame("rejections (field errors)", own[["source_file", "field", "value", "error"]])
     # 2. A province's claims world with abuse schemes and the agency's labels.
-    with progress_bar("2/5 simulate a claims world") as update:
+    with progress_bar("2/6 simulate a province-year of claims") as update:
         sim = simulator.simulate(
             work / "world",
             claims,
-            months=10,
+            months=12,
             start="2025-01",
             seed=0,
             progress=lambda _n, f: update(int(f * 100), 100),
@@ -646,7 +651,7 @@ def demo(
         )
     console.print(sim.summary())
     # 3. Train against the labels, with baselines, logged and registered in MLflow.
-    with progress_bar("3/5 train") as update:
+    with progress_bar("3/6 train") as update:
         result = run_train(
             work / "dataset",
             tracking_uri=settings.tracking_uri,
@@ -663,14 +668,14 @@ def demo(
     client = tracking.connect(settings.tracking_uri, settings.artifact_root)
     decision = run_promote(client, result.version, dataset=work / "dataset")
     console.print(
-        f"4/5 promote v{decision.challenger}: "
+        f"4/6 promote v{decision.challenger}: "
         f"{'promoted' if decision.promoted else 'not promoted'} ({decision.reason})"
     )
     # 5. Score every claim with the champion and show the top of the review queue.
-    with progress_bar("5/5 score") as update:
+    with progress_bar("5/6 score") as update:
         update(0, 1)
         bundle, version = resolve_bundle(None, settings.tracking_uri, settings.artifact_root)
-        scored = score_dataset(work / "dataset", bundle, version)
+        scored, frame = score_dataset(work / "dataset", bundle, version, with_frame=True)
         write_scores(scored, work / "scores.parquet")
         update(1, 1)
     top = scored.head(10).copy()
@@ -699,6 +704,68 @@ def demo(
         f"({band.get('high', 0):,} high, {band.get('review', 0):,} review) -> "
         f"{work / 'scores.parquet'}; MLflow store {settings.tracking_uri} (see mlflow/README.md)"
     )
+    # 6. The officers' queue: the scores in a case store of the demo's own, two accounts.
+    env = {
+        "CLAIMRADAR_HOME": str(settings.home),
+        "CLAIMRADAR_MLFLOW_TRACKING_URI": settings.tracking_uri,
+        "CLAIMRADAR_MLFLOW_ARTIFACT_ROOT": str(settings.artifact_root),
+        "CLAIMRADAR_DATABASE_URL": f"sqlite:///{work / 'cases.db'}",
+        "CLAIMRADAR_SECURE_COOKIES": "false",  # plain HTTP on this machine only
+    }
+    logins = _demo_queue(work, scored, frame, env["CLAIMRADAR_DATABASE_URL"])
+    if not serve:
+        return
+    _demo_serve(work, env, port, logins)
+
+
+def _demo_queue(work: Path, scored, frame, url: str) -> dict[str, str]:
+    import secrets
+
+    from features.ingest import load_dataset
+    from serving.casefile import fill_store
+    from serving.review.users import create_user
+    from serving.store import Store
+
+    store = Store(url)
+    with progress_bar("6/6 fill the review queue") as update:
+        fill_store(store, scored, load_dataset(work / "dataset"), frame, "cli:demo",
+                   progress=update)  # fmt: skip
+    logins = {}
+    for name, role in (("officer", "officer"), ("supervisor", "supervisor")):
+        logins[name] = secrets.token_urlsafe(9)
+        create_user(store, name, role, logins[name])
+    with store.session() as s:
+        from sqlalchemy import func, select
+
+        from serving.store import Case
+
+        open_cases = s.scalar(select(func.count()).select_from(Case))
+    store.engine.dispose()
+    typer.echo(f"demo: {open_cases:,} cases in the review queue; accounts officer and supervisor")
+    return logins
+
+
+def _demo_serve(work: Path, env: dict, port: int, logins: dict[str, str]) -> None:
+    from serving import process
+
+    console.print("starting the service (BentoML: the API and the review UI)...")
+    try:
+        svc = process.start(env, work / "service.log", port=port, key_name="demo")
+    except RuntimeError as e:
+        raise _fail(str(e)) from None
+    typer.echo(
+        f"demo: review queue at {svc.url}/review  (log in as officer / {logins['officer']}; "
+        f"supervisor / {logins['supervisor']})\n"
+        f"demo: scoring API at {svc.url}/score with 'Authorization: Bearer {svc.key}' "
+        f"(spec: {svc.url}/docs.json)\n"
+        f"demo: serving until Ctrl+C (log: {svc.log})",
+    )
+    try:
+        svc.proc.wait()
+    except KeyboardInterrupt:
+        console.print("stopping the service")
+    finally:
+        svc.stop()
 
 
 if __name__ == "__main__":  # pragma: no cover - python -m claimradar.cli
