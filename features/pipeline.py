@@ -451,10 +451,17 @@ class OnlinePlan:
         targets = e.semi_join(ids, e.claim_id == ids.claim_id)
         if parts is not None:
             parts = {k: _like(eng.materialize(k, v), v) for k, v in parts.items()}
+            # Windows look back at most max(FACILITY_WINDOWS) days for a facility and to the
+            # same day for a clinician (a patient's whole history is kept): older rows of those
+            # partitions cannot reach a target's window.
+            first = targets.admit_day.min().as_scalar()
             parts["window_rows"] = e.filter(
                 e.person_key.isin(targets.person_key)
-                | e.facility_id.isin(targets.facility_id)
-                | e.clinician.isin(targets.clinician.fill_null(""))
+                | (
+                    e.facility_id.isin(targets.facility_id)
+                    & (e.admit_day >= first - max(pf.FACILITY_WINDOWS))
+                )
+                | (e.clinician.isin(targets.clinician.fill_null("")) & (e.admit_day >= first - 1))
             )
         steps.append(eng._sql(_assemble(e, procs, targets, parts=parts)))
         return steps
