@@ -393,20 +393,18 @@ class OnlinePlan:
             eng, tables, snapshot.price_list, extra_points=points
         )
         procs_b = cf.procedure_lines(lines_b, base_b)
-        hist = snap_procs = None
-        if len(snapshot.history):
-            hist = _like(eng.materialize("snap_history", eng.register("h", snapshot.history)),
-                         enriched_b)  # fmt: skip
-        if len(snapshot.procedures):
-            snap_procs = _like(eng.materialize("snap_procs", eng.register(
-                "pr", snapshot.procedures)), procs_b)  # fmt: skip
+        # The history lives in two tables of this database. A call inserts the batch's rows
+        # into them inside a transaction (replacing a re-sent claim's earlier copy), runs the
+        # feature query over them, and rolls back: the query reads plain tables, no union.
+        hist = self._table("online_history", snapshot.history, enriched_b)
+        procs = self._table("online_history_procs", snapshot.procedures, procs_b)
 
         # full path
-        self._full = self._compile("full", enriched_b, procs_b, ids, hist, snap_procs)
+        self._full = self._compile("full", enriched_b, procs_b, hist, procs, ids)
         # fast path
         self._fast = None
         self._history_month: dict[str, int] = {}
-        if hist is not None:
+        if len(snapshot.history):
             ref = None
             if points is not None and snapshot.price_list is None:
                 learned = cf.learned_price_reference(
@@ -423,34 +421,38 @@ class OnlinePlan:
                     for i, (m, _) in enumerate(pf.PEER_METRICS)
                 },
             }
+            parts = {k: _like(eng.materialize(k, v), v) for k, v in parts.items()}
             procs_f = cf.procedure_lines(lines_f, base_f)
-            self._fast = self._compile("fast", enriched_f, procs_f, ids, hist, snap_procs, parts)
+            self._fast = self._compile("fast", enriched_f, procs_f, hist, procs, ids, parts)
             self._history_month = dict(
                 zip(snapshot.history["claim_id"], snapshot.history["month"], strict=True)
             )
 
-    def _compile(self, path, batch_rows, batch_procs, ids, hist, snap_procs, parts=None):
-        """SQL statements: the batch's own enriched rows and procedure lines into two small
-        tables, then the feature query over `history ∪ batch` (the history side is read from
-        the snapshot's tables, never copied per call)."""
+    def _table(self, name: str, rows: pd.DataFrame, like: ir.Table) -> ir.Table:
+        """A table of this database holding `rows` (or none) with `like`'s columns."""
+        eng = self.eng
+        src = _like(eng.register(name, rows), like) if len(rows) else like.limit(0)
+        eng.con.raw_sql(f"CREATE TABLE {name} AS {eng._sql(src)}")
+        return _like(eng.con.table(name), like)  # the expression's types
+
+    def _compile(self, path, batch_rows, batch_procs, hist, procs, ids, parts=None):
+        """SQL statements: the batch's enriched rows and procedure lines into the history
+        tables (a re-sent claim replaces its copy), then the feature query."""
         eng = self.eng
         steps = []
-        tables = []
-        for name, expr in ((f"online_{path}_rows", batch_rows), (f"online_{path}_procs",
-                                                                 batch_procs)):  # fmt: skip
-            sql = f"CREATE OR REPLACE TABLE {name} AS {eng._sql(expr)}"
-            eng.con.raw_sql(sql)
-            steps.append(sql)
-            tables.append(_like(eng.con.table(name), expr))  # the expression's types
-        e, procs = tables
-        # A claim sent again replaces its earlier copy in the history.
-        if hist is not None:
-            e = hist.anti_join(ids, hist.claim_id == ids.claim_id).union(e)
-        if snap_procs is not None:
-            procs = snap_procs.anti_join(ids, snap_procs.claim_id == ids.claim_id).union(procs)
+        for name, expr, into in (
+            (f"online_{path}_rows", batch_rows, "online_history"),
+            (f"online_{path}_procs", batch_procs, "online_history_procs"),
+        ):
+            steps += [
+                f"CREATE OR REPLACE TEMP TABLE {name} AS {eng._sql(expr)}",
+                f"DELETE FROM {into} WHERE claim_id IN (SELECT claim_id FROM online_ids)",
+                f"INSERT INTO {into} BY NAME SELECT * FROM {name}",
+            ]
+        e = hist
         targets = e.semi_join(ids, e.claim_id == ids.claim_id)
         if parts is not None:
-            parts = {k: _like(eng.materialize(k, v), v) for k, v in parts.items()}
+            parts = dict(parts)
             # Windows look back at most max(FACILITY_WINDOWS) days for a facility and to the
             # same day for a clinician (a patient's whole history is kept): older rows of those
             # partitions cannot reach a target's window.
@@ -478,9 +480,14 @@ class OnlinePlan:
                           bind="online_facilities")  # fmt: skip
             eng.register("ids", claims_batch["claims"][["claim_id"]], name="online_ids")
             *steps, final = self._path(claims_batch["claims"])
-            for sql in steps:
-                eng.con.raw_sql(sql)
-            df = eng.con.con.execute(final).fetch_df()
+            con = eng.con.con
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for sql in steps:
+                    con.execute(sql)
+                df = con.execute(final).fetch_df()
+            finally:
+                con.execute("ROLLBACK")  # the history tables as they were
         return _finish(df)
 
     def _path(self, claims: pd.DataFrame) -> list[str]:
