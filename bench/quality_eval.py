@@ -102,6 +102,7 @@ def variants(base: TrainConfig) -> dict[str, TrainConfig]:
         priority__rule_weight=0.0,
         priority__novelty="share",
         priority__novelty_from=0.9,
+        priority__lane_share=0.0,
         blend=0.3,
     )
     v = {"plain (v1 design)": plain}
@@ -114,6 +115,7 @@ def variants(base: TrainConfig) -> dict[str, TrainConfig]:
     v["novelty peer_excess, blend 0.3"] = variant(plain, priority__novelty="peer_excess")
     v["novelty peer_excess, blend 1"] = variant(plain, priority__novelty="peer_excess", blend=1.0)
     v["novelty off"] = variant(plain, blend=0.0)
+    v["novelty lane 0.3"] = variant(plain, priority__lane_share=0.3)
     return v
 
 
@@ -160,13 +162,19 @@ def full_table(frame: pd.DataFrame, cfg: TrainConfig) -> tuple[pd.DataFrame, pd.
 
 
 LEAVE_OUT = ("upcoding", "padded_stay", "drug_padding", "unbundling", "overprice")
-# (rule_weight, novelty, blend, novelty_from or novelty_z)
+# (rule_weight, novelty, blend, novelty_from or novelty_z, lane_share)
 SETTINGS = [
-    (1.0, "share", 0.0, 0.9),
-    (1.0, "share", 0.3, 0.9),
-    (1.0, "peer_excess", 0.3, 0.9),
-    *[(1.0, "peer_money", b, z) for b in (0.3, 1.0, 3.0) for z in (3.0, 6.0)],
+    (1.0, "share", 0.0, 0.9, 0.0),
+    (1.0, "share", 0.3, 0.9, 0.0),
+    (1.0, "peer_excess", 0.3, 0.9, 0.0),
+    *[(1.0, "peer_money", b, z, 0.0) for b in (0.3, 1.0) for z in (3.0, 6.0)],
+    *[
+        (1.0, nov, b, 0.9, s)
+        for nov, b in (("share", 0.0), ("peer_excess", 0.3))
+        for s in (0.1, 0.2, 0.3, 0.4, 0.5)
+    ],
 ]
+UNSEEN: tuple[str, ...] = ()  # --unseen: schemes whose labels every fit of the sweep drops
 
 
 def _components(bundle, df: pd.DataFrame):
@@ -176,13 +184,16 @@ def _components(bundle, df: pd.DataFrame):
 
 
 def _priority(bundle, df, comp, setting) -> np.ndarray:
-    from serving.scorer import priority_of
+    from serving.scorer import money_priority, priority_of, quantile_ref
 
-    bundle.rule_weight, bundle.novelty, bundle.blend, last = setting
+    bundle.rule_weight, bundle.novelty, bundle.blend, last, bundle.lane_share = setting
     if bundle.novelty == "peer_money":
         bundle.novelty_z = last
     else:
         bundle.novelty_from = last
+    # df is the lane's reference frame (all claims of the validation months): its money quantiles
+    # for this setting, as fit_bundle would have stored them
+    bundle.lane_money = quantile_ref(money_priority(bundle, df, *comp))
     return priority_of(bundle, df, *comp)
 
 
@@ -194,8 +205,12 @@ def sweep(frame: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
     from training import baselines
 
     split, names, anomaly, population = setup(frame, cfg)
+    if UNSEEN:  # schemes the labels never contain (e.g. one the world starts in these months)
+        split.train = split.train[~split.train["scheme"].isin(UNSEEN)]
+        split.val = split.val[~split.val["scheme"].isin(UNSEEN)]
     df = with_targets(split.val_all)
     y, amt = df["y"].to_numpy(), df["target_amount"].to_numpy()
+    leave_out = [k for k in LEAVE_OUT if (df["scheme"] == k).any()]
     rows = {}
     for name, sc in {
         "rules_only": baselines.rules_only(split.train),
@@ -204,19 +219,19 @@ def sweep(frame: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
         "raw_lightgbm": baselines.raw_lightgbm(split.train, cfg.seed),
     }.items():
         m = ranking_metrics(sc(df), y, amt)
-        m.update({f"loo_{k}": np.nan for k in LEAVE_OUT})
-        rows[("baseline", name, "", "", "")] = m
-        for k in LEAVE_OUT:  # a baseline does not depend on the labels of one scheme much
-            rows[("baseline", name, "", "", "")][f"loo_{k}"] = (
-                recall_by_group(sc(df), y, df["scheme"], 5.0)
-                .set_index("group")["recall"]
-                .get(k, np.nan)
-            )
+        rec = recall_by_group(sc(df), y, df["scheme"], 5.0).set_index("group")["recall"]
+        # a baseline does not depend on the labels of one scheme much
+        m.update({f"loo_{k}": rec.get(k, np.nan) for k in leave_out})
+        m.update({f"unseen_{k}": rec.get(k, np.nan) for k in UNSEEN})
+        rows[("baseline", name, "", "", "", "")] = m
     bundle = fit_bundle(split.train, split.val, split.val_all, population, names, anomaly, cfg)
     comp = _components(bundle, df)
     for st in SETTINGS:
-        rows[("model", *map(str, st))] = ranking_metrics(_priority(bundle, df, comp, st), y, amt)
-    for k in LEAVE_OUT:
+        p = _priority(bundle, df, comp, st)
+        rows[("model", *map(str, st))] = m = ranking_metrics(p, y, amt)
+        rec = recall_by_group(p, y, df["scheme"], 5.0).set_index("group")["recall"]
+        m.update({f"unseen_{k}": rec.get(k, np.nan) for k in UNSEEN})
+    for k in leave_out:
         t = time.perf_counter()
         tr = split.train[split.train["scheme"] != k]
         va = split.val[split.val["scheme"] != k]
@@ -229,11 +244,12 @@ def sweep(frame: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
             )
         print(f"leave out {k}: {time.perf_counter() - t:.0f} s", flush=True)
     out = pd.DataFrame(rows).T
-    out.index.names = ["ranker", "rule_weight", "novelty", "blend", "novelty_from"]
-    out["loo_mean"] = out[[f"loo_{k}" for k in LEAVE_OUT]].mean(axis=1)
+    out.index.names = ["ranker", "rule_weight", "novelty", "blend", "novelty_from", "lane"]
+    out["loo_mean"] = out[[f"loo_{k}" for k in leave_out]].mean(axis=1)
     return out[
         ["amount_top5pct", "average_precision", "precision_top1pct", "loo_mean"]
-        + [f"loo_{k}" for k in LEAVE_OUT]
+        + [f"loo_{k}" for k in leave_out]
+        + [f"unseen_{k}" for k in UNSEEN]
     ]
 
 
@@ -244,9 +260,12 @@ def main() -> None:
     ap.add_argument("--variants", action="store_true")
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--cutoff", default=None, help="first holdout day, as claimradar train")
+    ap.add_argument(
+        "--unseen", action="append", default=[], help="--sweep: drop this scheme's labels"
+    )
     args = ap.parse_args()
-    global CUTOFF
-    CUTOFF = args.cutoff
+    global CUTOFF, UNSEEN
+    CUTOFF, UNSEEN = args.cutoff, tuple(args.unseen)
     cfg = load_config(args.config)
     frame = load_frame(args.dataset)
     split, *_ = setup(frame, cfg)

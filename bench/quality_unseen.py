@@ -78,8 +78,15 @@ def main() -> None:
     )
     bundle = fit_bundle(split.train, split.val, split.val_all, population, names, anomaly, cfg)
     hold = split.holdout
+    from dataclasses import replace
+
     scores = {
         "model": predict(bundle, hold)["priority"].to_numpy(),
+        # the same bundle without the novelty lane, and the supervised model (+ rule money) alone
+        "no_lane": predict(replace(bundle, lane_share=0.0), hold)["priority"].to_numpy(),
+        "supervised": predict(replace(bundle, lane_share=0.0, blend=0.0), hold)[
+            "priority"
+        ].to_numpy(),
         "rules_only": baselines.rules_only(split.train)(hold),
         "cost_outlier": baselines.cost_outlier(split.train)(hold),
     }
@@ -93,8 +100,19 @@ def main() -> None:
         axis=1,
     )
     print("\nrecall in the top 5% of the holdout, per scheme:\n" + per.round(3).to_markdown())
+    from training.evaluate import ranking_metrics
+
+    head = pd.DataFrame(
+        {
+            k: ranking_metrics(v, hold["y"].to_numpy(), hold["target_amount"].to_numpy())
+            for k, v in scores.items()
+        }
+    ).T[["amount_top5pct", "precision_top5pct", "average_precision"]]
+    print("\nholdout, every claim:\n" + head.round(3).to_markdown())
     print(
         f"\nUNSEEN {args.scheme}: model recall in the top 5% = {per.loc[args.scheme, 'model']:.3f}"
+        f" (without the lane {per.loc[args.scheme, 'no_lane']:.3f}, supervised alone "
+        f"{per.loc[args.scheme, 'supervised']:.3f})"
     )
 
 

@@ -44,6 +44,13 @@ class ModelBundle:
     novelty: str = "share"
     novelty_from: float = 0.9  # anomaly percentile from which novelty money starts
     novelty_z: float = 3.0  # peer_money: robust z from which the money counts (full at 2 x)
+    # novelty lane: a share of every top k% reserved for the claims farthest from their peers
+    # (the largest percentile over the robust peer z of `lane_features`), whatever their money
+    lane_share: float = 0.0
+    lane_features: list[str] = field(default_factory=list)
+    lane_refs: dict[str, list[float]] = field(default_factory=dict)  # z quantiles per feature
+    lane_ref: list[float] = field(default_factory=list)  # lane score quantiles
+    lane_money: list[float] = field(default_factory=list)  # money priority quantiles
     band_thresholds: dict[str, float] = field(default_factory=dict)  # priority cut-offs
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -69,6 +76,11 @@ class ModelBundle:
             "novelty": self.novelty,
             "novelty_from": self.novelty_from,
             "novelty_z": self.novelty_z,
+            "lane_share": self.lane_share,
+            "lane_features": self.lane_features,
+            "lane_refs": self.lane_refs,
+            "lane_ref": self.lane_ref,
+            "lane_money": self.lane_money,
             "band_thresholds": self.band_thresholds,
             "meta": self.meta,
         }
@@ -97,6 +109,11 @@ class ModelBundle:
             novelty=doc.get("novelty", "share"),
             novelty_from=doc.get("novelty_from", 0.9),
             novelty_z=doc.get("novelty_z", 3.0),
+            lane_share=doc.get("lane_share", 0.0),
+            lane_features=doc.get("lane_features", []),
+            lane_refs=doc.get("lane_refs", {}),
+            lane_ref=doc.get("lane_ref", []),
+            lane_money=doc.get("lane_money", []),
             band_thresholds=doc["band_thresholds"],
             meta=doc["meta"],
         )
@@ -178,8 +195,23 @@ def priority_of(
     claimed: np.ndarray,
 ) -> np.ndarray:
     """The ranking in money: the larger of the model's expected overbilled amount and the rules'
-    amount at stake (weighted), plus novelty money for the most unusual claims, so that a scheme
-    no label has seen still surfaces by how far it sits from its peers."""
+    amount at stake (weighted), plus novelty money for the most unusual claims; then the novelty
+    lane (`lane_priority`), so that a scheme no label has seen still surfaces by how far it sits
+    from its peers."""
+    base = money_priority(bundle, frame, expected, anomaly, claimed)
+    if bundle.lane_share <= 0 or not bundle.lane_ref:
+        return base
+    return np.maximum(base, lane_priority(bundle, frame))
+
+
+def money_priority(
+    bundle: ModelBundle,
+    frame: pd.DataFrame,
+    expected: np.ndarray,
+    anomaly: np.ndarray,
+    claimed: np.ndarray,
+) -> np.ndarray:
+    """max(expected, rule_weight x rule amount at stake) + blend x novelty money."""
     money = expected
     rule = _col(frame, "rule_amount")
     if bundle.rule_weight > 0 and rule is not None:
@@ -195,6 +227,55 @@ def priority_of(
     lo = min(bundle.novelty_from, 0.999)
     gate = np.clip((anomaly - lo) / (1.0 - lo), 0.0, 1.0)
     return money + bundle.blend * gate * at_stake
+
+
+# Quantile levels of the lane references: coarse below 0.9, fine in the tail the lane uses.
+LANE_LEVELS = np.r_[np.linspace(0.0, 0.9, 91)[:-1], np.linspace(0.9, 1.0, 2001)]
+LANE_FEATURES = (  # the robust peer z of each line-group cost and volume
+    "peer_z_total_cost",
+    "peer_z_diag_cost",
+    "peer_z_cost_drug",
+    "peer_z_n_service_lines",
+    "peer_z_stay_days",
+    "peer_z_bed_days",
+)
+
+
+def quantile_ref(values: np.ndarray) -> list[float]:
+    """Quantiles of `values` at LANE_LEVELS, made strictly increasing (for interpolation)."""
+    v = np.asarray(values, dtype="float64")
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return []
+    q = np.maximum.accumulate(np.quantile(v, LANE_LEVELS))
+    return (q + np.arange(len(q)) * 1e-9 * (1.0 + np.abs(q).max())).tolist()
+
+
+def _level(ref: list[float], x: np.ndarray) -> np.ndarray:
+    """Quantile level (0..1) of x against a reference from `quantile_ref`."""
+    return np.interp(x, ref, LANE_LEVELS) if len(ref) else np.zeros(len(x))
+
+
+def lane_score(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
+    """How far the claim sits from its peers on its most unusual component: the largest quantile
+    level, over `lane_features`, of its robust peer z (missing: not unusual)."""
+    best = np.zeros(len(frame))
+    for name in bundle.lane_features:
+        ref, z = bundle.lane_refs.get(name), _col(frame, name)
+        if ref and z is not None:
+            z = np.where(frame[name].isna().to_numpy(), -np.inf, z)
+            best = np.maximum(best, _level(ref, z))
+    return best
+
+
+def lane_priority(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
+    """The lane in money units: the claim ranked f-th from the top of the lane (f the share of the
+    reference claims above it) gets the money priority ranked f x (1 - s) / s from the top, so
+    every top k% holds about s x k% lane claims and (1 - s) x k% money claims (s = lane_share)."""
+    s = min(max(bundle.lane_share, 1e-6), 1.0)
+    above = 1.0 - _level(bundle.lane_ref, lane_score(bundle, frame))
+    level = np.clip(1.0 - above * (1.0 - s) / s, 0.0, 1.0)
+    return np.interp(level, LANE_LEVELS, bundle.lane_money)
 
 
 PEER_MONEY = (  # value, peer median, robust z

@@ -76,6 +76,12 @@ class PriorityParams(BaseModel):
     novelty_from: float = 0.9
     # "peer_money": robust peer z from which money above the peers counts (fully at twice it).
     novelty_z: float = 3.0
+    # Novelty lane: this share of every top k% goes to the claims farthest from their peers (the
+    # largest quantile level over the robust peer z of `lane_features`), whatever their money.
+    lane_share: float = 0.0
+    # empty: serving.scorer.LANE_FEATURES (total, tests and imaging, drug cost; service lines,
+    # stay, bed-days)
+    lane_features: list[str] = []
 
 
 class TrainConfig(BaseModel):

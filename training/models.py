@@ -9,7 +9,14 @@ import pandas as pd
 from sklearn.ensemble import IsolationForest
 from sklearn.isotonic import IsotonicRegression
 
-from serving.scorer import ModelBundle, predict
+from serving.scorer import (
+    LANE_FEATURES,
+    ModelBundle,
+    lane_priority,
+    lane_score,
+    predict,
+    quantile_ref,
+)
 from training.config import TrainConfig
 
 
@@ -156,14 +163,35 @@ def fit_bundle(
         bundle.anomaly_fill = {k: float(v) for k, v in fill.items()}
         ref = np.sort(-forest.score_samples(a))
         bundle.anomaly_reference = ref[:: max(1, len(ref) // 5000)].tolist()
+    # Novelty lane: references of the peer deviations, the lane score and the money priority
+    # among all claims of the validation months (the lane's share then applies to any batch).
+    ref_frame = val_all if len(val_all) else pd.concat([train, val])
+    pr = predict(bundle, ref_frame)["priority"].to_numpy()  # the lane is still off
+    fit_lane(bundle, ref_frame, cfg.priority.lane_features or list(LANE_FEATURES), pr)
+    bundle.lane_share = cfg.priority.lane_share
+    if bundle.lane_share > 0:
+        pr = np.maximum(pr, lane_priority(bundle, ref_frame))
     # Bands: cut-offs of the priority among all claims of the validation months.
-    pr = predict(bundle, val_all if len(val_all) else pd.concat([train, val]))["priority"]
     bundle.band_thresholds = {
         "high": float(np.percentile(pr, 100 - cfg.band_high_pct)),
         "review": float(np.percentile(pr, 100 - cfg.band_review_pct)),
         "watch": float(np.percentile(pr, 100 - cfg.band_watch_pct)),
     }
     return bundle
+
+
+def fit_lane(
+    bundle: ModelBundle, frame: pd.DataFrame, features: list[str], money: np.ndarray
+) -> None:
+    """The novelty lane's references on `frame`: quantiles of each robust peer z, of the lane
+    score, and of `money`, the priority of the same claims without the lane."""
+    bundle.lane_features = [n for n in features if n in frame.columns]
+    bundle.lane_refs = {
+        n: quantile_ref(pd.to_numeric(frame[n], errors="coerce").to_numpy(dtype="float64"))
+        for n in bundle.lane_features
+    }
+    bundle.lane_ref = quantile_ref(lane_score(bundle, frame))
+    bundle.lane_money = quantile_ref(money)
 
 
 def _with_unlabelled(

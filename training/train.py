@@ -325,7 +325,10 @@ def model_card(
         "## Known limits",
         "- Labels come from past reviews, which favoured expensive, rule-flagged claims: the",
         "  risk model inherits that bias; the anomaly component surfaces what reviews missed.",
-        "- Schemes absent from the labels are found only through peer deviations and rules.",
+        "- Schemes absent from the labels are found only through peer deviations and rules: the",
+        f"  novelty lane gives {bundle.lane_share:.0%} of every top k% to the claims farthest from",
+        "  their peers; a scheme that leaves costs and volumes near the peers' (e.g. upcoding,",
+        "  drug padding) is not found that way.",
         "- Amounts are estimates of the overbilled share; the officer's decision sets the amount.",
         "",
     ]

@@ -29,13 +29,13 @@ def test_promotion_needs_the_champion_beaten_on_the_same_holdout(trained, store,
     first = promote(client)  # no champion yet
     assert first.promoted and first.reason == "no champion yet"
     assert tracking.version_by_alias(client, "champion") == trained.version
-    # a worse challenger: the same bundle with no amount model and no anomaly money, so every
-    # claim gets the same priority (a ranking by row order), registered as a new version
+    # a worse challenger: the same bundle with no amount model, no anomaly money and no novelty
+    # lane, so only rule money orders the claims, registered as a new version
     import mlflow
 
     bdir = tracking.bundle_dir(client, trained.version, tmp_path / "b")
     bad = ModelBundle.load(bdir)
-    bad.blend, bad.amount, bad.amount_ratio = 0.0, None, 0.0
+    bad.blend, bad.amount, bad.amount_ratio, bad.lane_share = 0.0, None, 0.0, 0.0
     with mlflow.start_run(run_name="worse") as run:
         mlflow.log_param("data.path", str(world))
         bad.save(tmp_path / "bad")

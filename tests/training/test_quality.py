@@ -1,13 +1,16 @@
 """Behaviour of the fitted bundle that the quality issue asks for: monotone in deviations above
 peers, PU weights, and the money blend of the priority."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from serving.scorer import ModelBundle, predict
+from serving.scorer import ModelBundle, lane_priority, predict
 from training.config import load_config
 from training.data import attach_targets, load_truth, time_split
+from training.evaluate import top_k_mask
 from training.models import _with_unlabelled, fit_bundle
 
 BED = ("bed_days", "peer_ratio_bed_days", "peer_z_bed_days", "bed_days_over_stay")
@@ -82,8 +85,36 @@ def test_priority_takes_the_larger_of_model_and_rule_money(fitted, tmp_path):
     base = predict(bundle, f)
     bundle2 = ModelBundle.load(bundle.save(tmp_path / "b"))
     assert np.allclose(predict(bundle2, f)["priority"], base["priority"])
-    bundle2.rule_weight, bundle2.blend = 1.0, 0.0
+    bundle2.rule_weight, bundle2.blend, bundle2.lane_share = 1.0, 0.0, 0.0
     f["rule_amount"] = f["fund_claimed"] * 10  # capped at the fund amount
     p = predict(bundle2, f)["priority"].to_numpy()
     want = np.maximum(base["expected_overbilled"].to_numpy(), f["fund_claimed"].to_numpy())
     assert np.allclose(p, want, rtol=1e-6)
+
+
+def test_novelty_lane_takes_its_share_of_the_top_and_rises_with_peer_deviation(fitted, tmp_path):
+    bundle, split, cfg, _ = fitted
+    assert bundle.lane_share == cfg.priority.lane_share > 0
+    assert set(bundle.lane_refs) == set(bundle.lane_features) and bundle.lane_ref
+    ref = split.val_all  # the lane's reference claims
+    s = predict(bundle, ref)
+    base = predict(replace(bundle, lane_share=0.0), ref)
+    lane = lane_priority(bundle, ref)
+    assert np.allclose(s["priority"], np.maximum(base["priority"], lane))
+    # about lane_share of the top 5% is there by the lane alone (it outbids the money)
+    top = top_k_mask(s["priority"].to_numpy(), 5.0)
+    by_lane = top & (lane > base["priority"].to_numpy())
+    assert by_lane.sum() / top.sum() == pytest.approx(bundle.lane_share, abs=0.1)
+    # the band thresholds include the lane: about 5% of the reference claims are high or review
+    assert s["band"].isin(["high", "review"]).mean() == pytest.approx(0.05, abs=0.01)
+    # further from the peers on tests and imaging never lowers the lane priority
+    f = ref.head(200).copy()
+    steps = []
+    for z in (0.0, 2.0, 5.0, 20.0, 100.0):
+        f["peer_z_diag_cost"] = np.maximum(ref.head(200)["peer_z_diag_cost"].fillna(0), z)
+        steps.append(lane_priority(bundle, f))
+    assert (np.diff(np.array(steps), axis=0) >= -1e-9).all()
+    assert (steps[-1] > steps[0]).mean() > 0.5
+    # the lane survives a save and load
+    again = ModelBundle.load(bundle.save(tmp_path / "lane"))
+    assert np.allclose(predict(again, ref.head(500))["priority"], s["priority"].head(500))
