@@ -284,42 +284,52 @@ class Store:
     def record_scores(self, rows: list[dict], actor: str, open_bands: tuple[str, ...]) -> int:
         """Insert scored claims idempotently by (claim_id, model_version); open cases for the
         review bands. Returns the number of new scored claims."""
-        new = 0
+        ids = list({str(r["claim_id"]) for r in rows})
         with self.session.begin() as s:
-            for r in rows:
-                found = s.scalar(
-                    select(ScoredClaim).where(
-                        ScoredClaim.claim_id == r["claim_id"],
-                        ScoredClaim.model_version == str(r["model_version"]),
+            # what is already recorded, read in a few queries (not one per row)
+            done: set[tuple[str, str]] = set()
+            with_case: set[str] = set()
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                done.update(
+                    (c, v)
+                    for c, v in s.execute(
+                        select(ScoredClaim.claim_id, ScoredClaim.model_version).where(
+                            ScoredClaim.claim_id.in_(part)
+                        )
                     )
                 )
-                if found is not None:
+                with_case.update(s.scalars(select(Case.claim_id).where(Case.claim_id.in_(part))))
+            added = []
+            for r in rows:
+                key = (str(r["claim_id"]), str(r["model_version"]))
+                if key in done:
                     continue
+                done.add(key)
                 sc = ScoredClaim(**{k: r.get(k) for k in _SCORED_FIELDS if k in r})
-                sc.model_version = str(r["model_version"])
+                sc.model_version = key[1]
                 _derive(sc)
                 s.add(sc)
-                s.flush()
-                new += 1
-                if sc.band in open_bands:
-                    case = s.scalar(select(Case).where(Case.claim_id == sc.claim_id))
-                    if case is None:
-                        s.add(
-                            Case(
-                                claim_id=sc.claim_id,
-                                scored_claim_id=sc.id,
-                                priority=sc.priority,
-                            )
-                        )
-                        self.audit(
-                            s,
-                            actor,
-                            "open",
-                            "case",
-                            sc.claim_id,
-                            after={"priority": sc.expected_overbilled, "band": sc.band},
-                        )
-        return new
+                added.append(sc)
+            s.flush()  # ids for the cases
+            for sc in added:
+                if sc.band not in open_bands or sc.claim_id in with_case:
+                    continue
+                with_case.add(sc.claim_id)
+                s.add(Case(claim_id=sc.claim_id, scored_claim_id=sc.id, priority=sc.priority))
+                self.audit(
+                    s,
+                    actor,
+                    "open",
+                    "case",
+                    sc.claim_id,
+                    after={
+                        "priority": sc.priority,
+                        "expected_overbilled": sc.expected_overbilled,
+                        "band": sc.band,
+                    },
+                )
+        return len(added)
 
     def take_next(self, user_id: int, username: str) -> Case | None:
         """Assign the top unassigned open case to this user; never the same case to two users."""
