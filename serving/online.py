@@ -142,7 +142,12 @@ class ScoringState:
         for r in rejections.itertuples() if len(rejections) else ():
             if r.field or r.table == "file":
                 errors.setdefault(_group_of(str(r.record)), []).append(
-                    {"table": r.table, "field": r.field, "value": r.value, "error": r.error}
+                    {
+                        "table": r.table,
+                        "field": r.field,
+                        "value": _shown(r.field, r.value),
+                        "error": r.error,
+                    }
                 )
         good = {
             k: v.drop(columns=[c for c in INTERNAL if c in v.columns])
@@ -214,6 +219,24 @@ def _from_model_store(client, version: int) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return Path(bentoml.models.get(tag).path) / "bundle"
+
+
+PERSONAL = {
+    name
+    for table in (CLAIMS, DRUG_LINES, SERVICE_LINES)
+    for f in table.fields
+    if f.personal
+    for name in (f.xml, *f.aliases)
+}
+
+
+def _shown(field, value):
+    """A rejected value as the error shows it: personal fields (names, ID and card numbers,
+    addresses) masked but for their last 3 characters, so responses and logs never carry them."""
+    if field not in PERSONAL or value is None or value != value:
+        return value
+    text = str(value)
+    return "•" * max(len(text) - 3, 0) + text[-3:] if len(text) > 3 else "•" * len(text)
 
 
 def _group_of(record: str) -> str:

@@ -62,3 +62,12 @@ def test_envelope_scores_like_json(state, world, tmp_path):
     out_json = state.score_records(same, actor="api:test")
     by = {r["MA_LK"]: r["risk_score"] for r in out_json["scored"]}
     assert out_xml["scored"] and all(by[r["MA_LK"]] == r["risk_score"] for r in out_xml["scored"])
+
+
+def test_personal_values_are_masked_in_field_errors(state, world):
+    claims = _claims_json(world.parent / "tabular", 2)
+    claims[0]["MA_THE_BHYT"] = "XX12345678901234567"  # a bad card number
+    out = state.score_records(claims, actor="api:test")
+    (err,) = out["errors"]
+    (field,) = [e for e in err["errors"] if e["field"] == "MA_THE_BHYT"]
+    assert field["value"].endswith("567") and "12345678" not in field["value"]
