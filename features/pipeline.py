@@ -367,10 +367,14 @@ class OnlinePlan:
     One call at a time per plan: `features()` holds a lock.
     """
 
-    def __init__(self, snapshot: pf.Snapshot):
+    def __init__(self, snapshot: pf.Snapshot, *, remember: bool = False):
+        """remember: keep every batch's claims in the history (a service: a patient's claims
+        scored this morning count in this afternoon's windows and duplicate checks)."""
         import threading
 
         self.snapshot = snapshot
+        self.remember = remember
+        self._first_added: int | None = None  # earliest month of a remembered claim
         self._lock = threading.Lock()
         eng = self.eng = Engine.connect("duckdb", threads=1)
         placeholder = {n: TABLES[n].empty() for n in ("claims", "drug_lines", "service_lines")}
@@ -486,9 +490,26 @@ class OnlinePlan:
                 for sql in steps:
                     con.execute(sql)
                 df = con.execute(final).fetch_df()
-            finally:
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            if not self.remember:
                 con.execute("ROLLBACK")  # the history tables as they were
+            else:
+                self._keep(con, claims_batch["claims"])
         return _finish(df)
+
+    def _keep(self, con, claims: pd.DataFrame) -> None:
+        """Commit the batch into the history; forget claims older than the history window."""
+        months = [_month(t) for t in claims["admitted_at"]]
+        newest = max([*self._history_month.values(), *months], default=0)
+        cut = newest - pf.HISTORY_MONTHS
+        con.execute(f"DELETE FROM online_history WHERE month < {int(cut)}")
+        con.execute("COMMIT")
+        self._history_month.update(zip(claims["claim_id"], months, strict=True))
+        if months:
+            first = min(months)
+            self._first_added = min(first, self._first_added or first)
 
     def _path(self, claims: pd.DataFrame) -> list[str]:
         if self._fast is None or not len(claims):
@@ -499,6 +520,8 @@ class OnlinePlan:
         (m,) = months
         if any(self._history_month.get(c, m) < m for c in claims["claim_id"]):
             return self._full  # a re-sent claim moved out of an earlier month
+        if self._first_added is not None and self._first_added < m:
+            return self._full  # remembered claims of earlier months change month m's profiles
         return self._fast
 
     def close(self) -> None:

@@ -84,7 +84,7 @@ class ScoringState:
                 folder = registry.bundle_dir(client, version, tmp)
             bundle = ModelBundle.load(folder)
             snap = Snapshot.load(folder / "snapshot")
-            plan = OnlinePlan(snap)  # compiled before the swap: no request waits for it
+            plan = OnlinePlan(snap, remember=True)  # compiled before the swap
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             old, self.served = self.served, Served(bundle, snap, str(version), alias, plan, stamp)
             if old is not None:  # requests in flight keep the old one; close it a swap later

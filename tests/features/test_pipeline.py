@@ -142,3 +142,36 @@ def test_a_dataset_without_lines_still_builds(world):
     f = build_features(tables)
     assert len(f) == 50 and (f["n_lines"] == 0).all()
     assert (f["rule_totals_mismatch"] == 1).all()  # costs with no lines behind them
+
+
+def test_a_service_plan_remembers_what_it_scored(world, full):
+    """With remember=True, claims scored earlier are history for later calls: the features of
+    the later claims equal the batch features computed over everything."""
+    from features.pipeline import OnlinePlan
+
+    as_of = pd.Timestamp("2025-05-01")
+    c = world["claims"]
+    early = (c["admitted_at"] >= "2025-05-01") & (c["admitted_at"] < "2025-05-16")
+    late = (c["admitted_at"] >= "2025-05-16") & (c["admitted_at"] < "2025-06-01")
+    june = (c["admitted_at"] >= "2025-06-01") & (c["admitted_at"] < "2025-06-11")
+    remembering = OnlinePlan(build_snapshot(world, as_of), remember=True)
+    forgetting = OnlinePlan(build_snapshot(world, as_of))
+    try:
+        remembering.features(_subset(world, early))
+        forgetting.features(_subset(world, early))
+        later = _subset(world, late)
+        ids = set(later["claims"]["claim_id"])
+        want = full[full["claim_id"].isin(ids)]
+        _compare(want, remembering.features(later))
+        # without memory the late claims miss their earlier May visits
+        got = forgetting.features(later).set_index("claim_id")
+        assert (got["pat_visits_30d"] < want.set_index("claim_id")["pat_visits_30d"]).any()
+        # next month: May's remembered claims change June's profiles, so the full path runs
+        remembering.features(later)
+        nxt = _subset(world, june)
+        assert remembering._path(nxt["claims"]) is remembering._full
+        _compare(full[full["claim_id"].isin(set(nxt["claims"]["claim_id"]))],
+                 remembering.features(nxt))  # fmt: skip
+    finally:
+        remembering.close()
+        forgetting.close()
