@@ -66,6 +66,39 @@ def _build(settings):
     return store, state
 
 
+class MetricsKey:
+    """ASGI middleware: BentoML's /metrics (counts of claims, bands and errors) needs an API key
+    like the scoring routes; only /livez, /readyz and the spec stay open. Prometheus sends the
+    key as `authorization: {credentials: <key>}` in its scrape config."""
+
+    def __init__(self, app, paths: tuple[str, ...] = ("/metrics",)) -> None:
+        self.app, self.paths, self._store = app, paths, None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            return await self.app(scope, receive, send)
+        from starlette.concurrency import run_in_threadpool
+        from starlette.responses import JSONResponse
+
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        scheme, _, key = header.partition(" ")
+        status, why = 401, "missing API key: send 'Authorization: Bearer <key>'"
+        if header and (scheme.lower() != "bearer" or not key.strip()):
+            why = "malformed Authorization header: use 'Bearer <key>'"
+        elif header:
+            if self._store is None:
+                from serving.store import Store
+
+                self._store = Store(get_settings().case_store_url, migrate=False)
+            name, why = await run_in_threadpool(self._store.check_key, key.strip())
+            if name is not None:
+                return await self.app(scope, receive, send)
+            status = 403 if "revoked" in why else 401
+        response = JSONResponse({"detail": why}, status_code=status,
+                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+        await response(scope, receive, send)
+
+
 @bentoml.service(
     name="claimradar",
     traffic={"timeout": 120, "max_concurrency": 64},
@@ -85,3 +118,6 @@ class ClaimRadar:
 
     def __is_ready__(self) -> bool:
         return self.state.served is not None
+
+
+ClaimRadar.add_asgi_middleware(MetricsKey)

@@ -28,10 +28,15 @@ def _no_5xx(r):
     assert r.status_code < 500, r.text
 
 
-def test_health_endpoints_are_open(service):
+def test_health_endpoints_are_open_and_metrics_need_a_key(service):
     with service.client(key=None) as c:
-        for path in ("/livez", "/readyz"):
+        for path in ("/livez", "/readyz", "/docs.json"):
             assert c.get(path).status_code == 200
+        r = c.get("/metrics")
+        assert r.status_code == 401 and "missing API key" in r.json()["detail"]
+        r = c.get("/metrics", headers={"Authorization": "Bearer crk_wrong"})
+        assert r.status_code == 401 and "unknown API key" in r.json()["detail"]
+    with service.client() as c:
         assert "claimradar_scoring_seconds" in c.get("/metrics").text
 
 
@@ -209,7 +214,7 @@ def test_docs_json_documents_every_field(service):
 
 def test_counters_follow_what_was_scored(service, api, claims):
     def counts():
-        with service.client(key=None) as c:
+        with service.client() as c:
             text = c.get("/metrics").text
         total = rejected = 0.0
         for line in text.splitlines():
