@@ -437,7 +437,7 @@ def service_env(settings, bento: str | None = None) -> dict[str, str]:
     return env
 
 
-def serve_command(host: str, port: int, workers: int, bento: str | None = None) -> list[str]:
+def serve_command(host: str, port: int, bento: str | None = None) -> list[str]:
     import sys
 
     from claimradar.settings import project_root
@@ -446,7 +446,6 @@ def serve_command(host: str, port: int, workers: int, bento: str | None = None) 
                                     str(project_root())]  # fmt: skip
     return [
         sys.executable, "-m", "bentoml", "serve", *target, "--host", host, "--port", str(port),
-        *(["--api-workers", str(workers)] if workers > 1 else []),
     ]  # fmt: skip
 
 
@@ -468,9 +467,9 @@ def serve(
     s = get_settings()
     s.ensure_home()
     upgrade(s.case_store_url)  # once here, not racing in every worker
-    cmd = serve_command(host, port, workers, bento)
+    cmd = serve_command(host, port, bento)
     typer.echo(f"claimradar: serving on http://{host}:{port} (API /score, UI /review, /docs.json)")
-    os.execvpe(cmd[0], cmd, service_env(s, bento))
+    os.execvpe(cmd[0], cmd, {**service_env(s, bento), "CLAIMRADAR_WORKERS": str(workers)})
 
 
 keys_app = typer.Typer(help="API keys of the scoring service.", no_args_is_help=True)

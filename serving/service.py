@@ -101,6 +101,7 @@ class MetricsKey:
 
 @bentoml.service(
     name="claimradar",
+    workers=int(os.environ.get("CLAIMRADAR_WORKERS", "1")),  # `claimradar serve --workers N`
     traffic={"timeout": 120, "max_concurrency": 64},
     http={"port": 3000},
 )
