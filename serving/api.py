@@ -171,15 +171,8 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
     errors = {401: {"model": Problem}, 403: {"model": Problem}}
 
     def api_key(request: Request) -> str:
-        header = request.headers.get("authorization", "")
-        scheme, _, key = header.partition(" ")
-        if not header:
-            raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise HTTPException(401, "malformed Authorization header: use 'Bearer <key>'")
-        name, why = store.check_key(key.strip())
+        name, status, why = authorize(store, request.headers.get("authorization", ""))
         if name is None:
-            status = 403 if "revoked" in why else 401
             raise HTTPException(status, why, headers={"WWW-Authenticate": "Bearer"})
         return name
 
@@ -293,6 +286,20 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
         }
 
     return app
+
+
+def authorize(store, header: str) -> tuple[str | None, int, str]:
+    """An Authorization header -> (key name, 200, "") or (None, 401/403, why): the one rule for
+    the API routes and for /metrics."""
+    scheme, _, key = header.partition(" ")
+    if not header:
+        return None, 401, "missing API key: send 'Authorization: Bearer <key>'"
+    if scheme.lower() != "bearer" or not key.strip():
+        return None, 401, "malformed Authorization header: use 'Bearer <key>'"
+    name, why = store.check_key(key.strip())
+    if name is None:
+        return None, (403 if "revoked" in why else 401), why
+    return name, 200, ""
 
 
 def _holdout(metrics) -> dict:

@@ -80,20 +80,16 @@ class MetricsKey:
         from starlette.concurrency import run_in_threadpool
         from starlette.responses import JSONResponse
 
-        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-        scheme, _, key = header.partition(" ")
-        status, why = 401, "missing API key: send 'Authorization: Bearer <key>'"
-        if header and (scheme.lower() != "bearer" or not key.strip()):
-            why = "malformed Authorization header: use 'Bearer <key>'"
-        elif header:
-            if self._store is None:
-                from serving.store import Store
+        from serving.api import authorize
 
-                self._store = Store(get_settings().case_store_url, migrate=False)
-            name, why = await run_in_threadpool(self._store.check_key, key.strip())
-            if name is not None:
-                return await self.app(scope, receive, send)
-            status = 403 if "revoked" in why else 401
+        if self._store is None:
+            from serving.store import Store
+
+            self._store = Store(get_settings().case_store_url, migrate=False)
+        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+        name, status, why = await run_in_threadpool(authorize, self._store, header)
+        if name is not None:
+            return await self.app(scope, receive, send)
         response = JSONResponse({"detail": why}, status_code=status,
                                 headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
         await response(scope, receive, send)
