@@ -418,7 +418,8 @@ def test_take_next_from_two_processes_at_once(store_url, stores, tmp_path):
     assert [p.returncode for p in procs] == [0, 0], [e for _, e in outs]
     taken = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
     per_process = [sorted(c for cs in t.values() for c in cs) for t in taken]
-    assert all(per_process), "each process should win some cases"
+    # No fairness is promised (on SQLite one process may hold the write lock throughout): what
+    # holds is that no case goes to both processes and every case goes to someone, once.
     assert not set(per_process[0]) & set(per_process[1])
     handed = [(u, c) for t in taken for u, cs in t.items() for c in cs]
     assert sorted(c for _, c in handed) == sorted(ids)
