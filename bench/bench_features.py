@@ -28,10 +28,11 @@ PREPARE = """
 import sys
 from pathlib import Path
 from simulator import simulate
-from features.ingest import ingest
+from contract.ingest import ingest
+from claimradar.settings import DEV_LINKAGE_KEY
 n, root = int(sys.argv[1]), Path(sys.argv[2])
 simulate(root / "sim", n, months=12, seed=0)
-ingest(root / "sim", root / "ds")
+ingest(root / "sim", root / "ds", linkage_key=DEV_LINKAGE_KEY)
 """
 
 DUCKDB = """

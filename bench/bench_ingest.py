@@ -75,9 +75,9 @@ def main() -> None:
     n_ref = reference_parse(env_dir)
     ref_s = time.perf_counter() - t
     ours = _child(
-        "import json, time; from pathlib import Path; from features.ingest import ingest, Limits\n"
+        "import json, time; from pathlib import Path; from contract.ingest import ingest, Limits\n"
         f"t = time.perf_counter(); r = ingest(Path({str(env_dir)!r}), Path({str(work / 'out')!r}),"
-        f" limits=Limits(workers={args.workers}))\n"
+        f" limits=Limits(workers={args.workers}), linkage_key='bench-key')\n"
         + PEAK
         + "print(json.dumps({'s': time.perf_counter() - t, 'claims': r.written['claims'], "
         "'peak_rss_mb': _m}))"
@@ -98,9 +98,9 @@ def main() -> None:
             n = write_big_envelope(big, int(args.big_gb * 1024**3))
             print(f"\nwrote {big.stat().st_size / 1e9:.2f} GB with {n:,} claims -> {big}")
         res = _child(
-            "import json, time; from pathlib import Path; from features.ingest import ingest\n"
+            "import json, time; from pathlib import Path; from contract.ingest import ingest\n"
             f"t = time.perf_counter(); r = ingest(Path({str(big)!r}), "
-            f"Path({str(work / 'big_out')!r}))\n"
+            f"Path({str(work / 'big_out')!r}), linkage_key='bench-key')\n"
             + PEAK
             + "print(json.dumps({'s': time.perf_counter() - t, 'claims': r.written['claims'], "
             "'peak_rss_mb': _m}))"

@@ -33,8 +33,9 @@ def pct(xs: list[float], q: float) -> float:
 
 def prepare(work: Path, claims: int) -> dict[str, str]:
     import simulator
-    from features.ingest import ingest
-    from serving import registry
+    from claimradar.settings import DEV_LINKAGE_KEY
+    from contract.ingest import ingest
+    from scoring import registry
     from training.train import train
 
     env = {
@@ -46,7 +47,7 @@ def prepare(work: Path, claims: int) -> dict[str, str]:
     if not (work / "ready").exists():
         t = time.perf_counter()
         simulator.simulate(work / "world", claims, months=13, start="2025-01", seed=7)
-        ingest(work / "world", work / "dataset")
+        ingest(work / "world", work / "dataset", linkage_key=DEV_LINKAGE_KEY)
         result = train(
             work / "dataset",
             models_dir=work / "models",
@@ -106,10 +107,10 @@ def main() -> None:
 
     # the peer, same claims, same process: bare LightGBM on the model's feature rows
     from claimradar.settings import DEV_LINKAGE_KEY
-    from features.ingest import Limits, validate_batch
-    from features.validate import INTERNAL
+    from contract.ingest import Limits, validate_batch
+    from contract.validate import INTERNAL
+    from scoring.scorer import score
     from serving.online import ScoringState, _raw_tables
-    from serving.scorer import score
 
     state = ScoringState(env["CLAIMRADAR_MLFLOW_TRACKING_URI"], args.work / "artifacts",
                          DEV_LINKAGE_KEY)  # fmt: skip

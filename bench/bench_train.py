@@ -6,10 +6,10 @@
 
 Reports, separately: simulate, ingest, the feature step (features.pipeline via
 training.train.feature_frame), the fit step (training.models.fit_bundle: risk, amount, anomaly,
-bands), scoring every claim (serving.scorer.predict: claims/s), and the explanations of the top 5%
-(LightGBM's own TreeSHAP, `pred_contrib`, as serving.scorer.contributions) timed against
+bands), scoring every claim (scoring.scorer.predict: claims/s), and the explanations of the top 5%
+(LightGBM's own TreeSHAP, `pred_contrib`, as scoring.scorer.contributions) timed against
 `shap.TreeExplainer(booster).shap_values` on the same claims, as a ratio; plus the whole
-`serving.scorer.score` path with reason sentences for the top 5%.
+`scoring.scorer.score` path with reason sentences for the top 5%.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ def main() -> None:
 
     import shap
 
-    from features.ingest import ingest, load_dataset
-    from serving.scorer import contributions, predict, score
+    from contract.ingest import ingest, load_dataset
+    from scoring.bundle import contributions
+    from scoring.scorer import predict, score
     from simulator import simulate
     from training.config import load_config
     from training.data import attach_targets, load_truth, time_split

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from features.export import envelope
-from features.schema import CLAIMS
+from contract.export import envelope
+from contract.schema import CLAIMS
 
 
 def _claim(i: int, rng: np.random.Generator) -> dict:

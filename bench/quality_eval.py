@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from serving.scorer import predict
+from scoring.scorer import predict
 from training.config import TrainConfig, load_config
 from training.data import attach_targets, load_truth, time_split
 from training.evaluate import ranking_metrics, recall_by_group
@@ -33,7 +33,7 @@ def load_frame(dataset: Path) -> pd.DataFrame:
     cache = Path(dataset) / "features.parquet"
     if cache.exists():
         return pd.read_parquet(cache)
-    from features.ingest import load_dataset
+    from contract.ingest import load_dataset
     from training.train import feature_frame
 
     t = time.perf_counter()
@@ -184,7 +184,7 @@ def _components(bundle, df: pd.DataFrame):
 
 
 def _priority(bundle, df, comp, setting) -> np.ndarray:
-    from serving.scorer import money_priority, priority_of, quantile_ref
+    from scoring.ranking import money_priority, priority_of, quantile_ref
 
     bundle.rule_weight, bundle.novelty, bundle.blend, last, bundle.lane_share = setting
     if bundle.novelty == "peer_money":

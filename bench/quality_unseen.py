@@ -38,8 +38,9 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=None)
     args = ap.parse_args()
 
-    from features.ingest import ingest
-    from serving.scorer import predict
+    from claimradar.settings import DEV_LINKAGE_KEY
+    from contract.ingest import ingest
+    from scoring.scorer import predict
     from simulator import simulate
     from training import baselines
     from training.config import load_config
@@ -62,7 +63,7 @@ def main() -> None:
         print(f"simulate: {time.perf_counter() - t:.0f} s; {r.summary()}", flush=True)
     if not (ds / "labels.parquet").exists():
         t = time.perf_counter()
-        ingest(world, ds)
+        ingest(world, ds, linkage_key=DEV_LINKAGE_KEY)
         print(f"ingest: {time.perf_counter() - t:.0f} s", flush=True)
     frame = load_frame(ds)
     quality_eval.CUTOFF = f"{first}-01"  # as `claimradar train --cutoff`: the scheme's first month

@@ -76,10 +76,9 @@ def ingest(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the canonical dataset.")],
 ) -> None:
     """Read claims into the canonical dataset; bad records go to rejections.parquet."""
-    from claimradar.settings import get_settings
-    from features.ingest import Limits
-    from features.ingest import ingest as run_ingest
-    from features.validate import ContractError
+    from claimradar.settings import get_settings, ingest_limits
+    from contract.ingest import ingest as run_ingest
+    from contract.validate import ContractError
 
     settings = get_settings()
     try:
@@ -87,7 +86,7 @@ def ingest(
             report = run_ingest(
                 src,
                 out,
-                limits=Limits.from_settings(),
+                limits=ingest_limits(settings),
                 linkage_key=settings.linkage_key.get_secret_value(),
                 progress=update,
             )
@@ -125,7 +124,7 @@ def export_xml(
     per_file: Annotated[int, typer.Option(help="Dossiers per envelope file.")] = 1000,
 ) -> None:
     """Write the dataset's claims as XML 130 envelopes (GIAMDINHHS), one set per facility."""
-    from features.export import export_xml as run_export
+    from contract.export import export_xml as run_export
 
     if not (dataset / "claims.parquet").exists():
         raise _fail(f"{dataset} has no claims.parquet; run `claimradar ingest` first")
@@ -406,7 +405,7 @@ def score(
 
 
 def _to_store(data: Path, scored, frame) -> int:
-    from features.ingest import load_dataset
+    from contract.ingest import load_dataset
     from serving.casefile import fill_store
 
     store = _store()
@@ -442,7 +441,7 @@ def serve_command(host: str, port: int, bento: str | None = None) -> list[str]:
 
     from claimradar.settings import project_root
 
-    target = [bento] if bento else ["serving.service:ClaimRadar", "--working-dir",
+    target = [bento] if bento else ["claimradar.service:ClaimRadar", "--working-dir",
                                     str(project_root())]  # fmt: skip
     return [
         sys.executable, "-m", "bentoml", "serve", *target, "--host", host, "--port", str(port),
@@ -599,9 +598,9 @@ def demo(
     import pandas as pd
 
     import simulator
-    from claimradar.settings import get_settings
-    from features.ingest import Limits, load_dataset
-    from features.ingest import ingest as run_ingest
+    from claimradar.settings import get_settings, ingest_limits
+    from contract.ingest import ingest as run_ingest
+    from contract.ingest import load_dataset
     from serving.batch import resolve_bundle, score_dataset, write_scores
     from training import tracking
     from training.promote import promote as run_promote
@@ -621,7 +620,7 @@ def demo(
             report = run_ingest(
                 src,
                 work / "sample",
-                limits=Limits.from_settings(),
+                limits=ingest_limits(settings),
                 linkage_key=key,
                 progress=update,
             )
@@ -644,7 +643,7 @@ def demo(
         run_ingest(
             work / "world",
             work / "dataset",
-            limits=Limits.from_settings(),
+            limits=ingest_limits(settings),
             linkage_key=key,
             progress=update,
         )
@@ -720,7 +719,7 @@ def demo(
 def _demo_queue(work: Path, scored, frame, url: str) -> dict[str, str]:
     import secrets
 
-    from features.ingest import load_dataset
+    from contract.ingest import load_dataset
     from serving.casefile import fill_store
     from serving.review.users import create_user
     from serving.store import Store

@@ -102,10 +102,14 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, toml)
 
     # Resolved values (defaults that depend on other settings).
+    # Standard variables of the ecosystems are honoured when ours are not set: MLflow's
+    # MLFLOW_TRACKING_URI (the registry lives in the same store) and BentoML's BENTOML_HOME.
     @property
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            return os.environ["MLFLOW_TRACKING_URI"]
         return f"sqlite:///{project_root() / 'mlflow' / 'mlflow.db'}"
 
     @property
@@ -118,7 +122,11 @@ class Settings(BaseSettings):
 
     @property
     def bento_home(self) -> Path:
-        return self.bentoml_home or self.home / "bentoml"
+        if self.bentoml_home:
+            return self.bentoml_home
+        if os.environ.get("BENTOML_HOME"):
+            return Path(os.environ["BENTOML_HOME"])
+        return self.home / "bentoml"
 
     def review_secret(self) -> str:
         """The session signing key: set, or created once under the home folder (0600)."""
@@ -140,3 +148,17 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def ingest_limits(settings: Settings):
+    """The ingest hardening limits (contract.ingest.Limits) these settings ask for."""
+    from contract.ingest import Limits
+
+    return Limits(
+        settings.max_file_bytes,
+        settings.max_depth,
+        settings.max_field_chars,
+        settings.max_table_bytes,
+        settings.ingest_chunk_claims,
+        settings.ingest_workers,
+    )

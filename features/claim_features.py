@@ -11,7 +11,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from features.schema import COST_GROUPS
+from contract.schema import COST_GROUPS
 
 EPOCH = ibis.date("1970-01-01")
 # Visit types whose episode is a stay (xml130.md §4.1): beds and overlapping stays are judged on

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.schema import TABLES
+from contract.schema import TABLES
 
 ENGINES = ("duckdb", "spark")
 

@@ -16,12 +16,12 @@ import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
+from contract.schema import TABLES
 from features import claim_features as cf
 from features import profiles as pf
 from features import rules as rl
 from features.engine import Engine
 from features.registry import categorical_names, feature_names
-from features.schema import TABLES
 
 # Columns carried for training and reporting that are NOT model inputs.
 ID_COLUMNS = (
@@ -317,9 +317,11 @@ def _cast_for_file(t: ir.Table) -> ir.Table:
 # Online path and snapshot
 
 
-def snapshot_parts(
-    dataset: Dataset, as_of: pd.Timestamp, *, engine: str = "duckdb", price_list=None
+def build_snapshot(
+    dataset: Dataset, as_of, *, engine: str = "duckdb", price_list: Path | None = None
 ) -> pf.Snapshot:
+    """The profile snapshot as of `as_of` (a date): built only from claims admitted before it."""
+    as_of = pd.Timestamp(as_of)
     with Engine.connect(engine) as eng:
         tables = _inputs(eng, dataset)
         c = tables["claims"]

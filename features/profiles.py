@@ -19,6 +19,8 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from features.registry import FEATURE_VERSION
+
 PATIENT_WINDOWS = (7, 30, 90, 365)
 FACILITY_WINDOWS = (7, 30)
 PEER_MONTHS = 6  # peer statistics use the 6 months before the claim's month
@@ -253,8 +255,6 @@ class Snapshot:
             getattr(self, name).to_parquet(folder / f"{name}.parquet", index=False)
         if self.price_list is not None:
             self.price_list.to_parquet(folder / "price_list.parquet", index=False)
-        from features.registry import FEATURE_VERSION
-
         meta = {
             "as_of": self.as_of.strftime("%Y-%m-%d"),
             "feature_version": FEATURE_VERSION,
@@ -274,12 +274,3 @@ class Snapshot:
             **parts,
             price_list=pd.read_parquet(pl) if pl.exists() else None,
         )
-
-
-def build_snapshot(
-    dataset, as_of, *, engine: str = "duckdb", price_list: Path | None = None
-) -> Snapshot:
-    """The profile snapshot as of `as_of` (a date): built only from claims admitted before it."""
-    from features.pipeline import snapshot_parts
-
-    return snapshot_parts(dataset, pd.Timestamp(as_of), engine=engine, price_list=price_list)

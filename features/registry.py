@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from features.schema import COST_GROUPS
+from contract.schema import COST_GROUPS
 
 FEATURE_VERSION = "1.0"
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from lxml import etree
 
 import simulator
-from features.export import export_xml
-from features.ingest import ingest
+from claimradar.settings import DEV_LINKAGE_KEY
+from contract.export import export_xml
+from contract.ingest import ingest
 
 OUT = Path(__file__).resolve().parents[1] / "claimradar" / "samples" / "envelopes"
 
@@ -26,7 +27,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         simulator.simulate(tmp / "world", 300, months=3, start="2025-01", seed=7)
-        ingest(tmp / "world", tmp / "ds")
+        ingest(tmp / "world", tmp / "ds", linkage_key=DEV_LINKAGE_KEY)
         shutil.rmtree(OUT, ignore_errors=True)
         files = export_xml(tmp / "ds", OUT, per_file=100)
     # One dossier with structural errors: the claim is rejected whole, the others go through.

@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from features.schema import CLAIMS, DRUG_LINES, SERVICE_LINES, Table
+from contract.schema import CLAIMS, DRUG_LINES, SERVICE_LINES, Table
 
 log = logging.getLogger("claimradar.api")
 EXAMPLE = json.loads((Path(__file__).with_name("example_claim.json")).read_text())
@@ -242,7 +242,7 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
     async def score_xml(request: Request, key: str = auth) -> dict:
         from lxml import etree
 
-        from features.ingest import HostileInput
+        from contract.ingest import HostileInput
 
         max_bytes = settings.api_max_xml_bytes
         declared = request.headers.get("content-length")
@@ -261,11 +261,11 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
         try:
             out = await _in_thread(state.score_envelope, raw, f"api:{key}", s)
         except (HostileInput, etree.XMLSyntaxError) as e:
-            from features.ingest import _file_error_message
+            from contract.ingest import file_error_message
 
             if metrics:
                 metrics.error("envelope")
-            raise HTTPException(400, f"envelope refused: {_file_error_message(e)}") from None
+            raise HTTPException(400, f"envelope refused: {file_error_message(e)}") from None
         if metrics:
             metrics.observe(out, time.perf_counter() - t0)
         return out

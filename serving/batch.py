@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving import registry
-from serving.scorer import ModelBundle, score
+from scoring import registry
+from scoring.bundle import ModelBundle
+from scoring.scorer import score
 
 
 def resolve_bundle(

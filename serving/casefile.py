@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.schema import COST_GROUPS, VISIT_TYPES
+from contract.schema import COST_GROUPS, VISIT_TYPES
 
 log = logging.getLogger("claimradar.casefile")
 OPEN_BANDS = ("high", "review")
@@ -267,7 +267,7 @@ def fill_store(
     facility_months: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Record scored rows (serving.scorer.score or batch.score_dataset output) with their claim
+    """Record scored rows (scoring.scorer.score or batch.score_dataset output) with their claim
     documents; cases open for `open_bands`. `documents="cases"` keeps full documents (lines,
     peers) for the claims in those bands and the summary alone for the rest (the patient history
     reads it); `"all"` keeps full documents for every claim. Returns the new scored claims."""

@@ -17,11 +17,12 @@ from typing import Any
 
 import pandas as pd
 
-from features.ingest import Limits, _columnar, _EnvelopeBatch, read_envelope, validate_batch
-from features.schema import CLAIMS, DRUG_LINES, SERVICE_LINES
-from features.validate import GROUP, INTERNAL, RECORD, SOURCE
-from serving import registry
-from serving.scorer import ModelBundle, score
+from contract.ingest import EnvelopeBatch, Limits, read_envelope, validate_batch
+from contract.schema import CLAIMS, DRUG_LINES, SERVICE_LINES
+from contract.validate import GROUP, INTERNAL, RECORD, SOURCE
+from scoring import registry
+from scoring.bundle import ModelBundle
+from scoring.scorer import score
 
 log = logging.getLogger("claimradar.serving")
 MAX_BATCH = 1000  # claims per request; larger months go through `claimradar score`
@@ -122,14 +123,13 @@ class ScoringState:
         served = served or self.served
         if served is None:
             raise RuntimeError("no model is registered yet")
-        batch = _EnvelopeBatch()
+        batch = EnvelopeBatch()
         keys = []
         for d in read_envelope(data, self.limits):  # HostileInput / XMLSyntaxError -> 4xx
             batch.add("request", d)
             first = (d.records.get("XML1") or [((), ())])[0]
             keys.append(dict(zip(*first, strict=True)).get("MA_LK"))
-        raw = {name: _columnar(rows) for name, rows in batch.rows.items()}
-        prior = pd.DataFrame(batch.errors) if batch.errors else None
+        raw, prior = batch.take()
         return self._score(
             raw, prior, served, actor, keys, groups=[f"request#{i + 1}" for i in range(len(keys))]
         )

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.schema import SCHEMA_VERSION
+from contract.schema import SCHEMA_VERSION
 from simulator import care, output, schemes
 from simulator import catalogue as cat
 from simulator.actors import World, build_world

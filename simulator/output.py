@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from features.schema import CLAIMS, DRUG_LINES, FACILITIES, LABELS, SERVICE_LINES, Table
+from contract.schema import CLAIMS, DRUG_LINES, FACILITIES, LABELS, SERVICE_LINES, Table
 from simulator import catalogue as cat
 from simulator.actors import GROUP_DIGIT, GROUP_LETTERS, PROVINCE, PROVINCE_NAME, World
 from simulator.frame import MINUTES_PER_DAY, Cols, stamp, ymd

@@ -17,11 +17,12 @@ os.environ.setdefault(
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> Path:
     import simulator
-    from features.ingest import ingest
+    from claimradar.settings import DEV_LINKAGE_KEY
+    from contract.ingest import ingest
 
     root = tmp_path_factory.mktemp("world")
     simulator.simulate(root / "tabular", 12_000, months=8, start="2025-01", seed=3)
-    ingest(root / "tabular", root / "dataset")
+    ingest(root / "tabular", root / "dataset", linkage_key=DEV_LINKAGE_KEY)
     return root / "dataset"
 
 
@@ -55,10 +56,10 @@ def service(trained, store, tmp_path_factory):
 def scored_world(world, store, trained) -> dict:
     """The world scored by the trained model, with its tables and feature frame: what
     `claimradar score --to-store` hands to serving.casefile.fill_store (review tests)."""
-    from features.ingest import load_dataset
+    from contract.ingest import load_dataset
     from features.pipeline import build_features
+    from scoring.scorer import score
     from serving.batch import resolve_bundle
-    from serving.scorer import score
 
     bundle, version = resolve_bundle(str(trained.version), **store)
     tables = load_dataset(world)

@@ -150,7 +150,7 @@ def raw_envelope(dossiers: list[dict[str, list[dict]]], facility: str = "49001")
     import base64
     from xml.sax.saxutils import escape
 
-    from features.schema import XML_LAYOUT
+    from contract.schema import XML_LAYOUT
 
     def doc(loai: str, rows: list[dict]) -> bytes:
         root, lst, rec = XML_LAYOUT[loai]

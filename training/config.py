@@ -79,7 +79,7 @@ class PriorityParams(BaseModel):
     # Novelty lane: this share of every top k% goes to the claims farthest from their peers (the
     # largest quantile level over the robust peer z of `lane_features`), whatever their money.
     lane_share: float = 0.0
-    # empty: serving.scorer.LANE_FEATURES (total, tests and imaging, drug cost; service lines,
+    # empty: scoring.scorer.LANE_FEATURES (total, tests and imaging, drug cost; service lines,
     # stay, bed-days)
     lane_features: list[str] = []
 

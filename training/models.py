@@ -9,14 +9,9 @@ import pandas as pd
 from sklearn.ensemble import IsolationForest
 from sklearn.isotonic import IsotonicRegression
 
-from serving.scorer import (
-    LANE_FEATURES,
-    ModelBundle,
-    lane_priority,
-    lane_score,
-    predict,
-    quantile_ref,
-)
+from scoring.bundle import ModelBundle
+from scoring.ranking import LANE_FEATURES, lane_priority, lane_score, quantile_ref
+from scoring.scorer import predict
 from training.config import TrainConfig
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve
 
-from serving.scorer import ModelBundle
+from scoring.bundle import ModelBundle
 
 
 def pr_curve(y: np.ndarray, score: np.ndarray) -> plt.Figure:

@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from serving.scorer import ModelBundle, predict
+from scoring.bundle import ModelBundle
+from scoring.scorer import predict
 from training import tracking
 from training.data import attach_targets, load_truth, time_split
 from training.evaluate import ranking_metrics
@@ -75,7 +76,7 @@ def promote(
 
 def _holdout(dataset: Path, bundle: ModelBundle) -> pd.DataFrame:
     """The challenger's holdout window, rebuilt from the data (both models see the same claims)."""
-    from features.ingest import load_dataset
+    from contract.ingest import load_dataset
     from training.train import feature_frame
 
     tables = load_dataset(dataset)

@@ -1,12 +1,12 @@
 """MLflow as the record for training: listing registered versions with their headline metrics.
-The registry mechanics (names, aliases, bundles) live in serving.registry, shared with serving."""
+The registry mechanics (names, aliases, bundles) live in scoring.registry, shared with serving."""
 
 from __future__ import annotations
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from serving.registry import (  # noqa: F401 - re-exported for training code
+from scoring.registry import (  # noqa: F401 - re-exported for training code
     EXPERIMENT,
     MODEL_NAME,
     bundle_dir,

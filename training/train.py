@@ -14,8 +14,9 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from features.schema import SCHEMA_VERSION
-from serving.scorer import ModelBundle, predict
+from contract.schema import SCHEMA_VERSION
+from scoring.bundle import ModelBundle
+from scoring.scorer import predict
 from training import baselines, plots, tracking
 from training.config import TrainConfig, load_config
 from training.data import Split, attach_targets, load_truth, time_split
@@ -38,7 +39,7 @@ class TrainResult:
 
 def feature_frame(dataset: Path, tables: dict | None = None) -> pd.DataFrame:
     """The feature pipeline's frame plus the few claim columns baselines need."""
-    from features.ingest import load_dataset
+    from contract.ingest import load_dataset
     from features.pipeline import build_features
 
     tables = tables if tables is not None else load_dataset(dataset)
@@ -97,16 +98,16 @@ def train(
     cfg = load_config(config)
     dataset = Path(dataset)
     step("features", 0.05)
-    from features.ingest import load_dataset
+    from contract.ingest import load_dataset
     from features.registry import feature_names
 
     tables = load_dataset(dataset)  # read once: features, labels and the snapshot use it
     frame = feature_frame(dataset, tables=tables)
     label_table = tables.get("labels")
     if labels is not None:
-        from features.ingest import read_tabular_file
-        from features.schema import LABELS
-        from features.validate import check_table
+        from contract.ingest import read_tabular_file
+        from contract.schema import LABELS
+        from contract.validate import check_table
 
         raw = read_tabular_file(Path(labels), LABELS)
         label_table = check_table(raw, LABELS).frame
@@ -257,7 +258,7 @@ def _params(cfg: TrainConfig, split: Split, names: list[str]) -> dict[str, str]:
 
 
 def _save_snapshot(tables: dict, cutoff: pd.Timestamp, folder: Path) -> None:
-    from features.profiles import build_snapshot
+    from features.pipeline import build_snapshot
 
     build_snapshot(tables, cutoff).save(folder)
 

@@ -42,9 +42,9 @@ def tune(
     tracking_uri: str,
     artifact_root: Path,
 ) -> Path:
-    from features.ingest import load_dataset
+    from contract.ingest import load_dataset
     from features.registry import feature_names
-    from serving.scorer import ModelBundle
+    from scoring.bundle import ModelBundle
     from training.models import categories_of
     from training.train import feature_frame
 

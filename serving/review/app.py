@@ -581,7 +581,7 @@ def _feature_value(value: Any, name: str, unit: str | None, lang: str) -> str:
 
 
 def _visit_label(code: Any, lang: str) -> str:
-    from features.schema import VISIT_TYPES
+    from contract.schema import VISIT_TYPES
 
     c = str(code or "")
     name = i18n.VISIT_TYPES_VI.get(c) if lang == "vi" else VISIT_TYPES.get(c)

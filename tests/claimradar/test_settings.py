@@ -8,7 +8,8 @@ from claimradar.settings import Settings
 
 
 def test_defaults_live_in_the_checkout(monkeypatch, tmp_path):
-    monkeypatch.delenv("CLAIMRADAR_HOME", raising=False)
+    for name in ("CLAIMRADAR_HOME", "MLFLOW_TRACKING_URI", "BENTOML_HOME"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     s = Settings()
     assert s.home.name == ".claimradar"
@@ -46,7 +47,39 @@ def test_secret_key_is_not_printed(monkeypatch):
 
 def test_import_does_no_work(tmp_path):
     home = tmp_path / "home"
-    code = "import claimradar.settings, claimradar.cli, features.ingest"
+    code = "import claimradar.settings, claimradar.cli, contract.ingest"
     env = {"CLAIMRADAR_HOME": str(home), "PATH": "/usr/bin:/bin"}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, cwd=tmp_path)
     assert not home.exists()
+
+
+def test_standard_mlflow_and_bentoml_variables_are_honoured(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    for name in ("CLAIMRADAR_MLFLOW_TRACKING_URI", "CLAIMRADAR_BENTOML_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////tmp/std.db")
+    monkeypatch.setenv("BENTOML_HOME", "/srv/bentoml")
+    s = Settings()
+    assert s.tracking_uri == "sqlite:////tmp/std.db"
+    assert str(s.bento_home) == "/srv/bentoml"
+    # ours, when set, win over the ecosystem's
+    monkeypatch.setenv("CLAIMRADAR_MLFLOW_TRACKING_URI", "sqlite:////tmp/ours.db")
+    monkeypatch.setenv("CLAIMRADAR_BENTOML_HOME", "/srv/ours")
+    s = Settings()
+    assert s.tracking_uri == "sqlite:////tmp/ours.db" and str(s.bento_home) == "/srv/ours"
+
+
+def test_models_command_uses_mlflow_tracking_uri(tmp_path):
+    """`MLFLOW_TRACKING_URI=sqlite:///x.db claimradar models` opens that store (and makes it)."""
+    import os
+
+    db = tmp_path / "x.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLAIMRADAR_MLFLOW")}
+    env |= {"MLFLOW_TRACKING_URI": f"sqlite:///{db}", "CLAIMRADAR_HOME": str(tmp_path / "h")}
+    env["CLAIMRADAR_MLFLOW_ARTIFACT_ROOT"] = str(tmp_path / "art")
+    done = subprocess.run(
+        [sys.executable, "-m", "claimradar", "models"],
+        env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert db.exists() and db.stat().st_size > 0

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from features.ingest import ingest, load_dataset
+from claimradar.settings import DEV_LINKAGE_KEY
+from contract.ingest import ingest, load_dataset
 
 
 @pytest.fixture(scope="session")
@@ -16,7 +17,7 @@ def world_path(tmp_path_factory) -> Path:
 
     root = tmp_path_factory.mktemp("feature-world")
     simulate(root / "sim", 3_000, months=6, start="2025-01", seed=7)
-    ingest(root / "sim", root / "ds")
+    ingest(root / "sim", root / "ds", linkage_key=DEV_LINKAGE_KEY)
     return root / "ds"
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from factories import claim, drug, service, write_tabular
 
-from features.ingest import ingest, load_dataset
+from claimradar.settings import DEV_LINKAGE_KEY
+from contract.ingest import ingest, load_dataset
 
 FACILITIES = [
     {"MA_CSKCB": "49001", "TEN_CSKCB": "BV tỉnh", "TUYEN": "T", "LOAI_HINH": "CONG_LAP",
@@ -117,6 +118,6 @@ def dataset(tmp: Path, episodes, **extra) -> dict:
         drugs += d
         services += s
     src = write_tabular(tmp / "src", claims, drugs, services, facilities=FACILITIES, **extra)
-    report = ingest(src, tmp / "ds")
+    report = ingest(src, tmp / "ds", linkage_key=DEV_LINKAGE_KEY)
     assert report.rejected_total == 0, report.summary()
     return load_dataset(tmp / "ds")

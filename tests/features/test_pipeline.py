@@ -7,8 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.pipeline import ID_COLUMNS, build_features, build_online, write_features
-from features.profiles import Snapshot, build_snapshot
+from features.pipeline import (
+    ID_COLUMNS,
+    build_features,
+    build_online,
+    build_snapshot,
+    write_features,
+)
+from features.profiles import Snapshot
 from features.registry import categorical_names, feature_names
 
 CUTOFF = pd.Timestamp("2025-04-10")

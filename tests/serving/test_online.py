@@ -44,8 +44,8 @@ def test_scores_are_recorded_once_per_claim_and_model(state, world):
 
 
 def test_envelope_scores_like_json(state, world, tmp_path):
-    from features.export import export_xml
-    from features.ingest import load_dataset
+    from contract.export import export_xml
+    from contract.ingest import load_dataset
 
     tables = load_dataset(world)
     some = tables["claims"].tail(3)

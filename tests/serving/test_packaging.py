@@ -51,7 +51,7 @@ def test_the_bento_holds_the_service_and_not_the_rest(bento):
     _, _, folder = bento
     src = folder / "src"
     for need in (
-        "serving/service.py", "serving/api.py", "serving/example_claim.json",
+        "claimradar/service.py", "serving/api.py", "serving/example_claim.json",
         "serving/migrations/env.py", "features/pipeline.py", "claimradar/settings.py",
     ):  # fmt: skip
         assert (src / need).is_file(), need

@@ -527,9 +527,9 @@ def test_sessions_end_on_logout_and_on_deactivation(store_url):
 
 # -- labels ----------------------------------------------------------------------------------------
 def test_labels_round_trip_into_training(filled, tmp_path, scored_world):
-    from features.ingest import read_tabular_file
-    from features.schema import LABELS
-    from features.validate import check_table
+    from contract.ingest import read_tabular_file
+    from contract.schema import LABELS
+    from contract.validate import check_table
     from training.data import attach_targets
 
     store, _, acc = filled

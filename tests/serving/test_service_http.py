@@ -10,7 +10,7 @@ import time
 import pytest
 from claims_json import claims_json
 
-from features.schema import CLAIMS
+from contract.schema import CLAIMS
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +135,8 @@ def test_a_claim_with_only_junk_is_an_error_not_a_crash(api):
 
 
 def _envelope(world, ids, tmp_path):
-    from features.export import export_xml
-    from features.ingest import load_dataset
+    from contract.export import export_xml
+    from contract.ingest import load_dataset
 
     tables = load_dataset(world)
     keep = {
@@ -268,7 +268,7 @@ def test_api_and_batch_scores_are_identical(api, world, trained, store, claims):
 
 def test_a_promotion_is_served_without_a_restart_or_a_failed_request(service, claims):
     """Requests keep flowing while the champion moves to a new version."""
-    from serving import registry
+    from scoring import registry
 
     client = registry.connect(service.tracking_uri, service.artifact_root)
     first = registry.default_version(client)

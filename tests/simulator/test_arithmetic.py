@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.schema import CLAIMS, DRUG_LINES, SERVICE_LINES
+from contract.schema import CLAIMS, DRUG_LINES, SERVICE_LINES
 from simulator import catalogue as cat
 
 

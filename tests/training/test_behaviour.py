@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from serving.scorer import ModelBundle, predict
+from scoring.bundle import ModelBundle
+from scoring.scorer import predict
 from training import tracking
 from training.train import feature_frame
 

@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from claimradar.cli import app
 from claimradar.settings import get_settings
-from serving.scorer import ModelBundle
+from scoring.bundle import ModelBundle
 from training import tracking
 from training.promote import promote
 

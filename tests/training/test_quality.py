@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.scorer import ModelBundle, lane_priority, predict
+from scoring.bundle import ModelBundle
+from scoring.ranking import lane_priority
+from scoring.scorer import predict
 from training.config import load_config
 from training.data import attach_targets, load_truth, time_split
 from training.evaluate import top_k_mask
@@ -18,7 +20,7 @@ BED = ("bed_days", "peer_ratio_bed_days", "peer_z_bed_days", "bed_days_over_stay
 
 @pytest.fixture(scope="module")
 def fitted(world):
-    from features.ingest import load_dataset
+    from contract.ingest import load_dataset
     from features.registry import feature_names
     from training.train import anomaly_features, feature_frame
 

@@ -7,7 +7,8 @@ import mlflow
 import numpy as np
 from mlflow.tracking import MlflowClient
 
-from serving.scorer import ModelBundle, predict
+from scoring.bundle import ModelBundle
+from scoring.scorer import predict
 from training import tracking
 from training.train import feature_frame, train
 

@@ -4,7 +4,7 @@ lane of the priority more often than by the supervised model alone, on a small s
 import numpy as np
 import pytest
 
-from serving.scorer import predict
+from scoring.scorer import predict
 from training.config import load_config
 from training.data import attach_targets, load_truth, time_split
 from training.evaluate import ranking_metrics, recall_by_group
@@ -16,7 +16,8 @@ SCHEME, CUTOFF = "needless_tests", "2025-07-01"
 @pytest.fixture(scope="module")
 def unseen_world(tmp_path_factory):
     import simulator
-    from features.ingest import ingest, load_dataset
+    from claimradar.settings import DEV_LINKAGE_KEY
+    from contract.ingest import ingest, load_dataset
     from training.train import feature_frame
 
     root = tmp_path_factory.mktemp("unseen")
@@ -28,7 +29,7 @@ def unseen_world(tmp_path_factory):
         seed=5,
         scheme_start={SCHEME: "2025-07"},
     )
-    ingest(root / "tabular", root / "dataset")
+    ingest(root / "tabular", root / "dataset", linkage_key=DEV_LINKAGE_KEY)
     ds = root / "dataset"
     return attach_targets(feature_frame(ds), load_dataset(ds).get("labels"), load_truth(ds))
 

@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from factories import claim, dossier, drug, raw_envelope, service, write_tabular
 
-from features.ingest import Limits, ingest, load_dataset
+from claimradar.settings import DEV_LINKAGE_KEY
+from contract.ingest import Limits, ingest, load_dataset
 
 
 def rejections(out):
@@ -41,7 +42,7 @@ def test_tabular_folder_ingests_all_tables(tmp_path, fmt):
             }
         ],
     )
-    r = ingest(src, tmp_path / "out")
+    r = ingest(src, tmp_path / "out", linkage_key=DEV_LINKAGE_KEY)
     assert r.rejected_total == 0
     t = load_dataset(tmp_path / "out")
     assert len(t["claims"]) == 2 and len(t["drug_lines"]) == 3 and len(t["service_lines"]) == 1
@@ -68,7 +69,7 @@ def test_rejections_name_the_field_and_keep_the_record(tmp_path):
         [service("BAD2")],
         fmt="csv",
     )
-    r = ingest(src, tmp_path / "out")
+    r = ingest(src, tmp_path / "out", linkage_key=DEV_LINKAGE_KEY)
     t = load_dataset(tmp_path / "out")
     assert list(t["claims"]["claim_id"]) == []  # OK1 had a bad line -> rejected whole
     rej = rejections(tmp_path / "out")
@@ -91,7 +92,7 @@ def test_duplicate_claim_keys_keep_first(tmp_path):
     env = raw_envelope([dossier("D1"), dossier("D1", T_BHTT=1.0), dossier("D2")])
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.xml").write_bytes(env)
-    r = ingest(tmp_path / "in", tmp_path / "out")
+    r = ingest(tmp_path / "in", tmp_path / "out", linkage_key=DEV_LINKAGE_KEY)
     t = load_dataset(tmp_path / "out")
     assert sorted(t["claims"]["claim_id"]) == ["D1", "D2"]
     assert t["claims"].set_index("claim_id").loc["D1", "fund_claimed"] == 400000.0
@@ -110,7 +111,7 @@ def test_mixed_batch_of_envelopes(tmp_path):
     skipped["XML4"] = "PENJVElfVElFVV9DSElUSUVUX0RJQ0hWVUNBTkxBTVNBTkcvPg=="
     (src / "f1.xml").write_bytes(raw_envelope([*good[:3], bad, skipped]))
     (src / "f2.xml").write_bytes(raw_envelope([*good[3:], bad_line]))
-    r = ingest(src, tmp_path / "out")
+    r = ingest(src, tmp_path / "out", linkage_key=DEV_LINKAGE_KEY)
     t = load_dataset(tmp_path / "out")
     assert sorted(t["claims"]["claim_id"]) == ["G0", "G1", "G2", "G3", "G4", "G9"]
     assert len(t["drug_lines"]) == 12 and len(t["service_lines"]) == 12
@@ -133,7 +134,7 @@ def test_plain_xml_and_cdata_inside_noidungfile(tmp_path):
         ]
     )
     (tmp_path / "e.xml").write_bytes(env)
-    r = ingest(tmp_path / "e.xml", tmp_path / "out")
+    r = ingest(tmp_path / "e.xml", tmp_path / "out", linkage_key=DEV_LINKAGE_KEY)
     assert r.rejected_total == 0, pd.read_parquet(tmp_path / "out" / "rejections.parquet")
     t = load_dataset(tmp_path / "out")
     assert sorted(t["claims"]["claim_id"]) == ["P1", "P2"]
@@ -197,7 +198,7 @@ def test_hostile_files_are_refused_and_good_files_still_ingest(tmp_path):
         (src / name).write_bytes(data)
     (src / "zz_good.xml").write_bytes(raw_envelope([dossier("GOOD1"), dossier("GOOD2")]))
     t0 = time.perf_counter()
-    r = ingest(src, tmp_path / "out")
+    r = ingest(src, tmp_path / "out", linkage_key=DEV_LINKAGE_KEY)
     assert time.perf_counter() - t0 < 10
     t = load_dataset(tmp_path / "out")
     # the truncated file's first complete dossier and the good file's two went through
@@ -226,11 +227,21 @@ def test_hostile_files_are_refused_and_good_files_still_ingest(tmp_path):
 
 def test_size_and_field_limits(tmp_path):
     (tmp_path / "big.xml").write_bytes(raw_envelope([dossier("S1")]))
-    r = ingest(tmp_path / "big.xml", tmp_path / "o1", limits=Limits(max_file_bytes=1000))
+    r = ingest(
+        tmp_path / "big.xml",
+        tmp_path / "o1",
+        limits=Limits(max_file_bytes=1000),
+        linkage_key=DEV_LINKAGE_KEY,
+    )
     assert "over the limit" in r.file_errors[0][1]
     env = raw_envelope([dossier("L1", LY_DO_VV="x" * 5000), dossier("L2")])
     (tmp_path / "long.xml").write_bytes(env)
-    ingest(tmp_path / "long.xml", tmp_path / "o2", limits=Limits(max_field_chars=1000))
+    ingest(
+        tmp_path / "long.xml",
+        tmp_path / "o2",
+        limits=Limits(max_field_chars=1000),
+        linkage_key=DEV_LINKAGE_KEY,
+    )
     t = load_dataset(tmp_path / "o2")
     assert list(t["claims"]["claim_id"]) == ["L2"]
     rej = rejections(tmp_path / "o2")
@@ -246,7 +257,7 @@ def test_semantic_inconsistencies_are_kept(tmp_path):
         ]
     )
     (tmp_path / "s.xml").write_bytes(env)
-    r = ingest(tmp_path / "s.xml", tmp_path / "out")
+    r = ingest(tmp_path / "s.xml", tmp_path / "out", linkage_key=DEV_LINKAGE_KEY)
     assert r.rejected_total == 0 and r.written["claims"] == 2
 
 
@@ -255,7 +266,7 @@ def test_chunked_tabular_keeps_claims_whole(tmp_path):
     drugs = [drug(f"C{i:03d}", j) for i in range(50) for j in (1, 2)]
     drugs.append(drug("C007", 3, MA_NHOM=13))  # invalid group for a drug line
     src = write_tabular(tmp_path / "src", claims, drugs, [])
-    r = ingest(src, tmp_path / "out", limits=Limits(chunk_claims=7))
+    r = ingest(src, tmp_path / "out", limits=Limits(chunk_claims=7), linkage_key=DEV_LINKAGE_KEY)
     t = load_dataset(tmp_path / "out")
     assert len(t["claims"]) == 49 and "C007" not in set(t["claims"]["claim_id"])
     assert len(t["drug_lines"]) == 98 and r.rejected["drug_lines"] == 3

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from lxml import etree
 
-from features.schema import (
+from contract.schema import (
     CLAIMS,
     DRUG_LINES,
     FACILITIES,
@@ -41,7 +41,7 @@ from features.schema import (
     XML_TABLES,
     Table,
 )
-from features.validate import (
+from contract.validate import (
     GROUP,
     INTERNAL,
     RECORD,
@@ -68,22 +68,6 @@ class Limits:
     max_table_bytes: int = 64 * 1024**2
     chunk_claims: int = 2_000
     workers: int = 2
-
-    @classmethod
-    def from_settings(cls) -> Limits:
-        from claimradar.settings import (
-            get_settings,  # the CLI's settings; features stays usable alone
-        )
-
-        s = get_settings()
-        return cls(
-            s.max_file_bytes,
-            s.max_depth,
-            s.max_field_chars,
-            s.max_table_bytes,
-            s.ingest_chunk_claims,
-            s.ingest_workers,
-        )
 
 
 class HostileInput(ValueError):
@@ -590,18 +574,19 @@ def ingest(
     out: Path,
     *,
     limits: Limits | None = None,
-    linkage_key: str | None = None,
+    linkage_key: str,
     progress: Progress | None = None,
 ) -> IngestReport:
-    """Read SRC (an envelope file, a folder of envelopes, or a tabular folder) into OUT."""
+    """Read SRC (an envelope file, a folder of envelopes, or a tabular folder) into OUT.
+
+    ``linkage_key`` keys the hashes that link people and cards; the caller passes it (there is no
+    default, so a deployment cannot silently fall back to a public development key)."""
     src, out = Path(src), Path(out)
     if not src.exists():
         raise FileNotFoundError(f"{src} does not exist")
     limits = limits or Limits()
-    if linkage_key is None:
-        from claimradar.settings import DEV_LINKAGE_KEY
-
-        linkage_key = DEV_LINKAGE_KEY
+    if not linkage_key:
+        raise ValueError("ingest needs a linkage key")
     out.mkdir(parents=True, exist_ok=True)
     report = IngestReport(out)
     run = _Run(out, report, linkage_key, limits)
@@ -658,7 +643,7 @@ def _ingest_tabular(src: Path, run: _Run, limits: Limits, progress: Progress | N
 
 def envelope_results(path: Path, limits: Limits, linkage_key: str) -> Iterator[BatchResult]:
     """Validated batches of one envelope file, streamed; a refused file ends with its error."""
-    batch = _EnvelopeBatch()
+    batch = EnvelopeBatch()
     skipped: Counter = Counter()
     try:
         for d in read_envelope(path, limits):
@@ -667,7 +652,7 @@ def envelope_results(path: Path, limits: Limits, linkage_key: str) -> Iterator[B
             if batch.claims >= limits.chunk_claims:
                 yield batch.validate(limits, linkage_key)
     except (HostileInput, etree.XMLSyntaxError, OSError) as e:
-        msg = _file_error_message(e)
+        msg = file_error_message(e)
         row = dict.fromkeys(REJECTIONS_COLUMNS, "")
         row.update(source_file=path.name, table="file", error=msg)
         last = batch.validate(limits, linkage_key)
@@ -741,7 +726,7 @@ def _ingest_envelopes(src: Path, run: _Run, limits: Limits, progress: Progress |
                 pending.append((job, nxt[1]))
 
 
-def _file_error_message(e: Exception) -> str:
+def file_error_message(e: Exception) -> str:
     if isinstance(e, etree.XMLSyntaxError):
         return (
             f"malformed or truncated XML: {e.msg}; "
@@ -750,7 +735,9 @@ def _file_error_message(e: Exception) -> str:
     return f"file refused: {e}"
 
 
-class _EnvelopeBatch:
+class EnvelopeBatch:
+    """Dossiers gathered into raw columnar tables (and dossier-level errors) for validate_batch."""
+
     def __init__(self) -> None:
         self.reset()
 
@@ -783,14 +770,19 @@ class _EnvelopeBatch:
                 }
             )
 
-    def validate(self, limits: Limits, linkage_key: str) -> BatchResult:
-        raw = {name: _columnar(rows) for name, rows in self.rows.items()}
+    def take(self) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None]:
+        """The raw tables and the dossier-level errors gathered so far; the batch starts anew."""
+        raw = {name: columnar(rows) for name, rows in self.rows.items()}
         prior = pd.DataFrame(self.errors) if self.errors else None
         self.reset()
+        return raw, prior
+
+    def validate(self, limits: Limits, linkage_key: str) -> BatchResult:
+        raw, prior = self.take()
         return validate_batch(raw, limits, linkage_key, prior, from_xml=True)
 
 
-def _columnar(rows: list) -> pd.DataFrame:
+def columnar(rows: list) -> pd.DataFrame:
     """Raw records -> one string frame. Records of the same shape (same field names in the same
     order, the usual case) are transposed together, which keeps per-field Python work out."""
     if not rows:

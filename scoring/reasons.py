@@ -11,7 +11,7 @@ import pandas as pd
 
 from features.registry import FEATURES
 from features.rules import RULES
-from serving.scorer import ModelBundle, contributions
+from scoring.bundle import ModelBundle, contributions
 
 
 def _num(v):

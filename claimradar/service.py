@@ -1,4 +1,4 @@
-"""The BentoML service: `claimradar serve` (or `bentoml serve serving.service:ClaimRadar`).
+"""The BentoML service: `claimradar serve` (or `bentoml serve claimradar.service:ClaimRadar`).
 
 A new-style BentoML service whose HTTP surface is a FastAPI app (serving/api.py) mounted with
 `@bentoml.asgi_app`, so the routes take API keys and answer with field-level errors, while BentoML
@@ -18,7 +18,7 @@ import os
 import bentoml
 from fastapi import FastAPI
 
-from claimradar.settings import get_settings
+from claimradar.settings import get_settings, ingest_limits
 
 log = logging.getLogger("claimradar.service")
 
@@ -28,7 +28,6 @@ app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
 
 def _build(settings):
-    from features.ingest import Limits
     from serving import api
     from serving.metrics import Metrics
     from serving.online import ScoringState
@@ -40,7 +39,7 @@ def _build(settings):
         settings.artifact_root,
         settings.linkage_key.get_secret_value(),
         store=store,
-        limits=Limits.from_settings(),
+        limits=ingest_limits(settings),
         reload_seconds=settings.model_poll_seconds,
         model_store=True,
     )

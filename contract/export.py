@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from lxml import etree
 
-from features.schema import CLAIMS, DRUG_LINES, SERVICE_LINES, XML_LAYOUT, Field, Table
+from contract.schema import CLAIMS, DRUG_LINES, SERVICE_LINES, XML_LAYOUT, Field, Table
 
 
 def _format(f: Field, v: object) -> str | None:
@@ -95,7 +95,7 @@ def export_xml(
     if isinstance(dataset, dict):
         tables = dataset
     else:
-        from features.ingest import load_dataset
+        from contract.ingest import load_dataset
 
         tables = load_dataset(Path(dataset))
     claims = tables["claims"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.schema import DECIMALS, REJECTIONS_COLUMNS, Field, Table
+from contract.schema import DECIMALS, REJECTIONS_COLUMNS, Field, Table
 
 # Characters that XML 1.0 cannot carry; a value holding them did not come from a valid file.
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"

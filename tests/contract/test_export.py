@@ -9,8 +9,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from features.export import export_xml
-from features.ingest import ingest, load_dataset
+from claimradar.settings import DEV_LINKAGE_KEY
+from contract.export import export_xml
+from contract.ingest import ingest, load_dataset
 
 TEXT = (
     st.text(
@@ -93,12 +94,12 @@ def test_tables_to_xml_to_tables_is_identity(tmp_path_factory, world):
     d = tmp_path_factory.mktemp("rt")
     xml1, xml2, xml3 = world
     write_tabular(d / "src", xml1, xml2, xml3, fmt="csv")
-    r1 = ingest(d / "src", d / "t1")
+    r1 = ingest(d / "src", d / "t1", linkage_key=DEV_LINKAGE_KEY)
     assert r1.rejected_total == 0, pd.read_parquet(d / "t1" / "rejections.parquet").to_dict(
         "records"
     )
     export_xml(d / "t1", d / "xml", per_file=2)
-    r2 = ingest(d / "xml", d / "t2")
+    r2 = ingest(d / "xml", d / "t2", linkage_key=DEV_LINKAGE_KEY)
     assert r2.rejected_total == 0
     t1, t2 = load_dataset(d / "t1"), load_dataset(d / "t2")
     for name in ("claims", "drug_lines", "service_lines"):
@@ -109,7 +110,7 @@ def test_tables_to_xml_to_tables_is_identity(tmp_path_factory, world):
 
 def test_envelope_follows_the_standard_layout(tmp_path):
     write_tabular(tmp_path / "src", [claim("E1"), claim("E2")], [drug("E1")], [service("E2")])
-    ingest(tmp_path / "src", tmp_path / "ds")
+    ingest(tmp_path / "src", tmp_path / "ds", linkage_key=DEV_LINKAGE_KEY)
     (path,) = export_xml(tmp_path / "ds", tmp_path / "xml")
     root = etree.parse(str(path)).getroot()
     assert root.tag == "GIAMDINHHS"

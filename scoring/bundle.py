@@ -1,0 +1,154 @@
+"""The model bundle: what training saves and scoring loads (boosters, calibration, the anomaly
+model, ranking weights, band cut-offs), and the model's raw outputs (probability, TreeSHAP).
+
+A bundle is a folder: ``bundle.json`` (feature list, categories, calibration, bands, metadata),
+``risk.txt`` and ``amount.txt`` (LightGBM boosters as text), ``anomaly.joblib`` (the peer/anomaly
+model), and optionally ``snapshot/`` (the profile snapshot online scoring joins).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import joblib
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class ModelBundle:
+    risk: lgb.Booster
+    feature_names: list[str]
+    categories: dict[str, list[Any]]
+    calibration: tuple[list[float], list[float]]  # isotonic thresholds: raw score -> probability
+    amount: lgb.Booster | None = None
+    amount_ratio: float = 0.3  # fallback overbilled share of the claimed amount
+    anomaly: Any = None  # sklearn IsolationForest over anomaly_features
+    anomaly_features: list[str] = field(default_factory=list)
+    anomaly_fill: dict[str, float] = field(default_factory=dict)
+    anomaly_reference: list[float] = field(default_factory=list)  # sorted scores, for percentiles
+    blend: float = 0.3  # weight of the anomaly (novelty) money in the priority
+    rule_weight: float = 0.0  # weight of the rules' amount at stake (0: rules only as features)
+    # novelty money: "share" (claimed x amount_ratio), "peer_excess" (claimed share above the peer
+    # median cost), both gated by the anomaly percentile; or "peer_money": the largest fund money
+    # above the peer median among total, diagnostic and drug cost, gated by its robust peer z
+    novelty: str = "share"
+    novelty_from: float = 0.9  # anomaly percentile from which novelty money starts
+    novelty_z: float = 3.0  # peer_money: robust z from which the money counts (full at 2 x)
+    # novelty lane: a share of every top k% reserved for the claims farthest from their peers
+    # (the largest percentile over the robust peer z of `lane_features`), whatever their money
+    lane_share: float = 0.0
+    lane_features: list[str] = field(default_factory=list)
+    lane_refs: dict[str, list[float]] = field(default_factory=dict)  # z quantiles per feature
+    lane_ref: list[float] = field(default_factory=list)  # lane score quantiles
+    lane_money: list[float] = field(default_factory=list)  # money priority quantiles
+    band_thresholds: dict[str, float] = field(default_factory=dict)  # priority cut-offs
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, folder: Path) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.risk.save_model(str(folder / "risk.txt"))
+        if self.amount is not None:
+            self.amount.save_model(str(folder / "amount.txt"))
+        if self.anomaly is not None:
+            joblib.dump(self.anomaly, folder / "anomaly.joblib")
+        doc = {
+            "feature_names": self.feature_names,
+            "categories": {k: [_json(v) for v in vals] for k, vals in self.categories.items()},
+            "calibration": [list(map(float, c)) for c in self.calibration],
+            "amount_ratio": self.amount_ratio,
+            "anomaly_features": self.anomaly_features,
+            "anomaly_fill": self.anomaly_fill,
+            "anomaly_reference": self.anomaly_reference,
+            "blend": self.blend,
+            "rule_weight": self.rule_weight,
+            "novelty": self.novelty,
+            "novelty_from": self.novelty_from,
+            "novelty_z": self.novelty_z,
+            "lane_share": self.lane_share,
+            "lane_features": self.lane_features,
+            "lane_refs": self.lane_refs,
+            "lane_ref": self.lane_ref,
+            "lane_money": self.lane_money,
+            "band_thresholds": self.band_thresholds,
+            "meta": self.meta,
+        }
+        (folder / "bundle.json").write_text(json.dumps(doc, indent=1, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path) -> ModelBundle:
+        folder = Path(folder)
+        doc = json.loads((folder / "bundle.json").read_text())
+        amount = folder / "amount.txt"
+        anomaly = folder / "anomaly.joblib"
+        return cls(
+            risk=lgb.Booster(model_file=str(folder / "risk.txt")),
+            feature_names=doc["feature_names"],
+            categories=doc["categories"],
+            calibration=tuple(doc["calibration"]),
+            amount=lgb.Booster(model_file=str(amount)) if amount.exists() else None,
+            amount_ratio=doc["amount_ratio"],
+            anomaly=joblib.load(anomaly) if anomaly.exists() else None,
+            anomaly_features=doc["anomaly_features"],
+            anomaly_fill=doc["anomaly_fill"],
+            anomaly_reference=doc["anomaly_reference"],
+            blend=doc["blend"],
+            rule_weight=doc.get("rule_weight", 0.0),
+            novelty=doc.get("novelty", "share"),
+            novelty_from=doc.get("novelty_from", 0.9),
+            novelty_z=doc.get("novelty_z", 3.0),
+            lane_share=doc.get("lane_share", 0.0),
+            lane_features=doc.get("lane_features", []),
+            lane_refs=doc.get("lane_refs", {}),
+            lane_ref=doc.get("lane_ref", []),
+            lane_money=doc.get("lane_money", []),
+            band_thresholds=doc["band_thresholds"],
+            meta=doc["meta"],
+        )
+
+    # -- inputs --------------------------------------------------------------------------------
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model's float matrix in its feature order; categories coded as in training."""
+        cols = []
+        for name in self.feature_names:
+            col = frame[name] if name in frame.columns else pd.Series(np.nan, index=frame.index)
+            if name in self.categories:
+                levels = self.categories[name]
+                codes = pd.Categorical(col.astype("object"), categories=levels).codes
+                cols.append(np.where(codes < 0, np.nan, codes).astype("float64"))
+            else:
+                cols.append(pd.to_numeric(col, errors="coerce").to_numpy(dtype="float64"))
+        return np.column_stack(cols) if cols else np.empty((len(frame), 0))
+
+
+def _json(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def calibrate(bundle: ModelBundle, raw: np.ndarray) -> np.ndarray:
+    x, y = bundle.calibration
+    return np.interp(raw, x, y) if len(x) else raw
+
+
+def anomaly_percentile(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
+    """0..1: how unusual the claim is against the training population (1 = most unusual)."""
+    if bundle.anomaly is None or not bundle.anomaly_features:
+        return np.zeros(len(frame))
+    x = frame.reindex(columns=bundle.anomaly_features).apply(pd.to_numeric, errors="coerce")
+    x = x.fillna(bundle.anomaly_fill).fillna(0.0).to_numpy(dtype="float64")
+    score = -bundle.anomaly.score_samples(x)  # higher = more anomalous
+    ref = np.asarray(bundle.anomaly_reference)
+    return np.searchsorted(ref, score, side="right") / max(len(ref), 1)
+
+
+def contributions(bundle: ModelBundle, frame: pd.DataFrame) -> np.ndarray:
+    """TreeSHAP contributions (log-odds) per feature, LightGBM's own pred_contrib; last column is
+    the expected value."""
+    return bundle.risk.predict(bundle.matrix(frame), pred_contrib=True)
