@@ -16,6 +16,7 @@ from scoring.ranking import priority_of
 from scoring.reasons import reasons, rule_hits
 
 BANDS = ("high", "review", "watch", "low")
+OPEN_BANDS = ("high", "review")  # bands that open a case
 
 
 def predict(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from contract.schema import CLAIMS, DRUG_LINES, SERVICE_LINES, Table
+from scoring import registry
 
 log = logging.getLogger("claimradar.api")
 EXAMPLE = json.loads((Path(__file__).with_name("example_claim.json")).read_text())
@@ -275,7 +276,7 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
         s = served()
         meta = s.bundle.meta
         return {
-            "name": "claimradar-abuse",
+            "name": registry.MODEL_NAME,
             "version": s.version,
             "alias": s.alias,
             "data_window": meta.get("data_window", {}),

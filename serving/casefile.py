@@ -21,9 +21,9 @@ import numpy as np
 import pandas as pd
 
 from contract.schema import COST_GROUPS, VISIT_TYPES
+from scoring.scorer import OPEN_BANDS
 
 log = logging.getLogger("claimradar.casefile")
-OPEN_BANDS = ("high", "review")
 
 SUMMARY = (
     "claim_id", "facility_id", "visit_type", "admitted_at", "discharged_at", "treatment_days",

@@ -22,11 +22,10 @@ from contract.schema import CLAIMS, DRUG_LINES, SERVICE_LINES
 from contract.validate import GROUP, INTERNAL, RECORD, SOURCE
 from scoring import registry
 from scoring.bundle import ModelBundle
-from scoring.scorer import score
+from scoring.scorer import OPEN_BANDS, score
 
 log = logging.getLogger("claimradar.serving")
 MAX_BATCH = 1000  # claims per request; larger months go through `claimradar score`
-OPEN_BANDS = ("high", "review")
 
 
 @dataclass(frozen=True)

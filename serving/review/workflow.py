@@ -18,6 +18,7 @@ from sqlalchemy.orm import aliased
 
 from serving.review.users import Account
 from serving.store import (
+    OUTCOMES,
     AuditEvent,
     Case,
     Decision,
@@ -85,7 +86,6 @@ REASON_CODES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("reject_full", "reject_part"),
     ),
 }  # fmt: skip
-OUTCOMES = ("accept", "reject_full", "reject_part")
 QUEUE_STATUSES = ("todo", "open", "assigned", "pending_approval", "decided", "all")
 DECIDABLE = ("open", "assigned")
 
