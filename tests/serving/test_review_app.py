@@ -1,19 +1,23 @@
 """The review web app in process (FastAPI TestClient), mounted at /review as the service mounts
-it: sign-in and lockout, roles on every route, CSRF, the queue and its exports, the case page
-(masking), decisions, the two-officer conflict, approval, labels, the language toggle."""
+it: sign-in and lockout, roles on every route, no blocking async handler, CSRF, the queue and its
+exports, the case page (masking), decisions, the two-officer conflict, approval, labels, the
+language toggle."""
 
 import csv
+import inspect
 import io
 import re
 
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from review_data import PASSWORDS, add_users, fill
 from sqlalchemy import select
+from starlette.routing import Mount
 
-from serving.review import create_review_app
-from serving.store import Case, ScoredClaim, Store
+from serving.review import create_review_app, i18n
+from serving.store import Case, ScoredClaim, Store, User
 
 THRESHOLD = 3_000_000.0
 
@@ -160,24 +164,117 @@ def test_every_form_checks_its_csrf_token(site):
     assert open_case(store) == (case_id, version)  # nothing changed
 
 
-@pytest.mark.parametrize(
-    ("user", "path", "status"),
-    [
-        ("officer1", "/review/approvals", 403),
-        ("officer1", "/review/audit", 403),
-        ("officer1", "/review/users", 403),
-        ("officer1", "/review/export/labels.csv", 403),
-        ("super1", "/review/approvals", 200),
-        ("super1", "/review/audit", 200),
-        ("super1", "/review/users", 403),
-        ("super1", "/review/export/labels.csv", 200),
-        ("admin1", "/review/users", 200),
-        ("admin1", "/review/audit", 200),
-    ],
-)
-def test_roles_are_checked_on_every_route(site, user, path, status):
-    c = login(site, user)
-    assert c.get(path).status_code == status
+# Every route of the review app and the least role it needs (None: open without a session). A
+# route missing here fails the test: give it a role dependency (serving.review.deps) and a line.
+ROUTE_ROLES = {
+    "GET /login": None,
+    "POST /login": None,
+    "GET /lang/{code}": None,
+    "GET /": None,
+    "POST /logout": "officer",
+    "GET /queue": "officer",
+    "POST /take-next": "officer",
+    "GET /export/queue.csv": "officer",
+    "GET /export/queue.xlsx": "officer",
+    "GET /export/labels.csv": "supervisor",
+    "GET /cases/{case_id}": "officer",
+    "POST /cases/{case_id}/take": "officer",
+    "POST /cases/{case_id}/decide": "officer",
+    "POST /cases/{case_id}/approve": "supervisor",
+    "POST /cases/{case_id}/return": "supervisor",
+    "GET /approvals": "supervisor",
+    "GET /facilities/{facility_id}": "officer",
+    "GET /audit": "supervisor",
+    "GET /users": "admin",
+    "POST /users": "admin",
+    "POST /users/{user_id}/{action}": "admin",
+}
+RANK = {None: 0, "officer": 1, "supervisor": 2, "admin": 3}
+# Handlers that await something themselves (none: blocking work runs in FastAPI's threadpool) and
+# the dependencies that must await (reading a posted form).
+ASYNC_HANDLERS: frozenset[str] = frozenset()
+ASYNC_DEPENDENCIES = frozenset({"form_fields", "csrf_form"})
+
+
+def review_routes(site) -> list[tuple[str, str, APIRoute]]:
+    """(method, path, route) for every route of the review app (its static files aside)."""
+    app = next(r.app for r in site[1].routes if getattr(r, "path", None) == "/review")
+    try:  # newer FastAPI keeps included routers lazily in app.routes; this flattens them
+        from fastapi.routing import iter_route_contexts
+
+        routes = [(c.path, c.original_route) for c in iter_route_contexts(app.routes)]
+    except ImportError:
+        routes = [(r.path, r) for r in app.routes]
+    out = []
+    for path, r in routes:
+        if isinstance(r, Mount):
+            assert path == "/static"
+            continue
+        assert isinstance(r, APIRoute), r
+        out += [(m, path, r) for m in sorted(r.methods - {"HEAD"})]
+    assert out
+    return out
+
+
+def dependencies(route: APIRoute) -> list:
+    """The callables a route depends on, its sub-dependencies included."""
+    out, todo = [], list(route.dependant.dependencies)
+    while todo:
+        d = todo.pop()
+        out.append(d.call)
+        todo += d.dependencies
+    return out
+
+
+def test_roles_are_checked_on_every_route(site):
+    store = site[0]
+    routes = review_routes(site)
+    assert {f"{m} {p}" for m, p, _ in routes} == set(ROUTE_ROLES)
+    with store.session() as s:
+        fac = s.scalar(select(ScoredClaim.facility_id).join(Case).limit(1))
+        user_id = s.scalar(select(User.id).where(User.username == "officer1"))
+    case_id, _ = open_case(store)
+    params = {"case_id": case_id, "facility_id": fac, "code": "en", "user_id": user_id,
+              "action": "unlock"}  # fmt: skip
+    clients = {None: client(site), "officer": login(site, "officer1"),
+               "supervisor": login(site, "super1"), "admin": login(site, "admin1")}  # fmt: skip
+    forbidden, csrf_failed = i18n.text("forbidden", "vi"), i18n.text("csrf_failed", "vi")
+    wrong = []
+    for method, path, route in routes:
+        need = ROUTE_ROLES[f"{method} {path}"]
+        roles = {getattr(call, "role", None) for call in dependencies(route)} - {None}
+        if roles != ({need} if need else set()):
+            wrong.append((method, path, "role dependency", roles))
+        url = "/review" + path.format(**params)
+        for who, c in clients.items():
+            if need is None and who is not None:
+                continue
+            r = c.request(method, url, data={} if method == "POST" else None)
+            to_login = r.status_code == 303 and r.headers["location"] == "/review/login"
+            if need is None:  # open: no redirect to the sign-in page
+                ok = not to_login and r.status_code < 400
+            elif who is None:
+                ok = to_login
+            elif RANK[who] < RANK[need]:
+                ok = r.status_code == 403 and forbidden in r.text
+            elif method == "POST":  # the role passes, then the form's missing CSRF token stops it
+                ok = r.status_code == 403 and csrf_failed in r.text
+            else:
+                ok = r.status_code == 200
+            if not ok:
+                wrong.append((method, path, who, r.status_code))
+    assert wrong == []
+
+
+def test_blocking_handlers_are_plain_functions(site):
+    """Handlers that query the store, hash passwords or export are plain `def`s (FastAPI runs them
+    in its threadpool); only reading a posted form is awaited, in a dependency."""
+    for method, path, route in review_routes(site):
+        if inspect.iscoroutinefunction(route.endpoint):
+            assert route.endpoint.__name__ in ASYNC_HANDLERS, (method, path)
+        for call in dependencies(route):
+            if inspect.iscoroutinefunction(call):
+                assert call.__name__ in ASYNC_DEPENDENCIES, (method, path, call)
 
 
 def test_officers_cannot_approve(site):
