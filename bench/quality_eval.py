@@ -2,6 +2,8 @@
 
     python bench/quality_eval.py DATASET [--variants] [--config FILE] [--cutoff YYYY-MM-DD]
 
+(One world. The ranking's terms are chosen on many randomized worlds: bench/quality_worlds.py.)
+
 Builds (once, cached next to the dataset as features.parquet) the feature frame with targets,
 splits it by time as `claimradar train` does, and prints:
 - with --variants: the design choices of docs/training.md, each measured on the VALIDATION months
@@ -99,11 +101,9 @@ def variants(base: TrainConfig) -> dict[str, TrainConfig]:
         weights__unlabelled_weight=0.0,
         weights__monotone_increasing=[],
         weights__pos_weight=1.0,
-        priority__rule_weight=0.0,
-        priority__novelty="share",
-        priority__novelty_from=0.9,
-        priority__lane_share=0.0,
-        blend=0.3,
+        priority__rules=0.0,
+        priority__novelty=0.0,
+        priority__facility_shift=0.0,
     )
     v = {"plain (v1 design)": plain}
     for w in (0.05, 0.2, 1.0):
@@ -111,11 +111,9 @@ def variants(base: TrainConfig) -> dict[str, TrainConfig]:
     v["pos_weight 3"] = variant(plain, weights__pos_weight=3.0)
     v["monotone on deviations"] = variant(plain, weights__monotone_increasing=MONO)
     for rw in (0.5, 1.0):
-        v[f"rule amount max, weight {rw}"] = variant(plain, priority__rule_weight=rw)
-    v["novelty peer_excess, blend 0.3"] = variant(plain, priority__novelty="peer_excess")
-    v["novelty peer_excess, blend 1"] = variant(plain, priority__novelty="peer_excess", blend=1.0)
-    v["novelty off"] = variant(plain, blend=0.0)
-    v["novelty lane 0.3"] = variant(plain, priority__lane_share=0.3)
+        v[f"rules term, weight {rw}"] = variant(plain, priority__rules=rw)
+    v["novelty term, weight 0.5"] = variant(plain, priority__novelty=0.5)
+    v["facility shift term, weight 1"] = variant(plain, priority__facility_shift=1.0)
     return v
 
 
@@ -161,111 +159,15 @@ def full_table(frame: pd.DataFrame, cfg: TrainConfig) -> tuple[pd.DataFrame, pd.
     return table, per
 
 
-LEAVE_OUT = ("upcoding", "padded_stay", "drug_padding", "unbundling", "overprice")
-# (rule_weight, novelty, blend, novelty_from or novelty_z, lane_share)
-SETTINGS = [
-    (1.0, "share", 0.0, 0.9, 0.0),
-    (1.0, "share", 0.3, 0.9, 0.0),
-    (1.0, "peer_excess", 0.3, 0.9, 0.0),
-    *[(1.0, "peer_money", b, z, 0.0) for b in (0.3, 1.0) for z in (3.0, 6.0)],
-    *[
-        (1.0, nov, b, 0.9, s)
-        for nov, b in (("share", 0.0), ("peer_excess", 0.3))
-        for s in (0.1, 0.2, 0.3, 0.4, 0.5)
-    ],
-]
-UNSEEN: tuple[str, ...] = ()  # --unseen: schemes whose labels every fit of the sweep drops
-
-
-def _components(bundle, df: pd.DataFrame):
-    s = predict(bundle, df)
-    claimed = pd.to_numeric(df["fund_claimed"], errors="coerce").fillna(0.0).to_numpy()
-    return s["expected_overbilled"].to_numpy(), s["anomaly"].to_numpy(), claimed
-
-
-def _priority(bundle, df, comp, setting) -> np.ndarray:
-    from scoring.ranking import money_priority, priority_of, quantile_ref
-
-    bundle.rule_weight, bundle.novelty, bundle.blend, last, bundle.lane_share = setting
-    if bundle.novelty == "peer_money":
-        bundle.novelty_z = last
-    else:
-        bundle.novelty_from = last
-    # df is the lane's reference frame (all claims of the validation months): its money quantiles
-    # for this setting, as fit_bundle would have stored them
-    bundle.lane_money = quantile_ref(money_priority(bundle, df, *comp))
-    return priority_of(bundle, df, *comp)
-
-
-def sweep(frame: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
-    """The priority blend chosen without the holdout: on the validation months, (a) the metrics of
-    every setting with the model trained on all labels, and (b) leave-one-scheme-out: for each
-    scheme of LEAVE_OUT, its labels removed from training, its recall in the top 5% of the
-    validation months — a scheme the labels never saw, as the holdout's unseen one will be."""
-    from training import baselines
-
-    split, names, anomaly, population = setup(frame, cfg)
-    if UNSEEN:  # schemes the labels never contain (e.g. one the world starts in these months)
-        split.train = split.train[~split.train["scheme"].isin(UNSEEN)]
-        split.val = split.val[~split.val["scheme"].isin(UNSEEN)]
-    df = with_targets(split.val_all)
-    y, amt = df["y"].to_numpy(), df["target_amount"].to_numpy()
-    leave_out = [k for k in LEAVE_OUT if (df["scheme"] == k).any()]
-    rows = {}
-    for name, sc in {
-        "rules_only": baselines.rules_only(split.train),
-        "cost_outlier": baselines.cost_outlier(split.train),
-        "logistic": baselines.logistic(split.train, names, cfg.seed),
-        "raw_lightgbm": baselines.raw_lightgbm(split.train, cfg.seed),
-    }.items():
-        m = ranking_metrics(sc(df), y, amt)
-        rec = recall_by_group(sc(df), y, df["scheme"], 5.0).set_index("group")["recall"]
-        # a baseline does not depend on the labels of one scheme much
-        m.update({f"loo_{k}": rec.get(k, np.nan) for k in leave_out})
-        m.update({f"unseen_{k}": rec.get(k, np.nan) for k in UNSEEN})
-        rows[("baseline", name, "", "", "", "")] = m
-    bundle = fit_bundle(split.train, split.val, split.val_all, population, names, anomaly, cfg)
-    comp = _components(bundle, df)
-    for st in SETTINGS:
-        p = _priority(bundle, df, comp, st)
-        rows[("model", *map(str, st))] = m = ranking_metrics(p, y, amt)
-        rec = recall_by_group(p, y, df["scheme"], 5.0).set_index("group")["recall"]
-        m.update({f"unseen_{k}": rec.get(k, np.nan) for k in UNSEEN})
-    for k in leave_out:
-        t = time.perf_counter()
-        tr = split.train[split.train["scheme"] != k]
-        va = split.val[split.val["scheme"] != k]
-        b = fit_bundle(tr, va, split.val_all, population, names, anomaly, cfg)
-        comp_k = _components(b, df)
-        for st in SETTINGS:
-            top = recall_by_group(_priority(b, df, comp_k, st), y, df["scheme"], 5.0)
-            rows[("model", *map(str, st))][f"loo_{k}"] = top.set_index("group")["recall"].get(
-                k, np.nan
-            )
-        print(f"leave out {k}: {time.perf_counter() - t:.0f} s", flush=True)
-    out = pd.DataFrame(rows).T
-    out.index.names = ["ranker", "rule_weight", "novelty", "blend", "novelty_from", "lane"]
-    out["loo_mean"] = out[[f"loo_{k}" for k in leave_out]].mean(axis=1)
-    return out[
-        ["amount_top5pct", "average_precision", "precision_top1pct", "loo_mean"]
-        + [f"loo_{k}" for k in leave_out]
-        + [f"unseen_{k}" for k in UNSEEN]
-    ]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("dataset", type=Path)
     ap.add_argument("--config", type=Path, default=None)
     ap.add_argument("--variants", action="store_true")
-    ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--cutoff", default=None, help="first holdout day, as claimradar train")
-    ap.add_argument(
-        "--unseen", action="append", default=[], help="--sweep: drop this scheme's labels"
-    )
     args = ap.parse_args()
-    global CUTOFF, UNSEEN
-    CUTOFF, UNSEEN = args.cutoff, tuple(args.unseen)
+    global CUTOFF
+    CUTOFF = args.cutoff
     cfg = load_config(args.config)
     frame = load_frame(args.dataset)
     split, *_ = setup(frame, cfg)
@@ -275,11 +177,6 @@ def main() -> None:
         f"cutoff {split.cutoff:%Y-%m-%d}",
         flush=True,
     )
-    if args.sweep:
-        tab = sweep(frame, cfg)
-        print("\nVALIDATION months: priority settings, leave-one-scheme-out recall in the top 5%:")
-        print(tab.round(3).to_markdown())
-        return
     if args.variants:
         rows = {}
         for name, c in variants(cfg).items():

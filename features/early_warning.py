@@ -1,110 +1,334 @@
-"""Facility early warning (the quarterly warning letters on rising cost per visit, TT 12/2026
-art. 13): facilities whose cost per visit in a month grows abnormally against their own recent
-trend, the same month a year before and their peers of the same level, with the evidence.
+"""Facility early warning (the warning letters on rising cost per visit, TT 12/2026 art. 13):
+per facility and month, cost per visit and visits, the change against the facility's own recent
+months split into case mix, price and volume, tested in a way that accounts for volume, and the
+claims that carry the shift (evidence for the review queue).
 
-Growth is measured at constant visit-type mix: the month's cost is compared with what its visits
-would have cost at the facility's own cost per visit of each visit type in the three months
-before (and a year before), so a facility that merely sees more inpatients is not flagged.
+The decomposition. A claim falls in a cell (diagnosis chapter x visit type). Against the baseline
+(the facility's own `TREND_MONTHS` months before), the change in cost per visit is
+- case mix: what this month's visits would cost at the baseline's cost of each cell, minus the
+  baseline cost per visit (more inpatients is not abuse);
+- price: this month's lines at their own unit price minus the same lines at the facility's
+  baseline unit price of the item;
+- volume: the rest of the within-cell change (more items and units per visit).
+
+The statistics. The within-cell change is tested with a z statistic whose variance is the claims'
+own cost variance per cell (and the baseline mean's uncertainty), so a facility of 150 claims
+needs a much larger relative change than one of 5,000 to be flagged. The relative change is then
+shrunk toward the facility's same-level peers (empirical Bayes on volume), compared with the
+peers' median change (a tariff change moves everyone) and with the facility's own month-to-month
+variation (a control chart on its own series). A warning needs all three.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from features import claim_features as cf
-from features.engine import Engine
+TREND_MONTHS = 3  # the baseline: the facility's own months before
+SERIES_MONTHS = 6  # the facility's own series for the control chart
+MIN_CLAIMS = 30  # fewer claims in the month: listed, never flagged
+MIN_BASELINE = 60  # fewer baseline claims: listed, never flagged
+Z_FLAG = 4.0  # volume-aware z of the within-cell change (about 1 in 30,000 by chance)
+EXCESS = 0.10  # relative within-cell change, shrunk and above the peers' median, at least this
+SHRINK_CLAIMS = 100  # claims at which the facility's own change counts half against its peers
+CONTROL_SIGMAS = 3.0  # the change must exceed this many of the facility's own monthly sigmas
+MOVED_Z = 2.0  # a warned facility's cell carries the shift when its own z is above this
 
-TREND_MONTHS = 3
-MIN_CLAIMS = 30  # facilities with fewer claims in the month are listed but never flagged
-EXCESS = 0.15  # growth more than 15 points above the level's median growth...
-Z = 2.0  # ...and a robust z-score above 2 among all facilities
-
-
-def _monthly(dataset, engine: str) -> pd.DataFrame:
-    from features.pipeline import _inputs
-
-    with Engine.connect(engine) as eng:
-        t = _inputs(eng, dataset)
-        base = cf.claim_base(t["claims"], t["facilities"])
-        g = base.group_by("facility_id", "facility_level", "visit_type", "month").agg(
-            n=base.count(), cost=base.total_cost.sum()
-        )
-        monthly = eng.execute(g)
-    monthly["facility_name"] = monthly["facility_id"].map(_names(dataset))
-    return monthly
+COLUMNS = [
+    "month", "facility_id", "facility_name", "facility_level", "claims", "claims_trend",
+    "cost_per_visit", "cost_per_visit_trend", "change", "mix_effect", "price_effect",
+    "volume_effect", "growth_vs_trend", "growth_shrunk", "peer_growth_median", "growth_excess",
+    "own_sigma", "z", "robust_z", "cost_per_visit_last_year", "growth_yoy", "warning",
+    "evidence",
+]  # fmt: skip
 
 
-def _names(dataset) -> pd.Series:
-    from pathlib import Path
+def _month_number(ts: pd.Series) -> np.ndarray:
+    ts = pd.to_datetime(ts)
+    return (ts.dt.year * 12 + ts.dt.month - 1).to_numpy()
 
+
+def _tables(dataset) -> dict[str, pd.DataFrame]:
     if isinstance(dataset, dict):
-        fac = dataset.get("facilities")
-    else:
-        p = Path(dataset) / "facilities.parquet"
-        fac = pd.read_parquet(p) if p.exists() else None
-    if fac is None or "facility_name" not in fac.columns:
-        return pd.Series(dtype="str")
-    return fac.set_index("facility_id")["facility_name"]
+        return dataset
+    folder = Path(dataset)
+    out = {}
+    for name in ("claims", "drug_lines", "service_lines", "facilities"):
+        p = folder / f"{name}.parquet"
+        if p.exists():
+            out[name] = pd.read_parquet(p)
+    return out
+
+
+def claim_cells(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per claim: facility, level, month number, cell, cost and the fund's money."""
+    c = tables["claims"]
+    fac = tables.get("facilities")
+    out = pd.DataFrame(
+        {
+            "claim_id": c["claim_id"].to_numpy(),
+            "facility_id": c["facility_id"].astype(str).to_numpy(),
+            "month": _month_number(c["admitted_at"]),
+            "cost": pd.to_numeric(c["total_cost"], errors="coerce").fillna(0.0).to_numpy(),
+            "fund": pd.to_numeric(c["fund_claimed"], errors="coerce").fillna(0.0).to_numpy(),
+        }
+    )
+    icd = c["primary_icd"].astype("string").fillna("").str.upper().str[:1]
+    out["cell"] = (icd + "|" + c["visit_type"].astype("string").fillna("")).to_numpy()
+    out["log_cost"] = np.log(np.clip(out["cost"].to_numpy(), 1.0, None))
+    level = name = None
+    if fac is not None and len(fac):
+        f = fac.drop_duplicates("facility_id").set_index("facility_id")
+        level = out["facility_id"].map(f["level"]) if "level" in f else None
+        name = out["facility_id"].map(f["facility_name"]) if "facility_name" in f else None
+    if level is None:
+        level = pd.Series("U", index=out.index)
+    out["facility_level"] = level.fillna("U")
+    out["facility_name"] = name if name is not None else ""
+    return out
+
+
+def _line_prices(tables: dict[str, pd.DataFrame], cells: pd.DataFrame) -> pd.DataFrame:
+    """Lines with facility, month, item, quantity and unit price (drugs and services)."""
+    parts = []
+    for table, code in (("drug_lines", "drug_code"), ("service_lines", "service_code")):
+        t = tables.get(table)
+        if t is None or t.empty:
+            continue
+        item = t[code].astype("string").fillna("")
+        if table == "service_lines" and "supply_code" in t:
+            item = item.where(item != "", t["supply_code"].astype("string").fillna(""))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "claim_id": t["claim_id"].to_numpy(),
+                    "item": (table[0] + ":" + item).to_numpy(),
+                    "qty": pd.to_numeric(t["quantity"], errors="coerce").fillna(0.0).to_numpy(),
+                    "price": pd.to_numeric(t["unit_price"], errors="coerce").to_numpy(),
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame(columns=["facility_id", "month", "item", "qty", "price"])
+    lines = pd.concat(parts, ignore_index=True)
+    key = cells.set_index("claim_id")[["facility_id", "month"]]
+    lines = lines.join(key, on="claim_id", how="inner")
+    return lines[lines["price"].notna()]
+
+
+def _price_effect(lines: pd.DataFrame, m: int) -> pd.Series:
+    """Per facility: this month's lines at their price minus at the facility's baseline price of
+    the same item (items without a baseline price count as unchanged)."""
+    cur = lines[lines["month"] == m]
+    base = lines[(lines["month"] >= m - TREND_MONTHS) & (lines["month"] < m)]
+    if cur.empty or base.empty:
+        return pd.Series(dtype="float64")
+    ref = base.groupby(["facility_id", "item"])["price"].median().rename("ref")
+    x = cur.join(ref, on=["facility_id", "item"])
+    diff = (x["price"] - x["ref"]).fillna(0.0) * x["qty"]
+    return diff.groupby(x["facility_id"]).sum()
+
+
+def _cell_stats(rows: pd.DataFrame, keys=("facility_id", "cell"), prefix: str = "") -> pd.DataFrame:
+    g = rows.groupby(list(keys))
+    c, lc = g["cost"], g["log_cost"]
+    out = pd.DataFrame(
+        {"n": c.size(), "mean": c.mean(), "lmean": lc.mean(), "lvar": lc.var(ddof=1)}
+    )
+    return out.add_prefix(prefix)
+
+
+def _own_sigma(cells: pd.DataFrame, m: int) -> pd.Series:
+    """The facility's own month-to-month sigma of log cost per visit at constant mix over the
+    SERIES_MONTHS before `m` (each month against the pooled cell means of that window)."""
+    win = cells[(cells["month"] >= m - SERIES_MONTHS) & (cells["month"] < m)]
+    if win.empty:
+        return pd.Series(dtype="float64")
+    pooled = win.groupby(["facility_id", "cell"])["cost"].mean().rename("pooled")
+    x = win.join(pooled, on=["facility_id", "cell"])
+    by = x.groupby(["facility_id", "month"])[["cost", "pooled"]].sum()
+    ratio = np.log(by["cost"].clip(lower=1.0) / by["pooled"].clip(lower=1.0))
+    sd = ratio.groupby(level=0).std(ddof=1)
+    months = ratio.groupby(level=0).size()
+    return sd.where(months >= 3)
+
+
+def _evidence(cur: pd.DataFrame, ref: pd.DataFrame, top: int = 3) -> pd.Series:
+    """Per facility: the cells that moved most (money above the baseline cell mean)."""
+    x = cur.join(ref["mean"].rename("ref_mean"), on=["facility_id", "cell"])
+    x["excess"] = (x["cost"] - x["ref_mean"]).fillna(0.0)
+    g = x.groupby(["facility_id", "cell"]).agg(
+        n=("cost", "size"), excess=("excess", "sum"), ref=("ref_mean", "first")
+    )
+    g = g[g["excess"] > 0].sort_values("excess", ascending=False)
+    out = {}
+    for fid, rows in g.groupby(level=0, sort=False):
+        parts = []
+        for (_, cell), r in rows.head(top).iterrows():
+            chapter, vt = cell.split("|")
+            per = r["excess"] / r["n"]
+            parts.append(
+                f"{chapter or '?'}/{vt}: {int(r['n'])} visits +{per:,.0f} "
+                f"({per / max(r['ref'], 1.0):+.0%})"
+            )
+        out[fid] = "; ".join(parts)
+    return pd.Series(out, dtype="object")
+
+
+def _deviations(cur: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
+    """This month's claims with the baseline of their cell: the facility's own cell when it had
+    at least 5 claims, else the same-level peers' cell, else the facility's overall baseline.
+    `dev` is the claim's cost above the baseline mean (money); the test runs on log cost (costs
+    are heavy-tailed): `ldev` and its variance `ldev_var` (the baseline mean's own included)."""
+    own = _cell_stats(base)
+    peer = _cell_stats(base, ("facility_level", "cell"), "p")
+    fac = _cell_stats(base, ("facility_id",), "f")
+    x = cur.join(own, on=["facility_id", "cell"]).join(peer, on=["facility_level", "cell"])
+    x = x.join(fac, on="facility_id")
+    use_own = x["n"].fillna(0) >= 5
+    use_peer = ~use_own & (x["pn"].fillna(0) >= 5)
+    for col in ("n", "mean", "lmean", "lvar"):
+        x[f"ref_{col}"] = np.select([use_own, use_peer], [x[col], x[f"p{col}"]], x[f"f{col}"])
+    x["dev"] = x["cost"] - x["ref_mean"]
+    x["ldev"] = x["log_cost"] - x["ref_lmean"]
+    x["ldev_var"] = x["ref_lvar"] * (1.0 + 1.0 / np.clip(x["ref_n"], 1.0, None))
+    return x
+
+
+def _month_table(cells: pd.DataFrame, lines: pd.DataFrame, m: int) -> pd.DataFrame:
+    cur = cells[cells["month"] == m]
+    base = cells[(cells["month"] >= m - TREND_MONTHS) & (cells["month"] < m)]
+    ref = _cell_stats(base)
+    fac_base = base.groupby("facility_id")["cost"].agg(["size", "mean", "var"])
+    x = _deviations(cur, base)
+    g = x.groupby("facility_id")
+    out = pd.DataFrame(
+        {
+            "facility_level": g["facility_level"].first(),
+            "facility_name": g["facility_name"].first(),
+            "claims": g.size(),
+            "cost_per_visit": g["cost"].mean(),
+            "expected": g["ref_mean"].mean(),  # this month's visits at baseline cell costs
+            "ldev_sum": g["ldev"].sum(),
+            "ldev_var": g["ldev_var"].sum(),
+        }
+    )
+    out["claims_trend"] = fac_base["size"].reindex(out.index).fillna(0).astype("int64")
+    out["cost_per_visit_trend"] = fac_base["mean"].reindex(out.index)
+    out["change"] = out["cost_per_visit"] - out["cost_per_visit_trend"]
+    out["mix_effect"] = out["expected"] - out["cost_per_visit_trend"]
+    within = out["cost_per_visit"] - out["expected"]
+    out["price_effect"] = (_price_effect(lines, m).reindex(out.index) / out["claims"]).fillna(0.0)
+    out["volume_effect"] = within - out["price_effect"]
+    out["growth_vs_trend"] = within / out["expected"].where(out["expected"] > 0)
+    out["z"] = out["ldev_sum"] / np.sqrt(out["ldev_var"].where(out["ldev_var"] > 0))
+    out["evidence"] = _evidence(cur, ref).reindex(out.index).fillna("")
+    return out
 
 
 def facility_warnings(dataset, month: str, *, engine: str = "duckdb") -> pd.DataFrame:
-    """One row per facility with claims in `month` (YYYY-MM): cost per visit, its growth against
-    the trend and a year before (at constant visit-type mix), the peers' growth, the excess and a
-    robust z-score; `warning` marks the abnormal ones. Sorted with warnings first."""
+    """One row per facility with claims in `month` (YYYY-MM): cost per visit and visits, the
+    change against its own baseline split into case mix, price and volume, the volume-aware
+    statistics, and `warning`; sorted with warnings first. `engine` is accepted for symmetry with
+    the other feature commands; the monthly aggregates are small and run in pandas."""
+    del engine
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(month)):
         raise ValueError(f"month must be YYYY-MM, got {month!r}")
+    tables = _tables(dataset)
+    cells = claim_cells(tables)
     period = pd.Period(month, freq="M")
     m = period.year * 12 + period.month - 1
-    g = _monthly(dataset, engine)
-    cur = g[g["month"] == m]
-    if cur.empty:
+    if not (cells["month"] == m).any():
         raise ValueError(f"no claims admitted in {month}")
-    trend = g[(g["month"] >= m - TREND_MONTHS) & (g["month"] < m)]
-    trend = trend.groupby(["facility_id", "visit_type"])[["n", "cost"]].sum()
-    last_year = g[g["month"] == m - 12].groupby(["facility_id", "visit_type"])[["n", "cost"]].sum()
+    return _warnings(cells, _line_prices(tables, cells), m)
 
-    def expected(ref: pd.DataFrame) -> pd.Series:
-        x = cur.join(ref, on=["facility_id", "visit_type"], rsuffix="_ref")
-        cpv_ref = x["cost_ref"] / x["n_ref"]
-        covered = cpv_ref.notna()
-        exp = (x["n"] * cpv_ref).where(covered, 0.0)
-        act = x["cost"].where(covered, 0.0)
-        by = pd.DataFrame({"facility_id": x["facility_id"], "exp": exp, "act": act})
-        s = by.groupby("facility_id")[["exp", "act"]].sum()
-        return (s["act"] / s["exp"].replace(0, np.nan)) - 1
 
-    out = cur.groupby("facility_id").agg(
-        facility_level=("facility_level", "first"),
-        facility_name=("facility_name", "first"),
-        claims=("n", "sum"),
-        cost=("cost", "sum"),
-    )
-    out["cost_per_visit"] = out["cost"] / out["claims"]
-    tr = trend.groupby(level=0)[["n", "cost"]].sum()
-    out["cost_per_visit_trend"] = (tr["cost"] / tr["n"]).reindex(out.index)
-    ly = last_year.groupby(level=0)[["n", "cost"]].sum()
-    out["cost_per_visit_last_year"] = (ly["cost"] / ly["n"]).reindex(out.index)
-    out["growth_vs_trend"] = expected(trend).reindex(out.index)
-    out["growth_yoy"] = expected(last_year).reindex(out.index)
+def _warnings(cells: pd.DataFrame, lines: pd.DataFrame, m: int) -> pd.DataFrame:
+    out = _month_table(cells, lines, m)
     growth = out["growth_vs_trend"]
-    out["peer_growth_median"] = growth.groupby(out["facility_level"]).transform("median")
-    out["growth_excess"] = growth - out["peer_growth_median"]
+    # shrink toward the same-level peers' median change by volume (empirical Bayes)
+    peer = growth.groupby(out["facility_level"]).transform("median")
+    weight = out["claims"] / (out["claims"] + SHRINK_CLAIMS)
+    out["peer_growth_median"] = peer
+    out["growth_shrunk"] = weight * growth + (1 - weight) * peer
+    out["growth_excess"] = out["growth_shrunk"] - peer
     med = growth.median()
     mad = (growth - med).abs().median() * 1.4826
     out["robust_z"] = (growth - med) / max(mad, 0.02) if growth.notna().any() else np.nan
+    out["own_sigma"] = _own_sigma(cells, m).reindex(out.index)
+    control = np.log1p(growth.clip(lower=-0.99)) > CONTROL_SIGMAS * out["own_sigma"].fillna(0.0)
     out["warning"] = (
-        (out["claims"] >= MIN_CLAIMS) & (out["growth_excess"] > EXCESS) & (out["robust_z"] > Z)
+        (out["claims"] >= MIN_CLAIMS)
+        & (out["claims_trend"] >= MIN_BASELINE)
+        & (out["z"] > Z_FLAG)
+        & (out["growth_excess"] > EXCESS)
+        & control
     ).fillna(False)
-    out["month"] = str(period)
+    ly = cells[cells["month"] == m - 12].groupby("facility_id")["cost"].mean()
+    out["cost_per_visit_last_year"] = ly.reindex(out.index)
+    out["growth_yoy"] = out["cost_per_visit"] / out["cost_per_visit_last_year"] - 1
+    y, mo = divmod(m, 12)
+    out["month"] = f"{y:04d}-{mo + 1:02d}"
     out = out.reset_index().sort_values(
         ["warning", "growth_excess", "facility_id"], ascending=[False, False, True]
     )
-    cols = [
-        "month", "facility_id", "facility_name", "facility_level", "claims", "cost_per_visit",
-        "cost_per_visit_trend", "growth_vs_trend", "cost_per_visit_last_year", "growth_yoy",
-        "peer_growth_median", "growth_excess", "robust_z", "warning",
-    ]  # fmt: skip
-    return out[cols].reset_index(drop=True)
+    return out[COLUMNS].reset_index(drop=True)
+
+
+def quarter_warnings(dataset, quarter: str) -> pd.DataFrame:
+    """The quarterly letter (YYYY-Qn): each facility warned in any month of the quarter, with the
+    month of its strongest warning."""
+    q = re.fullmatch(r"(\d{4})-Q([1-4])", str(quarter))
+    if not q:
+        raise ValueError(f"quarter must be YYYY-Qn, got {quarter!r}")
+    year, n = int(q.group(1)), int(q.group(2))
+    tables = _tables(dataset)
+    cells = claim_cells(tables)
+    lines = _line_prices(tables, cells)
+    frames = []
+    for k in range(3):
+        m = year * 12 + (n - 1) * 3 + k
+        if (cells["month"] == m).any():
+            frames.append(_warnings(cells, lines, m))
+    if not frames:
+        raise ValueError(f"no claims admitted in {quarter}")
+    allm = pd.concat(frames, ignore_index=True)
+    allm["quarter"] = quarter
+    warned = allm[allm["warning"]].sort_values("growth_excess", ascending=False)
+    return warned.drop_duplicates("facility_id").reset_index(drop=True)
+
+
+def shift_evidence(dataset, months: list[int] | None = None) -> pd.DataFrame:
+    """Per claim of a warned facility-month: the money it carries above the baseline cost of its
+    cell (the fund's share of it), the evidence the review queue's `facility_shift` term uses.
+    `months` are month numbers (year x 12 + month - 1); default every month with a baseline.
+    Claims of months or facilities without a warning are not listed (their shift money is 0)."""
+    tables = _tables(dataset)
+    cells = claim_cells(tables)
+    lines = _line_prices(tables, cells)
+    have = sorted(cells["month"].unique())
+    months = have[1:] if months is None else [m for m in months if m in set(have)]
+    parts = []
+    for m in months:
+        w = _warnings(cells, lines, m)
+        warned = set(w.loc[w["warning"], "facility_id"])
+        if not warned:
+            continue
+        base = cells[(cells["month"] >= m - TREND_MONTHS) & (cells["month"] < m)]
+        cur = cells[(cells["month"] == m) & cells["facility_id"].isin(warned)]
+        x = _deviations(cur, base)
+        # the cells that moved: their own z above MOVED_Z
+        g = x.groupby(["facility_id", "cell"])
+        z = g["ldev"].sum() / np.sqrt(g["ldev_var"].sum().where(lambda v: v > 0))
+        moved = z[z > MOVED_Z].index
+        keep = pd.MultiIndex.from_frame(x[["facility_id", "cell"]]).isin(moved)
+        x = x[keep]
+        share = (x["fund"] / x["cost"].where(x["cost"] > 0)).clip(0, 1).fillna(0.0)
+        money = (x["dev"].clip(lower=0) * share).fillna(0.0)
+        parts.append(pd.DataFrame({"claim_id": x["claim_id"], "facility_shift": money}))
+    if not parts:
+        return pd.DataFrame({"claim_id": pd.Series(dtype="str"), "facility_shift": []})
+    return pd.concat(parts, ignore_index=True)

@@ -31,21 +31,9 @@ class ModelBundle:
     anomaly_features: list[str] = field(default_factory=list)
     anomaly_fill: dict[str, float] = field(default_factory=dict)
     anomaly_reference: list[float] = field(default_factory=list)  # sorted scores, for percentiles
-    blend: float = 0.3  # weight of the anomaly (novelty) money in the priority
-    rule_weight: float = 0.0  # weight of the rules' amount at stake (0: rules only as features)
-    # novelty money: "share" (claimed x amount_ratio), "peer_excess" (claimed share above the peer
-    # median cost), both gated by the anomaly percentile; or "peer_money": the largest fund money
-    # above the peer median among total, diagnostic and drug cost, gated by its robust peer z
-    novelty: str = "share"
-    novelty_from: float = 0.9  # anomaly percentile from which novelty money starts
-    novelty_z: float = 3.0  # peer_money: robust z from which the money counts (full at 2 x)
-    # novelty lane: a share of every top k% reserved for the claims farthest from their peers
-    # (the largest percentile over the robust peer z of `lane_features`), whatever their money
-    lane_share: float = 0.0
-    lane_features: list[str] = field(default_factory=list)
-    lane_refs: dict[str, list[float]] = field(default_factory=dict)  # z quantiles per feature
-    lane_ref: list[float] = field(default_factory=list)  # lane score quantiles
-    lane_money: list[float] = field(default_factory=list)  # money priority quantiles
+    # the queue's order (scoring.ranking): weights of the money-denominated evidence terms
+    rank_weights: dict[str, float] = field(default_factory=dict)
+    novelty_from: float = 0.9  # anomaly percentile from which the novelty term counts
     band_thresholds: dict[str, float] = field(default_factory=dict)  # priority cut-offs
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -66,16 +54,8 @@ class ModelBundle:
             "anomaly_features": self.anomaly_features,
             "anomaly_fill": self.anomaly_fill,
             "anomaly_reference": self.anomaly_reference,
-            "blend": self.blend,
-            "rule_weight": self.rule_weight,
-            "novelty": self.novelty,
+            "rank_weights": self.rank_weights,
             "novelty_from": self.novelty_from,
-            "novelty_z": self.novelty_z,
-            "lane_share": self.lane_share,
-            "lane_features": self.lane_features,
-            "lane_refs": self.lane_refs,
-            "lane_ref": self.lane_ref,
-            "lane_money": self.lane_money,
             "band_thresholds": self.band_thresholds,
             "meta": self.meta,
         }
@@ -99,16 +79,8 @@ class ModelBundle:
             anomaly_features=doc["anomaly_features"],
             anomaly_fill=doc["anomaly_fill"],
             anomaly_reference=doc["anomaly_reference"],
-            blend=doc["blend"],
-            rule_weight=doc.get("rule_weight", 0.0),
-            novelty=doc.get("novelty", "share"),
+            rank_weights=doc.get("rank_weights", {}),
             novelty_from=doc.get("novelty_from", 0.9),
-            novelty_z=doc.get("novelty_z", 3.0),
-            lane_share=doc.get("lane_share", 0.0),
-            lane_features=doc.get("lane_features", []),
-            lane_refs=doc.get("lane_refs", {}),
-            lane_ref=doc.get("lane_ref", []),
-            lane_money=doc.get("lane_money", []),
             band_thresholds=doc["band_thresholds"],
             meta=doc["meta"],
         )

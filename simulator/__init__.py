@@ -3,6 +3,14 @@ to published figures. Entry points: simulate(), SCHEMES, calibration_report().""
 
 from simulator.calibration import calibration_report
 from simulator.core import SimulationResult, simulate
+from simulator.randomize import WorldDraw, draw_world
 from simulator.schemes import SCHEMES
 
-__all__ = ["SCHEMES", "SimulationResult", "calibration_report", "simulate"]
+__all__ = [
+    "SCHEMES",
+    "SimulationResult",
+    "WorldDraw",
+    "calibration_report",
+    "draw_world",
+    "simulate",
+]

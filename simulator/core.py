@@ -17,7 +17,7 @@ from simulator import care, output, schemes
 from simulator import catalogue as cat
 from simulator.actors import World, build_world
 from simulator.frame import MINUTES_PER_DAY, Cols, month_start_days, ymd
-from simulator.labels import review
+from simulator.labels import ReviewParams, review
 from simulator.money import settle
 
 VISITS_PER_PERSON_YEAR = 1.86  # published: 174 M visits / 93.6 M insured (2023)
@@ -87,13 +87,19 @@ def simulate(
     report: bool = False,
     progress: Progress | None = None,
     scheme_start: dict[str, str] | None = None,
+    review_params: dict[str, float] | None = None,
+    visits_per_person: float | None = None,
 ) -> SimulationResult:
     """Simulate `claims` claims over `months` months from `start` (YYYY-MM) and write the tabular
     input format (xml1/xml2/xml3/facilities/labels parquet) plus ground truth into `out`.
 
     `scheme_start` maps a scheme to the first month (YYYY-MM) it may run: before it the scheme has
     no actor and no claim (a scheme the labels of earlier months never contain). Its rate is kept
-    per month, so it touches rate x claims x (months it runs / months) claims in all."""
+    per month, so it touches rate x claims x (months it runs / months) claims in all.
+
+    `review_params` change how the agency labels (simulator.labels.ReviewParams: review rates,
+    detection, decision lag); `visits_per_person` (default the published 1.86 a year) sets how
+    many insured people, and so districts and facilities, the claims come from."""
     from simulator import schemes as sch  # the parameter shadows the module name
 
     if claims < 100:
@@ -115,7 +121,10 @@ def simulate(
     day0 = int(bounds[0])
 
     step("actors", 0.0)
-    n_people = round(claims / (VISITS_PER_PERSON_YEAR * months / 12))
+    vpp = float(visits_per_person or VISITS_PER_PERSON_YEAR)
+    if not 0.2 <= vpp <= 10:
+        raise ValueError("visits_per_person must be between 0.2 and 10")
+    n_people = round(claims / (vpp * months / 12))
     world = build_world(n_people, day0, streams[0])
     n_added = sum(sch.added_claims(rates, claims).values())
     step("care", 0.05)
@@ -150,6 +159,7 @@ def simulate(
         world.facilities["level"],
         int(bounds[-1]),
         streams[5],
+        ReviewParams(**(review_params or {})),
     )
 
     step("write", 0.55)
@@ -167,7 +177,8 @@ def simulate(
         "scheme_start": dict(sorted((scheme_start or {}).items())),
         "facilities": len(world.facility_code),
         "clinicians": int(clin.n),
-        "visits_per_person_year": VISITS_PER_PERSON_YEAR,
+        "visits_per_person_year": vpp,
+        "review": ReviewParams(**(review_params or {})).__dict__,
     }
     paths["manifest"] = out / "manifest.json"
     paths["manifest"].write_text(json.dumps(meta, indent=2, sort_keys=True))

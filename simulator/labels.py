@@ -33,6 +33,19 @@ RULE_REVIEW = 0.5  # extra chance when a deterministic rule fires
 TECHNICAL = 0.04  # reviewed honest claims with a technical rejection
 
 
+@dataclass(frozen=True)
+class ReviewParams:
+    """How the agency reviews: the chances above (routine, by cost, by rule), a factor on the
+    detection chance of every scheme, and the decision lag (days: a floor plus a gamma's scale)."""
+
+    base: float = BASE_REVIEW
+    cost: float = COST_REVIEW
+    rule: float = RULE_REVIEW
+    detection: float = 1.0
+    lag_floor: int = 14
+    lag_scale: float = 14.0
+
+
 @dataclass
 class Labels:
     claim: np.ndarray
@@ -78,15 +91,18 @@ def review(
     facility_level: np.ndarray,
     end_day: int,
     rng: np.random.Generator,
+    params: ReviewParams | None = None,
 ) -> Labels:
+    pr = params or ReviewParams()
     n = c.n
     rules = rule_hits(c, lines, facility_level)
     rank = np.argsort(np.argsort(fund_cents, kind="stable"), kind="stable") / max(n - 1, 1)
-    p = BASE_REVIEW + COST_REVIEW * rank**8 + RULE_REVIEW * rules
+    p = pr.base + pr.cost * rank**8 + pr.rule * rules
     reviewed = rng.random(n) < p
     scheme = c["scheme"]
     abusive = (scheme >= 0) & (overbilled_cents > 0)
     det = np.array([DETECTION[s] for s in SCHEME_NAMES] + [0.0])[np.where(scheme >= 0, scheme, -1)]
+    det = np.clip(det * pr.detection, 0.0, 1.0)
     det = np.where(rules, np.minimum(1.0, det + 0.3), det)
     found = reviewed & abusive & (rng.random(n) < det)
     technical = reviewed & (scheme < 0) & (rng.random(n) < TECHNICAL)
@@ -100,7 +116,7 @@ def review(
     reason = np.where(found, reasons[np.where(scheme >= 0, scheme, -1)], "")
     reason = np.where(technical, reasons[-1], reason)
     # decisions come 2 to 16 weeks after the episode; only those made by the end are known
-    lag = 14 + np.round(rng.gamma(2.0, 14.0, n)).astype(np.int64)
+    lag = pr.lag_floor + np.round(rng.gamma(2.0, pr.lag_scale, n)).astype(np.int64)
     decided = c["ra"] // MINUTES_PER_DAY + lag
     keep = np.flatnonzero(reviewed & (decided < end_day))
     return Labels(keep, label[keep], amount[keep], reason[keep], decided[keep], rules, reviewed)

@@ -64,24 +64,18 @@ class WeightParams(BaseModel):
 
 
 class PriorityParams(BaseModel):
-    """The ranking: priority = max(risk x estimated amount, rule_weight x rule amount at stake)
-    + blend x novelty money (anomaly-gated)."""
+    """The queue's order (scoring.ranking): money at stake = min(fund claimed, expected overbilled
+    + sum of weight x term money). A term's weight is chosen on randomized worlds by the worst
+    world's money in the top 5% (bench/quality_worlds.py); 0 turns it off."""
 
     model_config = ConfigDict(extra="forbid")
-    rule_weight: float = 0.0
-    # novelty money: "share" = claimed x typical overbilled share; "peer_excess" = the claimed
-    # money above the peer median cost (what a peer-deviation scheme adds).
-    novelty: str = "share"
-    # anomaly percentile from which a claim earns novelty money (linear ramp to 1).
-    novelty_from: float = 0.9
-    # "peer_money": robust peer z from which money above the peers counts (fully at twice it).
-    novelty_z: float = 3.0
-    # Novelty lane: this share of every top k% goes to the claims farthest from their peers (the
-    # largest quantile level over the robust peer z of `lane_features`), whatever their money.
-    lane_share: float = 0.0
-    # empty: scoring.scorer.LANE_FEATURES (total, tests and imaging, drug cost; service lines,
-    # stay, bed-days)
-    lane_features: list[str] = []
+    rules: float = 0.0  # the rules' amount at stake beyond the model's expected amount
+    novelty: float = 0.0  # money above the peer median, for the most unusual claims
+    facility_shift: float = 0.0  # money above the cell baseline at a facility warned this month
+    novelty_from: float = 0.9  # anomaly percentile from which the novelty term counts
+
+    def weights(self) -> dict[str, float]:
+        return {"rules": self.rules, "novelty": self.novelty, "facility_shift": self.facility_shift}
 
 
 class TrainConfig(BaseModel):
@@ -89,7 +83,6 @@ class TrainConfig(BaseModel):
     val_months: int = 2
     holdout_months: int = 3
     seed: int = 0
-    blend: float = 0.3
     band_high_pct: float = 1.0
     band_review_pct: float = 5.0
     band_watch_pct: float = 15.0

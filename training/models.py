@@ -1,5 +1,6 @@
-"""Fitting the scoring bundle: a calibrated LightGBM risk model, an overbilled-share model, and an
-Isolation Forest over the peer deviations, blended into one money-ordered priority."""
+"""Fitting the scoring bundle from small fitters: a calibrated LightGBM risk model, an
+overbilled-share model, an Isolation Forest over the peer deviations, the ranking weights and the
+band cut-offs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from sklearn.ensemble import IsolationForest
 from sklearn.isotonic import IsotonicRegression
 
 from scoring.bundle import ModelBundle
-from scoring.ranking import LANE_FEATURES, lane_priority, lane_score, quantile_ref
 from scoring.scorer import predict
 from training.config import TrainConfig
 
@@ -60,133 +60,150 @@ def fit_bundle(
     cfg: TrainConfig,
 ) -> ModelBundle:
     """train/val: labelled claims; val_all: every claim of the validation months (band cut-offs);
-    population: unlabelled claims too, before the cutoff (the anomaly model's reference)."""
+    population: unlabelled claims too, before the cutoff (the anomaly model's reference).
+    The bundle is assembled from small fitters: risk (with its calibration), amount, anomaly,
+    then the ranking weights and the bands on the validation months."""
     cats = categories_of(pd.concat([train, val]), feature_names)
+    coder = ModelBundle(
+        risk=None, feature_names=feature_names, categories=cats, calibration=([], [])
+    )
+    cat_idx = categorical_index(feature_names, cats)
+    risk, calibration, monotone = fit_risk(coder, train, val, val_all, population, cat_idx, cfg)
+    amount, ratio = fit_amount(coder, train, val, cat_idx, monotone, cfg)
+    anomaly = fit_anomaly(population, anomaly_features, cfg)
     bundle = ModelBundle(
-        risk=None,  # type: ignore[arg-type]
+        risk=risk,
         feature_names=feature_names,
         categories=cats,
-        calibration=([], []),
-        blend=cfg.blend,
-        rule_weight=cfg.priority.rule_weight,
-        novelty=cfg.priority.novelty,
+        calibration=calibration,
+        amount=amount,
+        amount_ratio=ratio,
+        rank_weights=cfg.priority.weights(),
         novelty_from=cfg.priority.novelty_from,
-        novelty_z=cfg.priority.novelty_z,
+        **anomaly,
     )
+    bundle.band_thresholds = fit_bands(
+        bundle, val_all if len(val_all) else pd.concat([train, val]), cfg
+    )
+    return bundle
+
+
+def categorical_index(feature_names: list[str], cats: dict[str, list]) -> list[int]:
     from features.registry import categorical_names
 
     coded = set(categorical_names())
-    cat_idx = [i for i, n in enumerate(feature_names) if n in cats or n in coded]
+    return [i for i, n in enumerate(feature_names) if n in cats or n in coded]
+
+
+def fit_risk(
+    coder: ModelBundle,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    val_all: pd.DataFrame,
+    population: pd.DataFrame,
+    cat_idx: list[int],
+    cfg: TrainConfig,
+) -> tuple[lgb.Booster, tuple[list[float], list[float]], list[int] | None]:
+    """The calibrated risk model: LightGBM on the labelled claims (plus unreviewed ones as weak
+    negatives when configured), isotonic calibration on the validation months."""
     wp = cfg.weights
     val_start = (
         val_all["discharged_at"].min() if len(val_all) else population["discharged_at"].max()
     )
     tr, w = _with_unlabelled(train, population, population["discharged_at"] < val_start, cfg)
     va, wv = _with_unlabelled(val, val_all, val_all["discharged_at"] >= val_start, cfg)
-    x, xv = bundle.matrix(tr), bundle.matrix(va)
-    y, yv = (
-        tr["label"].fillna(0).astype(int).to_numpy(),
-        va["label"].fillna(0).astype(int).to_numpy(),
-    )
+    x, xv = coder.matrix(tr), coder.matrix(va)
+    y = tr["label"].fillna(0).astype(int).to_numpy()
+    yv = va["label"].fillna(0).astype(int).to_numpy()
     params = cfg.risk.lgb_params("binary", cfg.seed)
     if wp.pos_weight != 1.0:
         params["scale_pos_weight"] = wp.pos_weight
+    monotone = None
     if wp.monotone_increasing:
         up = set(wp.monotone_increasing)
-        params["monotone_constraints"] = [1 if n in up else 0 for n in feature_names]
+        monotone = [1 if n in up else 0 for n in coder.feature_names]
+        params["monotone_constraints"] = monotone
         params["monotone_constraints_method"] = "advanced"
-    bundle.risk = _fit_booster(
-        params,
-        cfg.risk.n_estimators,
-        cfg.risk.early_stopping_rounds,
-        x,
-        y,
-        xv,
-        yv,
-        cat_idx,
-        w,
-        wv,
+    r = cfg.risk
+    risk = _fit_booster(
+        params, r.n_estimators, r.early_stopping_rounds, x, y, xv, yv, cat_idx, w, wv
     )
     # Isotonic calibration on the validation months (the training months would be optimistic),
     # weighted as in training: with unreviewed claims as weak negatives the probability is closer
     # to one of abuse among all claims, not among reviewed ones.
-    raw_v = bundle.risk.predict(xv) if len(xv) else np.array([])
+    calibration: tuple[list[float], list[float]] = ([], [])
     if len(np.unique(yv)) == 2:
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
-        iso.fit(raw_v, yv, sample_weight=wv)
-        bundle.calibration = (iso.X_thresholds_.tolist(), iso.y_thresholds_.tolist())
-    # Overbilled share of the claimed amount, learned on abusive claims.
+        iso.fit(risk.predict(xv), yv, sample_weight=wv)
+        calibration = (iso.X_thresholds_.tolist(), iso.y_thresholds_.tolist())
+    return risk, calibration, monotone
+
+
+def fit_amount(
+    coder: ModelBundle,
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    cat_idx: list[int],
+    monotone: list[int] | None,
+    cfg: TrainConfig,
+) -> tuple[lgb.Booster | None, float]:
+    """The overbilled share of the claimed amount, learned on abusive claims (the median share
+    as the fallback)."""
     pos = pd.concat([train, val])
     pos = pos[(pos["label"] == 1) & (pos["fund_claimed"] > 0)]
     share = (pos["rejected_amount"].fillna(0) / pos["fund_claimed"]).clip(0, 1)
-    bundle.amount_ratio = float(share.median()) if len(share) else 0.3
-    if len(pos) >= 50:
-        pos_train = pos["claim_id"].isin(train["claim_id"]).to_numpy()
-        xs, ys = bundle.matrix(pos), share.to_numpy()
-        a_params = cfg.amount.lgb_params("regression", cfg.seed)
-        if "monotone_constraints" in params:  # the amount at stake rises with the same deviations
-            a_params["monotone_constraints"] = params["monotone_constraints"]
-            a_params["monotone_constraints_method"] = "advanced"
-        bundle.amount = _fit_booster(
-            a_params,
-            cfg.amount.n_estimators,
-            cfg.amount.early_stopping_rounds,
-            xs[pos_train],
-            ys[pos_train],
-            xs[~pos_train],
-            ys[~pos_train],
-            cat_idx,
-        )
-    # Peer/anomaly component: unsupervised, on every claim before the cutoff.
-    anomaly_features = [n for n in anomaly_features if n not in set(cfg.anomaly.drop_features)] + [
-        n
-        for n in cfg.anomaly.extra_features
-        if n in population.columns and n not in anomaly_features
-    ]
-    if anomaly_features:
-        a = population[anomaly_features].apply(pd.to_numeric, errors="coerce")
-        fill = a.median().fillna(0.0)
-        a = a.fillna(fill).to_numpy(dtype="float64")
-        forest = IsolationForest(
-            n_estimators=cfg.anomaly.n_estimators,
-            max_samples=min(cfg.anomaly.max_samples, len(a)),
-            random_state=cfg.seed,
-            n_jobs=1,
-        ).fit(a)
-        bundle.anomaly = forest
-        bundle.anomaly_features = anomaly_features
-        bundle.anomaly_fill = {k: float(v) for k, v in fill.items()}
-        ref = np.sort(-forest.score_samples(a))
-        bundle.anomaly_reference = ref[:: max(1, len(ref) // 5000)].tolist()
-    # Novelty lane: references of the peer deviations, the lane score and the money priority
-    # among all claims of the validation months (the lane's share then applies to any batch).
-    ref_frame = val_all if len(val_all) else pd.concat([train, val])
-    pr = predict(bundle, ref_frame)["priority"].to_numpy()  # the lane is still off
-    fit_lane(bundle, ref_frame, cfg.priority.lane_features or list(LANE_FEATURES), pr)
-    bundle.lane_share = cfg.priority.lane_share
-    if bundle.lane_share > 0:
-        pr = np.maximum(pr, lane_priority(bundle, ref_frame))
-    # Bands: cut-offs of the priority among all claims of the validation months.
-    bundle.band_thresholds = {
+    ratio = float(share.median()) if len(share) else 0.3
+    if len(pos) < 50:
+        return None, ratio
+    pos_train = pos["claim_id"].isin(train["claim_id"]).to_numpy()
+    xs, ys = coder.matrix(pos), share.to_numpy()
+    params = cfg.amount.lgb_params("regression", cfg.seed)
+    if monotone is not None:  # the amount at stake rises with the same deviations
+        params["monotone_constraints"] = monotone
+        params["monotone_constraints_method"] = "advanced"
+    a = cfg.amount
+    booster = _fit_booster(
+        params, a.n_estimators, a.early_stopping_rounds,
+        xs[pos_train], ys[pos_train], xs[~pos_train], ys[~pos_train], cat_idx,
+    )  # fmt: skip
+    return booster, ratio
+
+
+def fit_anomaly(population: pd.DataFrame, features: list[str], cfg: TrainConfig) -> dict:
+    """The peer/anomaly component: an Isolation Forest on every claim before the cutoff, with its
+    reference scores (for percentiles). Returns the bundle fields it fills."""
+    drop = set(cfg.anomaly.drop_features)
+    names = [n for n in features if n not in drop]
+    names += [n for n in cfg.anomaly.extra_features if n in population.columns and n not in names]
+    if not names:
+        return {}
+    a = population[names].apply(pd.to_numeric, errors="coerce")
+    fill = a.median().fillna(0.0)
+    a = a.fillna(fill).to_numpy(dtype="float64")
+    forest = IsolationForest(
+        n_estimators=cfg.anomaly.n_estimators,
+        max_samples=min(cfg.anomaly.max_samples, len(a)),
+        random_state=cfg.seed,
+        n_jobs=1,
+    ).fit(a)
+    ref = np.sort(-forest.score_samples(a))
+    return {
+        "anomaly": forest,
+        "anomaly_features": names,
+        "anomaly_fill": {k: float(v) for k, v in fill.items()},
+        "anomaly_reference": ref[:: max(1, len(ref) // 5000)].tolist(),
+    }
+
+
+def fit_bands(bundle: ModelBundle, reference: pd.DataFrame, cfg: TrainConfig) -> dict[str, float]:
+    """Band cut-offs: percentiles of the money at stake among all claims of the validation
+    months, so the bands hold about the configured shares of any month."""
+    pr = predict(bundle, reference)["priority"].to_numpy()
+    return {
         "high": float(np.percentile(pr, 100 - cfg.band_high_pct)),
         "review": float(np.percentile(pr, 100 - cfg.band_review_pct)),
         "watch": float(np.percentile(pr, 100 - cfg.band_watch_pct)),
     }
-    return bundle
-
-
-def fit_lane(
-    bundle: ModelBundle, frame: pd.DataFrame, features: list[str], money: np.ndarray
-) -> None:
-    """The novelty lane's references on `frame`: quantiles of each robust peer z, of the lane
-    score, and of `money`, the priority of the same claims without the lane."""
-    bundle.lane_features = [n for n in features if n in frame.columns]
-    bundle.lane_refs = {
-        n: quantile_ref(pd.to_numeric(frame[n], errors="coerce").to_numpy(dtype="float64"))
-        for n in bundle.lane_features
-    }
-    bundle.lane_ref = quantile_ref(lane_score(bundle, frame))
-    bundle.lane_money = quantile_ref(money)
 
 
 def _with_unlabelled(

@@ -37,6 +37,16 @@ class TrainResult:
     extras: dict = field(default_factory=dict)
 
 
+def with_facility_shift(frame: pd.DataFrame, tables: dict) -> pd.DataFrame:
+    """The `facility_shift` money of each claim (features.early_warning.shift_evidence): known at
+    the end of the claim's month, a ranking term, not a model feature."""
+    from features.early_warning import shift_evidence
+
+    shift = shift_evidence(tables).set_index("claim_id")["facility_shift"]
+    money = frame["claim_id"].map(shift).fillna(0.0).to_numpy()
+    return frame.drop(columns=["facility_shift"], errors="ignore").assign(facility_shift=money)
+
+
 def feature_frame(dataset: Path, tables: dict | None = None) -> pd.DataFrame:
     """The feature pipeline's frame plus the few claim columns baselines need."""
     from contract.ingest import load_dataset
@@ -63,7 +73,7 @@ def feature_frame(dataset: Path, tables: dict | None = None) -> pd.DataFrame:
     if "visit_type_code" not in frame.columns:
         extra["visit_type_code"] = pd.to_numeric(frame["visit_type"], errors="coerce")
     frame = pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
-    return frame
+    return with_facility_shift(frame, tables)
 
 
 def _evaluate(
@@ -326,10 +336,11 @@ def model_card(
         "## Known limits",
         "- Labels come from past reviews, which favoured expensive, rule-flagged claims: the",
         "  risk model inherits that bias; the anomaly component surfaces what reviews missed.",
-        "- Schemes absent from the labels are found only through peer deviations and rules: the",
-        f"  novelty lane gives {bundle.lane_share:.0%} of every top k% to the claims farthest from",
-        "  their peers; a scheme that leaves costs and volumes near the peers' (e.g. upcoding,",
-        "  drug padding) is not found that way.",
+        "- Schemes absent from the labels are found only through rules, peer deviations and the",
+        "  facility early warning, each entering the queue as money at stake with the weights "
+        f"{bundle.rank_weights};",
+        "  a scheme that leaves costs and volumes near the peers' (e.g. upcoding, drug padding)",
+        "  is not found that way.",
         "- Amounts are estimates of the overbilled share; the officer's decision sets the amount.",
         "",
     ]

@@ -89,35 +89,39 @@ def features(
 @app.command()
 def facilities(
     data: Annotated[Path, typer.Argument(help="A canonical dataset folder (from ingest).")],
-    month: Annotated[str, typer.Option(help="The month to check, YYYY-MM.")],
+    month: Annotated[str | None, typer.Option(help="The month to check, YYYY-MM.")] = None,
+    quarter: Annotated[
+        str | None, typer.Option(help="The quarterly letter, YYYY-Qn (instead of --month).")
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="CSV of the table (default beside DATA).")
     ] = None,
 ) -> None:
-    """Early warning: facilities whose cost per visit grows abnormally against their peers."""
-    from features.early_warning import facility_warnings
+    """Early warning: facilities whose cost per visit rises far beyond their own history and
+    their peers, with the change split into case mix, price and volume, and the evidence."""
+    from features.early_warning import facility_warnings, quarter_warnings
 
+    if (month is None) == (quarter is None):
+        raise _fail("give one of --month YYYY-MM or --quarter YYYY-Qn")
+    period = month or quarter
     try:
-        table = facility_warnings(data, month)
+        table = facility_warnings(data, month) if month else quarter_warnings(data, quarter)
     except ValueError as e:
         raise _fail(str(e)) from None
-    out = out or data / f"facility_warnings_{month}.csv"
+    table = table.rename(columns={"facility_id": "MA_CSKCB"})
+    out = out or data / f"facility_warnings_{period}.csv"
     table.to_csv(out, index=False)
-    warned = table[table["warning"]] if "warning" in table.columns else table
-    show = [
-        "facility_id",
-        "facility_name",
-        "facility_level",
-        "claims",
-        "cost_per_visit",
-        "growth_vs_trend",
-        "growth_yoy",
-        "peer_growth_median",
-        "robust_z",
-    ]
-    show = [c for c in show if c in warned.columns]
-    _print_frame(f"facilities with abnormal cost growth, {month}", warned[show].round(3))
-    typer.echo(f"{len(warned)} of {len(table)} facilities flagged for {month} -> {out}")
+    warned = table[table["warning"]]
+    show = ["MA_CSKCB", "claims", "cost_per_visit", "change", "mix_effect", "price_effect",
+            "volume_effect", "z"]  # fmt: skip
+    view = warned[show].copy()
+    for col in ("cost_per_visit", "change", "mix_effect", "price_effect", "volume_effect"):
+        view[col] = (view[col] / 1000).round(0)  # thousand VND: fits an 80-column terminal
+    view["z"] = view["z"].round(1)
+    _print_frame(f"warned facilities, {period} (thousand VND per visit)", view)
+    for r in warned.itertuples():
+        typer.echo(f"  {r.MA_CSKCB}: {r.evidence}")
+    typer.echo(f"{len(warned)} of {len(table)} facilities warned for {period} -> {out}")
 
 
 @app.command()
@@ -135,9 +139,24 @@ def simulate(
         typer.Option(help="First month of a scheme, NAME=YYYY-MM (repeatable)."),
     ] = None,
     report: Annotated[bool, typer.Option(help="Print the calibration report.")] = False,
+    randomize: Annotated[
+        int | None,
+        typer.Option(
+            help="Draw the world's shape from this seed (facilities, schemes, rates, starts, "
+            "labelling, a held-out facility-level scheme); --claims, if given, fixes the size."
+        ),
+    ] = None,
 ) -> None:
     """Simulate a claims world with labelled abuse schemes (tabular input format + truth)."""
     import simulator
+
+    if randomize is not None:
+        draw = simulator.draw_world(randomize, claims if claims != 100_000 else None)
+        with progress_bar(f"simulate world {randomize}"):
+            result = simulator.simulate(out, **draw.simulate_kwargs(), report=report)
+        typer.echo(f"world {randomize}: held out {draw.held_out} from {draw.scheme_start}")
+        typer.echo(result.summary())
+        return
 
     rates: dict[str, float] = {}
     for item in scheme or []:

@@ -82,6 +82,8 @@ def test_features_and_facilities_commands(world, tmp_path):
     r = run("facilities", world, "--month", "2025-06", "--out", tmp_path / "fw.csv")
     assert r.exit_code == 0, r.output
     table = pd.read_csv(tmp_path / "fw.csv")
-    assert {"facility_id", "cost_per_visit", "growth_vs_trend", "warning"} <= set(table.columns)
-    assert "facilities flagged for 2025-06" in r.output
+    want = {"MA_CSKCB", "cost_per_visit", "mix_effect", "price_effect", "volume_effect", "warning"}
+    assert want <= set(table.columns)
+    assert "facilities warned for 2025-06" in r.output
+    assert max(len(line) for line in r.output.splitlines()) <= 80, r.output
     assert run("facilities", world, "--month", "2031-01").exit_code == 2

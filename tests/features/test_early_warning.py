@@ -1,31 +1,105 @@
-"""Facility early warning: a facility whose cost per visit jumps against its trend and its peers
-is listed first, with the evidence; steady facilities are not flagged."""
+"""Facility early warning: a facility whose cost per visit jumps against its own stable history is
+flagged that month, with the change split into case mix, price and volume; a small facility with
+ordinary noise is not; the claims that carry the shift get money as evidence."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 
-from features.early_warning import facility_warnings
+from features.early_warning import facility_warnings, quarter_warnings, shift_evidence
+
+MONTHS = pd.period_range("2025-01", "2025-09", freq="M")
 
 
-def test_a_facility_billing_double_is_flagged(world):
-    c = world["claims"]
-    target = c["facility_id"].value_counts().index[0]  # the busiest facility
-    june = (c["facility_id"] == target) & (c["admitted_at"] >= "2025-06-01")
-    tables = dict(world)
-    tables["claims"] = c.assign(total_cost=c["total_cost"].where(~june, c["total_cost"] * 2))
-    w = facility_warnings(tables, "2025-06")
-    assert w.iloc[0]["facility_id"] == target and bool(w.iloc[0]["warning"])
-    assert w.iloc[0]["growth_vs_trend"] == pytest.approx(1.0, abs=0.35)
-    assert w["warning"].sum() == 1
-    for col in ("cost_per_visit", "cost_per_visit_trend", "peer_growth_median", "robust_z"):
-        assert w[col].notna().all(), col
+ALL = ("J", "K", "I", "E")
 
 
-def test_an_honest_month_and_bad_arguments(world):
+def handmade(seed: int, jump: float = 1.4, jump_month: str = "2025-07", cells_move=ALL):
+    """A district hospital (430 visits a month, ~380k VND each), a 150-visit facility with
+    ordinary noise, and 20 peers of other sizes; from `jump_month` the hospital's visits in the
+    diagnosis chapters `cells_move` cost `jump` times as much (more units at the same prices)."""
+    rng = np.random.default_rng(seed)
+    rows, lines = [], []
+    sizes = {"49001": 430, "49002": 150} | {f"49{i:03d}": int(rng.integers(40, 900)) for i in
+                                             range(3, 23)}  # fmt: skip
+    n = 0
+    for fid, size in sizes.items():
+        for month in MONTHS:
+            k = int(rng.poisson(size))
+            icd = rng.choice(["J", "K", "I", "E"], k, p=[0.4, 0.3, 0.2, 0.1])
+            vt = rng.choice(["01", "03"], k, p=[0.85, 0.15])
+            cost = rng.lognormal(np.log(330_000), 0.55, k) * np.where(vt == "03", 4.0, 1.0)
+            hit = (fid == "49001") & (str(month) >= jump_month) & np.isin(icd, cells_move)
+            cost = np.where(hit, cost * jump, cost)
+            day = rng.integers(0, month.days_in_month, k)
+            for i in range(k):
+                cid = f"C{n:07d}"
+                n += 1
+                rows.append((cid, fid, month.start_time + pd.Timedelta(days=int(day[i])),
+                             cost[i], cost[i] * 0.8, f"{icd[i]}06", vt[i]))  # fmt: skip
+                lines.append((cid, "DRUG1", 10.0 * cost[i] / 330_000, 33_000.0))
+    claims = pd.DataFrame(rows, columns=["claim_id", "facility_id", "admitted_at", "total_cost",
+                                         "fund_claimed", "primary_icd", "visit_type"])  # fmt: skip
+    drugs = pd.DataFrame(lines, columns=["claim_id", "drug_code", "quantity", "unit_price"])
+    facilities = pd.DataFrame(
+        {"facility_id": list(sizes), "level": "H", "facility_name": [f"BV {f}" for f in sizes]}
+    )
+    return {"claims": claims, "drug_lines": drugs, "facilities": facilities}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_40_percent_jump_is_flagged_that_month_and_noise_is_not(seed):
+    tables = handmade(seed)
+    w = facility_warnings(tables, "2025-07").set_index("facility_id")
+    hosp = w.loc["49001"]
+    assert bool(hosp["warning"]), hosp
+    # the jump is within cells (volume at the same prices), not case mix or price
+    assert hosp["volume_effect"] > 0.8 * hosp["change"] > 0
+    assert abs(hosp["price_effect"]) < 0.05 * hosp["change"]
+    assert abs(hosp["mix_effect"]) < 0.25 * hosp["change"]
+    assert "/01" in hosp["evidence"]
+    # nothing else, in any month: the 150-visit facility's noise never raises a warning
+    for month in ("2025-05", "2025-06", "2025-07", "2025-08"):
+        w = facility_warnings(tables, month)
+        others = w[w["facility_id"] != "49001"]
+        assert not others["warning"].any(), others[others["warning"]]
+
+
+def test_small_facilities_need_a_larger_change_than_large_ones():
+    """Volume-aware: the same +15% at 150 visits is noise, at 430 visits of a steady series a
+    stronger signal (larger z)."""
+    w = facility_warnings(handmade(4, jump=1.15), "2025-07").set_index("facility_id")
+    small = facility_warnings(handmade(4, jump=1.15), "2025-07")
+    assert w.loc["49001", "z"] > 2.0
+    assert bool(w.loc["49001", "growth_shrunk"] > 0.5 * w.loc["49001", "growth_vs_trend"])
+    del small
+
+
+def test_the_shift_money_goes_to_the_claims_of_the_cells_that_moved():
+    tables = handmade(5, jump=1.8, cells_move=("J",))
+    ev = shift_evidence(tables, months=[2025 * 12 + 6])
+    c = tables["claims"].set_index("claim_id")
+    got = c.loc[ev.loc[ev["facility_shift"] > 0, "claim_id"]]
+    assert (got["facility_id"] == "49001").all()
+    assert got["primary_icd"].str.startswith("J").mean() > 0.8
+    assert (ev["facility_shift"] <= c.loc[ev["claim_id"], "fund_claimed"].to_numpy() + 1e-6).all()
+
+
+def test_the_quarterly_letter_and_bad_arguments():
+    tables = handmade(6)
+    q = quarter_warnings(tables, "2025-Q3")
+    assert list(q["facility_id"]) == ["49001"]
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        facility_warnings(tables, "May 2025")
+    with pytest.raises(ValueError, match="no claims"):
+        facility_warnings(tables, "2030-01")
+    with pytest.raises(ValueError, match="YYYY-Qn"):
+        quarter_warnings(tables, "2025-3")
+
+
+def test_an_honest_simulated_month(world):
     w = facility_warnings(world, "2025-05")
     assert len(w) == world["claims"]["facility_id"].nunique()
-    with pytest.raises(ValueError, match="YYYY-MM"):
-        facility_warnings(world, "May 2025")
-    with pytest.raises(ValueError, match="no claims"):
-        facility_warnings(world, "2030-01")
+    assert not w["warning"].any()

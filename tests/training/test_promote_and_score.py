@@ -35,7 +35,7 @@ def test_promotion_needs_the_champion_beaten_on_the_same_holdout(trained, store,
 
     bdir = tracking.bundle_dir(client, trained.version, tmp_path / "b")
     bad = ModelBundle.load(bdir)
-    bad.blend, bad.amount, bad.amount_ratio, bad.lane_share = 0.0, None, 0.0, 0.0
+    bad.amount, bad.amount_ratio, bad.rank_weights = None, 0.0, {}
     with mlflow.start_run(run_name="worse") as run:
         mlflow.log_param("data.path", str(world))
         bad.save(tmp_path / "bad")
