@@ -66,3 +66,19 @@ def scored_world(world, store, trained) -> dict:
     frame = build_features(world)
     scored = score(bundle, frame, model_version=version)
     return {"scored": scored, "tables": tables, "frame": frame, "version": version}
+
+
+# -- tiers: a test that trains a model, starts a server or a browser, builds a bento, or runs
+# Spark is slow, whatever its file; `./dev test -m "not slow"` is the fast tier (CI runs all).
+SLOW_FIXTURES = {
+    "trained", "service", "scored_world", "bento", "page", "browser", "context", "fitted",
+    "unseen_world", "bundle_and_frame", "spark", "postgres_admin_url", "postgres_url",
+}  # fmt: skip
+SLOW_IDS = ("browser", "postgresql", "test_demo", "notebook", "test_packaging", "test_unseen")
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & SLOW_FIXTURES or any(k in item.nodeid for k in SLOW_IDS):
+            item.add_marker(pytest.mark.slow)

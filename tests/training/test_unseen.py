@@ -1,5 +1,7 @@
-"""A scheme the training labels never contain (it starts after the cutoff) is found by the novelty
-lane of the priority more often than by the supervised model alone, on a small simulated world."""
+"""On a randomized world the review queue's order never finds less money than the model's own order,
+and keeps the labelled schemes the model order has in its top 5% (issue 12: the former lane and
+`max` of rule money lost money and pushed whole schemes out). The world is one of the report seeds
+of bench/quality_worlds.py, smaller; the ranking was chosen on other seeds."""
 
 import numpy as np
 import pytest
@@ -7,10 +9,8 @@ import pytest
 from scoring.scorer import predict
 from training.config import load_config
 from training.data import attach_targets, load_truth, time_split
-from training.evaluate import ranking_metrics, recall_by_group
+from training.evaluate import recall_by_group, top_k_mask
 from training.models import fit_bundle
-
-SCHEME, CUTOFF = "needless_tests", "2025-07-01"
 
 
 @pytest.fixture(scope="module")
@@ -20,53 +20,40 @@ def unseen_world(tmp_path_factory):
     from contract.ingest import ingest, load_dataset
     from training.train import feature_frame
 
-    root = tmp_path_factory.mktemp("unseen")
-    simulator.simulate(
-        root / "tabular",
-        30_000,
-        months=9,
-        start="2025-01",
-        seed=5,
-        scheme_start={SCHEME: "2025-07"},
-    )
+    root = tmp_path_factory.mktemp("randomized")
+    draw = simulator.draw_world(201, claims=25_000)
+    simulator.simulate(root / "tabular", **draw.simulate_kwargs())
     ingest(root / "tabular", root / "dataset", linkage_key=DEV_LINKAGE_KEY)
     ds = root / "dataset"
     return attach_targets(feature_frame(ds), load_dataset(ds).get("labels"), load_truth(ds))
 
 
-def test_novelty_lane_finds_an_unseen_scheme(unseen_world):
+def test_the_queue_finds_at_least_the_models_money_and_keeps_its_schemes(unseen_world):
     from features.registry import feature_names
+    from simulator.randomize import HELD_OUT
     from training.train import anomaly_features
 
     cfg = load_config()
-    assert cfg.priority.lane_share > 0  # the default ranking has the lane
     frame = unseen_world
-    split = time_split(frame, CUTOFF, cfg.val_months, cfg.holdout_months)
-    seen = np.r_[split.train["scheme"], split.val["scheme"]]
-    assert (seen != SCHEME).all()  # no label of the scheme before the cutoff
-    assert not ((frame["scheme"] == SCHEME) & (frame["discharged_at"] < split.cutoff)).any()
+    split = time_split(frame, "2025-10-01", cfg.val_months, cfg.holdout_months)
+    assert not (np.r_[split.train["scheme"], split.val["scheme"]] == HELD_OUT).any()
     names = [n for n in feature_names() if n in frame.columns]
     population = frame[frame["discharged_at"] < split.cutoff]
     bundle = fit_bundle(
         split.train, split.val, split.val_all, population, names, anomaly_features(names), cfg
     )
     hold = split.holdout
-    y, amount = hold["y"].to_numpy(), hold["target_amount"].to_numpy()
-    assert (hold["scheme"] == SCHEME).sum() > 50
+    s = predict(bundle, hold)
+    amount, y = hold["target_amount"].to_numpy(), hold["y"].to_numpy()
+    queue, model = s["priority"].to_numpy(), s["expected_overbilled"].to_numpy()
 
-    def recall(priority):
-        rec = recall_by_group(priority, y, hold["scheme"], 5.0).set_index("group")["recall"]
-        return float(rec[SCHEME])
+    def money(order):
+        return amount[top_k_mask(order, 5.0)].sum() / amount.sum()
 
-    full = predict(bundle, hold)["priority"].to_numpy()
-    bundle.lane_share, bundle.blend = 0.0, 0.0  # the supervised model (and rule money) alone
-    alone = predict(bundle, hold)["priority"].to_numpy()
-    found, found_alone = recall(full), recall(alone)
-    print(f"{SCHEME} recall in the top 5%: with the lane {found:.3f}, alone {found_alone:.3f}")
-    assert found > found_alone + 0.1, (found, found_alone)
-    assert found >= 0.5, found
-    # the lane does not cost the money ranking much
-    m_full, m_alone = ranking_metrics(full, y, amount), ranking_metrics(alone, y, amount)
-    a_full, a_alone = m_full["amount_top5pct"], m_alone["amount_top5pct"]
-    print(f"amount in the top 5%: with the lane {a_full:.3f}, alone {a_alone:.3f}")
-    assert a_full >= a_alone - 0.05
+    print(f"money in the top 5%: queue {money(queue):.3f}, model {money(model):.3f}")
+    assert money(queue) >= money(model) - 0.01
+    rq = recall_by_group(queue, y, hold["scheme"], 5.0).set_index("group")["recall"]
+    rm = recall_by_group(model, y, hold["scheme"], 5.0).set_index("group")["recall"]
+    for scheme, found in rm.items():
+        if scheme != HELD_OUT and found >= 0.9:
+            assert rq[scheme] >= 0.9, (scheme, rq[scheme], found)
