@@ -15,7 +15,7 @@ os.environ.setdefault(
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory) -> Path:
+def sim_dataset(tmp_path_factory) -> Path:
     import simulator
     from claimradar.settings import DEV_LINKAGE_KEY
     from contract.ingest import ingest
@@ -27,33 +27,33 @@ def world(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def store(tmp_path_factory) -> dict:
+def mlflow_store(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("mlflow")
     return {"tracking_uri": f"sqlite:///{root / 'mlflow.db'}", "artifact_root": root / "artifacts"}
 
 
 @pytest.fixture(scope="session")
-def trained(world, store, tmp_path_factory):
+def trained_model(sim_dataset, mlflow_store, tmp_path_factory):
     from training.train import train
 
     models = tmp_path_factory.mktemp("models")
-    result = train(world, models_dir=models, **store)
+    result = train(sim_dataset, models_dir=models, **mlflow_store)
     return result
 
 
 @pytest.fixture(scope="session")
-def service(trained, store, tmp_path_factory):
+def service(trained_model, mlflow_store, tmp_path_factory):
     """A real `claimradar serve` (BentoML) on loopback, serving a copy of the trained store."""
     from service_proc import start_service
 
-    db = Path(store["tracking_uri"].removeprefix("sqlite:///"))
-    svc = start_service(tmp_path_factory.mktemp("service"), db, store["artifact_root"])
+    db = Path(mlflow_store["tracking_uri"].removeprefix("sqlite:///"))
+    svc = start_service(tmp_path_factory.mktemp("service"), db, mlflow_store["artifact_root"])
     yield svc
     svc.stop()
 
 
 @pytest.fixture(scope="session")
-def scored_world(world, store, trained) -> dict:
+def scored_world(sim_dataset, mlflow_store, trained_model) -> dict:
     """The world scored by the trained model, with its tables and feature frame: what
     `claimradar score --to-store` hands to serving.casefile.fill_store (review tests)."""
     from contract.ingest import load_dataset
@@ -61,9 +61,9 @@ def scored_world(world, store, trained) -> dict:
     from scoring.scorer import score
     from serving.batch import resolve_bundle
 
-    bundle, version = resolve_bundle(str(trained.version), **store)
-    tables = load_dataset(world)
-    frame = build_features(world)
+    bundle, version = resolve_bundle(str(trained_model.version), **mlflow_store)
+    tables = load_dataset(sim_dataset)
+    frame = build_features(sim_dataset)
     scored = score(bundle, frame, model_version=version)
     return {"scored": scored, "tables": tables, "frame": frame, "version": version}
 
@@ -71,7 +71,7 @@ def scored_world(world, store, trained) -> dict:
 # -- tiers: a test that trains a model, starts a server or a browser, builds a bento, or runs
 # Spark is slow, whatever its file; `./dev test -m "not slow"` is the fast tier (CI runs all).
 SLOW_FIXTURES = {
-    "trained", "service", "scored_world", "bento", "page", "browser", "context", "fitted",
+    "trained_model", "service", "scored_world", "bento", "page", "browser", "context", "fitted",
     "unseen_world", "bundle_and_frame", "spark", "postgres_admin_url", "postgres_url",
 }  # fmt: skip
 SLOW_IDS = ("browser", "postgresql", "test_demo", "notebook", "test_packaging", "test_unseen")

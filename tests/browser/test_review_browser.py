@@ -19,16 +19,16 @@ THRESHOLD = 100_000  # VND: the partial rejection below waits for a supervisor
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, scored_world, store):
+def server(tmp_path_factory, scored_world, mlflow_store):
     """The real service (`claimradar serve`: BentoML, the API and the UI at /review) on a
     loopback port, its case store filled as `claimradar score --to-store` does."""
     from service_proc import start_service
 
     root = tmp_path_factory.mktemp("review-browser")
+    db = Path(mlflow_store["tracking_uri"].removeprefix("sqlite:///"))
     svc = start_service(
-        root, Path(store["tracking_uri"].removeprefix("sqlite:///")), store["artifact_root"],
-        env={"CLAIMRADAR_APPROVAL_AMOUNT": str(THRESHOLD)},
-    )  # fmt: skip
+        root, db, mlflow_store["artifact_root"], env={"CLAIMRADAR_APPROVAL_AMOUNT": str(THRESHOLD)}
+    )
     cases = Store(svc.case_store_url)
     fill(cases, scored_world, cases=80, facility_months=True)
     add_users(cases)

@@ -70,20 +70,20 @@ def test_export_then_ingest_from_the_cli(tmp_path):
     assert "wrote 2 claims, 1 drug lines, 1 service lines" in r.output
 
 
-def test_features_and_facilities_commands(world, tmp_path):
+def test_features_and_facilities_commands(sim_dataset, tmp_path):
     out = tmp_path / "features.parquet"
-    r = run("features", world, "--out", out, "--since", "2025-06-01")
+    r = run("features", sim_dataset, "--out", out, "--since", "2025-06-01")
     assert r.exit_code == 0, r.output
     f = pd.read_parquet(out)
-    claims = pd.read_parquet(world / "claims.parquet")
+    claims = pd.read_parquet(sim_dataset / "claims.parquet")
     assert len(f) == (claims["admitted_at"] >= "2025-06-01").sum() and "rule_count" in f.columns
     assert f"wrote features of {len(f):,} claims" in r.output
-    assert run("features", world, "--out", out, "--engine", "polars").exit_code == 2
-    r = run("facilities", world, "--month", "2025-06", "--out", tmp_path / "fw.csv")
+    assert run("features", sim_dataset, "--out", out, "--engine", "polars").exit_code == 2
+    r = run("facilities", sim_dataset, "--month", "2025-06", "--out", tmp_path / "fw.csv")
     assert r.exit_code == 0, r.output
     table = pd.read_csv(tmp_path / "fw.csv")
     want = {"MA_CSKCB", "cost_per_visit", "mix_effect", "price_effect", "volume_effect", "warning"}
     assert want <= set(table.columns)
     assert "facilities warned for 2025-06" in r.output
     assert max(len(line) for line in r.output.splitlines()) <= 80, r.output
-    assert run("facilities", world, "--month", "2031-01").exit_code == 2
+    assert run("facilities", sim_dataset, "--month", "2031-01").exit_code == 2

@@ -11,7 +11,7 @@ from contract.ingest import ingest, load_dataset
 
 
 @pytest.fixture(scope="session")
-def world_path(tmp_path_factory) -> Path:
+def feature_dataset(tmp_path_factory) -> Path:
     """3,000 simulated claims over six months (2025-01 .. 2025-06), ingested."""
     from simulator import simulate
 
@@ -22,5 +22,5 @@ def world_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def world(world_path) -> dict:
-    return load_dataset(world_path)
+def feature_tables(feature_dataset) -> dict:
+    return load_dataset(feature_dataset)

@@ -99,7 +99,7 @@ def test_the_quarterly_letter_and_bad_arguments():
         quarter_warnings(tables, "2025-3")
 
 
-def test_an_honest_simulated_month(world):
-    w = facility_warnings(world, "2025-05")
-    assert len(w) == world["claims"]["facility_id"].nunique()
+def test_an_honest_simulated_month(feature_tables):
+    w = facility_warnings(feature_tables, "2025-05")
+    assert len(w) == feature_tables["claims"]["facility_id"].nunique()
     assert not w["warning"].any()

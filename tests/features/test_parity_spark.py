@@ -27,14 +27,14 @@ def spark():
 
 
 @pytest.mark.slow  # ~75 s on 2 cores, mostly Spark stage overhead
-def test_spark_and_duckdb_give_the_same_features(spark, world):
-    c = world["claims"]
-    small = dict(world)
+def test_spark_and_duckdb_give_the_same_features(spark, feature_tables):
+    c = feature_tables["claims"]
+    small = dict(feature_tables)
     keep = c["admitted_at"] < "2025-04-01"  # three months: every profile kind is exercised
     ids = set(c.loc[keep, "claim_id"])
     small["claims"] = c[keep]
     for t in ("drug_lines", "service_lines"):
-        small[t] = world[t][world[t]["claim_id"].isin(ids)]
+        small[t] = feature_tables[t][feature_tables[t]["claim_id"].isin(ids)]
     duck = build_features(small, engine="duckdb")
     sprk = build_features(small, engine="spark")
     assert len(duck) == len(sprk) == keep.sum()

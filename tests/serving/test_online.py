@@ -8,15 +8,17 @@ from serving.store import Case, ScoredClaim, Store
 
 
 @pytest.fixture(scope="module")
-def state(trained, store, tmp_path_factory):
+def state(trained_model, mlflow_store, tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('cases') / 'cases.db'}"
-    s = ScoringState(store["tracking_uri"], store["artifact_root"], "test-key", store=Store(url))
-    assert s.load().version == str(trained.version)
+    s = ScoringState(
+        mlflow_store["tracking_uri"], mlflow_store["artifact_root"], "test-key", store=Store(url)
+    )
+    assert s.load().version == str(trained_model.version)
     return s
 
 
-def test_good_claims_are_scored_and_bad_ones_get_field_errors(state, world):
-    claims = _claims_json(world.parent / "tabular", 4)
+def test_good_claims_are_scored_and_bad_ones_get_field_errors(state, sim_dataset):
+    claims = _claims_json(sim_dataset.parent / "tabular", 4)
     claims[1]["NGAY_VAO"] = "2025-13-45"
     claims[2]["xml3"][0]["MA_NHOM"] = 99
     out = state.score_records(claims, actor="api:test")
@@ -31,8 +33,8 @@ def test_good_claims_are_scored_and_bad_ones_get_field_errors(state, world):
         assert r["model_version"] == out["model_version"]
 
 
-def test_scores_are_recorded_once_per_claim_and_model(state, world):
-    claims = _claims_json(world.parent / "tabular", 30)
+def test_scores_are_recorded_once_per_claim_and_model(state, sim_dataset):
+    claims = _claims_json(sim_dataset.parent / "tabular", 30)
     state.score_records(claims, actor="api:test")
     state.score_records(claims, actor="api:test")
     with state.store.session() as s:
@@ -43,11 +45,11 @@ def test_scores_are_recorded_once_per_claim_and_model(state, world):
         assert all(bands[c.claim_id] in ("high", "review") for c in cases)
 
 
-def test_envelope_scores_like_json(state, world, tmp_path):
+def test_envelope_scores_like_json(state, sim_dataset, tmp_path):
     from contract.export import export_xml
     from contract.ingest import load_dataset
 
-    tables = load_dataset(world)
+    tables = load_dataset(sim_dataset)
     some = tables["claims"].tail(3)
     subset = {
         "claims": some,
@@ -58,14 +60,14 @@ def test_envelope_scores_like_json(state, world, tmp_path):
     }
     files = export_xml(subset, tmp_path / "xml", per_file=10)
     out_xml = state.score_envelope(files[0].read_bytes(), actor="api:test")
-    same = _claims_json(world.parent / "tabular", 3, ids=list(some["claim_id"]))
+    same = _claims_json(sim_dataset.parent / "tabular", 3, ids=list(some["claim_id"]))
     out_json = state.score_records(same, actor="api:test")
     by = {r["MA_LK"]: r["risk_score"] for r in out_json["scored"]}
     assert out_xml["scored"] and all(by[r["MA_LK"]] == r["risk_score"] for r in out_xml["scored"])
 
 
-def test_personal_values_are_masked_in_field_errors(state, world):
-    claims = _claims_json(world.parent / "tabular", 2)
+def test_personal_values_are_masked_in_field_errors(state, sim_dataset):
+    claims = _claims_json(sim_dataset.parent / "tabular", 2)
     claims[0]["MA_THE_BHYT"] = "XX12345678901234567"  # a bad card number
     out = state.score_records(claims, actor="api:test")
     (err,) = out["errors"]

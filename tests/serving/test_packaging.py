@@ -62,19 +62,20 @@ def test_the_bento_holds_the_service_and_not_the_rest(bento):
     assert "lightgbm==" in reqs and "bentoml==" in reqs and "pyspark==" not in reqs
 
 
-def test_the_bento_serves_scores(bento, trained, store, world, tmp_path):
+def test_the_bento_serves_scores(bento, trained_model, mlflow_store, sim_dataset, tmp_path):
     """The built bento, not the checkout, answers /score (its model comes from the registry)."""
     from claims_json import claims_json
     from service_proc import start_service
 
     home, tag, _ = bento
+    db = Path(mlflow_store["tracking_uri"].removeprefix("sqlite:///"))
     svc = start_service(
-        tmp_path, Path(store["tracking_uri"].removeprefix("sqlite:///")), store["artifact_root"],
+        tmp_path, db, mlflow_store["artifact_root"],
         env={"CLAIMRADAR_BENTOML_HOME": str(home)}, bento=tag,
     )  # fmt: skip
     try:
         with svc.client() as c:
-            r = c.post("/score", json={"claims": claims_json(world.parent / "tabular", 2)})
+            r = c.post("/score", json={"claims": claims_json(sim_dataset.parent / "tabular", 2)})
         assert r.status_code == 200 and len(r.json()["scored"]) == 2
         assert f'BentoServer from "{tag}"' in svc.log.read_text()
     finally:

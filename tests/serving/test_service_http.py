@@ -20,8 +20,8 @@ def api(service):
 
 
 @pytest.fixture(scope="module")
-def claims(world):
-    return claims_json(world.parent / "tabular", 40)
+def claims(sim_dataset):
+    return claims_json(sim_dataset.parent / "tabular", 40)
 
 
 def _no_5xx(r):
@@ -146,9 +146,9 @@ def _envelope(world, ids, tmp_path):
     return [f.read_bytes() for f in export_xml(keep, tmp_path, per_file=100)]  # per facility
 
 
-def test_an_envelope_raw_or_base64_scores_like_json(api, claims, world, tmp_path):
+def test_an_envelope_raw_or_base64_scores_like_json(api, claims, sim_dataset, tmp_path):
     ids = [c["MA_LK"] for c in claims[-6:]]
-    envelopes = _envelope(world, ids, tmp_path)
+    envelopes = _envelope(sim_dataset, ids, tmp_path)
     as_json = {
         s["MA_LK"]: s for s in api.post("/score", json={"claims": claims[-6:]}).json()["scored"]
     }
@@ -187,9 +187,9 @@ def test_a_huge_envelope_is_refused_before_parsing(api):
     assert r.status_code == 413 and "larger than" in r.json()["detail"]
 
 
-def test_model_endpoint_describes_the_served_model(api, trained):
+def test_model_endpoint_describes_the_served_model(api, trained_model):
     m = api.get("/model").json()
-    assert m["name"] == "claimradar-abuse" and m["version"] == str(trained.version)
+    assert m["name"] == "claimradar-abuse" and m["version"] == str(trained_model.version)
     assert m["alias"] in ("champion", "challenger")
     assert {"train_until", "cutoff"} <= set(m["data_window"])
     assert 0 < m["holdout_metrics"]["model_amount_top5pct"] <= 1
@@ -247,14 +247,14 @@ def test_scored_claims_are_recorded_once(service, api, claims):
     assert n == 10
 
 
-def test_api_and_batch_scores_are_identical(api, world, trained, store, claims):
+def test_api_and_batch_scores_are_identical(api, sim_dataset, trained_model, mlflow_store, claims):
     """One scorer for both: the claims scored over HTTP get the scores `claimradar score` gives."""
     from serving.batch import resolve_bundle, score_dataset
 
     bundle, version = resolve_bundle(
-        str(trained.version), store["tracking_uri"], store["artifact_root"]
+        str(trained_model.version), mlflow_store["tracking_uri"], mlflow_store["artifact_root"]
     )
-    batch = score_dataset(world, bundle, version).set_index("claim_id")
+    batch = score_dataset(sim_dataset, bundle, version).set_index("claim_id")
     out = api.post("/score", json={"claims": claims}).json()
     assert len(out["scored"]) == len(claims)
     for s in out["scored"]:

@@ -58,7 +58,7 @@ def load(path: Path, result) -> World:
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory) -> World:
+def sim_world(tmp_path_factory) -> World:
     """Default rates, two years: calibration, arithmetic, labels."""
     path = tmp_path_factory.mktemp("world") / "w"
     return load(path, simulate(path, 60_000, months=24, start="2024-01", seed=11, report=True))

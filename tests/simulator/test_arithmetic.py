@@ -19,11 +19,11 @@ def half_up(num: np.ndarray, den: int) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def honest(world):
-    ids = world.honest_ids
-    x1 = world.xml1[world.xml1["MA_LK"].isin(ids)]
-    x2 = world.xml2[world.xml2["MA_LK"].isin(ids)]
-    x3 = world.xml3[world.xml3["MA_LK"].isin(ids)]
+def honest(sim_world):
+    ids = sim_world.honest_ids
+    x1 = sim_world.xml1[sim_world.xml1["MA_LK"].isin(ids)]
+    x2 = sim_world.xml2[sim_world.xml2["MA_LK"].isin(ids)]
+    x3 = sim_world.xml3[sim_world.xml3["MA_LK"].isin(ids)]
     return x1, x2, x3
 
 
@@ -123,9 +123,9 @@ def test_order_times_inside_the_episode(honest):
     assert ((kq["NGAY_KQ"] >= kq["NGAY_TH_YL"]) & (kq["NGAY_KQ"] <= kq["NGAY_RA"])).all()
 
 
-def test_prices_at_or_below_the_approved_price(honest, world):
+def test_prices_at_or_below_the_approved_price(honest, sim_world):
     _, _, x3 = honest
-    lvl = dict(zip(world.facilities["MA_CSKCB"], world.facilities["TUYEN"], strict=True))
+    lvl = dict(zip(sim_world.facilities["MA_CSKCB"], sim_world.facilities["TUYEN"], strict=True))
     level = x3["MA_LK"].str[:5].map(lvl).map({"TW": 0, "T": 1, "H": 2, "X": 3}).to_numpy()
     code = np.where(x3["MA_DICH_VU"].isna(), x3["MA_VAT_TU"], x3["MA_DICH_VU"])
     by_code = {it.code: i for i, it in enumerate(cat.ITEMS)}
@@ -135,8 +135,12 @@ def test_prices_at_or_below_the_approved_price(honest, world):
     assert (x3["DON_GIA_BV"].to_numpy() >= x3["DON_GIA_BH"].to_numpy()).all()
 
 
-def test_values_follow_the_contract(world):
-    for df, table in ((world.xml1, CLAIMS), (world.xml2, DRUG_LINES), (world.xml3, SERVICE_LINES)):
+def test_values_follow_the_contract(sim_world):
+    for df, table in (
+        (sim_world.xml1, CLAIMS),
+        (sim_world.xml2, DRUG_LINES),
+        (sim_world.xml3, SERVICE_LINES),
+    ):
         for f in table.fields:
             if f.required:
                 assert f.xml in df and df[f.xml].notna().all(), f.xml
@@ -151,15 +155,15 @@ def test_values_follow_the_contract(world):
                 assert (v.astype(str).str.len() <= f.max_len).all(), f.xml
             if f.kind == "timestamp":
                 assert v.str.fullmatch(r"[0-9]{12}").all(), f.xml
-    x1 = world.xml1
+    x1 = sim_world.xml1
     assert x1["MA_LK"].is_unique
     assert x1["MA_LOAI_KCB"].str.fullmatch(r"0[1-9]").all()
     assert x1["MA_DOITUONG_KCB"].isin(cat.ROUTES).all()
     assert x1["NGAY_SINH"].str.fullmatch(r"[0-9]{8}0000").all()
     assert x1["SO_CCCD"].str.fullmatch(r"0[0-9]{11}").all()
     assert x1["HO_TEN"].str.split().str.len().ge(3).all()
-    assert x1["MA_CSKCB"].isin(world.facilities["MA_CSKCB"]).all()
-    assert x1["MA_DKBD"].isin(world.facilities["MA_CSKCB"]).all()
+    assert x1["MA_CSKCB"].isin(sim_world.facilities["MA_CSKCB"]).all()
+    assert x1["MA_DKBD"].isin(sim_world.facilities["MA_CSKCB"]).all()
 
 
 def test_honest_world_has_no_overlaps_and_no_visits_after_death(honest):

@@ -7,17 +7,17 @@ import pandas as pd
 from simulator import calibration_report
 
 
-def test_report_columns_and_every_figure_within_tolerance(world):
-    df = calibration_report(world.path)
+def test_report_columns_and_every_figure_within_tolerance(sim_world):
+    df = calibration_report(sim_world.path)
     assert list(df.columns) == ["figure", "published", "simulated", "tolerance", "ok"]
     assert len(df) == 6
     bad = df[df["ok"] != True]  # noqa: E712
     assert bad.empty, bad.to_string()
-    pd.testing.assert_frame_equal(df, world.result.calibration)
+    pd.testing.assert_frame_equal(df, sim_world.result.calibration)
 
 
-def test_costs_grow_faster_than_visits(world):
-    df = calibration_report(world.path).set_index("figure")
+def test_costs_grow_faster_than_visits(sim_world):
+    df = calibration_report(sim_world.path).set_index("figure")
     assert (
         df.loc["costs, year on year", "simulated"] > 2 * df.loc["visits, year on year", "simulated"]
     )

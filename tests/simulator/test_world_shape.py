@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 
-def test_facilities_of_every_level(world):
-    f = world.facilities
+def test_facilities_of_every_level(sim_world):
+    f = sim_world.facilities
     assert set(f["TUYEN"]) == {"TW", "T", "H", "X"}
     assert set(f["LOAI_HINH"]) == {"CONG_LAP", "TU_NHAN"}
     assert f["MA_CSKCB"].is_unique and f["MA_CSKCB"].str.fullmatch(r"49[0-9A-Z]{3}").all()
@@ -16,18 +16,18 @@ def test_facilities_of_every_level(world):
     ).all()
 
 
-def test_clinician_workloads_are_realistic(world):
-    x = world.xml3.merge(world.xml1[["MA_LK", "NGAY_VAO"]], on="MA_LK")
+def test_clinician_workloads_are_realistic(sim_world):
+    x = sim_world.xml3.merge(sim_world.xml1[["MA_LK", "NGAY_VAO"]], on="MA_LK")
     exams = x[x["MA_NHOM"] == 13]
     per_day = exams.groupby([exams["MA_BAC_SI"], exams["NGAY_VAO"].str[:8]]).size()
     assert per_day.quantile(0.99) < 80
     assert 2 <= per_day.median() <= 40
 
 
-def test_referrals_go_up_the_levels(world):
-    x = world.xml1
-    lvl = world.facilities.set_index("MA_CSKCB")["TUYEN"]
-    origin = x[x["MA_NOI_DEN"].notna() & ~x["MA_LK"].isin(world.truth["MA_LK"])]
+def test_referrals_go_up_the_levels(sim_world):
+    x = sim_world.xml1
+    lvl = sim_world.facilities.set_index("MA_CSKCB")["TUYEN"]
+    origin = x[x["MA_NOI_DEN"].notna() & ~x["MA_LK"].isin(sim_world.truth["MA_LK"])]
     assert len(origin) and (origin["MA_LOAI_RV"] == 2).all()
     assert origin["MA_NOI_DEN"].map(lvl).isin(["T", "TW"]).all()
     target = x[x["MA_DOITUONG_KCB"] == "1.3"]
@@ -44,8 +44,8 @@ def test_referrals_go_up_the_levels(world):
     assert close["MA_LK_o"].nunique() > 0.9 * len(origin)
 
 
-def test_seasons_and_chronic_monthly_visits(world):
-    x = world.xml1
+def test_seasons_and_chronic_monthly_visits(sim_world):
+    x = sim_world.xml1
     month = x["NGAY_VAO"].str[4:6]
     resp = x["MA_BENH_CHINH"].str.startswith("J")
     assert resp[month == "01"].mean() > 1.2 * resp[month == "07"].mean()
@@ -56,8 +56,8 @@ def test_seasons_and_chronic_monthly_visits(world):
     assert 29 <= gap.median() <= 34
 
 
-def test_private_facilities_charge_the_patient_the_difference(world):
-    x = world.xml1.merge(world.facilities[["MA_CSKCB", "LOAI_HINH"]], on="MA_CSKCB")
+def test_private_facilities_charge_the_patient_the_difference(sim_world):
+    x = sim_world.xml1.merge(sim_world.facilities[["MA_CSKCB", "LOAI_HINH"]], on="MA_CSKCB")
     private = x["LOAI_HINH"] == "TU_NHAN"
     assert (x.loc[private, "T_BNTT"] > 0).mean() > 0.9
     assert (x.loc[~private, "T_BNTT"] > 0).mean() < 0.2

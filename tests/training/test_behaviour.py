@@ -10,10 +10,12 @@ from training.train import feature_frame
 
 
 @pytest.fixture(scope="module")
-def bundle_and_frame(trained, store, world, tmp_path_factory):
-    client = tracking.connect(store["tracking_uri"], store["artifact_root"])
-    b = ModelBundle.load(tracking.bundle_dir(client, trained.version, tmp_path_factory.mktemp("b")))
-    return b, feature_frame(world).head(4000)
+def bundle_and_frame(trained_model, mlflow_store, sim_dataset, tmp_path_factory):
+    client = tracking.connect(mlflow_store["tracking_uri"], mlflow_store["artifact_root"])
+    b = ModelBundle.load(
+        tracking.bundle_dir(client, trained_model.version, tmp_path_factory.mktemp("b"))
+    )
+    return b, feature_frame(sim_dataset).head(4000)
 
 
 def test_score_does_not_depend_on_the_claim_key(bundle_and_frame):

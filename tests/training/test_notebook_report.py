@@ -8,11 +8,11 @@ from nbclient import NotebookClient
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "02_model_report.ipynb"
 
 
-def test_model_report_runs(trained, world, store, monkeypatch, tmp_path):
-    monkeypatch.setenv("CLAIMRADAR_NB_DATASET", str(world))
-    monkeypatch.setenv("CLAIMRADAR_NB_VERSION", str(trained.version))
-    monkeypatch.setenv("CLAIMRADAR_MLFLOW_TRACKING_URI", store["tracking_uri"])
-    monkeypatch.setenv("CLAIMRADAR_MLFLOW_ARTIFACT_ROOT", str(store["artifact_root"]))
+def test_model_report_runs(trained_model, sim_dataset, mlflow_store, monkeypatch, tmp_path):
+    monkeypatch.setenv("CLAIMRADAR_NB_DATASET", str(sim_dataset))
+    monkeypatch.setenv("CLAIMRADAR_NB_VERSION", str(trained_model.version))
+    monkeypatch.setenv("CLAIMRADAR_MLFLOW_TRACKING_URI", mlflow_store["tracking_uri"])
+    monkeypatch.setenv("CLAIMRADAR_MLFLOW_ARTIFACT_ROOT", str(mlflow_store["artifact_root"]))
     monkeypatch.delenv("MPLBACKEND", raising=False)
     nb = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(

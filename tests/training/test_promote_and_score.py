@@ -16,28 +16,30 @@ runner = CliRunner()
 
 
 @pytest.fixture()
-def cli_env(store, monkeypatch):
-    monkeypatch.setenv("CLAIMRADAR_MLFLOW_TRACKING_URI", store["tracking_uri"])
-    monkeypatch.setenv("CLAIMRADAR_MLFLOW_ARTIFACT_ROOT", str(store["artifact_root"]))
+def cli_env(mlflow_store, monkeypatch):
+    monkeypatch.setenv("CLAIMRADAR_MLFLOW_TRACKING_URI", mlflow_store["tracking_uri"])
+    monkeypatch.setenv("CLAIMRADAR_MLFLOW_ARTIFACT_ROOT", str(mlflow_store["artifact_root"]))
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
 
 
-def test_promotion_needs_the_champion_beaten_on_the_same_holdout(trained, store, world, tmp_path):
-    client = tracking.connect(store["tracking_uri"], store["artifact_root"])
+def test_promotion_needs_the_champion_beaten_on_the_same_holdout(
+    trained_model, mlflow_store, sim_dataset, tmp_path
+):
+    client = tracking.connect(mlflow_store["tracking_uri"], mlflow_store["artifact_root"])
     first = promote(client)  # no champion yet
     assert first.promoted and first.reason == "no champion yet"
-    assert tracking.version_by_alias(client, "champion") == trained.version
+    assert tracking.version_by_alias(client, "champion") == trained_model.version
     # a worse challenger: the same bundle with no amount model, no anomaly money and no novelty
     # lane, so only rule money orders the claims, registered as a new version
     import mlflow
 
-    bdir = tracking.bundle_dir(client, trained.version, tmp_path / "b")
+    bdir = tracking.bundle_dir(client, trained_model.version, tmp_path / "b")
     bad = ModelBundle.load(bdir)
     bad.amount, bad.amount_ratio, bad.rank_weights = None, 0.0, {}
     with mlflow.start_run(run_name="worse") as run:
-        mlflow.log_param("data.path", str(world))
+        mlflow.log_param("data.path", str(sim_dataset))
         bad.save(tmp_path / "bad")
         mlflow.log_artifacts(str(tmp_path / "bad"), artifact_path="bundle")
         mlflow.lightgbm.log_model(bad.risk, name="model")
@@ -46,38 +48,38 @@ def test_promotion_needs_the_champion_beaten_on_the_same_holdout(trained, store,
     d = promote(client)
     assert not d.promoted and d.challenger_score < d.champion_score
     assert "holdout amount in top 5%" in d.reason
-    assert tracking.version_by_alias(client, "champion") == trained.version
+    assert tracking.version_by_alias(client, "champion") == trained_model.version
     forced = promote(client, force=True)
     assert forced.promoted and tracking.version_by_alias(client, "champion") == int(mv.version)
     # put the trained model back as champion and challenger for the tests that follow
     for alias in ("champion", "challenger"):
-        client.set_registered_model_alias(tracking.MODEL_NAME, alias, str(trained.version))
+        client.set_registered_model_alias(tracking.MODEL_NAME, alias, str(trained_model.version))
 
 
-def test_models_lists_versions_and_aliases(trained, cli_env):
+def test_models_lists_versions_and_aliases(trained_model, cli_env):
     r = runner.invoke(app, ["models"])
     assert r.exit_code == 0, r.output
     assert "challenger" in r.output and "version(s) of claimradar-abuse" in r.output
 
 
-def test_score_writes_one_row_per_claim_with_reasons(trained, world, cli_env, tmp_path):
+def test_score_writes_one_row_per_claim_with_reasons(trained_model, sim_dataset, cli_env, tmp_path):
     out = tmp_path / "scores.parquet"
     r = runner.invoke(
         app,
         [
             "score",
-            str(world),
+            str(sim_dataset),
             "--out",
             str(out),
             "--model",
-            str(trained.version),
+            str(trained_model.version),
             "--explain-top",
             "5",
         ],
     )
     assert r.exit_code == 0, r.output
     s = pd.read_parquet(out)
-    claims = pd.read_parquet(world / "claims.parquet")
+    claims = pd.read_parquet(sim_dataset / "claims.parquet")
     assert len(s) == len(claims) and set(s["MA_LK"]) == set(claims["claim_id"])
     for col in (
         "risk_score",
@@ -101,4 +103,4 @@ def test_score_writes_one_row_per_claim_with_reasons(trained, world, cli_env, tm
     assert all(json.loads(x) == [] for x in rest["reasons"])
     hits = [h for x in s["rule_hits"] for h in json.loads(x)]
     assert hits and {"code", "amount", "text_vi", "text_en"} <= set(hits[0])
-    assert (s["model_version"] == str(trained.version)).all()
+    assert (s["model_version"] == str(trained_model.version)).all()

@@ -17,14 +17,14 @@ BED = ("bed_days", "peer_ratio_bed_days", "peer_z_bed_days", "bed_days_over_stay
 
 
 @pytest.fixture(scope="module")
-def fitted(world):
+def fitted(sim_dataset):
     from contract.ingest import load_dataset
     from features.registry import feature_names
     from training.train import anomaly_features, feature_frame
 
     cfg = load_config()
     frame = attach_targets(
-        feature_frame(world), load_dataset(world).get("labels"), load_truth(world)
+        feature_frame(sim_dataset), load_dataset(sim_dataset).get("labels"), load_truth(sim_dataset)
     )
     split = time_split(frame, None, cfg.val_months, cfg.holdout_months)
     names = [n for n in feature_names() if n in frame.columns]

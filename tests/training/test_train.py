@@ -13,9 +13,9 @@ from training import tracking
 from training.train import feature_frame, train
 
 
-def test_run_records_window_metrics_plots_model_and_card(trained, store):
-    client = MlflowClient(store["tracking_uri"])
-    run = client.get_run(trained.run_id)
+def test_run_records_window_metrics_plots_model_and_card(trained_model, mlflow_store):
+    client = MlflowClient(mlflow_store["tracking_uri"])
+    run = client.get_run(trained_model.run_id)
     p = run.data.params
     assert p["window.cutoff"] and p["schema_version"] == "1.0" and int(p["rows.train"]) > 100
     m = run.data.metrics
@@ -42,18 +42,20 @@ def test_run_records_window_metrics_plots_model_and_card(trained, store):
     bundle_files = {a.path for a in client.list_artifacts(run.info.run_id, "bundle")}
     assert "bundle/risk.txt" in bundle_files and "bundle/snapshot" in bundle_files
     path = mlflow.artifacts.download_artifacts(
-        run_id=run.info.run_id, artifact_path="features.json", tracking_uri=store["tracking_uri"]
+        run_id=run.info.run_id,
+        artifact_path="features.json",
+        tracking_uri=mlflow_store["tracking_uri"],
     )
     features = json.loads(Path(path).read_text())
     assert features and not any(n in features for n in ("claim_id", "card_number", "patient_name"))
 
 
-def test_registered_as_challenger_with_a_model_card(trained, store):
-    client = MlflowClient(store["tracking_uri"], registry_uri=store["tracking_uri"])
+def test_registered_as_challenger_with_a_model_card(trained_model, mlflow_store):
+    client = MlflowClient(mlflow_store["tracking_uri"], registry_uri=mlflow_store["tracking_uri"])
     mv = client.get_model_version_by_alias(tracking.MODEL_NAME, "challenger")
-    assert int(mv.version) == trained.version
-    card = trained.card_path.read_text()
-    assert f"version {trained.version}" in card
+    assert int(mv.version) == trained_model.version
+    card = trained_model.card_path.read_text()
+    assert f"version {trained_model.version}" in card
     for part in ("Intended use", "Data window", "Recall in the top 5% per scheme", "Known limits"):
         assert part in card
     # the logged model is the LightGBM booster: it predicts probabilities
@@ -62,26 +64,26 @@ def test_registered_as_challenger_with_a_model_card(trained, store):
     assert len(cols) > 50
 
 
-def test_personal_data_never_reaches_mlflow(trained, store):
-    client = MlflowClient(store["tracking_uri"])
-    run = client.get_run(trained.run_id)
+def test_personal_data_never_reaches_mlflow(trained_model, mlflow_store):
+    client = MlflowClient(mlflow_store["tracking_uri"])
+    run = client.get_run(trained_model.run_id)
     text = json.dumps({"p": run.data.params, "t": run.data.tags})
     for needle in ("HO_TEN", "patient_name", "card_number", "national_id", "Nguyễn"):
         assert needle not in text
 
 
-def test_same_data_and_seed_give_the_same_model(world, store, trained, tmp_path):
-    client = tracking.connect(store["tracking_uri"], store["artifact_root"])
-    again = train(world, register=False, **store)
-    b1 = ModelBundle.load(tracking.bundle_dir(client, trained.version, tmp_path / "a"))
+def test_same_data_and_seed_give_the_same_model(sim_dataset, mlflow_store, trained_model, tmp_path):
+    client = tracking.connect(mlflow_store["tracking_uri"], mlflow_store["artifact_root"])
+    again = train(sim_dataset, register=False, **mlflow_store)
+    b1 = ModelBundle.load(tracking.bundle_dir(client, trained_model.version, tmp_path / "a"))
     run = client.get_run(again.run_id)
     b2_dir = mlflow.artifacts.download_artifacts(
         run_id=run.info.run_id,
         artifact_path="bundle",
         dst_path=str(tmp_path / "b"),
-        tracking_uri=store["tracking_uri"],
+        tracking_uri=mlflow_store["tracking_uri"],
     )
     b2 = ModelBundle.load(b2_dir)
-    frame = feature_frame(world).head(3000)
+    frame = feature_frame(sim_dataset).head(3000)
     np.testing.assert_array_equal(predict(b1, frame)["priority"], predict(b2, frame)["priority"])
-    assert again.metrics == trained.metrics
+    assert again.metrics == trained_model.metrics
