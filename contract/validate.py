@@ -256,10 +256,16 @@ _SI = re.compile(r"^[A-Z]{2}[0-9]{3}([0-9]{10})")
 def linkage_keys(claims: pd.DataFrame, key: str) -> pd.DataFrame:
     """person_key (social-insurance number, else national ID, else facility + patient ID) and
     card_key (the first card number), both keyed hashes."""
-    first_card = claims["card_number"].str.split(";").str[0]
-    si = first_card.str.extract(_SI, expand=False)
-    basis = ("SI:" + si).fillna("ID:" + claims["national_id"])
-    basis = basis.fillna("BN:" + claims["facility_id"] + ":" + claims["patient_id"])
+    # Every column as strings: a column that is null everywhere (no card in the whole batch) may
+    # come typed as floats, and the .str accessor refuses those.
+    text = {
+        c: _as_str(claims[c]) for c in ("card_number", "national_id", "facility_id", "patient_id")
+    }
+    first_card = text["card_number"].str.replace(r";.*\Z", "", regex=True)
+    first_card = _as_str(first_card.where(first_card != ""))
+    si = _as_str(first_card.str.extract(_SI, expand=False))
+    basis = ("SI:" + si).fillna("ID:" + text["national_id"])
+    basis = basis.fillna("BN:" + text["facility_id"] + ":" + text["patient_id"])
     return pd.DataFrame(
         {
             "person_key": keyed_hash(basis, key, "person"),
@@ -267,3 +273,8 @@ def linkage_keys(claims: pd.DataFrame, key: str) -> pd.DataFrame:
         },
         index=claims.index,
     )
+
+
+def _as_str(s: pd.Series) -> pd.Series:
+    """A column as the string dtype, missing values kept missing (even when all are missing)."""
+    return s.astype("object").where(s.notna(), None).astype("str")
