@@ -18,7 +18,7 @@ import os
 import bentoml
 from fastapi import FastAPI
 
-from claimradar.settings import get_settings, ingest_limits
+from claimradar.settings import body_limits, get_settings, ingest_limits, request_limits
 
 log = logging.getLogger("claimradar.service")
 
@@ -42,6 +42,7 @@ def _build(settings):
         limits=ingest_limits(settings),
         reload_seconds=settings.model_poll_seconds,
         model_store=True,
+        request_limits=request_limits(settings),
     )
     metrics = Metrics()
     inner = api.create_app(state, store, settings, metrics)
@@ -65,33 +66,36 @@ def _build(settings):
     return store, state
 
 
-class MetricsKey:
-    """ASGI middleware: BentoML's /metrics (counts of claims, bands and errors) needs an API key
-    like the scoring routes; only /livez, /readyz and the spec stay open. Prometheus sends the
-    key as `authorization: {credentials: <key>}` in its scrape config."""
+class Gate:
+    """ASGI middleware on BentoML's whole app (app-level middleware of the mounted FastAPI app
+    would be lost: only its routes are copied). serving.limits.ApiGate with the settings: the
+    scoring routes need a valid key before their body is read, and their body is bounded per route
+    (413 before parsing); BentoML's /metrics (counts of claims, bands and errors) needs a key too.
+    Only /livez, /readyz and the spec stay open. Prometheus sends the key as
+    `authorization: {credentials: <key>}` in its scrape config."""
 
-    def __init__(self, app, paths: tuple[str, ...] = ("/metrics",)) -> None:
-        self.app, self.paths, self._store = app, paths, None
+    def __init__(self, app) -> None:
+        from serving.limits import ApiGate
 
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"] not in self.paths:
-            return await self.app(scope, receive, send)
-        from starlette.concurrency import run_in_threadpool
-        from starlette.responses import JSONResponse
+        self._store = None
+        self.gate = ApiGate(
+            app,
+            authorize=self._authorize,
+            body_limits=body_limits(get_settings()),
+            key_paths=("/metrics",),
+        )
 
+    def _authorize(self, header: str):
         from serving.api import authorize
 
         if self._store is None:
             from serving.store import Store
 
             self._store = Store(get_settings().case_store_url, migrate=False)
-        header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
-        name, status, why = await run_in_threadpool(authorize, self._store, header)
-        if name is not None:
-            return await self.app(scope, receive, send)
-        response = JSONResponse({"detail": why}, status_code=status,
-                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
-        await response(scope, receive, send)
+        return authorize(self._store, header)
+
+    async def __call__(self, scope, receive, send) -> None:
+        await self.gate(scope, receive, send)
 
 
 @bentoml.service(
@@ -116,4 +120,4 @@ class ClaimRadar:
         return self.state.served is not None
 
 
-ClaimRadar.add_asgi_middleware(MetricsKey)
+ClaimRadar.add_asgi_middleware(Gate)

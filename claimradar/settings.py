@@ -73,6 +73,21 @@ class Settings(BaseSettings):
     api_max_xml_bytes: int = Field(
         default=32 * 1024**2, description="Largest envelope accepted by POST /score_xml."
     )
+    api_max_body_bytes: int = Field(
+        default=32 * 1024**2,
+        description="Largest request body accepted by POST /score (refused with 413 before "
+        "parsing; /score_xml allows twice api_max_xml_bytes, for base64).",
+    )
+    api_max_dossiers: int = Field(
+        default=1_000, description="Most dossiers (HOSO) in one POST /score_xml envelope."
+    )
+    api_max_lines_per_claim: int = Field(
+        default=500, description="Most drug lines, and most service lines, of one claim."
+    )
+    api_clock_skew_hours: float = Field(
+        default=24.0,
+        description="Admission/discharge times later than now plus this are refused.",
+    )
     model_poll_seconds: float = Field(
         default=10.0, description="How often the service looks for a newly promoted champion."
     )
@@ -148,6 +163,24 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def request_limits(settings: Settings):
+    """The scoring API's limits while reading a request (serving.limits.RequestLimits)."""
+    from datetime import timedelta
+
+    from serving.limits import RequestLimits
+
+    return RequestLimits(
+        max_dossiers=settings.api_max_dossiers,
+        max_lines_per_claim=settings.api_max_lines_per_claim,
+        clock_skew=timedelta(hours=settings.api_clock_skew_hours),
+    )
+
+
+def body_limits(settings: Settings) -> dict[str, int]:
+    """Most request-body bytes per route (base64 envelopes are 4/3 of what they carry)."""
+    return {"/score": settings.api_max_body_bytes, "/score_xml": 2 * settings.api_max_xml_bytes}
 
 
 def ingest_limits(settings: Settings):

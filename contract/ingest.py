@@ -389,15 +389,20 @@ def validate_batch(
     linkage_key: str,
     prior_errors: pd.DataFrame | None = None,
     from_xml: bool = False,
+    max_time: pd.Timestamp | None = None,
 ) -> BatchResult:
     """Validate one batch of whole claims (claims + their lines); decide what is rejected.
 
     ``raw`` maps table name -> frame with XML 130 column names and the INTERNAL columns.
     ``prior_errors`` are dossier-level rejections (GROUP plus the rejection columns).
+    ``max_time``: admission/discharge times later than this are field errors (the scoring API
+    passes its clock plus the allowed skew); None: no bound.
     Pure: writes nothing, so workers can run it in parallel.
     """
     checked = {
-        t.name: check_table(raw.get(t.name, pd.DataFrame()), t, limits.max_field_chars, from_xml)
+        t.name: check_table(
+            raw.get(t.name, pd.DataFrame()), t, limits.max_field_chars, from_xml, max_time
+        )
         for t in (CLAIMS, *LINE_TABLES)
     }
     claims = checked["claims"]

@@ -71,12 +71,22 @@ def rename_to_standard(df: pd.DataFrame, table: Table) -> pd.DataFrame:
     return df[keep].rename(columns=mapping)
 
 
+# Dates that place a claim in time (its month): later than the caller's bound is refused.
+NOT_IN_FUTURE = ("admitted_at", "inpatient_admitted_at", "discharged_at")
+
+
 def check_table(
-    raw: pd.DataFrame, table: Table, max_chars: int = 65_536, from_xml: bool = False
+    raw: pd.DataFrame,
+    table: Table,
+    max_chars: int = 65_536,
+    from_xml: bool = False,
+    max_time: pd.Timestamp | None = None,
 ) -> Checked:
     """Validate and type one table whose columns are XML 130 names (plus INTERNAL columns).
 
     ``from_xml``: the values came out of an XML parser, which already refused control characters.
+    ``max_time``: admission and discharge times later than this (local time; the caller's "now"
+    plus its clock skew) are field errors. None: no bound (e.g. ingest of past months).
     """
     raw = rename_to_standard(raw, table).reset_index(drop=True)
     n = len(raw)
@@ -96,6 +106,9 @@ def check_table(
             problems.append((ctl, "contains control characters"))
         if f.max_len is None and f.kind in ("text", "code"):
             problems.append((text.str.len() > max_chars, f"longer than {max_chars:,} characters"))
+        if max_time is not None and f.name in NOT_IN_FUTURE:
+            later = f"{max_time:%Y%m%d%H%M}"
+            problems.append((value > max_time, f"in the future (later than {later})"))
         out[f.name] = value
         for mask, message in problems:
             m = mask.fillna(False).to_numpy(dtype=bool)

@@ -22,10 +22,11 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model
 
 from contract.schema import CLAIMS, DRUG_LINES, SERVICE_LINES, Table
 from scoring import registry
+from serving.limits import SCOPE_KEY, TooManyDossiers
 
 log = logging.getLogger("claimradar.api")
 EXAMPLE = json.loads((Path(__file__).with_name("example_claim.json")).read_text())
@@ -45,14 +46,21 @@ def _fields(table: Table, example: dict) -> dict[str, Any]:
         need = "required" if f.required else "optional"
         alias = f"; also accepted as {', '.join(f.aliases)}" if f.aliases else ""
         extra = {"examples": [example[f.xml]]} if f.xml in example else {}
+        names = AliasChoices(f.xml, *f.aliases) if f.aliases else None
         out[f.xml] = (
             Any,
-            Field(None, description=f"{what}{unit}; {need}{alias}", json_schema_extra=extra),
+            Field(
+                None,
+                description=f"{what}{unit}; {need}{alias}",
+                json_schema_extra=extra,
+                validation_alias=names,
+            ),
         )
     return out
 
 
-_lenient = ConfigDict(extra="allow")
+# Keys that are not XML 130 names (nor their 4210 aliases) are ignored: they never become columns.
+_lenient = ConfigDict(extra="ignore")
 DrugLine = create_model(
     "DrugLine",
     __config__=_lenient,
@@ -78,7 +86,9 @@ Claim = create_model(
 
 class ScoreRequest(BaseModel):
     claims: list[Claim] = Field(
-        description="The claims to score; at most the service's batch limit (1,000 by default)."
+        min_length=1,
+        description="The claims to score (at least one); at most the service's batch limit "
+        "(1,000 by default; more is answered 413).",
     )
     model_config = ConfigDict(json_schema_extra={"examples": [{"claims": [EXAMPLE]}]})
 
@@ -172,6 +182,8 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
     errors = {401: {"model": Problem}, 403: {"model": Problem}}
 
     def api_key(request: Request) -> str:
+        if request.scope.get(SCOPE_KEY):  # checked by the gate in front (serving.limits)
+            return request.scope[SCOPE_KEY]
         name, status, why = authorize(store, request.headers.get("authorization", ""))
         if name is None:
             raise HTTPException(status, why, headers={"WWW-Authenticate": "Bearer"})
@@ -212,8 +224,6 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
                 [{"field": "claims", "error": f"{len(body.claims)} claims; at most {limit} per "
                   "request (send whole months with `claimradar score`)"}],
             )  # fmt: skip
-        if not body.claims:
-            raise HTTPException(422, [{"field": "claims", "error": "no claims to score"}])
         s = served()
         claims = [c.model_dump(exclude_none=True) for c in body.claims]
         t0 = time.perf_counter()
@@ -232,10 +242,13 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
             "requestBody": {
                 "required": True,
                 "description": "The envelope as the facility sends it: raw XML "
-                "(Content-Type application/xml) or its base64 text (text/plain).",
+                "(Content-Type application/xml) or its base64 text (text/plain). A body that is "
+                "not a GIAMDINHHS envelope is answered 400.",
                 "content": {
-                    "application/xml": {"schema": {"type": "string"}},
-                    "text/plain": {"schema": {"type": "string", "format": "base64"}},
+                    "application/xml": {"schema": {"type": "string", "minLength": 1}},
+                    "text/plain": {
+                        "schema": {"type": "string", "format": "base64", "minLength": 1}
+                    },
                 },
             }
         },
@@ -261,6 +274,10 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
         t0 = time.perf_counter()
         try:
             out = await _in_thread(state.score_envelope, raw, f"api:{key}", s)
+        except TooManyDossiers as e:
+            if metrics:
+                metrics.error("envelope")
+            raise HTTPException(413, str(e)) from None
         except (HostileInput, etree.XMLSyntaxError) as e:
             from contract.ingest import file_error_message
 
@@ -323,7 +340,7 @@ def _envelope_bytes(data: bytes, content_type: str) -> bytes:
     if content_type.split(";")[0].strip() in XML_TYPES or head == b"<":
         return data
     try:
-        return base64.b64decode(b"".join(data.split()), validate=True)
+        return base64.b64decode(data.translate(None, b" \t\r\n\f\v"), validate=True)
     except (binascii.Error, ValueError):
         raise HTTPException(
             400, "body is neither XML nor base64: send the envelope raw (application/xml) or as "

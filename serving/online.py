@@ -11,18 +11,19 @@ import logging
 import tempfile
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from contract.ingest import EnvelopeBatch, Limits, read_envelope, validate_batch
-from contract.schema import CLAIMS, DRUG_LINES, SERVICE_LINES
+from contract.schema import CLAIMS, DRUG_LINES, REJECTIONS_COLUMNS, SERVICE_LINES
 from contract.validate import GROUP, INTERNAL, RECORD, SOURCE
 from scoring import registry
 from scoring.bundle import ModelBundle
 from scoring.scorer import OPEN_BANDS, score
+from serving.limits import RequestLimits, TooManyDossiers
 
 log = logging.getLogger("claimradar.serving")
 MAX_BATCH = 1000  # claims per request; larger months go through `claimradar score`
@@ -48,13 +49,16 @@ class ScoringState:
         limits: Limits | None = None,
         reload_seconds: float = 10.0,
         model_store: bool = False,
+        request_limits: RequestLimits | None = None,
     ):
         """model_store: keep each served version in BentoML's model store (BENTOML_HOME) and
-        load it from there; the service does, in-process users need not."""
+        load it from there; the service does, in-process users need not. request_limits:
+        dossiers per envelope, lines per claim, dates in the future (serving.limits)."""
         self.tracking_uri, self.artifact_root = tracking_uri, Path(artifact_root)
         self.linkage_key = linkage_key
         self.store = store
         self.limits = limits or Limits(workers=1)
+        self.request_limits = request_limits or RequestLimits()
         self.reload_seconds = reload_seconds
         self.model_store = model_store
         self.served: Served | None = None
@@ -115,8 +119,9 @@ class ScoringState:
         served = served or self.served
         if served is None:
             raise RuntimeError("no model is registered yet")
+        claims, prior = _lines_over(claims, self.request_limits.max_lines_per_claim)
         raw = _raw_tables(claims)
-        return self._score(raw, None, served, actor, [c.get("MA_LK") for c in claims])
+        return self._score(raw, prior, served, actor, [c.get("MA_LK") for c in claims])
 
     def score_envelope(self, data: bytes, actor: str, served: Served | None = None) -> dict:
         served = served or self.served
@@ -124,7 +129,18 @@ class ScoringState:
             raise RuntimeError("no model is registered yet")
         batch = EnvelopeBatch()
         keys = []
+        most, lines = self.request_limits.max_dossiers, self.request_limits.max_lines_per_claim
         for d in read_envelope(data, self.limits):  # HostileInput / XMLSyntaxError -> 4xx
+            if d.number > most:  # counted while reading: stop here
+                raise TooManyDossiers(
+                    f"envelope has more than {most:,} dossiers (HOSO); send at most {most:,} "
+                    "per request"
+                )
+            for loai in ("XML2", "XML3"):
+                n = len(d.records.get(loai, ()))
+                if n > lines:  # not validated: the dossier is refused for it
+                    d.records[loai] = []
+                    d.errors.append((loai, loai, str(n), _too_many_lines(n, lines)))
             batch.add("request", d)
             first = (d.records.get("XML1") or [((), ())])[0]
             keys.append(dict(zip(*first, strict=True)).get("MA_LK"))
@@ -135,7 +151,11 @@ class ScoringState:
 
     def _score(self, raw, prior, served: Served, actor: str, keys: list, groups=None) -> dict:
         groups = groups or [str(i) for i in range(len(keys))]
-        result = validate_batch(raw, self.limits, self.linkage_key, prior)
+        # Local time (UTC+7) as the claims carry it, plus the allowed clock skew: a claim dated
+        # later is a field error, so it never reaches the online history.
+        local_now = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=7)
+        max_time = pd.Timestamp(local_now + self.request_limits.clock_skew)
+        result = validate_batch(raw, self.limits, self.linkage_key, prior, max_time=max_time)
         rejections = pd.concat([r for r in result.rejections if len(r)] or [pd.DataFrame()])
         errors: dict[str, list[dict]] = {}
         for r in rejections.itertuples() if len(rejections) else ():
@@ -243,6 +263,38 @@ def _group_of(record: str) -> str:
     if record.startswith("HOSO "):
         return "request#" + record.split()[1].split("/")[0]
     return record.split("/")[0]
+
+
+def _too_many_lines(n: int, most: int) -> str:
+    return f"{n} lines; at most {most} per claim"
+
+
+def _lines_over(claims: list[dict], max_lines: int) -> tuple[list[dict], pd.DataFrame | None]:
+    """Claims with more than `max_lines` drug (or service) lines: refused with a field error for
+    that claim, their lines dropped unvalidated. Returns the claims to read and those errors."""
+    kept, errors = [], []
+    for i, c in enumerate(claims):
+        over = False
+        for name, table in (("xml2", DRUG_LINES), ("xml3", SERVICE_LINES)):
+            n = len(c.get(name) or [])
+            if n > max_lines:
+                over = True
+                errors.append(
+                    {
+                        "source_file": "request",
+                        "claim_id": str(c.get("MA_LK") or ""),
+                        "table": table.name,
+                        "record": str(i),
+                        "field": name,
+                        "value": str(n),
+                        "error": _too_many_lines(n, max_lines),
+                        "record_json": "{}",
+                        GROUP: str(i),
+                    }
+                )
+        kept.append({**c, "xml2": [], "xml3": []} if over else c)
+    prior = pd.DataFrame(errors, columns=[*REJECTIONS_COLUMNS, GROUP]) if errors else None
+    return kept, prior
 
 
 def _raw_tables(claims: list[dict]) -> dict[str, pd.DataFrame]:
