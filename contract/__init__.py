@@ -2,19 +2,11 @@
 with field-level errors, the XML and tabular readers, ingest and export. The lowest layer: it
 depends on nothing else of the project (configuration such as the linkage key is passed in)."""
 
-from contract.ingest import (
-    EnvelopeBatch,
-    HostileInput,
-    IngestReport,
-    Limits,
-    file_error_message,
-    ingest,
-    load_dataset,
-    read_envelope,
-    validate_batch,
-)
+from contract.ingest import EnvelopeBatch, IngestReport, ingest, load_dataset, validate_batch
+from contract.limits import Limits
 from contract.schema import CLAIMS, DRUG_LINES, FACILITIES, LABELS, SCHEMA_VERSION, SERVICE_LINES
 from contract.validate import ContractError
+from contract.xml_reader import HostileInput, file_error_message, read_envelope
 
 __all__ = [
     "CLAIMS",

@@ -1,0 +1,16 @@
+"""The limits of reading claims: file and table sizes, nesting depth and field length (the
+hardening), and the batch size and worker count of ingest. The caller passes its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_file_bytes: int = 4 * 1024**3
+    max_depth: int = 32
+    max_field_chars: int = 65_536
+    max_table_bytes: int = 64 * 1024**2
+    chunk_claims: int = 2_000
+    workers: int = 2

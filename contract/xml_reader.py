@@ -1,0 +1,264 @@
+"""The hardened XML 130 reader: GIAMDINHHS envelopes streamed (lxml iterparse, one dossier in
+memory at a time) through a parser with no DTDs, no entities and no network, within limits on size,
+depth and field length; raw records to columnar frames. Validation is ingest's (contract.ingest).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+from lxml import etree
+
+from contract.limits import Limits
+from contract.schema import XML_LAYOUT
+from contract.validate import GROUP, INTERNAL, RECORD, SOURCE
+
+# One raw record: its field names in document order and their texts.
+Rec = tuple[tuple[str, ...], tuple[str | None, ...]]
+
+
+class HostileInput(ValueError):
+    """A file refused before or while parsing (DTD, entities, size, depth, not XML)."""
+
+
+_PROLOG_ITEM = re.compile(rb"\s*(<\?.*?\?>|<!--.*?-->)", re.S)
+
+
+def check_prolog(data: bytes, what: str) -> None:
+    """Refuse anything before the root element but an XML declaration, PIs and comments.
+
+    DTDs are how billion-laughs and external-entity (XXE) attacks get in, and no XML 130 file
+    needs one, so a DOCTYPE anywhere in the prolog refuses the document outright.
+    """
+    pos = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    while True:
+        m = _PROLOG_ITEM.match(data, pos)
+        if not m:
+            break
+        pos = m.end()
+    rest = data[pos:].lstrip()
+    if rest.startswith(b"<!DOCTYPE") or rest.startswith(b"<!ENTITY"):
+        raise HostileInput(f"{what} declares a DTD (<!DOCTYPE>); DTDs and entities are not allowed")
+    if len(data) >= 65_536 and (not rest or rest[:2] in (b"<!", b"<?")):
+        raise HostileInput(f"{what} has no root element in its first 64 KiB")
+    if not rest:
+        raise HostileInput(f"{what} is empty or has no root element")
+    if not rest.startswith(b"<") or rest[1:2] in (b"!", b"?", b""):
+        raise HostileInput(f"{what} is not XML (it does not start with an element)")
+
+
+@functools.cache
+def _parser() -> etree.XMLParser:
+    # One parser per process, reused (creating one costs more than parsing a small table).
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+        recover=False,
+    )
+
+
+def _local(tag: object) -> str:
+    if not isinstance(tag, str):
+        return ""
+    return tag.rsplit("}", 1)[-1] if "}" in tag else tag
+
+
+@dataclass
+class Dossier:
+    """One HOSO: the raw records of its tables, keyed by XML table name."""
+
+    number: int
+    records: dict[str, list[Rec]]
+    errors: list[tuple[str, str, str, str]]  # (table, field, value, error) that reject it whole
+    skipped: list[str]
+
+
+def _decode_table(node: etree._Element, limits: Limits) -> bytes | etree._Element:
+    children = [c for c in node if isinstance(c.tag, str)]
+    if children:  # plain XML placed inside NOIDUNGFILE
+        return children[0]
+    text = (node.text or "").strip()
+    if len(text) > limits.max_table_bytes * 4 // 3 + 4:
+        raise ValueError(f"NOIDUNGFILE larger than {limits.max_table_bytes:,} bytes")
+    if text.startswith("<"):  # plain XML as text or CDATA
+        return text.encode("utf-8")
+    try:
+        return base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ValueError(f"NOIDUNGFILE is neither base64 nor XML ({e})") from None
+
+
+_NESTED_XML1 = etree.XPath("count(*/*)")
+_NESTED_LINES = etree.XPath("count(*/*/*/*)")
+
+
+def _parse_table(loai: str, payload: bytes | etree._Element, limits: Limits) -> list[Rec]:
+    if isinstance(payload, bytes):
+        check_prolog(payload[:65_536], f"the {loai} document")
+        root = etree.fromstring(payload, _parser())
+    else:
+        root = payload
+    root_tag, list_tag, rec_tag = XML_LAYOUT[loai]
+    if _local(root.tag) != root_tag:
+        raise ValueError(f"root element is {_local(root.tag)}, expected {root_tag}")
+    namespaced = "}" in root.tag
+    if rec_tag is None:
+        records = [root]
+        nested = _NESTED_XML1(root) if not namespaced else 0
+    elif not namespaced:
+        records = root.findall(f"{list_tag}/{rec_tag}")
+        nested = _NESTED_LINES(root)
+    else:
+        records = [e for e in root.iter() if _local(e.tag) == rec_tag]
+        nested = 0
+    if nested:
+        raise ValueError("a field holds nested elements")
+    out: list[Rec] = []
+    for rec in records:
+        if namespaced:  # rare: strip namespaces field by field
+            pairs = [(_local(c.tag), c.text) for c in rec if isinstance(c.tag, str)]
+        else:  # comments and PIs were removed by the parser: children are elements
+            pairs = [(c.tag, c.text) for c in rec]
+        tags, texts = zip(*pairs, strict=True) if pairs else ((), ())
+        if len(set(tags)) != len(tags):
+            dup = next(t for t in tags if tags.count(t) > 1)
+            raise ValueError(f"field {dup} appears twice in one record")
+        out.append((tags, texts))
+    return out
+
+
+def read_envelope(source: Path | bytes, limits: Limits) -> Iterator[Dossier]:
+    """Yield the dossiers of one GIAMDINHHS file (a path, or the bytes of one); raise HostileInput
+    / etree.XMLSyntaxError where the file stops being acceptable (dossiers before that point were
+    yielded)."""
+    size = len(source) if isinstance(source, bytes) else source.stat().st_size
+    if size > limits.max_file_bytes:
+        raise HostileInput(f"file is {size:,} bytes, over the limit of {limits.max_file_bytes:,}")
+    if isinstance(source, bytes):
+        check_prolog(source[:65_536], "the file")
+        stream = io.BytesIO(source)
+    else:
+        with source.open("rb") as fh:
+            check_prolog(fh.read(65_536), "the file")
+        stream = str(source)
+    depth = 0
+    number = 0
+    context = etree.iterparse(
+        stream,
+        events=("start", "end"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+        remove_comments=True,
+        remove_pis=True,
+    )
+    for event, elem in context:
+        if event == "start":
+            depth += 1
+            if depth > limits.max_depth:
+                raise HostileInput(f"elements nested deeper than {limits.max_depth}")
+            if depth == 1 and _local(elem.tag) != "GIAMDINHHS":
+                raise HostileInput(f"root element is {_local(elem.tag)}, expected GIAMDINHHS")
+            continue
+        depth -= 1
+        if _local(elem.tag) != "HOSO":
+            continue
+        number += 1
+        yield _read_dossier(elem, number, limits)
+        # Free what has been read: the dossier and the siblings before it.
+        elem.clear()
+        parent = elem.getparent()
+        if parent is not None:
+            while elem.getprevious() is not None:
+                del parent[0]
+    del context
+
+
+def _read_dossier(elem: etree._Element, number: int, limits: Limits) -> Dossier:
+    records: dict[str, list] = {}
+    errors: list[tuple[str, str, str, str]] = []
+    skipped: list[str] = []
+    for fh in elem:
+        if _local(fh.tag) != "FILEHOSO":
+            continue
+        loai_el = content = None
+        for c in fh:
+            name = _local(c.tag)
+            if name == "LOAIHOSO":
+                loai_el = c
+            elif name == "NOIDUNGFILE":
+                content = c
+        loai = (loai_el.text or "").strip().upper() if loai_el is not None else ""
+        if loai not in XML_LAYOUT:
+            skipped.append(loai or "(none)")
+            continue
+        if content is None:
+            errors.append((loai, "NOIDUNGFILE", "", "missing NOIDUNGFILE"))
+            continue
+        try:
+            payload = _decode_table(content, limits)
+            records.setdefault(loai, []).extend(_parse_table(loai, payload, limits))
+        except (ValueError, etree.XMLSyntaxError) as e:
+            value = (content.text or "")[:200]
+            errors.append((loai, "NOIDUNGFILE", value, f"{loai}: {e}"))
+    if "XML1" not in records and not errors:
+        errors.append(("XML1", "LOAIHOSO", "", "dossier has no XML1 claim summary"))
+    if len(records.get("XML1", [])) > 1:
+        errors.append(("XML1", "TONG_HOP", "", "dossier has more than one XML1 claim summary"))
+    return Dossier(number, records, errors, skipped)
+
+
+def file_error_message(e: Exception) -> str:
+    if isinstance(e, etree.XMLSyntaxError):
+        return (
+            f"malformed or truncated XML: {e.msg}; "
+            "dossiers complete before this point were read, the rest of the file was not"
+        )
+    return f"file refused: {e}"
+
+
+def columnar(rows: list) -> pd.DataFrame:
+    """Raw records -> one string frame. Records of the same shape (same field names in the same
+    order, the usual case) are transposed together, which keeps per-field Python work out."""
+    if not rows:
+        return pd.DataFrame({c: pd.Series([], dtype="str") for c in INTERNAL})
+    shapes: dict[tuple[str, ...], list[int]] = {}
+    for i, r in enumerate(rows):
+        shapes.setdefault(r[0], []).append(i)
+    parts = []
+    for tags, idx in shapes.items():
+        cols: dict[str, pa.Array] = {}
+        if tags:
+            for tag, values in zip(tags, zip(*(rows[i][1] for i in idx), strict=True), strict=True):
+                cols[tag] = pa.array(values, pa.string())
+        cols[GROUP] = pa.array([rows[i][2] for i in idx], pa.string())
+        cols[SOURCE] = pa.array([rows[i][3] for i in idx], pa.string())
+        cols[RECORD] = pa.array([rows[i][4] for i in idx], pa.string())
+        cols["_pos"] = pa.array(idx, pa.int64())
+        parts.append(pa.table(cols))
+    table = pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
+    df = table.to_pandas()
+    if len(parts) > 1:
+        df = df.sort_values("_pos", kind="stable").reset_index(drop=True)
+    return df.drop(columns="_pos")
+
+
+def envelope_files(src: Path) -> list[Path]:
+    if src.is_file():
+        return [src]
+    return sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() == ".xml")
