@@ -68,10 +68,10 @@ sys.path.insert(0, sys.argv[3])
 from bench_features import pandas_patient_windows, PAT_COLUMNS
 from features.engine import Engine
 from features import profiles as pf
-from features.pipeline import _enriched, _inputs
+from features.assembly import enriched_claims, input_tables
 ds, threads = Path(sys.argv[1]), int(sys.argv[2])
 with Engine.connect("duckdb", threads=threads) as eng:
-    _, _, _, enriched = _enriched(eng, _inputs(eng, ds), None)
+    _, _, _, enriched = enriched_claims(eng, input_tables(eng, ds), None)
     cols = ["claim_id", "person_key", "facility_id", "admit_day", "total_cost", "is_stay",
             "supply_end_day", "died"]
     e = eng.execute(enriched.select(*cols))

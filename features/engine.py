@@ -166,7 +166,7 @@ class Engine:
     ) -> ibis.Table:
         """A canonical table with the columns the features need; missing optional columns are
         added as typed nulls and a missing table as an empty one. A missing required column is
-        an error that names it. `bind`: register under this fixed name (see pipeline.OnlinePlan)."""
+        an error that names it. `bind`: register under this fixed name (see online.OnlinePlan)."""
         needed = NEEDED[name]
         if data is None:
             data = TABLES[name].empty()
