@@ -329,3 +329,47 @@ def test_the_readme_client_works(service, tmp_path):
     first = done.stdout.splitlines()[0].split()
     example = json.loads((root / "serving" / "example_claim.json").read_text())
     assert first[0] == example["MA_LK"] and first[1] in ("high", "review", "watch", "low")
+
+
+def _raw_request(url: str, path: str, headers: dict[str, str]) -> tuple[int, dict]:
+    """Send only the request head (a huge Content-Length, no body) and read the answer: a server
+    that tried to read the body first would wait for it until the timeout."""
+    import socket
+    from urllib.parse import urlsplit
+
+    u = urlsplit(url)
+    head = f"POST {path} HTTP/1.1\r\nHost: {u.hostname}\r\nContent-Length: 10000000000\r\n"
+    head += "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "Connection: close\r\n\r\n"
+    with socket.create_connection((u.hostname, u.port), timeout=20) as s:
+        s.sendall(head.encode())
+        data = b""
+        while True:
+            top, sep, rest = data.partition(b"\r\n\r\n")
+            if sep:
+                lines = top.decode("latin-1").lower().split("\r\n")
+                length = next(int(x.split(":")[1]) for x in lines if x.startswith("content-length"))
+                if len(rest) >= length:
+                    break
+            chunk = s.recv(65536)
+            assert chunk, f"connection closed: {data!r}"
+            data += chunk
+    return int(top.split(b" ", 2)[1]), json.loads(rest[:length])
+
+
+@pytest.mark.parametrize("path", ["/score", "/score_xml"])
+def test_the_key_and_the_size_are_checked_before_the_body_is_read(service, path):
+    status, body = _raw_request(service.url, path, {})
+    assert status == 401 and "missing API key" in body["detail"]
+    status, body = _raw_request(service.url, path, {"Authorization": f"Bearer {service.key}"})
+    assert status == 413 and "larger than" in body["detail"]
+
+
+def test_null_cards_unknown_keys_and_future_dates_are_answered_cleanly(api, claims):
+    nulls = {**claims[0], "MA_THE_BHYT": None, "SO_CCCD": None, "NOT_A_FIELD": {"x": [1]}}
+    future = {**claims[1], "NGAY_VAO": "209901010800", "NGAY_RA": "209901050800"}
+    r = api.post("/score", json={"claims": [nulls, future]})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert [s["MA_LK"] for s in out["scored"]] == [claims[0]["MA_LK"]]
+    assert [e["index"] for e in out["errors"]] == [1]
+    assert {"NGAY_VAO", "NGAY_RA"} <= {e["field"] for e in out["errors"][0]["errors"]}
