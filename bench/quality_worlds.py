@@ -71,6 +71,9 @@ def world_parts(seed: int, work: Path, claims: int | None) -> Path:
     bundle = fit_bundle(
         split.train, split.val, split.val_all, population, names, anomaly_features(names), cfg
     )
+    from features.early_warning import shift_evidence
+
+    evidence = shift_evidence(tables)
     rows = []
     for period, df in (("val", split.val_all), ("holdout", split.holdout)):
         s = predict(bundle, df)
@@ -92,6 +95,9 @@ def world_parts(seed: int, work: Path, claims: int | None) -> Path:
                 **{f"t_{k}": v for k, v in terms.items()},
             }
         )
+        shift = evidence.set_index("claim_id")
+        for v in ("shift_claim", "shift_cell", "shift_share"):
+            part[f"t_{v}"] = np.minimum(part["claim_id"].map(shift[v]).fillna(0.0), claimed)
         if period == "holdout":
             part["b_raw_lightgbm"] = baselines.raw_lightgbm(split.train, cfg.seed)(df)
             part["b_rules_only"] = baselines.rules_only(split.train)(df)

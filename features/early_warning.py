@@ -36,6 +36,9 @@ EXCESS = 0.10  # relative within-cell change, shrunk and above the peers' median
 SHRINK_CLAIMS = 100  # claims at which the facility's own change counts half against its peers
 CONTROL_SIGMAS = 3.0  # the change must exceed this many of the facility's own monthly sigmas
 MOVED_Z = 2.0  # a warned facility's cell carries the shift when its own z is above this
+LOOKBACK_EXTRA = 3  # months further back a baseline may reach past warned months
+SHIFT_SHRINK = 20  # claims at which a cell's mean shift counts half (toward no shift)
+SHIFT_MONEY = "shift_share"  # which estimate is the claim's `facility_shift` money
 
 COLUMNS = [
     "month", "facility_id", "facility_name", "facility_level", "claims", "claims_trend",
@@ -141,10 +144,23 @@ def _cell_stats(rows: pd.DataFrame, keys=("facility_id", "cell"), prefix: str = 
     return out.add_prefix(prefix)
 
 
-def _own_sigma(cells: pd.DataFrame, m: int) -> pd.Series:
+def _baseline(cells: pd.DataFrame, m: int, months: int, excluded: frozenset) -> pd.DataFrame:
+    """Each facility's claims of its last `months` months before `m`, leaving out the months it
+    was warned in (a shifted month must not become the yardstick of the next one)."""
+    win = cells[(cells["month"] >= m - months - LOOKBACK_EXTRA) & (cells["month"] < m)]
+    fm = win[["facility_id", "month"]].drop_duplicates()
+    if excluded:
+        bad = pd.MultiIndex.from_frame(fm).isin(list(excluded))
+        fm = fm[~bad]
+    rank = fm.groupby("facility_id")["month"].rank(ascending=False, method="first")
+    keep = fm[rank <= months]
+    return win.merge(keep, on=["facility_id", "month"], how="inner")
+
+
+def _own_sigma(cells: pd.DataFrame, m: int, excluded: frozenset = frozenset()) -> pd.Series:
     """The facility's own month-to-month sigma of log cost per visit at constant mix over the
     SERIES_MONTHS before `m` (each month against the pooled cell means of that window)."""
-    win = cells[(cells["month"] >= m - SERIES_MONTHS) & (cells["month"] < m)]
+    win = _baseline(cells, m, SERIES_MONTHS, excluded)
     if win.empty:
         return pd.Series(dtype="float64")
     pooled = win.groupby(["facility_id", "cell"])["cost"].mean().rename("pooled")
@@ -198,9 +214,11 @@ def _deviations(cur: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
     return x
 
 
-def _month_table(cells: pd.DataFrame, lines: pd.DataFrame, m: int) -> pd.DataFrame:
+def _month_table(
+    cells: pd.DataFrame, lines: pd.DataFrame, m: int, excluded: frozenset
+) -> pd.DataFrame:
     cur = cells[cells["month"] == m]
-    base = cells[(cells["month"] >= m - TREND_MONTHS) & (cells["month"] < m)]
+    base = _baseline(cells, m, TREND_MONTHS, excluded)
     ref = _cell_stats(base)
     fac_base = base.groupby("facility_id")["cost"].agg(["size", "mean", "var"])
     x = _deviations(cur, base)
@@ -243,11 +261,28 @@ def facility_warnings(dataset, month: str, *, engine: str = "duckdb") -> pd.Data
     m = period.year * 12 + period.month - 1
     if not (cells["month"] == m).any():
         raise ValueError(f"no claims admitted in {month}")
-    return _warnings(cells, _line_prices(tables, cells), m)
+    have = set(cells["month"].unique())
+    months = [k for k in range(m - SERIES_MONTHS, m + 1) if k in have]
+    return _sequence(cells, _line_prices(tables, cells), months)[m]
 
 
-def _warnings(cells: pd.DataFrame, lines: pd.DataFrame, m: int) -> pd.DataFrame:
-    out = _month_table(cells, lines, m)
+def _sequence(cells: pd.DataFrame, lines: pd.DataFrame, months) -> dict[int, pd.DataFrame]:
+    """The warnings of `months` in order, each month's baseline leaving out the months its
+    facility was already warned in."""
+    excluded: set = set()
+    out = {}
+    for m in sorted(months):
+        w = _warnings(cells, lines, m, frozenset(excluded))
+        out[m] = w
+        excluded |= {(f, m) for f in w.loc[w["warning"], "facility_id"]}
+    out["excluded"] = frozenset(excluded)  # type: ignore[index]
+    return out
+
+
+def _warnings(
+    cells: pd.DataFrame, lines: pd.DataFrame, m: int, excluded: frozenset = frozenset()
+) -> pd.DataFrame:
+    out = _month_table(cells, lines, m, excluded)
     growth = out["growth_vs_trend"]
     # shrink toward the same-level peers' median change by volume (empirical Bayes)
     peer = growth.groupby(out["facility_level"]).transform("median")
@@ -258,7 +293,7 @@ def _warnings(cells: pd.DataFrame, lines: pd.DataFrame, m: int) -> pd.DataFrame:
     med = growth.median()
     mad = (growth - med).abs().median() * 1.4826
     out["robust_z"] = (growth - med) / max(mad, 0.02) if growth.notna().any() else np.nan
-    out["own_sigma"] = _own_sigma(cells, m).reindex(out.index)
+    out["own_sigma"] = _own_sigma(cells, m, excluded).reindex(out.index)
     control = np.log1p(growth.clip(lower=-0.99)) > CONTROL_SIGMAS * out["own_sigma"].fillna(0.0)
     out["warning"] = (
         (out["claims"] >= MIN_CLAIMS)
@@ -288,11 +323,10 @@ def quarter_warnings(dataset, quarter: str) -> pd.DataFrame:
     tables = _tables(dataset)
     cells = claim_cells(tables)
     lines = _line_prices(tables, cells)
-    frames = []
-    for k in range(3):
-        m = year * 12 + (n - 1) * 3 + k
-        if (cells["month"] == m).any():
-            frames.append(_warnings(cells, lines, m))
+    first = year * 12 + (n - 1) * 3
+    have = set(cells["month"].unique())
+    seq = _sequence(cells, lines, [k for k in range(first - SERIES_MONTHS, first + 3) if k in have])
+    frames = [seq[m] for m in range(first, first + 3) if m in have]
     if not frames:
         raise ValueError(f"no claims admitted in {quarter}")
     allm = pd.concat(frames, ignore_index=True)
@@ -312,12 +346,14 @@ def shift_evidence(dataset, months: list[int] | None = None) -> pd.DataFrame:
     have = sorted(cells["month"].unique())
     months = have[1:] if months is None else [m for m in months if m in set(have)]
     parts = []
+    seq = _sequence(cells, lines, months)
+    excluded = seq["excluded"]
     for m in months:
-        w = _warnings(cells, lines, m)
+        w = seq[m]
         warned = set(w.loc[w["warning"], "facility_id"])
         if not warned:
             continue
-        base = cells[(cells["month"] >= m - TREND_MONTHS) & (cells["month"] < m)]
+        base = _baseline(cells, m, TREND_MONTHS, excluded)
         cur = cells[(cells["month"] == m) & cells["facility_id"].isin(warned)]
         x = _deviations(cur, base)
         # the cells that moved: their own z above MOVED_Z
@@ -327,8 +363,22 @@ def shift_evidence(dataset, months: list[int] | None = None) -> pd.DataFrame:
         keep = pd.MultiIndex.from_frame(x[["facility_id", "cell"]]).isin(moved)
         x = x[keep]
         share = (x["fund"] / x["cost"].where(x["cost"] > 0)).clip(0, 1).fillna(0.0)
-        money = (x["dev"].clip(lower=0) * share).fillna(0.0)
-        parts.append(pd.DataFrame({"claim_id": x["claim_id"], "facility_shift": money}))
+        # the cell's shift, shrunk by its volume (a few claims say little about their cell)
+        cell_dev = x.groupby(["facility_id", "cell"])["dev"].transform("mean")
+        n = x.groupby(["facility_id", "cell"])["dev"].transform("size")
+        cell_dev = cell_dev * n / (n + SHIFT_SHRINK)
+        growth = (cell_dev / x["ref_mean"].where(x["ref_mean"] > 0)).clip(lower=0).fillna(0.0)
+        variants = {
+            "shift_claim": x["dev"].clip(lower=0),  # the claim's own cost above its cell
+            "shift_cell": np.minimum(cell_dev.clip(lower=0), x["cost"]),  # its cell's shift
+            "shift_share": x["cost"] * growth / (1 + growth),  # the inflated share of its cost
+        }
+        out = pd.DataFrame({"claim_id": x["claim_id"]})
+        for name, money in variants.items():
+            out[name] = (money * share).fillna(0.0).to_numpy()
+        out["facility_shift"] = out[SHIFT_MONEY]
+        parts.append(out)
     if not parts:
-        return pd.DataFrame({"claim_id": pd.Series(dtype="str"), "facility_shift": []})
+        cols = ["facility_shift", "shift_claim", "shift_cell", "shift_share"]
+        return pd.DataFrame({"claim_id": pd.Series(dtype="str"), **{c: [] for c in cols}})
     return pd.concat(parts, ignore_index=True)

@@ -376,6 +376,12 @@ def write_facility_months(store, tables: dict[str, pd.DataFrame], months: int = 
             robust_z=_plain(r["robust_z"]),
             warning=bool(r["warning"]),
             updated_at=now(),
+            change=_plain(r["change"]),
+            mix_effect=_plain(r["mix_effect"]),
+            price_effect=_plain(r["price_effect"]),
+            volume_effect=_plain(r["volume_effect"]),
+            shift_z=_plain(r["z"]),
+            evidence=(str(r["evidence"])[:1000] or None),
         )
         for r in out.to_dict("records")
     ]

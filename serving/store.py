@@ -160,6 +160,14 @@ class FacilityMonth(Base):
     robust_z: Mapped[float | None] = mapped_column(Float, nullable=True)
     warning: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=now)
+    # 0004: the change against the facility's own baseline, split into case mix, price and volume
+    # (VND per visit), the volume-aware z of the within-cell change, and the cells that moved
+    change: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mix_effect: Mapped[float | None] = mapped_column(Float, nullable=True)
+    price_effect: Mapped[float | None] = mapped_column(Float, nullable=True)
+    volume_effect: Mapped[float | None] = mapped_column(Float, nullable=True)
+    shift_z: Mapped[float | None] = mapped_column(Float, nullable=True)
+    evidence: Mapped[str | None] = mapped_column(String(1000), nullable=True)
 
 
 class AuditEvent(Base):

@@ -55,7 +55,7 @@ def draw_world(seed: int, claims: int | None = None) -> WorldDraw:
         on = rng.random() >= 0.2  # about one scheme in five does not run in this world
         rates[name] = float(np.clip(s.rate * np.exp(rng.normal(0.0, 0.6)), 0.0, 0.05)) * on
     # the held-out scheme covers most of one or two facilities' claims for three months
-    rates[HELD_OUT] = float(rng.uniform(0.04, 0.10))
+    rates[HELD_OUT] = float(rng.uniform(0.02, 0.06))
     starts = {HELD_OUT: CUTOFF}
     running = sorted(k for k, v in rates.items() if v > 0 and k != HELD_OUT)
     for name in rng.choice(running, size=min(3, len(running)), replace=False):

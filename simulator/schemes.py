@@ -838,9 +838,10 @@ def _climb_plan(ctx: Context, elig: np.ndarray, k: int) -> tuple[np.ndarray, np.
             ramp = 0.3 + 0.7 * (t - s) / max(1.0, (months - s) / 2)
             return np.where(t >= s, np.minimum(1.0, ramp), 0.0)
 
-        latest = max(0, months - 3)  # climbing for three months at least
+        earliest = ctx.first_month.get("cost_climb", 0)  # never before the scheme may run
+        latest = max(earliest, months - 3)  # climbing for three months at least
         s = latest
-        while s > 0 and (share(s) * counts).sum() < remaining:
+        while s > earliest and (share(s) * counts).sum() < remaining:
             s -= 1
         sh = share(s)
         expected = (sh * counts).sum()

@@ -10,7 +10,7 @@ from sqlalchemy.orm import aliased
 
 from serving.review.errors import Conflict, NotFound
 from serving.review.users import Account
-from serving.store import Case, Decision, ScoredClaim, Store, User, now
+from serving.store import Case, Decision, FacilityMonth, ScoredClaim, Store, User, now
 
 DECIDABLE = ("open", "assigned")
 
@@ -34,7 +34,15 @@ def case_view(store: Store, case_id: int) -> dict[str, Any]:
             .where(Decision.case_id == c.id)
             .order_by(Decision.id.desc())
         ).all()
+        warned = s.scalars(
+            select(FacilityMonth).where(
+                FacilityMonth.facility_id == sc.facility_id,
+                FacilityMonth.month == sc.month,
+                FacilityMonth.warning.is_(True),
+            )
+        ).first()
         return {
+            "facility_warning": _warning(warned),
             "case": {
                 "id": c.id,
                 "claim_id": c.claim_id,
@@ -81,6 +89,20 @@ def case_view(store: Store, case_id: int) -> dict[str, Any]:
                 for d, o, sup in decisions
             ],
         }
+
+
+def _warning(m: FacilityMonth | None) -> dict | None:
+    """The early warning of the claim's facility in the claim's month, with its decomposition."""
+    if m is None:
+        return None
+    return {
+        "month": m.month,
+        "change": m.change,
+        "mix_effect": m.mix_effect,
+        "price_effect": m.price_effect,
+        "volume_effect": m.volume_effect,
+        "evidence": m.evidence,
+    }
 
 
 def patient_history(

@@ -74,6 +74,12 @@ def facility_view(store: Store, facility_id: str, open_limit: int = 50) -> dict[
                 "growth_excess": m.growth_excess,
                 "robust_z": m.robust_z,
                 "warning": m.warning,
+                "change": m.change,
+                "mix_effect": m.mix_effect,
+                "price_effect": m.price_effect,
+                "volume_effect": m.volume_effect,
+                "shift_z": m.shift_z,
+                "evidence": m.evidence,
             }
             for m in months
         ],
