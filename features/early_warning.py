@@ -38,7 +38,7 @@ CONTROL_SIGMAS = 3.0  # the change must exceed this many of the facility's own m
 MOVED_Z = 2.0  # a warned facility's cell carries the shift when its own z is above this
 LOOKBACK_EXTRA = 3  # months further back a baseline may reach past warned months
 SHIFT_SHRINK = 20  # claims at which a cell's mean shift counts half (toward no shift)
-SHIFT_MONEY = "shift_share"  # which estimate is the claim's `facility_shift` money
+SHIFT_MONEY = "shift_claim"  # the `facility_shift` money (chosen in bench/quality_worlds.py)
 
 COLUMNS = [
     "month", "facility_id", "facility_name", "facility_level", "claims", "claims_trend",

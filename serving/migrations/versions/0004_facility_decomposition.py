@@ -18,10 +18,15 @@ COLUMNS = ("change", "mix_effect", "price_effect", "volume_effect", "shift_z")
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("facility_months") as t:
-        for name in COLUMNS:
-            t.add_column(sa.Column(name, sa.Float(), nullable=True))
-        t.add_column(sa.Column("evidence", sa.String(1000), nullable=True))
+    # 0001 creates the tables from the current models, so a new store already has the columns
+    have = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("facility_months")}
+    new = [sa.Column(n, sa.Float(), nullable=True) for n in COLUMNS if n not in have]
+    if "evidence" not in have:
+        new.append(sa.Column("evidence", sa.String(1000), nullable=True))
+    if new:
+        with op.batch_alter_table("facility_months") as t:
+            for column in new:
+                t.add_column(column)
 
 
 def downgrade() -> None:
