@@ -311,22 +311,8 @@ def listed_price_reference(price_list: ir.Table, base: ir.Table) -> ir.Table:
 PRICE_TOLERANCE = 1.05  # a price is "above" when it exceeds the reference by more than 5 %
 
 
-def line_aggregates(
-    lines: ir.Table, base: ir.Table, price_ref: ir.Table, listed: bool = False
-) -> ir.Table:
-    """One row per claim with lines: costs per cost group, counts, drug days, and the line-level
-    rule pieces (count of offending lines and fund money at stake)."""
-    lc = _line_claim(lines, base)
-    ref = price_ref.select(
-        r_item=price_ref.item_key,
-        r_level=price_ref.facility_level,
-        r_month=price_ref.month,
-        ref_price=price_ref.ref_price,
-    )
-    lc = lc.left_join(
-        ref,
-        [lc.item_key == ref.r_item, lc.facility_level == ref.r_level, lc.month == ref.r_month],
-    ).drop("r_item", "r_level", "r_month")
+def _line_findings(lc: ir.Table, listed: bool) -> dict[str, tuple[ir.Value, ir.Value]]:
+    """The line-level rule pieces, by rule: (the line offends, the fund money at stake)."""
     g = lc.cost_group
     fund = lc.line_fund.fill_null(0.0)
     ratio = lc.service_ratio / 100.0
@@ -367,6 +353,35 @@ def line_aggregates(
     bed_out = (g.isin([15, 16]) & lc.visit_type.isin(NO_INPATIENT_BED)) | (
         (g == 14) & lc.visit_type.isin(NO_DAY_BED)
     )
+    return {
+        "arith": (arith_bad, arith_stake),
+        "price": (price_bad, price_stake),
+        "unlisted": (unlisted, fund),
+        "outside": (outside, fund),
+        "benefit": (benefit_bad, benefit_stake),
+        "bed_out": (bed_out, fund),
+    }
+
+
+def line_aggregates(
+    lines: ir.Table, base: ir.Table, price_ref: ir.Table, listed: bool = False
+) -> ir.Table:
+    """One row per claim with lines: costs per cost group, counts, drug days, and the line-level
+    rule pieces (count of offending lines and fund money at stake)."""
+    lc = _line_claim(lines, base)
+    ref = price_ref.select(
+        r_item=price_ref.item_key,
+        r_level=price_ref.facility_level,
+        r_month=price_ref.month,
+        ref_price=price_ref.ref_price,
+    )
+    lc = lc.left_join(
+        ref,
+        [lc.item_key == ref.r_item, lc.facility_level == ref.r_level, lc.month == ref.r_month],
+    ).drop("r_item", "r_level", "r_month")
+    findings = _line_findings(lc, listed)
+    g = lc.cost_group
+    fund = lc.line_fund.fill_null(0.0)
     is_bed = g.isin(COST_GROUPS["bed"])
     drug_days = (lc.is_drug == 1).ifelse(lc.quantity / lc.daily_dose, ibis.null("float64"))
     hour = lc.ordered_at.hour()
@@ -400,19 +415,9 @@ def line_aggregates(
         lines_supply_amount=s(g.isin(COST_GROUPS["supply"]), lc.amount),
         lines_amount=lc.amount.sum(),
         lines_fund=fund.sum(),
-        arith_lines=s(arith_bad),
-        arith_stake=s(arith_bad, arith_stake),
-        price_lines=s(price_bad),
-        price_stake=s(price_bad, price_stake),
-        unlisted_lines=s(unlisted),
-        unlisted_stake=s(unlisted, fund),
-        outside_lines=s(outside),
-        outside_stake=s(outside, fund),
-        benefit_lines=s(benefit_bad),
-        benefit_stake=s(benefit_bad, benefit_stake),
-        bed_out_lines=s(bed_out),
-        bed_out_stake=s(bed_out, fund),
     )
+    for name, (bad, stake) in findings.items():
+        aggs |= {f"{name}_lines": s(bad), f"{name}_stake": s(bad, stake)}
     agg = lc.group_by(a_claim_id=lc.claim_id).agg(**aggs)
     # distinct clinicians in two plain aggregations: DISTINCT aggregates cannot spill to disk
     pairs = lines.select("claim_id", "clinician_id").distinct()

@@ -271,8 +271,37 @@ def fill_store(
     documents; cases open for `open_bands`. `documents="cases"` keeps full documents (lines,
     peers) for the claims in those bands and the summary alone for the rest (the patient history
     reads it); `"all"` keeps full documents for every claim. Returns the new scored claims."""
-    claims = tables["claims"].set_index("claim_id")
     scored = scored.drop_duplicates("claim_id")
+    meta = _claim_meta(scored, tables, frame)
+    full = (
+        scored["claim_id"]
+        if documents == "all"
+        else scored.loc[scored["band"].isin(open_bands), "claim_id"]
+    )
+    full_ids = set(full.astype(str))
+    typical = typical_prices(tables, frame) if full_ids else {}
+    new = 0
+    total = len(scored)
+    for start in range(0, total, chunk):
+        part = scored.iloc[start : start + chunk]
+        docs = _chunk_documents(part, tables, frame, full_ids, typical)
+        rows = [
+            _score_row(r, meta.loc[r["claim_id"]], docs.get(str(r["claim_id"]), {}))
+            for r in part.to_dict("records")
+        ]
+        new += store.record_scores(rows, actor=actor, open_bands=open_bands)
+        if progress:
+            progress(min(start + chunk, total), total)
+    if facility_months:
+        write_facility_months(store, tables)
+    return new
+
+
+def _claim_meta(
+    scored: pd.DataFrame, tables: dict[str, pd.DataFrame], frame: pd.DataFrame | None
+) -> pd.DataFrame:
+    """Per scored claim: facility, its level, month, fund claimed and person key."""
+    claims = tables["claims"].set_index("claim_id")
     meta = pd.DataFrame(index=scored["claim_id"])
     meta["facility_id"] = meta.index.map(claims["facility_id"])
     meta["month"] = [_month(x) for x in meta.index.map(claims["admitted_at"])]
@@ -287,60 +316,53 @@ def fill_store(
         fac = tables["facilities"].drop_duplicates("facility_id").set_index("facility_id")
         levels = claims["facility_id"].map(fac["level"])
     meta["facility_level"] = meta.index.map(levels) if levels is not None else None
+    return meta
 
-    full = (
-        scored["claim_id"]
-        if documents == "all"
-        else scored.loc[scored["band"].isin(open_bands), "claim_id"]
+
+def _chunk_documents(
+    part: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+    frame: pd.DataFrame | None,
+    full_ids: set[str],
+    typical: dict[tuple, float],
+) -> dict[str, dict]:
+    """The documents of one chunk of scored claims: full for `full_ids`, the summary and the
+    identity alone for the others (the patient history reads them)."""
+    ids = set(part["claim_id"].astype(str))
+    full_here = ids & full_ids
+    sub = {"claims": tables["claims"][tables["claims"]["claim_id"].isin(ids)]}
+    for k in ("drug_lines", "service_lines"):
+        if tables.get(k) is not None:
+            sub[k] = tables[k][tables[k]["claim_id"].isin(full_here)]
+    sub["facilities"] = tables.get("facilities")
+    f = frame[frame["claim_id"].isin(full_here)] if frame is not None else None
+    docs = claim_documents(sub, f, typical_prices=typical)
+    for cid in ids - full_ids:
+        if cid in docs:
+            docs[cid] = {"summary": docs[cid]["summary"], "identity": docs[cid]["identity"]}
+    return docs
+
+
+def _score_row(r: dict, m: pd.Series, doc: dict) -> dict:
+    """One scored row as the case store records it (JSON-safe)."""
+    return _plain(
+        {
+            "claim_id": str(r["claim_id"]),
+            "model_version": str(r["model_version"]),
+            "risk_score": float(r["risk_score"]),
+            "expected_overbilled": float(r["expected_overbilled"]),
+            "priority": float(r["priority"]),
+            "band": r["band"],
+            "facility_id": m["facility_id"],
+            "facility_level": m["facility_level"],
+            "month": m["month"],
+            "fund_claimed": m["fund_claimed"],
+            "person_key": m["person_key"],
+            "reasons": list(r.get("reasons") or []),
+            "rule_hits": list(r.get("rule_hits") or []),
+            "claim": doc,
+        }
     )
-    full_ids = set(full.astype(str))
-    typical = typical_prices(tables, frame) if full_ids else {}
-    new = 0
-    total = len(scored)
-    for start in range(0, total, chunk):
-        part = scored.iloc[start : start + chunk]
-        ids = set(part["claim_id"].astype(str))
-        full_here = ids & full_ids
-        sub = {"claims": tables["claims"][tables["claims"]["claim_id"].isin(ids)]}
-        for k in ("drug_lines", "service_lines"):
-            if tables.get(k) is not None:
-                sub[k] = tables[k][tables[k]["claim_id"].isin(full_here)]
-        sub["facilities"] = tables.get("facilities")
-        f = frame[frame["claim_id"].isin(full_here)] if frame is not None else None
-        docs = claim_documents(sub, f, typical_prices=typical)
-        for cid in ids - full_ids:  # the history needs only the summary
-            if cid in docs:
-                docs[cid] = {"summary": docs[cid]["summary"], "identity": docs[cid]["identity"]}
-        rows = []
-        for r in part.to_dict("records"):
-            cid = str(r["claim_id"])
-            m = meta.loc[r["claim_id"]]
-            rows.append(
-                _plain(
-                    {
-                        "claim_id": cid,
-                        "model_version": str(r["model_version"]),
-                        "risk_score": float(r["risk_score"]),
-                        "expected_overbilled": float(r["expected_overbilled"]),
-                        "priority": float(r["priority"]),
-                        "band": r["band"],
-                        "facility_id": m["facility_id"],
-                        "facility_level": m["facility_level"],
-                        "month": m["month"],
-                        "fund_claimed": m["fund_claimed"],
-                        "person_key": m["person_key"],
-                        "reasons": list(r.get("reasons") or []),
-                        "rule_hits": list(r.get("rule_hits") or []),
-                        "claim": docs.get(cid, {}),
-                    }
-                )
-            )
-        new += store.record_scores(rows, actor=actor, open_bands=open_bands)
-        if progress:
-            progress(min(start + chunk, total), total)
-    if facility_months:
-        write_facility_months(store, tables)
-    return new
 
 
 def write_facility_months(store, tables: dict[str, pd.DataFrame], months: int = 12) -> int:
