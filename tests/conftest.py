@@ -73,8 +73,19 @@ def scored_world(sim_dataset, mlflow_store, trained_model) -> dict:
 SLOW_FIXTURES = {
     "trained_model", "service", "scored_world", "bento", "page", "browser", "context", "fitted",
     "unseen_world", "bundle_and_frame", "spark", "postgres_admin_url", "postgres_url",
+    "sim_dataset",  # simulating and ingesting 12,000 claims: the world of the model tests
 }  # fmt: skip
-SLOW_IDS = ("browser", "postgresql", "test_demo", "notebook", "test_packaging", "test_unseen")
+SLOW_IDS = (
+    "browser", "postgresql", "test_demo", "notebook", "test_packaging", "test_unseen",
+    # tens of seconds each on 2 cores: ingest of a 60k-claim world, MLflow's migrations of a
+    # fresh store in a subprocess, the hypothesis round trip through XML
+    "test_abusive_world_is_kept_whole_by_ingest", "test_models_command_uses_mlflow_tracking_uri",
+    "test_tables_to_xml_to_tables_is_identity",
+    # compiling online plans several times over (test_batch_and_online_vectors_are_equal stays)
+    "test_a_service_plan_remembers_what_it_scored", "test_both_online_paths_match_batch",
+    # the same early-warning check on more seeds (seed 1 stays in the fast tier)
+    "noise_is_not[2]", "noise_is_not[3]",
+)  # fmt: skip
 
 
 def pytest_collection_modifyitems(config, items):
