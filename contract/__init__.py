@@ -2,7 +2,8 @@
 with field-level errors, the XML and tabular readers, ingest and export. The lowest layer: it
 depends on nothing else of the project (configuration such as the linkage key is passed in)."""
 
-from contract.ingest import EnvelopeBatch, IngestReport, ingest, load_dataset, validate_batch
+from contract.batch import EnvelopeBatch, validate_batch
+from contract.ingest import IngestReport, ingest, load_dataset
 from contract.limits import Limits
 from contract.schema import CLAIMS, DRUG_LINES, FACILITIES, LABELS, SCHEMA_VERSION, SERVICE_LINES
 from contract.validate import ContractError

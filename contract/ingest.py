@@ -1,15 +1,16 @@
 """Ingest: XML 130 envelopes or tabular folders -> the canonical dataset plus a rejection report.
 
 The readers are their own modules: the hardened XML reader (contract.xml_reader) and the tabular
-one (contract.tabular); this module validates batches of whole claims (a dossier is accepted or
-rejected whole), cross-checks them, writes the canonical tables and keeps every rejected record in
-``rejections.parquet`` with the field and the error. The readers' public names are re-exported.
+one (contract.tabular); batches of whole claims are validated by contract.batch (a dossier is
+accepted or rejected whole). This module runs them over a source, in worker processes for many
+envelope files, writes the canonical tables and keeps every rejected record in
+``rejections.parquet`` with the field and the error. The public names of those modules that callers
+import from here are re-exported.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import multiprocessing
 import shutil
 from collections import Counter, deque
@@ -24,6 +25,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from lxml import etree
 
+from contract.batch import (
+    DUPLICATE,
+    WITH_CLAIM,
+    BatchResult,
+    EnvelopeBatch,
+    add_error,
+    validate_batch,
+)
 from contract.limits import Limits
 from contract.schema import (
     CLAIMS,
@@ -33,7 +42,6 @@ from contract.schema import (
     LINKAGE_COLUMNS,
     REJECTIONS_COLUMNS,
     SERVICE_LINES,
-    XML_TABLES,
     Table,
 )
 from contract.tabular import is_tabular, read_tabular_file, table_source, tabular_batches
@@ -44,13 +52,10 @@ from contract.validate import (
     Checked,
     ContractError,
     check_table,
-    linkage_keys,
     rejection_rows,
 )
 from contract.xml_reader import (
-    Dossier,
     HostileInput,
-    columnar,
     envelope_files,
     file_error_message,
     read_envelope,
@@ -71,7 +76,6 @@ __all__ = [
     "validate_batch",
 ]
 
-LINE_TABLES = (DRUG_LINES, SERVICE_LINES)
 Progress = Callable[[int, int], None]
 
 
@@ -174,88 +178,6 @@ class _Run:
             w.close()
 
 
-@dataclass
-class BatchResult:
-    """A validated batch: good canonical rows (still carrying INTERNAL columns) and rejections."""
-
-    good: dict[str, pd.DataFrame]
-    checked: dict[str, Checked]
-    rejections: list[pd.DataFrame]
-    read: Counter = field(default_factory=Counter)
-    rejected: Counter = field(default_factory=Counter)
-    skipped: Counter = field(default_factory=Counter)
-    file_errors: list[tuple[str, str]] = field(default_factory=list)
-
-
-def validate_batch(
-    raw: dict[str, pd.DataFrame],
-    limits: Limits,
-    linkage_key: str,
-    prior_errors: pd.DataFrame | None = None,
-    from_xml: bool = False,
-    max_time: pd.Timestamp | None = None,
-) -> BatchResult:
-    """Validate one batch of whole claims (claims + their lines); decide what is rejected.
-
-    ``raw`` maps table name -> frame with XML 130 column names and the INTERNAL columns.
-    ``prior_errors`` are dossier-level rejections (GROUP plus the rejection columns).
-    ``max_time``: admission/discharge times later than this are field errors (the scoring API
-    passes its clock plus the allowed skew); None: no bound.
-    Pure: writes nothing, so workers can run it in parallel.
-    """
-    checked = {
-        t.name: check_table(
-            raw.get(t.name, pd.DataFrame()), t, limits.max_field_chars, from_xml, max_time
-        )
-        for t in (CLAIMS, *LINE_TABLES)
-    }
-    claims = checked["claims"]
-    cf = claims.frame
-    # A claim key must be unique: the first occurrence stands, later ones are rejected.
-    ids = cf["claim_id"]
-    dup = ids.duplicated(keep="first") & ids.notna()
-    _add_error(claims, dup, "MA_LK", ids, DUPLICATE)
-    # Lines must belong to the claim summary of their group (dossier, or MA_LK in tables).
-    group_claim = cf.loc[~dup.to_numpy()].drop_duplicates(GROUP).set_index(GROUP)["claim_id"]
-    for t in LINE_TABLES:
-        c = checked[t.name]
-        owner = c.frame[GROUP].map(group_claim)
-        no_owner = owner.isna()
-        mismatch = ~no_owner & c.frame["claim_id"].notna() & (c.frame["claim_id"] != owner)
-        _add_error(
-            c, no_owner, "MA_LK", c.frame["claim_id"], "no claim summary (XML1) with this MA_LK"
-        )
-        _add_error(
-            c,
-            mismatch,
-            "MA_LK",
-            c.frame["claim_id"],
-            "MA_LK differs from the claim summary of the same dossier",
-        )
-    # A claim is accepted or rejected whole.
-    bad_groups = set()
-    for c in checked.values():
-        bad_groups.update(c.frame.loc[c.bad.to_numpy(), GROUP].tolist())
-    result = BatchResult({}, checked, [])
-    if prior_errors is not None and len(prior_errors):
-        bad_groups.update(prior_errors[GROUP].tolist())
-        result.rejections.append(prior_errors[list(REJECTIONS_COLUMNS)])
-    for name, c in checked.items():
-        reject = c.frame[GROUP].isin(bad_groups)
-        result.read[name] += len(c.frame)
-        result.rejected[name] += int(reject.sum())
-        result.rejections.append(rejection_rows(c, reject, WITH_CLAIM))
-        good = c.frame.loc[~reject.to_numpy()]
-        if name == "claims":
-            good = pd.concat([good, linkage_keys(good, linkage_key)], axis=1)
-        result.good[name] = good
-    return result
-
-
-DUPLICATE = "duplicate claim key (MA_LK): the first claim with this key was kept"
-WITH_CLAIM = "rejected with its claim: another record of it has errors"
-
-
 def commit(result: BatchResult, run: _Run) -> None:
     """Write a validated batch; claims already written under the same key are rejected here."""
     rep = run.report
@@ -279,7 +201,7 @@ def commit(result: BatchResult, run: _Run) -> None:
                     pd.DataFrame({"row": [], "field": [], "value": [], "error": []}),
                 )
                 if name == "claims":
-                    _add_error(c, c.bad, "MA_LK", c.frame["claim_id"], DUPLICATE)
+                    add_error(c, c.bad, "MA_LK", c.frame["claim_id"], DUPLICATE)
                 run.reject(rejection_rows(c, c.bad, WITH_CLAIM))
                 rep.rejected[name] += int(drop.sum())
                 good = good.loc[~drop.to_numpy()]
@@ -287,23 +209,6 @@ def commit(result: BatchResult, run: _Run) -> None:
             run.seen_claims.update(dict.fromkeys(good["claim_id"]))
         run.writer(name).write(good)
         rep.written[name] += len(good)
-
-
-def _add_error(c: Checked, mask: pd.Series, xml_field: str, values: pd.Series, msg: str) -> None:
-    mask = mask.fillna(False).astype(bool).to_numpy()
-    if not mask.any():
-        return
-    idx = np.flatnonzero(mask)
-    new = pd.DataFrame(
-        {
-            "row": idx,
-            "field": xml_field,
-            "value": values.iloc[idx].astype("str").to_numpy(),
-            "error": msg,
-        }
-    )
-    c.errors = pd.concat([c.errors, new], ignore_index=True)
-    c.bad = c.bad | pd.Series(mask)
 
 
 def ingest(
@@ -363,7 +268,7 @@ def _ingest_tabular(src: Path, run: _Run, limits: Limits, progress: Progress | N
         df[GROUP] = np.arange(len(df))
         c = check_table(df, table, limits.max_field_chars)
         key = c.frame[table.fields[0].name]
-        _add_error(
+        add_error(
             c,
             key.duplicated(keep="first") & key.notna(),
             table.fields[0].xml,
@@ -461,53 +366,6 @@ def _ingest_envelopes(src: Path, run: _Run, limits: Limits, progress: Progress |
             if nxt is not None:
                 job = pool.submit(_files_job, (nxt[0], limits, run.linkage_key))
                 pending.append((job, nxt[1]))
-
-
-class EnvelopeBatch:
-    """Dossiers gathered into raw columnar tables (and dossier-level errors) for validate_batch."""
-
-    def __init__(self) -> None:
-        self.reset()
-
-    def reset(self) -> None:
-        self.rows: dict[str, list] = {"claims": [], "drug_lines": [], "service_lines": []}
-        self.errors: list[dict] = []
-        self.claims = 0
-
-    def add(self, source: str, d: Dossier) -> None:
-        group = f"{source}#{d.number}"
-        self.claims += 1
-        for loai, recs in d.records.items():
-            rows = self.rows[XML_TABLES[loai].name]
-            for i, (tags, texts) in enumerate(recs, 1):
-                rows.append((tags, texts, group, source, f"HOSO {d.number}/{loai} {i}"))
-        first = (d.records.get("XML1") or [((), ())])[0]
-        ma_lk = dict(zip(*first, strict=True)).get("MA_LK") or ""
-        for table, fld, value, error in d.errors:
-            self.errors.append(
-                {
-                    "source_file": source,
-                    "claim_id": ma_lk,
-                    "table": XML_TABLES[table].name,
-                    "record": f"HOSO {d.number}/{table}",
-                    "field": fld,
-                    "value": value,
-                    "error": error,
-                    "record_json": json.dumps({"LOAIHOSO": table}),
-                    GROUP: group,
-                }
-            )
-
-    def take(self) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None]:
-        """The raw tables and the dossier-level errors gathered so far; the batch starts anew."""
-        raw = {name: columnar(rows) for name, rows in self.rows.items()}
-        prior = pd.DataFrame(self.errors) if self.errors else None
-        self.reset()
-        return raw, prior
-
-    def validate(self, limits: Limits, linkage_key: str) -> BatchResult:
-        raw, prior = self.take()
-        return validate_batch(raw, limits, linkage_key, prior, from_xml=True)
 
 
 def load_dataset(folder: Path) -> dict[str, pd.DataFrame]:
