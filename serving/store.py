@@ -186,9 +186,11 @@ class AuditEvent(Base):
 
 
 def make_engine(url: str) -> Engine:
+    """The one engine factory (the store and the migrations). hide_parameters: a failing
+    statement's error (logs, tracebacks) never shows the bound values: names, card numbers."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
+        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # WAL lets readers and one writer work at once
@@ -199,7 +201,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def upgrade(url: str) -> None:
