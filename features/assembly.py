@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features import claim_features as cf
+from features import lines as ln
 from features import profiles as pf
 from features import rules as rl
 from features.engine import Engine
@@ -92,8 +93,8 @@ def price_list_table(eng: Engine, price_list: Path | pd.DataFrame | None) -> ir.
 
 def price_reference(points: ir.Table, base: ir.Table, price_list: ir.Table | None) -> ir.Table:
     if price_list is not None:
-        return cf.listed_price_reference(price_list, base)
-    return cf.learned_price_reference(points, PRICE_MONTHS, PRICE_QUANTILE, PRICE_MIN_LINES)
+        return ln.listed_price_reference(price_list, base)
+    return ln.learned_price_reference(points, PRICE_MONTHS, PRICE_QUANTILE, PRICE_MIN_LINES)
 
 
 def assemble(
@@ -189,13 +190,13 @@ def enriched_claims(
     """Claims with their line aggregates. `reference`: a precomputed learned price reference
     (the online path's, from the history's price points)."""
     base = cf.claim_base(tables["claims"], tables["facilities"])
-    lines = cf.line_table(tables["drug_lines"], tables["service_lines"])
-    points = cf.price_points(lines, base)
+    lines = ln.line_table(tables["drug_lines"], tables["service_lines"])
+    points = ln.price_points(lines, base)
     if extra_points is not None:
         points = extra_points.union(points)
     pl = price_list_table(eng, price_list)
     ref = reference if reference is not None and pl is None else price_reference(points, base, pl)
-    agg = cf.line_aggregates(lines, base, ref, listed=pl is not None)
+    agg = ln.line_aggregates(lines, base, ref, listed=pl is not None)
     return base, lines, points, cf.enrich(base, agg)
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 
 from contract.schema import TABLES
 from features import claim_features as cf
+from features import lines as ln
 from features import profiles as pf
 from features.assembly import (
     PRICE_MIN_LINES,
@@ -57,7 +58,7 @@ class OnlinePlan:
         ids = eng.register("ids", pd.DataFrame({"claim_id": pd.Series([], dtype="str")}),
                            name="online_ids")  # fmt: skip
         base = cf.claim_base(tables["claims"], tables["facilities"])
-        like_points = cf.price_points(cf.line_table(tables["drug_lines"], tables["service_lines"]),
+        like_points = ln.price_points(ln.line_table(tables["drug_lines"], tables["service_lines"]),
                                       base)  # fmt: skip
         points = None
         if len(snapshot.price_points):
@@ -68,7 +69,7 @@ class OnlinePlan:
         base_b, lines_b, _, enriched_b = enriched_claims(
             eng, tables, snapshot.price_list, extra_points=points
         )
-        procs_b = cf.procedure_lines(lines_b, base_b)
+        procs_b = ln.procedure_lines(lines_b, base_b)
         # The history lives in two tables of this database. A call inserts the batch's rows
         # into them inside a transaction (replacing a re-sent claim's earlier copy), runs the
         # feature query over them, and rolls back: the query reads plain tables, no union.
@@ -83,7 +84,7 @@ class OnlinePlan:
         if len(snapshot.history):
             ref = None
             if points is not None and snapshot.price_list is None:
-                learned = cf.learned_price_reference(
+                learned = ln.learned_price_reference(
                     points, PRICE_MONTHS, PRICE_QUANTILE, PRICE_MIN_LINES)  # fmt: skip
                 ref = cast_like(eng.materialize("snap_reference", learned), learned)
             base_f, lines_f, _, enriched_f = enriched_claims(
@@ -98,7 +99,7 @@ class OnlinePlan:
                 },
             }
             parts = {k: cast_like(eng.materialize(k, v), v) for k, v in parts.items()}
-            procs_f = cf.procedure_lines(lines_f, base_f)
+            procs_f = ln.procedure_lines(lines_f, base_f)
             self._fast = self._compile("fast", enriched_f, procs_f, hist, procs, ids, parts)
             self._history_month = dict(
                 zip(snapshot.history["claim_id"], snapshot.history["month"], strict=True)

@@ -15,7 +15,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
-from features import claim_features as cf
+from features import lines as ln
 from features import profiles as pf
 from features import rules as rl
 from features.assembly import (
@@ -62,7 +62,7 @@ def feature_expression(
     base, lines, _, enriched = enriched_claims(eng, tables, price_list)
     e = eng.materialize("enriched", enriched)
     step(1, 3)
-    procs = eng.materialize("procedures", cf.procedure_lines(lines, base))
+    procs = eng.materialize("procedures", ln.procedure_lines(lines, base))
     pred = ibis.literal(True)
     if since is not None:
         pred = pred & (e.admit_day >= day_number(since))
@@ -159,7 +159,7 @@ def build_snapshot(
         m = month_number(as_of)
         hist = enriched.filter(enriched.month >= m - pf.HISTORY_MONTHS)
         pts = points.filter(points.month >= m - PRICE_MONTHS)
-        procs = cf.procedure_lines(lines, base)
+        procs = ln.procedure_lines(lines, base)
         procs = procs.filter(procs.start_day >= day_number(as_of) - 2)
         parts = {
             "history": eng.execute(hist),

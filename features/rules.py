@@ -1,12 +1,12 @@
 """The verification rules (xml130.md §5.2): deterministic checks, each giving a flag, the fund
 money at stake, a reason code and a message (vi/en). They are model features and hard reasons.
 
-Checks on one claim and its own lines live in `claim_features` (line arithmetic, totals, prices,
-order times, benefit level, beds, visit type, sex and age vs diagnosis, card validity); the
-checks that compare claims with each other live here (duplicates, overlapping stays, overlapping
-drug supply, simultaneous procedures, clinician volume, deceased patient). Every comparison looks
-only at claims admitted before the claim (same minute: the smaller MA_LK first), so the earlier
-claim of a pair is never flagged by the later one.
+Checks on one claim and its own lines live in `claim_features` and `lines` (line arithmetic,
+totals, prices, order times, benefit level, beds, visit type, sex and age vs diagnosis, card
+validity); the checks that compare claims with each other live here (duplicates, overlapping
+stays, overlapping drug supply, simultaneous procedures, clinician volume, deceased patient).
+Every comparison looks only at claims admitted before the claim (same minute: the smaller MA_LK
+first), so the earlier claim of a pair is never flagged by the later one.
 """
 
 from __future__ import annotations
