@@ -214,13 +214,19 @@ def _read_dossier(elem: etree._Element, number: int, limits: Limits) -> Dossier:
             payload = _decode_table(content, limits)
             records.setdefault(loai, []).extend(_parse_table(loai, payload, limits))
         except (ValueError, etree.XMLSyntaxError) as e:
-            value = (content.text or "")[:200]
-            errors.append((loai, "NOIDUNGFILE", value, f"{loai}: {e}"))
+            errors.append((loai, "NOIDUNGFILE", _withheld(content), f"{loai}: {e}"))
     if "XML1" not in records and not errors:
         errors.append(("XML1", "LOAIHOSO", "", "dossier has no XML1 claim summary"))
     if len(records.get("XML1", [])) > 1:
         errors.append(("XML1", "TONG_HOP", "", "dossier has more than one XML1 claim summary"))
     return Dossier(number, records, errors, skipped)
+
+
+def _withheld(content: etree._Element) -> str:
+    """What a rejection shows of a NOIDUNGFILE that could not be read: its size, never its text
+    (base64 of a table with names, card and ID numbers)."""
+    size = len((content.text or "").strip())
+    return f"({size:,} characters, not shown)" if size else ""
 
 
 def file_error_message(e: Exception) -> str:
