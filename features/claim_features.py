@@ -87,6 +87,26 @@ def _safe_div(a, b):
 # The claim's own columns
 
 
+def _age_years(adm: ir.TimestampValue, birth_date: ir.StringValue) -> ir.IntegerValue:
+    """Whole years at admission from NGAY_SINH (yyyymmdd[hhmm]; month or day 00 when unknown)."""
+    by = birth_date.substr(0, 4).cast("int64")
+    bm = birth_date.substr(4, 2).cast("int64")
+    bd = birth_date.substr(6, 2).cast("int64")
+    before_birthday = (bm > 0) & (
+        (adm.month() < bm) | ((adm.month() == bm) & (bd > 0) & (adm.day() < bd))
+    )
+    return adm.year() - by - before_birthday.ifelse(1, 0)
+
+
+def _days_in_month(adm: ir.TimestampValue) -> ir.IntegerValue:
+    leap = ((adm.year() % 4 == 0) & (adm.year() % 100 != 0)) | (adm.year() % 400 == 0)
+    return ibis.cases(
+        (adm.month() == 2, leap.ifelse(29, 28)),
+        (adm.month().isin([4, 6, 9, 11]), 30),
+        else_=31,
+    )
+
+
 def claim_base(claims: ir.Table, facilities: ir.Table) -> ir.Table:
     """One row per claim: keys, time as day and minute numbers, stay, age, route, money."""
     fac = facilities.select(
@@ -105,19 +125,8 @@ def claim_base(claims: ir.Table, facilities: ir.Table) -> ir.Table:
         *[((icd3 >= lo) & (icd3 <= hi), i + 1) for i, (lo, hi) in enumerate(ICD_CHAPTERS)],
         else_=0,
     )
-    by = c.birth_date.substr(0, 4).cast("int64")
-    bm = c.birth_date.substr(4, 2).cast("int64")
-    bd = c.birth_date.substr(6, 2).cast("int64")
-    before_birthday = (bm > 0) & (
-        (adm.month() < bm) | ((adm.month() == bm) & (bd > 0) & (adm.day() < bd))
-    )
-    age = adm.year() - by - before_birthday.ifelse(1, 0)
-    leap = ((adm.year() % 4 == 0) & (adm.year() % 100 != 0)) | (adm.year() % 400 == 0)
-    days_in_month = ibis.cases(
-        (adm.month() == 2, leap.ifelse(29, 28)),
-        (adm.month().isin([4, 6, 9, 11]), 30),
-        else_=31,
-    )
+    age = _age_years(adm, c.birth_date)
+    days_in_month = _days_in_month(adm)
     card_digit = c.card_number.substr(2, 1)
     card_pct = ibis.cases(*[(card_digit == k, v) for k, v in CARD_PCT.items()], else_=None)
     base_salary = ibis.cases(
