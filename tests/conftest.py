@@ -85,6 +85,7 @@ SLOW_IDS = (
     "test_a_service_plan_remembers_what_it_scored", "test_both_online_paths_match_batch",
     # the same early-warning check on more seeds (seed 1 stays in the fast tier)
     "noise_is_not[2]", "noise_is_not[3]",
+    "test_fuzz_readers",  # hypothesis fuzzing of the XML and tabular readers (minutes)
 )  # fmt: skip
 
 
