@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import delete, select
 
+from serving.review.throttle import LoginGuard
 from serving.store import ROLES, Store, User, WebSession, now
 
 HASHER = PasswordHasher()  # argon2id, the library's current defaults (RFC 9106 low-memory)
@@ -112,36 +113,88 @@ def list_users(store: Store) -> list[dict]:
 
 
 def authenticate(
-    store: Store, name: str, password: str, *, max_failures: int = 5, lock_minutes: int = 15
+    store: Store,
+    name: str,
+    password: str,
+    *,
+    max_failures: int = 5,
+    lock_minutes: int = 15,
+    client: str = "",
+    guard: LoginGuard | None = None,
+    lock_clients: int = 2,
 ) -> tuple[Account | None, str]:
-    """(account, "ok"), or (None, "bad" | "locked"). Unknown names, wrong passwords and inactive
-    accounts answer alike; `max_failures` wrong passwords in a row lock the account."""
+    """(account, "ok"), or (None, "bad" | "locked" | "wait"). Unknown names, wrong passwords and
+    inactive accounts answer alike, and every checked attempt verifies one argon2 hash (a dummy
+    one for unknown names), so neither the answer nor its time says whether a name exists.
+
+    Without a `guard`, `max_failures` wrong passwords in a row lock the account (the CLI, tests).
+    With one (the web sign-in, `client` its address; serving.review.throttle), a client that keeps
+    failing waits ("wait", nothing checked); `max_failures` failures of one (name, client) pair
+    lock that pair only ("locked" for that name from that client, known or not); the account
+    itself locks for everybody only after `max_failures × lock_clients` failures from at least
+    `lock_clients` distinct clients, so no single client can lock an officer out."""
     name = name.strip().lower()[:64]
+    if guard is not None and guard.client_wait(client) > 0:
+        return None, "wait"
+    pair_locked = guard is not None and guard.pair_locked(name, client)
     with store.session.begin() as s:
         user = s.scalar(select(User).where(User.username == name).with_for_update())
-        if user is None:
-            _verify(_DUMMY, password)
-            return None, "bad"
+        right = _verify(user.password_hash if user is not None else _DUMMY, password)
+        ok = user is not None and right and user.active
         t = now()
-        if user.locked_until is not None and user.locked_until > t:
+        if user is not None and user.locked_until is not None and user.locked_until > t:
             store.audit(s, name, "login_refused", "user", name, after={"why": "locked"})
             return None, "locked"
-        if not _verify(user.password_hash, password) or not user.active:
-            user.failed_logins = (user.failed_logins or 0) + 1
-            after = {"failed_logins": user.failed_logins}
-            if user.failed_logins >= max_failures:
-                user.locked_until = t + timedelta(minutes=lock_minutes)
-                user.failed_logins = 0
-                after = {"locked_until": user.locked_until}
-                store.audit(s, name, "lock", "user", name, after=after)
-                return None, "locked"
-            store.audit(s, name, "login_failed", "user", name, after=after)
-            return None, "bad"
-        if HASHER.check_needs_rehash(user.password_hash):
-            user.password_hash = HASHER.hash(password)
-        user.failed_logins, user.locked_until = 0, None
-        store.audit(s, name, "login", "user", name)
-        return Account(user.id, user.username, user.role), "ok"
+        if pair_locked:
+            if not ok:
+                guard.failed(name, client)
+            if user is not None:
+                after = {"why": "locked_for_client", "client": client}
+                store.audit(s, name, "login_refused", "user", name, after=after)
+            return None, "locked"
+        if ok:
+            if HASHER.check_needs_rehash(user.password_hash):
+                user.password_hash = HASHER.hash(password)
+            user.failed_logins, user.locked_until = 0, None
+            if guard is not None:
+                guard.succeeded(name, client)
+            store.audit(s, name, "login", "user", name)
+            return Account(user.id, user.username, user.role), "ok"
+        if guard is None:
+            return _failed_in_a_row(store, s, user, name, t, max_failures, lock_minutes)
+        pair_now = guard.failed(name, client)
+        if user is None:
+            return None, "locked" if pair_now else "bad"
+        user.failed_logins = (user.failed_logins or 0) + 1
+        clients = guard.clients_of(name)
+        if user.failed_logins >= max_failures * lock_clients and clients >= lock_clients:
+            user.locked_until = t + timedelta(minutes=lock_minutes)
+            user.failed_logins = 0
+            after = {"locked_until": user.locked_until, "clients": clients}
+            store.audit(s, name, "lock", "user", name, after=after)
+            return None, "locked"
+        after = {"failed_logins": user.failed_logins, "client": client}
+        if pair_now:
+            after["locked_for_client"] = True
+        store.audit(s, name, "login_failed", "user", name, after=after)
+        return None, "locked" if pair_now else "bad"
+
+
+def _failed_in_a_row(
+    store: Store, s, user: User | None, name: str, t, max_failures: int, lock_minutes: int
+) -> tuple[None, str]:
+    """A failure counted on the account alone: `max_failures` in a row lock it."""
+    if user is None:
+        return None, "bad"
+    user.failed_logins = (user.failed_logins or 0) + 1
+    after = {"failed_logins": user.failed_logins}
+    if user.failed_logins >= max_failures:
+        user.locked_until = t + timedelta(minutes=lock_minutes)
+        user.failed_logins = 0
+        store.audit(s, name, "lock", "user", name, after={"locked_until": user.locked_until})
+        return None, "locked"
+    store.audit(s, name, "login_failed", "user", name, after=after)
+    return None, "bad"
 
 
 def _verify(hashed: str, password: str) -> bool:
