@@ -1,5 +1,6 @@
-"""Exports: the filtered queue as CSV or Excel (officers), the labels (supervisors). Each export
-writes an audit event."""
+"""Exports (supervisors): the filtered queue as CSV or Excel, the labels. Each export writes an
+audit event. No cell can run as a spreadsheet formula: text starting with `=`, `+`, `-`, `@`, a
+tab or a carriage return gets a leading `'` (OWASP, CSV injection)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import io
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from serving.review.deps import Config, Officer, Supervisor, lang_of
+from serving.review.deps import Config, Supervisor, lang_of
 from serving.review.queue import QueueFilter, queue_all
 from serving.review.users import Account
 from serving.store import Store
@@ -19,10 +20,16 @@ HEAD = ["case_id", "MA_LK", "MA_CSKCB", "facility_name", "level", "month", "band
         "priority", "expected_overbilled", "fund_claimed", "rule_codes", "rule_amount",
         "top_reason", "status", "assignee", "model_version"]  # fmt: skip
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(v):
+    """Text a spreadsheet would run as a formula, made inert with a leading `'`; else `v`."""
+    return "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
 
 
 @router.get("/export/queue.csv")
-def export_csv(request: Request, user: Officer, cfg: Config):
+def export_csv(request: Request, user: Supervisor, cfg: Config):
     body = _export_rows(request, cfg.store, user)
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -36,7 +43,7 @@ def export_csv(request: Request, user: Officer, cfg: Config):
 
 
 @router.get("/export/queue.xlsx")
-def export_xlsx(request: Request, user: Officer, cfg: Config):
+def export_xlsx(request: Request, user: Supervisor, cfg: Config):
     body = _export_rows(request, cfg.store, user)
     return Response(
         xlsx(HEAD, body),
@@ -53,7 +60,7 @@ def export_labels_csv(user: Supervisor, cfg: Config):
     with cfg.store.session.begin() as s:
         cfg.store.audit(s, user.username, "export", "labels", "labels", after={"rows": len(df)})
     return Response(
-        df.to_csv(index=False),
+        df.map(safe_cell).to_csv(index=False),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="labels.csv"'},
     )
@@ -66,7 +73,7 @@ def _export_rows(request: Request, store: Store, user: Account) -> list[list]:
     with store.session.begin() as s:
         store.audit(s, user.username, "export", "queue", "queue", after=f.params())
     lang = lang_of(request)
-    return [export_row(r, lang) for r in rows]
+    return [[safe_cell(v) for v in export_row(r, lang)] for r in rows]
 
 
 def export_row(r: dict, lang: str) -> list:
