@@ -19,6 +19,7 @@ import logging
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from itsdangerous import Signer
@@ -27,6 +28,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from serving.review.deps import Denied, Redirect, ReviewConfig, render
 from serving.review.errors import NotFound
 from serving.review.routes import ROUTERS
+from serving.review.throttle import LoginGuard
 from serving.store import Store
 
 log = logging.getLogger("claimradar.review")
@@ -48,11 +50,24 @@ def create_review_app(
     session_hours: float = 8.0,
     idle_minutes: float = 60.0,
     per_page: int = 50,
+    lock_clients: int = 2,
+    backoff_after: int = 10,
+    backoff_base: float = 1.0,
+    max_form_fields: int = 20_000,
+    max_form_bytes: int = 2_000_000,
+    max_login_bytes: int = 16_384,
 ) -> FastAPI:
     """The review UI over `store`. `secret_key` signs the session cookie and derives the CSRF
     tokens (keep it secret and stable across restarts and replicas). Rejections of more than
-    `approval_threshold` VND wait for a supervisor. `max_failures` wrong passwords in a row lock
-    an account for `lock_minutes`."""
+    `approval_threshold` VND, and accepts of high-band claims, wait for a supervisor.
+
+    Sign-in (docs/review.md, Security): a client address failing more than `backoff_after` times
+    waits `backoff_base` seconds, doubled at each further failure (at most `lock_minutes`);
+    `max_failures` failures of one user name from one client lock that name for that client for
+    `lock_minutes`; the account locks for everybody after `max_failures × lock_clients` failures
+    from at least `lock_clients` clients. Posted forms: at most `max_form_bytes` (413) and
+    `max_form_fields` fields (a case's lines post two each), no files; the sign-in form at most
+    `max_login_bytes`, url-encoded only."""
     if len(secret_key) < 16:
         raise ValueError("secret_key must have at least 16 characters")
     app = FastAPI(title="claimradar review", docs_url=None, redoc_url=None, openapi_url=None)
@@ -73,12 +88,23 @@ def create_review_app(
         session_hours=session_hours,
         idle_minutes=idle_minutes,
         per_page=per_page,
+        guard=LoginGuard(
+            max_failures=max_failures,
+            lock_seconds=lock_minutes * 60.0,
+            backoff_after=backoff_after,
+            backoff_base=backoff_base,
+        ),
+        lock_clients=lock_clients,
+        max_form_fields=max_form_fields,
+        max_form_bytes=max_form_bytes,
+        max_login_bytes=max_login_bytes,
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.middleware("http")(security_headers)
     app.add_exception_handler(Redirect, _redirect)
     app.add_exception_handler(Denied, _denied)
     app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     for router in ROUTERS:
         app.include_router(router)
     return app
@@ -107,3 +133,11 @@ async def _denied(request: Request, exc: Denied):
 
 async def _not_found(request: Request, exc: NotFound):
     return render(request, "error.html", 404, message_key="not_found")
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError):
+    """A malformed path id (not a number, out of range) is a page that does not exist; any
+    other malformed parameter is a bad request. Never a database error."""
+    if any(e.get("loc", ("",))[0] == "path" for e in exc.errors()):
+        return render(request, "error.html", 404, message_key="not_found")
+    return render(request, "error.html", 422, message_key="bad_request")

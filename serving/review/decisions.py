@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, func, update
 
 from serving.review.cases import DECIDABLE, case_state, case_view
 from serving.review.errors import Conflict, Invalid, WorkflowError
@@ -200,14 +200,21 @@ def decide(
     *,
     approval_threshold: float,
 ) -> dict:
-    """Record a decision on the version of the case the user saw. Above `approval_threshold`
-    (VND rejected) it waits for a supervisor. Raises Invalid, Conflict, WorkflowError."""
+    """Record a decision on the version of the case the user saw. Officers decide only the
+    cases assigned to them (supervisors any case). Four eyes: a rejection above
+    `approval_threshold` (VND rejected) and an accept of a high-band claim wait for a
+    supervisor. Raises Invalid, Conflict, WorkflowError ("err_not_yours")."""
     view = case_view(store, case_id)
+    case = view["case"]
+    # what the officer saw is not theirs (a stale version is a conflict, answered below)
+    mine = user.at_least("supervisor") or case["assignee_id"] == user.id
+    if not mine and case["version"] == version:
+        raise WorkflowError("err_not_yours")
     claimed = float(
         view["scored"]["fund_claimed"] or view["doc"].get("summary", {}).get("fund_claimed") or 0.0
     )
     amount, adjustments = evaluate(form, view["doc"], claimed)
-    pending = amount > approval_threshold
+    pending = needs_approval(form.outcome, amount, view["scored"]["band"], approval_threshold)
     status = "pending_approval" if pending else "decided"
     with store.session.begin() as s:
         _close_case(s, case_id, user, version, status)
@@ -252,13 +259,18 @@ def decide(
         return {"decision_id": d.id, "status": status, "amount_rejected": amount}
 
 
+def needs_approval(outcome: str, amount: float, band: str | None, threshold: float) -> bool:
+    """Four eyes: rejections above `threshold` and accepts of high-band claims."""
+    return amount > threshold or (outcome == "accept" and band == "high")
+
+
 def _close_case(s, case_id: int, user: Account, version: int, status: str) -> None:
     """Move the case the user saw (`version`) to `status`, or raise Conflict or WorkflowError.
     The conditional update is the transaction's first statement: SQLite takes its write lock on a
     fresh snapshot, PostgreSQL re-checks the row after a concurrent commit; one writer wins."""
     cond = [Case.id == case_id, Case.version == version, Case.status.in_(DECIDABLE)]
-    if not user.at_least("supervisor"):
-        cond.append(or_(Case.assignee_id.is_(None), Case.assignee_id == user.id))
+    if not user.at_least("supervisor"):  # officers: only the cases assigned to them
+        cond.append(Case.assignee_id == user.id)
     res = s.execute(
         update(Case)
         .where(and_(*cond))

@@ -20,17 +20,21 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from itsdangerous import BadSignature, Signer
 from jinja2 import Environment
+from starlette.exceptions import HTTPException
 
 from serving.review import formatting, i18n, users
 from serving.review.decisions import REASON_CODES
+from serving.review.throttle import LoginGuard
 from serving.review.users import Account
 from serving.store import ROLES, Store
 
 SESSION_COOKIE, LOGIN_COOKIE, LANG_COOKIE = "cr_session", "cr_login", "cr_lang"
+MAX_ID = 2**31 - 1  # ids and versions are 32-bit integers in the store
+URLENCODED = "application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,11 @@ class ReviewConfig:
     session_hours: float
     idle_minutes: float
     per_page: int
+    guard: LoginGuard  # sign-in backoff and locks per client address
+    lock_clients: int  # distinct failing clients before an account locks for everybody
+    max_form_fields: int  # fields of a posted form (a case's lines post two each)
+    max_form_bytes: int  # bytes of a posted form
+    max_login_bytes: int  # bytes of the sign-in form (read before anyone is authenticated)
 
 
 class Redirect(Exception):
@@ -138,9 +147,51 @@ Supervisor = Annotated[Account, Depends(require("supervisor"))]
 Admin = Annotated[Account, Depends(require("admin"))]
 
 
+async def _body(request: Request, limit: int) -> bytes:
+    """The request body, at most `limit` bytes (else 413): a declared length is checked before
+    anything is read, and the stream is cut as soon as it goes over."""
+    declared = request.headers.get("content-length", "")
+    if declared and (not declared.isdigit() or int(declared) > limit):
+        raise Denied(413 if declared.isdigit() else 400, "too_large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Denied(413, "too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _parse(request: Request, body: bytes, max_fields: int) -> dict[str, str]:
+    request._body = body  # Starlette's form parser reads the body we already hold
+    try:
+        form = await request.form(max_files=0, max_fields=max_fields)
+    except (HTTPException, UnicodeDecodeError) as e:  # too many fields, a file, bad multipart
+        raise Denied(400, "bad_request") from e
+    return {k: str(v) for k, v in form.items()}
+
+
 async def form_fields(request: Request) -> dict[str, str]:
-    """The posted form as strings (async: reading the body is awaited)."""
-    return {k: str(v) for k, v in (await request.form()).items()}
+    """The posted form as strings (async: reading the body is awaited). Bodies over
+    `max_form_bytes` are refused (413) before parsing; up to `max_form_fields` fields, no files."""
+    cfg = config(request)
+    return await _parse(request, await _body(request, cfg.max_form_bytes), cfg.max_form_fields)
+
+
+async def login_form(request: Request) -> dict[str, str]:
+    """The sign-in form, read before anyone is authenticated: url-encoded only (else 415) and
+    at most `max_login_bytes` (else 413)."""
+    cfg = config(request)
+    body = await _body(request, cfg.max_login_bytes)
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if body and kind != URLENCODED:
+        raise Denied(415, "bad_request")
+    return await _parse(request, body, 16) if body else {}
+
+
+def same(given: str, expected: str) -> bool:
+    """A constant-time comparison of a posted token (any text) with the expected one."""
+    return hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
 
 
 async def csrf_form(request: Request) -> dict[str, str]:
@@ -148,13 +199,24 @@ async def csrf_form(request: Request) -> dict[str, str]:
     Declare it after the account dependency, which sets the session token."""
     form = await form_fields(request)
     token = getattr(request.state, "token", None) or session_token(request)
-    if not token or not hmac.compare_digest(form.get("csrf", ""), csrf_for(request, token)):
+    if not token or not same(form.get("csrf", ""), csrf_for(request, token)):
         raise Denied(403, "csrf_failed")
     return form
 
 
+def form_int(form: dict[str, str], name: str) -> int:
+    """A whole number posted in `name` (a case's version): 0 to MAX_ID, else the 400 page."""
+    v = form.get(name, "").strip()
+    if not (v.isascii() and v.isdigit()) or int(v) > MAX_ID:
+        raise Denied(400, "bad_request")
+    return int(v)
+
+
 CheckedForm = Annotated[dict[str, str], Depends(csrf_form)]
 RawForm = Annotated[dict[str, str], Depends(form_fields)]
+LoginForm = Annotated[dict[str, str], Depends(login_form)]
+# a path id: out of range (or not a number) is the 404 page (app.py), never a database error
+Id = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 # -- the page -----------------------------------------------------------------------------------

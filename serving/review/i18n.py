@@ -16,6 +16,12 @@ TEXTS: dict[str, tuple[str, str]] = {
     "username": ("Tên đăng nhập", "User name"),
     "password": ("Mật khẩu", "Password"),
     "login_bad": ("Sai tên đăng nhập hoặc mật khẩu.", "Wrong user name or password."),
+    "login_wait": (
+        "Quá nhiều lần đăng nhập sai từ địa chỉ này. Vui lòng đợi một lát rồi thử lại.",
+        "Too many failed sign-ins from this address. Wait a moment and try again.",
+    ),
+    "bad_request": ("Yêu cầu không hợp lệ.", "The request is not valid."),
+    "too_large": ("Dữ liệu gửi lên quá lớn.", "What was sent is too large."),
     "login_locked": (
         "Tài khoản tạm khóa do nhập sai nhiều lần. Thử lại sau hoặc liên hệ quản trị.",
         "The account is locked after repeated failures. Try later or ask an administrator.",
@@ -176,8 +182,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "note": ("Ghi chú", "Note"),
     "save_decision": ("Lưu kết luận", "Record decision"),
     "threshold_note": (
-        "Kết luận xuất toán trên {amount} phải được lãnh đạo phòng phê duyệt.",
-        "Rejections above {amount} wait for a supervisor's approval.",
+        "Kết luận xuất toán trên {amount} và kết luận chấp nhận hồ sơ nguy cơ cao phải được "
+        "lãnh đạo phòng phê duyệt.",
+        "Rejections above {amount} and accepts of high-band claims wait for a supervisor's "
+        "approval.",
     ),
     "decided_ok": ("Đã lưu kết luận.", "Decision recorded."),
     "decided_pending": (
@@ -219,8 +227,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         "The case cannot be decided in its current state.",
     ),
     "err_not_yours": (
-        "Hồ sơ đã giao cho giám định viên khác.",
-        "The case is assigned to another officer.",
+        "Hồ sơ chưa được giao cho bạn: hãy nhận hồ sơ trước (hoặc hồ sơ đã giao cho người khác).",
+        "The case is not assigned to you: take it first (or it is assigned to another officer).",
     ),
     "err_self_approval": (
         "Không thể tự phê duyệt kết luận của chính mình.",

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from serving.review import users
-from serving.review.deps import Admin, CheckedForm, Config, base, render
+from serving.review.deps import Admin, CheckedForm, Config, Id, base, render
 from serving.review.errors import NotFound
 
 router = APIRouter()
@@ -34,7 +34,7 @@ def users_create(request: Request, user: Admin, form: CheckedForm, cfg: Config):
 
 @router.post("/users/{user_id}/{action}")
 def users_action(
-    request: Request, user_id: int, action: str, user: Admin, form: CheckedForm, cfg: Config
+    request: Request, user_id: Id, action: str, user: Admin, form: CheckedForm, cfg: Config
 ):
     rows = users.list_users(cfg.store)
     name = next((u["username"] for u in rows if u["id"] == user_id), None)

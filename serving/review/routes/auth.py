@@ -4,7 +4,6 @@ cookie nonce), the language toggle and the home redirect. The only routes open w
 
 from __future__ import annotations
 
-import hmac
 import secrets
 
 from fastapi import APIRouter, Request
@@ -17,16 +16,18 @@ from serving.review.deps import (
     SESSION_COOKIE,
     CheckedForm,
     Config,
+    LoginForm,
     Officer,
-    RawForm,
     base,
     csrf_for,
     render,
+    same,
     set_cookie,
 )
 
 router = APIRouter()
-LOGIN_ERRORS = ("login_bad", "login_locked", "csrf_failed")
+LOGIN_ERRORS = ("login_bad", "login_locked", "login_wait", "csrf_failed")
+ANSWERS = {"locked": "login_locked", "wait": "login_wait"}
 
 
 @router.get("/login", response_class=HTMLResponse)
@@ -43,11 +44,9 @@ def login_page(request: Request, error: str = ""):
 
 
 @router.post("/login")
-def login(request: Request, form: RawForm, cfg: Config):  # plain def: argon2 verification
+def login(request: Request, form: LoginForm, cfg: Config):  # plain def: argon2 verification
     nonce = request.cookies.get(LOGIN_COOKIE, "")
-    if not nonce or not hmac.compare_digest(
-        form.get("csrf", ""), csrf_for(request, nonce, "login")
-    ):
+    if not nonce or not same(form.get("csrf", ""), csrf_for(request, nonce, "login")):
         return RedirectResponse(base(request) + "/login?error=csrf_failed", status_code=303)
     user, why = users.authenticate(
         cfg.store,
@@ -55,9 +54,12 @@ def login(request: Request, form: RawForm, cfg: Config):  # plain def: argon2 ve
         form.get("password", ""),
         max_failures=cfg.max_failures,
         lock_minutes=cfg.lock_minutes,
+        client=request.client.host if request.client else "",
+        guard=cfg.guard,
+        lock_clients=cfg.lock_clients,
     )
     if user is None:
-        key = "login_locked" if why == "locked" else "login_bad"
+        key = ANSWERS.get(why, "login_bad")
         return RedirectResponse(base(request) + f"/login?error={key}", status_code=303)
     token = users.open_session(cfg.store, user, cfg.session_hours)
     resp = RedirectResponse(base(request) + "/queue", status_code=303)

@@ -15,10 +15,12 @@ from serving.review.decisions import DecisionForm, decide
 from serving.review.deps import (
     CheckedForm,
     Config,
+    Id,
     Officer,
     ReviewConfig,
     Supervisor,
     base,
+    form_int,
     lang_of,
     render,
 )
@@ -47,7 +49,7 @@ def case_page(
     marks = driving_lines(doc, sc["reasons"], sc["rule_hits"])
     lang = lang_of(request)
     can_decide = case["status"] in DECIDABLE and (
-        user.at_least("supervisor") or case["assignee_id"] in (None, user.id)
+        user.at_least("supervisor") or case["assignee_id"] == user.id
     )
     pending = next((d for d in view["decisions"] if d["status"] == "pending_approval"), None)
     return render(
@@ -81,26 +83,23 @@ def case_page(
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
-def case_get(request: Request, case_id: int, user: Officer, cfg: Config):
+def case_get(request: Request, case_id: Id, user: Officer, cfg: Config):
     return case_page(request, cfg, user, case_id)
 
 
 @router.post("/cases/{case_id}/take")
-def case_take(request: Request, case_id: int, user: Officer, form: CheckedForm, cfg: Config):
+def case_take(request: Request, case_id: Id, user: Officer, form: CheckedForm, cfg: Config):
     try:
-        assign(cfg.store, case_id, user, int(form.get("version", 0)))
+        assign(cfg.store, case_id, user, form_int(form, "version"))
     except Conflict as c:
         return case_page(request, cfg, user, case_id, status=409, conflict=c.case)
     return RedirectResponse(base(request) + f"/cases/{case_id}", status_code=303)
 
 
 @router.post("/cases/{case_id}/decide")
-def case_decide(request: Request, case_id: int, user: Officer, form: CheckedForm, cfg: Config):
+def case_decide(request: Request, case_id: Id, user: Officer, form: CheckedForm, cfg: Config):
     kept = {k: v for k, v in form.items() if k != "csrf"}
-    try:
-        version = int(form.get("version", "0"))
-    except ValueError:
-        version = 0
+    version = form_int(form, "version")
     try:
         out = decide(
             cfg.store,
@@ -117,18 +116,19 @@ def case_decide(request: Request, case_id: int, user: Officer, form: CheckedForm
     except NotFound:
         raise
     except WorkflowError as e:
-        return case_page(request, cfg, user, case_id, status=409, form=kept, error_key=e.key)
+        status = 403 if e.key == "err_not_yours" else 409
+        return case_page(request, cfg, user, case_id, status=status, form=kept, error_key=e.key)
     msg = "decided_pending" if out["status"] == "pending_approval" else "decided_ok"
     return RedirectResponse(base(request) + f"/cases/{case_id}?msg={msg}", status_code=303)
 
 
 @router.post("/cases/{case_id}/approve")
-def case_approve(request: Request, case_id: int, user: Supervisor, form: CheckedForm, cfg: Config):
+def case_approve(request: Request, case_id: Id, user: Supervisor, form: CheckedForm, cfg: Config):
     return _review(request, cfg, user, form, case_id, approve=True)
 
 
 @router.post("/cases/{case_id}/return")
-def case_return(request: Request, case_id: int, user: Supervisor, form: CheckedForm, cfg: Config):
+def case_return(request: Request, case_id: Id, user: Supervisor, form: CheckedForm, cfg: Config):
     return _review(request, cfg, user, form, case_id, approve=False)
 
 
@@ -146,7 +146,7 @@ def _review(
             cfg.store,
             case_id,
             user,
-            int(form.get("version", 0)),
+            form_int(form, "version"),
             approve,
             str(form.get("supervisor_note", "")),
         )

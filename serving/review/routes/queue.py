@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from features.rules import RULES
@@ -13,7 +15,9 @@ router = APIRouter()
 
 
 @router.get("/queue", response_class=HTMLResponse)
-def queue_page(request: Request, user: Officer, cfg: Config, page: int = 1):
+def queue_page(
+    request: Request, user: Officer, cfg: Config, page: Annotated[int, Query(ge=1, le=10**6)] = 1
+):
     f = QueueFilter.from_params(dict(request.query_params))
     q = queue(cfg.store, f, user, page, cfg.per_page)
     return render(
