@@ -43,8 +43,8 @@ def with_facility_shift(frame: pd.DataFrame, tables: dict) -> pd.DataFrame:
     from features.early_warning import shift_evidence
 
     shift = shift_evidence(tables).set_index("claim_id")["facility_shift"]
-    money = frame["claim_id"].map(shift).fillna(0.0).to_numpy()
-    return frame.drop(columns=["facility_shift"], errors="ignore").assign(facility_shift=money)
+    money = frame["claim_id"].map(shift).fillna(0.0).rename("facility_shift")
+    return pd.concat([frame.drop(columns=["facility_shift"], errors="ignore"), money], axis=1)
 
 
 def feature_frame(dataset: Path, tables: dict | None = None) -> pd.DataFrame:
