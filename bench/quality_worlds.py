@@ -154,27 +154,50 @@ def money_top(order: np.ndarray, amount: np.ndarray, pct: float) -> float:
     return float(amount[top_k_mask(order, pct)].sum() / total) if total > 0 else float("nan")
 
 
+MIN_SCHEME_CLAIMS = 20  # a scheme with fewer claims in a period says too little to constrain
+
+
+def kept_schemes(part: pd.DataFrame, order: np.ndarray, model: dict) -> float:
+    """The lowest recall in the queue's top 5% of a labelled scheme (at least MIN_SCHEME_CLAIMS
+    claims) the model's own order has there (recall >= 0.9); 1.0 when there is none."""
+    rec = recall_by_group(order, part["y"].to_numpy(), part["scheme"], 5.0)
+    rec = rec.set_index("group")["recall"]
+    keep = [k for k, r in model.items() if r >= 0.9 and k != HELD_OUT]
+    return float(min((rec.get(k, 0.0) for k in keep), default=1.0))
+
+
 def select(worlds: dict[int, pd.DataFrame]) -> pd.DataFrame:
-    """Every setting of GRID by, in order: the worst money in the top 5% over the worlds and both
-    periods (validation months, holdout quarter), the worst over the holdout quarters (where
-    every kind of evidence, the held-out scheme's too, is present), then the mean; worst cases
-    within TIE of each other count as equal."""
+    """Every setting of GRID by, in order: whether it keeps every labelled scheme the model's own
+    order has in its top 5% (>= 0.9 of its claims, in every world and period), the worst money
+    in the top 5% over the worlds and both periods (validation months, holdout quarter), the
+    worst over the holdout quarters (where every kind of evidence, the held-out scheme's too, is
+    present), then the mean; worst cases within TIE of each other count as equal."""
+    parts = [part for p in worlds.values() for _, part in p.groupby("period")]
+    model_recall = []
+    for part in parts:
+        r = recall_by_group(part["expected"].to_numpy(), part["y"].to_numpy(), part["scheme"], 5.0)
+        r = r[r["positives"] >= MIN_SCHEME_CLAIMS]
+        model_recall.append(r.set_index("group")["recall"].to_dict())
     rows = []
     for combo in itertools.product(*GRID.values()):
         w = dict(zip(GRID, combo, strict=True))
-        scores, hold = [], []
-        for p in worlds.values():
-            for period, part in p.groupby("period"):
-                scores.append(money_top(queue(part, w), part["amount"].to_numpy(), 5.0))
-                if period == "holdout":
-                    hold.append(scores[-1])
+        scores, hold, kept = [], [], []
+        for part, model in zip(parts, model_recall, strict=True):
+            order = queue(part, w)
+            scores.append(money_top(order, part["amount"].to_numpy(), 5.0))
+            kept.append(kept_schemes(part, order, model))
+            if part["period"].iloc[0] == "holdout":
+                hold.append(scores[-1])
         rows.append(
-            {**w, "worst": min(scores), "holdout_worst": min(hold), "mean": float(np.mean(scores))}
-        )
+            {**w, "kept": min(kept), "worst": min(scores), "holdout_worst": min(hold),
+             "mean": float(np.mean(scores))}
+        )  # fmt: skip
     tab = pd.DataFrame(rows)
-    best = tab["worst"].max()
-    tab["tier"] = np.where(tab["worst"] >= best - TIE, 0, 1)
+    feasible = tab["kept"] >= 0.9 - 1e-9
+    best = tab.loc[feasible, "worst"].max() if feasible.any() else tab["worst"].max()
+    tab["tier"] = np.where(feasible & (tab["worst"] >= best - TIE), 0, np.where(feasible, 1, 2))
     tab["hold_tier"] = -np.round(tab["holdout_worst"] / TIE).where(tab["tier"] == 0, 0)
+    tab.loc[tab["tier"] == 1, "hold_tier"] = -tab["worst"]
     return tab.sort_values(["tier", "hold_tier", "mean"], ascending=[True, True, False]).drop(
         columns=["tier", "hold_tier"]
     )
@@ -246,8 +269,8 @@ def main() -> None:
             without = tab[(tab[k] == 0) & same].iloc[0]
             print(
                 f"{k} = {best[k]}: worst {best['worst']:.4f} / holdout worst "
-                f"{best['holdout_worst']:.4f}; without it {without['worst']:.4f} / "
-                f"{without['holdout_worst']:.4f}"
+                f"{best['holdout_worst']:.4f} / kept {best['kept']:.2f}; without it "
+                f"{without['worst']:.4f} / {without['holdout_worst']:.4f} / {without['kept']:.2f}"
             )
         return
     cfg = load_config(args.config)
