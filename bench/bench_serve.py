@@ -82,7 +82,7 @@ def main() -> None:
     singles, batch_pool = pool[: args.singles], pool[args.singles :]
 
     svc = process.start(env, args.work / "service.log", key_name=f"bench-{time.time_ns()}",
-                        workers=args.workers)  # fmt: skip
+                        workers=args.workers, demo=True)  # fmt: skip
     try:
         with svc.client() as c:
             for claim in singles[:20]:  # warm-up

@@ -109,6 +109,10 @@ class ClaimRadar:
     def __init__(self) -> None:
         os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
         settings = get_settings()
+        from claimradar.cli.serve import DEMO_ENV, DEV_KEY_REFUSED, uses_dev_key
+
+        if uses_dev_key(settings) and os.environ.get(DEMO_ENV) != "1":
+            raise RuntimeError(DEV_KEY_REFUSED)  # `bentoml serve` of a bento, without --demo
         self.store, self.state = _build(settings)
         try:
             self.state.load()

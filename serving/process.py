@@ -57,10 +57,12 @@ def start(
     key_name: str = "local",
     workers: int = 1,
     bento: str | None = None,
+    demo: bool = False,
     timeout: float = 180,
 ) -> Service:
     """`claimradar keys create KEY_NAME`, then `claimradar serve` with CLAIMRADAR_* settings from
-    env (on top of this process's environment); returns once /readyz answers 200."""
+    env (on top of this process's environment); returns once /readyz answers 200. demo: pass
+    `--demo` (the public development linkage key is allowed: demo and test data)."""
     full = {**os.environ, **env}
     cli = [sys.executable, "-m", "claimradar.cli"]
     made = subprocess.run(
@@ -80,6 +82,7 @@ def start(
             "--workers",
             str(workers),
             *(["--bento", bento] if bento else []),
+            *(["--demo"] if demo else []),
         ],
         env=full,
         stdout=log.open("wb"),
@@ -88,14 +91,18 @@ def start(
     )
     svc = Service(f"http://127.0.0.1:{port}", key, proc, log, env)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the service exited:\n{log.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{svc.url}/readyz", timeout=2).status_code == 200:
-                return svc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the service exited:\n{log.read_text()[-4000:]}")
+            try:
+                if httpx.get(f"{svc.url}/readyz", timeout=2).status_code == 200:
+                    return svc
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+    except BaseException:  # interrupted while waiting (Ctrl+C, SIGTERM): leave no server behind
+        svc.stop()
+        raise
     svc.stop()
     raise RuntimeError(f"the service was not ready in {timeout:.0f} s:\n{log.read_text()[-4000:]}")

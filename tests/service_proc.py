@@ -42,7 +42,8 @@ def start_service(
         "CLAIMRADAR_SECURE_COOKIES": "false",
         **(env or {}),
     }
-    svc = start(settings, root / "service.log", key_name="tests", bento=bento)
+    # the test data is ingested with the public development linkage key: --demo allows it
+    svc = start(settings, root / "service.log", key_name="tests", bento=bento, demo=True)
     return TestService(
         svc, home, settings["CLAIMRADAR_MLFLOW_TRACKING_URI"], artifact_root,
         settings["CLAIMRADAR_DATABASE_URL"],

@@ -207,14 +207,26 @@ def _demo_queue(work: Path, scored, frame, url: str) -> dict[str, str]:
     return logins
 
 
+def _stop_on_sigterm(_signum, _frame) -> None:
+    raise KeyboardInterrupt  # as Ctrl+C: the finally below stops the service
+
+
 def _demo_serve(work: Path, env: dict, port: int, logins: dict[str, str]) -> None:
+    """Serve until Ctrl+C or SIGTERM (`timeout`, systemd, a container stop): the BentoML server
+    runs in its own process group, so the demo stops it itself on either."""
+    import signal
+
     from serving import process
 
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     console.print("starting the service (BentoML: the API and the review UI)...")
     try:
-        svc = process.start(env, work / "service.log", port=port, key_name="demo")
+        svc = process.start(env, work / "service.log", port=port, key_name="demo", demo=True)
     except RuntimeError as e:
         raise _fail(str(e)) from None
+    except KeyboardInterrupt:  # stopped while starting: process.start stopped the server
+        console.print("stopped")
+        return
     typer.echo(
         f"demo: review queue at {svc.url}/review  (log in as officer / {logins['officer']}; "
         f"supervisor / {logins['supervisor']})\n"
@@ -227,4 +239,5 @@ def _demo_serve(work: Path, env: dict, port: int, logins: dict[str, str]) -> Non
     except KeyboardInterrupt:
         console.print("stopping the service")
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM: let the stop finish
         svc.stop()

@@ -8,6 +8,21 @@ import typer
 
 from claimradar.cli.common import app
 
+# The service refuses the public development linkage key unless it serves demo or test data:
+# with it anyone can recompute the keyed hashes that link patients and cards.
+DEMO_ENV = "CLAIMRADAR_DEMO"
+DEV_KEY_REFUSED = (
+    "CLAIMRADAR_LINKAGE_KEY is not set: the service will not run with the public development "
+    "linkage key. Set CLAIMRADAR_LINKAGE_KEY to your own secret (the key the data was ingested "
+    "with), or pass --demo for demo and test data."
+)
+
+
+def uses_dev_key(settings) -> bool:
+    from claimradar.settings import DEV_LINKAGE_KEY
+
+    return settings.linkage_key.get_secret_value() == DEV_LINKAGE_KEY
+
 
 def service_env(settings, bento: str | None = None) -> dict[str, str]:
     """The environment a BentoML server process needs: its home, no tracking, the settings.
@@ -52,16 +67,28 @@ def serve(
     bento: Annotated[
         str | None, typer.Option(help="Serve a built bento (NAME:VERSION) instead of the checkout.")
     ] = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo", help="Allow the public development linkage key (demo and test data only)."
+        ),
+    ] = False,
 ) -> None:
     """Serve the scoring API and the review UI (BentoML) with the champion model."""
     import os
 
+    from claimradar.cli.common import _fail
     from claimradar.settings import get_settings
     from serving.store import upgrade
 
     s = get_settings()
+    if uses_dev_key(s) and not demo:
+        raise _fail(DEV_KEY_REFUSED)
     s.ensure_home()
     upgrade(s.case_store_url)  # once here, not racing in every worker
     cmd = serve_command(host, port, bento)
     typer.echo(f"claimradar: serving on http://{host}:{port} (API /score, UI /review, /docs.json)")
-    os.execvpe(cmd[0], cmd, {**service_env(s, bento), "CLAIMRADAR_WORKERS": str(workers)})
+    env = {**service_env(s, bento), "CLAIMRADAR_WORKERS": str(workers)}
+    if demo:
+        env[DEMO_ENV] = "1"  # the workers check the key again (service.py)
+    os.execvpe(cmd[0], cmd, env)
