@@ -213,7 +213,12 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
     @app.post(
         "/score",
         response_model=ScoreResponse,
-        responses={**errors, 413: {"model": Problem}, 422: {"model": Problem}},
+        responses={
+            **errors,
+            400: {"model": Problem, "description": "The body is not JSON text (not UTF-8)."},
+            413: {"model": Problem},
+            422: {"model": Problem},
+        },
         summary="Score a batch of claims (JSON)",
         tags=["scoring"],
     )

@@ -251,10 +251,13 @@ PERSONAL = {
 
 def _shown(field, value):
     """A rejected value as the error shows it: personal fields (names, ID and card numbers,
-    addresses) masked but for their last 3 characters, so responses and logs never carry them."""
-    if field not in PERSONAL or value is None or value != value:
-        return value
+    addresses) masked but for their last 3 characters, so responses and logs never carry them.
+    Always text or None, as the response schema says (a missing value of a line is NaN here)."""
+    if value is None or value is pd.NA or value != value:
+        return None
     text = str(value)
+    if field not in PERSONAL:
+        return text
     return "•" * max(len(text) - 3, 0) + text[-3:] if len(text) > 3 else "•" * len(text)
 
 
