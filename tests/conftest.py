@@ -81,7 +81,6 @@ SLOW_IDS = (
     # fresh store in a subprocess, the hypothesis round trip through XML
     "test_abusive_world_is_kept_whole_by_ingest", "test_models_command_uses_mlflow_tracking_uri",
     "test_tables_to_xml_to_tables_is_identity",
-    "test_fuzz_readers",  # hypothesis-mutated envelopes and tables through ingest (~40 s)
     # compiling online plans several times over (test_batch_and_online_vectors_are_equal stays)
     "test_a_service_plan_remembers_what_it_scored", "test_both_online_paths_match_batch",
     # the same early-warning check on more seeds (seed 1 stays in the fast tier)
