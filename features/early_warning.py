@@ -382,3 +382,12 @@ def shift_evidence(dataset, months: list[int] | None = None) -> pd.DataFrame:
         cols = ["facility_shift", "shift_claim", "shift_cell", "shift_share"]
         return pd.DataFrame({"claim_id": pd.Series(dtype="str"), **{c: [] for c in cols}})
     return pd.concat(parts, ignore_index=True)
+
+
+def with_facility_shift(frame: pd.DataFrame, dataset) -> pd.DataFrame:
+    """`frame` (one row per claim) with the `facility_shift` money of `shift_evidence` over
+    `dataset` (0 where no warning): known at the end of the claim's month, a ranking term of
+    scoring.ranking, not a model feature."""
+    shift = shift_evidence(dataset).set_index("claim_id")["facility_shift"]
+    money = frame["claim_id"].map(shift).fillna(0.0).rename("facility_shift")
+    return pd.concat([frame.drop(columns=["facility_shift"], errors="ignore"), money], axis=1)

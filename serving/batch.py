@@ -51,10 +51,9 @@ def score_dataset(
     frame = build_features(Path(dataset), since=since)
     if bundle.rank_weights.get("facility_shift", 0) > 0:
         # the early warning's evidence: money above the cell baseline at warned facility-months
-        from features.early_warning import shift_evidence
+        from features.early_warning import with_facility_shift
 
-        shift = shift_evidence(Path(dataset)).set_index("claim_id")["facility_shift"]
-        frame["facility_shift"] = frame["claim_id"].map(shift).fillna(0.0).to_numpy()
+        frame = with_facility_shift(frame, Path(dataset))
     scored = score(bundle, frame, model_version=version, explain_top_pct=explain_top)
     keep = frame[
         ["claim_id", "facility_id", "facility_level", "visit_type", "admitted_at", "fund_claimed"]

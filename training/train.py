@@ -37,16 +37,6 @@ class TrainResult:
     extras: dict = field(default_factory=dict)
 
 
-def with_facility_shift(frame: pd.DataFrame, tables: dict) -> pd.DataFrame:
-    """The `facility_shift` money of each claim (features.early_warning.shift_evidence): known at
-    the end of the claim's month, a ranking term, not a model feature."""
-    from features.early_warning import shift_evidence
-
-    shift = shift_evidence(tables).set_index("claim_id")["facility_shift"]
-    money = frame["claim_id"].map(shift).fillna(0.0).rename("facility_shift")
-    return pd.concat([frame.drop(columns=["facility_shift"], errors="ignore"), money], axis=1)
-
-
 def feature_frame(dataset: Path, tables: dict | None = None) -> pd.DataFrame:
     """The feature pipeline's frame plus the few claim columns baselines need."""
     from contract.ingest import load_dataset
@@ -73,6 +63,8 @@ def feature_frame(dataset: Path, tables: dict | None = None) -> pd.DataFrame:
     if "visit_type_code" not in frame.columns:
         extra["visit_type_code"] = pd.to_numeric(frame["visit_type"], errors="coerce")
     frame = pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
+    from features.early_warning import with_facility_shift
+
     return with_facility_shift(frame, tables)
 
 
