@@ -2,8 +2,9 @@
 
 A new-style BentoML service whose HTTP surface is a FastAPI app (serving/api.py) mounted with
 `@bentoml.asgi_app`, so the routes take API keys and answer with field-level errors, while BentoML
-adds /livez, /readyz (ready once a model is loaded), Prometheus /metrics and /docs.json (which
-documents the mounted routes too). The review UI is mounted at /review.
+adds /livez, /readyz (ready once a model is loaded and while the case store answers), Prometheus
+/metrics and /docs.json (which documents the mounted routes too). The review UI is mounted at
+/review.
 
 At start each worker loads the champion from the MLflow registry through BentoML's model store,
 with the profile snapshot saved beside it, then polls the registry: a promotion is served
@@ -114,6 +115,9 @@ class ClaimRadar:
         if uses_dev_key(settings) and os.environ.get(DEMO_ENV) != "1":
             raise RuntimeError(DEV_KEY_REFUSED)  # `bentoml serve` of a bento, without --demo
         self.store, self.state = _build(settings)
+        from serving.store import StoreHealth
+
+        self.store_health = StoreHealth(self.store, ttl=2.0, timeout=2.0)  # SELECT 1, cached
         try:
             self.state.load()
         except Exception:  # a registry not reachable yet: /readyz says so, the poll retries
@@ -121,7 +125,8 @@ class ClaimRadar:
         self.state.watch()
 
     def __is_ready__(self) -> bool:
-        return self.state.served is not None
+        # not ready while the case store is unreachable (every keyed request would be 503)
+        return self.state.served is not None and self.store_health.ok()
 
 
 ClaimRadar.add_asgi_middleware(Gate)

@@ -23,10 +23,12 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model
+from sqlalchemy.exc import DBAPIError
 
 from contract.schema import CLAIMS, DRUG_LINES, SERVICE_LINES, Table
 from scoring import registry
-from serving.limits import SCOPE_KEY, TooManyDossiers
+from serving.limits import SCOPE_KEY, TooManyDossiers, store_down_response
+from serving.store import store_unavailable
 
 log = logging.getLogger("claimradar.api")
 EXAMPLE = json.loads((Path(__file__).with_name("example_claim.json")).read_text())
@@ -209,6 +211,17 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
         if metrics:
             metrics.error("request")
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(DBAPIError)
+    async def _store_down(request: Request, exc: DBAPIError) -> JSONResponse:
+        # the database is down or unreadable while checking a key or recording scores: 503 with
+        # Retry-After, never 500 (issue 13); other database errors are bugs and stay 500
+        if not store_unavailable(exc):
+            raise exc
+        log.warning("case store unavailable: %s", type(exc.orig or exc).__name__)
+        if metrics:
+            metrics.error("store")
+        return store_down_response()
 
     @app.post(
         "/score",

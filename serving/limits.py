@@ -9,7 +9,9 @@ guards routes BentoML owns, such as /metrics). For the routes it is given it che
 3. the body as it streams in (chunked uploads have no length): past the limit -> 413, and the
    app never sees the request.
 
-A body within its limit is handed to the app whole; the key's name travels in the ASGI scope
+When `authorize` fails because the database cannot be reached (`unavailable(exc)`), the
+request is answered 503 with `Retry-After`, never 500. A body within its limit is handed to the
+app whole; the key's name travels in the ASGI scope
 (`SCOPE_KEY`) so the API does not check the key a second time.
 
 `RequestLimits` are the limits applied while reading what was sent: dossiers per envelope
@@ -19,6 +21,7 @@ Configuration comes in as arguments; this module reads no settings.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -26,6 +29,7 @@ from datetime import timedelta
 # Where the gate leaves the name of the key it accepted (the API trusts it: clients cannot set
 # ASGI scope entries).
 SCOPE_KEY = "claimradar.api_key"
+log = logging.getLogger("claimradar.api")
 
 Authorize = Callable[[str], tuple[str | None, int, str]]
 
@@ -55,8 +59,11 @@ class ApiGate:
         authorize: Authorize,
         body_limits: Mapping[str, int],
         key_paths: Iterable[str] = (),
+        unavailable: Callable[[BaseException], bool] | None = None,
     ) -> None:
-        self.app, self.authorize = app, authorize
+        if unavailable is None:
+            from serving.store import store_unavailable as unavailable
+        self.app, self.authorize, self.unavailable = app, authorize, unavailable
         self.body_limits = dict(body_limits)
         self.key_paths = frozenset(key_paths)
 
@@ -68,7 +75,13 @@ class ApiGate:
 
         headers = dict(scope.get("headers") or [])
         header = headers.get(b"authorization", b"").decode("latin-1")
-        name, status, why = await run_in_threadpool(self.authorize, header)
+        try:
+            name, status, why = await run_in_threadpool(self.authorize, header)
+        except Exception as e:
+            if not self.unavailable(e):
+                raise
+            log.warning("key store unavailable: %s", type(e).__name__)
+            return await store_down_response()(scope, _nothing, send)
         if name is None:
             return await _answer(scope, send, status, why, {"WWW-Authenticate": "Bearer"})
         scope = {**scope, SCOPE_KEY: name}
@@ -105,12 +118,25 @@ class ApiGate:
         await self.app(scope, replay, send)
 
 
+def store_down_response():
+    """503 + Retry-After: the answer to a request the case store could not serve."""
+    from starlette.responses import JSONResponse
+
+    from serving.store import RETRY_AFTER_SECONDS, UNAVAILABLE_DETAIL, UNAVAILABLE_STATUS
+
+    return JSONResponse(
+        {"detail": UNAVAILABLE_DETAIL},
+        status_code=UNAVAILABLE_STATUS,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _nothing():  # a response never reads the request
+    return {"type": "http.disconnect"}
+
+
 async def _answer(scope, send, status: int, detail: str, headers: dict | None = None) -> None:
     from starlette.responses import JSONResponse
 
     response = JSONResponse({"detail": detail}, status_code=status, headers=headers)
-
-    async def nothing():  # the response never reads the request
-        return {"type": "http.disconnect"}
-
-    await response(scope, nothing, send)
+    await response(scope, _nothing, send)

@@ -11,7 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
-from datetime import UTC, datetime
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,15 +30,24 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 ROLES = ("officer", "supervisor", "admin")
 CASE_STATUSES = ("open", "assigned", "pending_approval", "decided")
 OUTCOMES = ("accept", "reject_full", "reject_part")
+# A key's last use is written at most this often: checking a key is a read, not a write per call.
+KEY_USE_RESOLUTION = timedelta(minutes=1)
+# What a request is answered when the database cannot be reached (issue 13): 503, retry later.
+UNAVAILABLE_STATUS = 503
+UNAVAILABLE_DETAIL = "the case store is unavailable; retry later"
+RETRY_AFTER_SECONDS = 5
 
 
 def now() -> datetime:
@@ -190,7 +202,9 @@ def make_engine(url: str) -> Engine:
     statement's error (logs, tracebacks) never shows the bound values: names, card numbers."""
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        engine = create_engine(
+            url, connect_args={"timeout": 30}, pool_pre_ping=True, hide_parameters=True
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # WAL lets readers and one writer work at once
@@ -201,7 +215,18 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+    # pool_pre_ping: a connection the server dropped (restart, failover) is replaced on checkout,
+    # so the service recovers without a restart; connect_timeout: a dead host fails fast
+    extra = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True, **extra)
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """Whether an exception means the database cannot be reached (down, unreadable, connection
+    lost), as opposed to a bug or a constraint: those requests are answered 503, never 500."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
 
 def upgrade(url: str) -> None:
@@ -280,15 +305,36 @@ class Store:
             ]
 
     def check_key(self, key: str) -> tuple[str | None, str]:
-        """(key name, "") when valid, else (None, why)."""
+        """(key name, "") when valid, else (None, why). A read: `last_used_at` is written only
+        when it is older than KEY_USE_RESOLUTION (at most once a minute per key), by a
+        conditional update, so concurrent workers do not all write it."""
         with self.session.begin() as s:
-            k = s.scalar(select(ApiKey).where(ApiKey.key_hash == _sha256(key)))
+            k = s.execute(
+                select(ApiKey.id, ApiKey.name, ApiKey.revoked_at, ApiKey.last_used_at).where(
+                    ApiKey.key_hash == _sha256(key)
+                )
+            ).first()
             if k is None:
                 return None, "unknown API key"
             if k.revoked_at is not None:
                 return None, f"API key {k.name!r} was revoked"
-            k.last_used_at = now()
+            t = now()
+            cutoff = t - KEY_USE_RESOLUTION
+            if k.last_used_at is None or k.last_used_at <= cutoff:
+                s.execute(
+                    update(ApiKey)
+                    .where(
+                        ApiKey.id == k.id,
+                        or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at <= cutoff),
+                    )
+                    .values(last_used_at=t)
+                )
             return k.name, ""
+
+    def ping(self) -> None:
+        """A cheap round trip (`SELECT 1`); raises when the database cannot be reached."""
+        with self.engine.connect() as c:
+            c.execute(text("SELECT 1"))
 
     # -- scored claims and cases ------------------------------------------------------------
     def record_scores(self, rows: list[dict], actor: str, open_bands: tuple[str, ...]) -> int:
@@ -367,6 +413,33 @@ class Store:
                     self.audit(s, username, "assign", "case", top, after={"assignee": username})
                     return s.get(Case, top)
         return None
+
+
+class StoreHealth:
+    """Whether the store answers, for readiness probes: `Store.ping` with a time limit, the
+    answer kept for `ttl` seconds so frequent probes stay cheap. A ping still running past the
+    limit counts as down; no second one is started until it returns."""
+
+    def __init__(self, store: Store, ttl: float = 2.0, timeout: float = 2.0) -> None:
+        self.store, self.ttl, self.timeout = store, ttl, timeout
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="store-ping")
+        self._pending = None
+        self._checked, self._ok = float("-inf"), False
+
+    def ok(self) -> bool:
+        with self._lock:
+            if time.monotonic() - self._checked < self.ttl:
+                return self._ok
+            if self._pending is None or self._pending.done():
+                self._pending = self._pool.submit(self.store.ping)
+            try:
+                self._pending.result(timeout=self.timeout)
+                self._ok = True
+            except Exception:  # down, unreadable, or slower than the limit
+                self._ok = False
+            self._checked = time.monotonic()
+            return self._ok
 
 
 _SCORED_FIELDS = (

@@ -73,6 +73,7 @@ def scored_world(sim_dataset, mlflow_store, trained_model) -> dict:
 SLOW_FIXTURES = {
     "trained_model", "service", "scored_world", "bento", "page", "browser", "context", "fitted",
     "unseen_world", "bundle_and_frame", "spark", "postgres_admin_url", "postgres_url",
+    "own_postgres",  # a PostgreSQL server of its own, stopped and started again
     "sim_dataset",  # simulating and ingesting 12,000 claims: the world of the model tests
 }  # fmt: skip
 SLOW_IDS = (

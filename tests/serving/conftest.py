@@ -72,11 +72,11 @@ class _Server:
             "--locale=C", "--no-sync",
         )  # fmt: skip
         # loopback TCP only, socket in our own dir; durability off: the data are thrown away
-        opts = (
+        self.opts = (
             f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off -c synchronous_commit=off "
             "-c full_page_writes=off -c max_connections=200"
         )
-        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "start")
+        self.resume()
         # if this test session is killed before it can stop the server, a watchdog does
         stop = [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]
         if self.as_root:
@@ -89,6 +89,16 @@ class _Server:
             start_new_session=True,
         )  # fmt: skip
         return f"postgresql+psycopg://{self.user}@127.0.0.1:{self.port}/postgres"
+
+    def resume(self) -> None:
+        """Start the (initialized) cluster again, on the same port."""
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log), "-o", self.opts, "-w", "start"
+        )  # fmt: skip
+
+    def halt(self) -> None:
+        """Stop the server as an operator would (`pg_ctl stop -m fast`); `resume` brings it back."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", timeout=60)
 
     def stop(self) -> None:
         with contextlib.suppress(Exception):
@@ -115,6 +125,19 @@ def postgres_admin_url() -> Iterator[str]:
         raise
     try:
         yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[_Server]:
+    """A throwaway PostgreSQL server of this test alone, which it may stop (`halt`) and start
+    again (`resume`); `.url` is its maintenance database. Always started here (never the server
+    at CLAIMRADAR_TEST_POSTGRES_URL: stopping that one is not ours to do)."""
+    server = _Server()
+    try:
+        server.url = server.start()
+        yield server
     finally:
         server.stop()
 
