@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from scoring.ranking import money_at_stake
 from simulator.randomize import CUTOFF, HELD_OUT, REPORT_SEEDS, SELECTION_SEEDS, draw_world
 from training.config import TrainConfig, load_config
 from training.evaluate import ranking_metrics, recall_by_group, top_k_mask
@@ -80,7 +81,7 @@ def world_parts(seed: int, work: Path, claims: int | None) -> Path:
         s = predict(bundle, df)
         claimed = pd.to_numeric(df["fund_claimed"], errors="coerce").fillna(0.0).to_numpy()
         expected = s["expected_overbilled"].to_numpy()
-        terms = term_money(bundle, df, expected, anomaly_percentile(bundle, df), claimed)
+        terms = term_money(bundle, df, anomaly_percentile(bundle, df), claimed)
         part = pd.DataFrame(
             {
                 "period": period,
@@ -114,7 +115,7 @@ def world_parts(seed: int, work: Path, claims: int | None) -> Path:
 def _warning_truth(folder: Path, tables: dict) -> None:
     """The early warning per month of the holdout against the facilities the held-out scheme
     touches broadly (at least 15% of the facility's claims that month)."""
-    from features.early_warning import facility_warnings
+    from features.early_warning import warnings_by_month
 
     truth = pd.read_parquet(folder / "ds" / "truth.parquet")
     truth.columns = [c.lower() for c in truth.columns]
@@ -124,10 +125,8 @@ def _warning_truth(folder: Path, tables: dict) -> None:
     claims["held"] = claims["claim_id"].isin(held)
     share = claims.groupby(["facility_id", "month"])["held"].mean()
     rows = []
-    for month in sorted(claims["month"].unique()):
-        if month < "2025-07":
-            continue
-        w = facility_warnings(tables, month)
+    months = [m for m in sorted(claims["month"].unique()) if m >= "2025-07"]
+    for month, w in warnings_by_month(tables, months).items():
         for r in w.itertuples():
             rows.append(
                 {
@@ -142,11 +141,8 @@ def _warning_truth(folder: Path, tables: dict) -> None:
 
 
 def queue(p: pd.DataFrame, weights: dict[str, float]) -> np.ndarray:
-    money = p["expected"].to_numpy().copy()
-    for k, w in weights.items():
-        if w > 0:
-            money += w * p[f"t_{k}"].to_numpy()
-    return np.minimum(money, np.maximum(p["claimed"].to_numpy(), 0.0))
+    terms = {k: p[f"t_{k}"].to_numpy() for k, w in weights.items() if w > 0}
+    return money_at_stake(p["expected"].to_numpy(), terms, weights, p["claimed"].to_numpy())
 
 
 def money_top(order: np.ndarray, amount: np.ndarray, pct: float) -> float:

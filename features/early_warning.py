@@ -247,23 +247,44 @@ def _month_table(
     return out
 
 
+def _parse_month(month: str) -> int:
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(month)):
+        raise ValueError(f"month must be YYYY-MM, got {month!r}")
+    period = pd.Period(month, freq="M")
+    return period.year * 12 + period.month - 1
+
+
+def warnings_by_month(
+    dataset, months: list[str], *, skip_missing: bool = False
+) -> dict[str, pd.DataFrame]:
+    """`facility_warnings` of several months (YYYY-MM) from one pass: the tables are read and the
+    monthly sequence (each baseline leaving out months already warned) runs once. A month
+    without claims is an error, or left out with `skip_missing`."""
+    wanted = {m: _parse_month(m) for m in months}
+    tables = _tables(dataset)
+    cells = claim_cells(tables)
+    have = set(cells["month"].unique())
+    for month, m in list(wanted.items()):
+        if m not in have:
+            if not skip_missing:
+                raise ValueError(f"no claims admitted in {month}")
+            del wanted[month]
+    if not wanted:
+        return {}
+    # from the first month of the data, so a month's warnings never depend on which months were
+    # asked for (the months already warned shape later baselines); shift_evidence runs the same
+    hi = max(wanted.values())
+    seq = _sequence(cells, _line_prices(tables, cells), sorted(k for k in have if k <= hi))
+    return {month: seq[m] for month, m in wanted.items()}
+
+
 def facility_warnings(dataset, month: str, *, engine: str = "duckdb") -> pd.DataFrame:
     """One row per facility with claims in `month` (YYYY-MM): cost per visit and visits, the
     change against its own baseline split into case mix, price and volume, the volume-aware
     statistics, and `warning`; sorted with warnings first. `engine` is accepted for symmetry with
     the other feature commands; the monthly aggregates are small and run in pandas."""
     del engine
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(month)):
-        raise ValueError(f"month must be YYYY-MM, got {month!r}")
-    tables = _tables(dataset)
-    cells = claim_cells(tables)
-    period = pd.Period(month, freq="M")
-    m = period.year * 12 + period.month - 1
-    if not (cells["month"] == m).any():
-        raise ValueError(f"no claims admitted in {month}")
-    have = set(cells["month"].unique())
-    months = [k for k in range(m - SERIES_MONTHS, m + 1) if k in have]
-    return _sequence(cells, _line_prices(tables, cells), months)[m]
+    return warnings_by_month(dataset, [month])[month]
 
 
 def _sequence(cells: pd.DataFrame, lines: pd.DataFrame, months) -> dict[int, pd.DataFrame]:
@@ -320,13 +341,9 @@ def quarter_warnings(dataset, quarter: str) -> pd.DataFrame:
     if not q:
         raise ValueError(f"quarter must be YYYY-Qn, got {quarter!r}")
     year, n = int(q.group(1)), int(q.group(2))
-    tables = _tables(dataset)
-    cells = claim_cells(tables)
-    lines = _line_prices(tables, cells)
     first = year * 12 + (n - 1) * 3
-    have = set(cells["month"].unique())
-    seq = _sequence(cells, lines, [k for k in range(first - SERIES_MONTHS, first + 3) if k in have])
-    frames = [seq[m] for m in range(first, first + 3) if m in have]
+    months = [f"{(first + k) // 12:04d}-{(first + k) % 12 + 1:02d}" for k in range(3)]
+    frames = list(warnings_by_month(dataset, months, skip_missing=True).values())
     if not frames:
         raise ValueError(f"no claims admitted in {quarter}")
     allm = pd.concat(frames, ignore_index=True)
@@ -338,15 +355,16 @@ def quarter_warnings(dataset, quarter: str) -> pd.DataFrame:
 def shift_evidence(dataset, months: list[int] | None = None) -> pd.DataFrame:
     """Per claim of a warned facility-month: the money it carries above the baseline cost of its
     cell (the fund's share of it), the evidence the review queue's `facility_shift` term uses.
-    `months` are month numbers (year x 12 + month - 1); default every month with a baseline.
+    `months` are month numbers (year x 12 + month - 1); default every month.
     Claims of months or facilities without a warning are not listed (their shift money is 0)."""
     tables = _tables(dataset)
     cells = claim_cells(tables)
     lines = _line_prices(tables, cells)
     have = sorted(cells["month"].unique())
-    months = have[1:] if months is None else [m for m in months if m in set(have)]
+    months = have if months is None else [m for m in months if m in set(have)]
     parts = []
-    seq = _sequence(cells, lines, months)
+    # the same sequence as warnings_by_month: from the data's first month
+    seq = _sequence(cells, lines, [k for k in have if k <= max(months, default=-1)])
     excluded = seq["excluded"]
     for m in months:
         w = seq[m]

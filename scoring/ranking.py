@@ -33,11 +33,7 @@ def _col(frame: pd.DataFrame, name: str) -> np.ndarray | None:
 
 
 def term_money(
-    bundle: ModelBundle,
-    frame: pd.DataFrame,
-    expected: np.ndarray,
-    anomaly: np.ndarray,
-    claimed: np.ndarray,
+    bundle: ModelBundle, frame: pd.DataFrame, anomaly: np.ndarray, claimed: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Each term's money per claim (VND, before its weight), never above the claimed amount."""
     zero = np.zeros(len(frame))
@@ -61,12 +57,24 @@ def priority_of(
     anomaly: np.ndarray,
     claimed: np.ndarray,
 ) -> np.ndarray:
-    """Money at stake: the expected overbilled amount plus the weighted evidence terms, capped by
-    the fund amount the claim asks."""
+    """Money at stake of a feature frame under the bundle's weights."""
+    weights = bundle.rank_weights or {}
+    terms = (
+        term_money(bundle, frame, anomaly, claimed) if any(w > 0 for w in weights.values()) else {}
+    )
+    return money_at_stake(expected, terms, weights, claimed)
+
+
+def money_at_stake(
+    expected: np.ndarray,
+    terms: dict[str, np.ndarray],
+    weights: dict[str, float],
+    claimed: np.ndarray,
+) -> np.ndarray:
+    """The expected overbilled amount plus the weighted evidence terms (a term with weight 0, or
+    absent, adds nothing), capped by the fund amount the claim asks."""
     money = np.asarray(expected, dtype="float64").copy()
-    weights = {k: w for k, w in (bundle.rank_weights or {}).items() if w > 0}
-    if weights:
-        terms = term_money(bundle, frame, expected, anomaly, claimed)
-        for name, w in weights.items():
+    for name, w in weights.items():
+        if w > 0:
             money += w * terms[name]
     return np.minimum(money, np.maximum(claimed, 0.0))

@@ -370,7 +370,7 @@ def write_facility_months(store, tables: dict[str, pd.DataFrame], months: int = 
     against its trend and its same-level peers, the warning), upserted into facility_months."""
     from sqlalchemy import delete
 
-    from features.early_warning import facility_warnings
+    from features.early_warning import warnings_by_month
     from serving.store import FacilityMonth, now
 
     claims = tables["claims"]
@@ -378,8 +378,7 @@ def write_facility_months(store, tables: dict[str, pd.DataFrame], months: int = 
         return 0
     all_months = sorted(pd.to_datetime(claims["admitted_at"]).dt.strftime("%Y-%m").unique())
     frames = []
-    for m in all_months[-months:]:
-        w = facility_warnings(tables, m)
+    for w in warnings_by_month(tables, all_months[-months:]).values():
         w["peer_cost_per_visit"] = w.groupby("facility_level")["cost_per_visit"].transform("median")
         frames.append(w)
     out = pd.concat(frames, ignore_index=True)

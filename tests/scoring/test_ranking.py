@@ -92,10 +92,9 @@ def test_a_weighted_term_raises_exactly_the_claims_with_evidence():
 def test_terms_are_money_within_the_claim_and_missing_columns_are_no_evidence():
     rng = np.random.default_rng(5)
     frame, claimed, anomaly = _frame(300, rng)
-    expected = claimed * 0.1
-    terms = term_money(_bundle(), frame, expected, anomaly, claimed)
+    terms = term_money(_bundle(), frame, anomaly, claimed)
     for name, money in terms.items():
         assert (money >= 0).all() and (money <= claimed + 1e-6).all(), name
     bare = frame[["claim_id", "fund_claimed"]]
-    for money in term_money(_bundle(), bare, expected, anomaly, claimed).values():
+    for money in term_money(_bundle(), bare, anomaly, claimed).values():
         assert not money.any()
