@@ -16,10 +16,13 @@ MONTHS = pd.period_range("2025-01", "2025-09", freq="M")
 ALL = ("J", "K", "I", "E")
 
 
-def handmade(seed: int, jump: float = 1.4, jump_month: str = "2025-07", cells_move=ALL):
+def handmade(
+    seed: int, jump: float = 1.4, jump_month: str = "2025-07", cells_move=ALL, who: str = "49001"
+):
     """A district hospital (430 visits a month, ~380k VND each), a 150-visit facility with
     ordinary noise, and 20 peers of other sizes; from `jump_month` the hospital's visits in the
-    diagnosis chapters `cells_move` cost `jump` times as much (more units at the same prices)."""
+    diagnosis chapters `cells_move` cost `jump` times as much (more units at the same prices);
+    `who` names another facility to jump instead."""
     rng = np.random.default_rng(seed)
     rows, lines = [], []
     sizes = {"49001": 430, "49002": 150} | {f"49{i:03d}": int(rng.integers(40, 900)) for i in
@@ -31,7 +34,7 @@ def handmade(seed: int, jump: float = 1.4, jump_month: str = "2025-07", cells_mo
             icd = rng.choice(["J", "K", "I", "E"], k, p=[0.4, 0.3, 0.2, 0.1])
             vt = rng.choice(["01", "03"], k, p=[0.85, 0.15])
             cost = rng.lognormal(np.log(330_000), 0.55, k) * np.where(vt == "03", 4.0, 1.0)
-            hit = (fid == "49001") & (str(month) >= jump_month) & np.isin(icd, cells_move)
+            hit = (fid == who) & (str(month) >= jump_month) & np.isin(icd, cells_move)
             cost = np.where(hit, cost * jump, cost)
             day = rng.integers(0, month.days_in_month, k)
             for i in range(k):
@@ -68,13 +71,18 @@ def test_a_40_percent_jump_is_flagged_that_month_and_noise_is_not(seed):
 
 
 def test_small_facilities_need_a_larger_change_than_large_ones():
-    """Volume-aware: the same +15% at 150 visits is noise, at 430 visits of a steady series a
-    stronger signal (larger z)."""
-    w = facility_warnings(handmade(4, jump=1.15), "2025-07").set_index("facility_id")
-    small = facility_warnings(handmade(4, jump=1.15), "2025-07")
-    assert w.loc["49001", "z"] > 2.0
-    assert bool(w.loc["49001", "growth_shrunk"] > 0.5 * w.loc["49001", "growth_vs_trend"])
-    del small
+    """Volume-aware: the same +15% is a stronger signal at 430 visits than at 150 (larger z), and
+    the small facility's change is shrunk more toward its peers."""
+    big = facility_warnings(handmade(4, jump=1.15), "2025-07").set_index("facility_id")
+    small = facility_warnings(handmade(4, jump=1.15, who="49002"), "2025-07")
+    small = small.set_index("facility_id")
+    assert big.loc["49001", "z"] > small.loc["49002", "z"] > 0
+    assert big.loc["49001", "z"] > 2.0
+
+    def kept(w, f):  # the share of its own change the shrinkage keeps
+        return w.loc[f, "growth_shrunk"] / w.loc[f, "growth_vs_trend"]
+
+    assert kept(big, "49001") > kept(small, "49002")
 
 
 def test_the_shift_money_goes_to_the_claims_of_the_cells_that_moved():
