@@ -34,7 +34,7 @@ def _build(settings):
     from serving.online import ScoringState
     from serving.store import Store
 
-    store = Store(settings.case_store_url)
+    store = Store(settings.case_store_url, data_key=settings.data_secret())
     state = ScoringState(
         settings.tracking_uri,
         settings.artifact_root,

@@ -96,6 +96,12 @@ class Settings(BaseSettings):
         description="Key that signs review sessions; replicas must share it. Default: a random "
         "key kept in $CLAIMRADAR_HOME/session.key.",
     )
+    data_key: SecretStr | None = Field(
+        default=None,
+        description="Key (32 bytes, URL-safe base64) that seals the identity fields of cases in "
+        "the case store; keep it apart from the database and its backups. Default: a random key "
+        "kept in $CLAIMRADAR_HOME/data.key.",
+    )
     secure_cookies: bool = Field(
         default=True, description="Session cookies only over HTTPS (off for a local demo)."
     )
@@ -153,6 +159,18 @@ class Settings(BaseSettings):
 
             path.touch(mode=0o600)
             path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+    def data_secret(self) -> str:
+        """The data key: set, or created once under the home folder (0600)."""
+        if self.data_key is not None:
+            return self.data_key.get_secret_value()
+        path = self.ensure_home() / "data.key"
+        if not path.exists():
+            from serving.sealing import new_key
+
+            path.touch(mode=0o600)
+            path.write_text(new_key())
         return path.read_text().strip()
 
     def ensure_home(self) -> Path:

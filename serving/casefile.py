@@ -11,6 +11,7 @@ stores each facility's months as the early warning sees them.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from contract.schema import COST_GROUPS, VISIT_TYPES
+from contract.schema import CLAIMS, COST_GROUPS, DRUG_LINES, SERVICE_LINES, VISIT_TYPES
 from scoring.scorer import OPEN_BANDS
 
 log = logging.getLogger("claimradar.casefile")
@@ -31,7 +32,9 @@ SUMMARY = (
     "outcome", "discharge_type", "total_cost", "total_drugs", "total_supplies", "fund_claimed",
     "patient_copay", "patient_self_pay", "sex", "person_key",
 )  # fmt: skip
-IDENTITY = ("patient_name", "card_number", "national_id", "patient_id", "record_number")
+# The identity of a claim: its personal fields (contract/schema.py) and the medical record number.
+# Kept for cases only, sealed with the data key (serving/records.py, serving/sealing.py).
+IDENTITY = (*(f.name for f in CLAIMS.fields if f.personal), "record_number")
 DRUG = ("line_no", "drug_code", "drug_name", "cost_group", "unit", "quantity", "unit_price",
         "amount", "fund_claimed", "ordered_at")  # fmt: skip
 SERVICE = ("line_no", "service_code", "supply_code", "service_name", "supply_name", "cost_group",
@@ -249,6 +252,57 @@ def driving_lines(doc: dict, reasons: list[dict], rule_hits: list[dict]) -> dict
     return marks
 
 
+# -- what a claim says: its content hash ----------------------------------------------------------
+def _text_column(col: pd.Series) -> pd.Series:
+    """One column as text the same way whatever its dtype: times to the minute, numbers as
+    floats rounded to 4 decimals, missing values empty."""
+    if pd.api.types.is_datetime64_any_dtype(col):
+        return col.dt.strftime("%Y-%m-%dT%H:%M").fillna("")
+    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        out = col.astype("float64").round(4).astype("str")
+        return out.where(col.notna(), "")
+    return col.astype("string").fillna("").astype("str")
+
+
+def _row_texts(df: pd.DataFrame, names: list[str]) -> pd.Series:
+    """Each row's fields (the contract's, in its order; absent ones empty) as one text."""
+    out = pd.Series("", index=df.index, dtype="object")
+    for name in names:
+        col = _text_column(df[name]) if name in df.columns else ""
+        out = out + "\x1f" + col
+    return out
+
+
+def content_hashes(tables: dict[str, pd.DataFrame], ids: set[str] | None = None) -> dict[str, str]:
+    """claim_id -> SHA-256 of what the claim says: its contract fields (not the linkage keys
+    derived from them) and its drug and service lines in line order. Resubmitted with any change,
+    a claim gets a new hash (a new version in the case store); sent again as it was, the same."""
+    claims = tables["claims"]
+    if ids is not None:
+        claims = claims[claims["claim_id"].astype(str).isin(ids)]
+    texts = {
+        str(c): [t]
+        for c, t in zip(
+            claims["claim_id"], _row_texts(claims, [f.name for f in CLAIMS.fields]), strict=True
+        )
+    }
+    for marker, name, table in (
+        ("D", "drug_lines", DRUG_LINES),
+        ("S", "service_lines", SERVICE_LINES),
+    ):
+        lines = tables.get(name)
+        if lines is None or lines.empty:
+            continue
+        lines = lines[lines["claim_id"].astype(str).isin(texts.keys())]
+        lines = lines.sort_values(["claim_id", "line_no"], kind="stable")
+        body = _row_texts(lines, [f.name for f in table.fields])
+        for c, t in zip(lines["claim_id"].astype(str), body, strict=True):
+            texts[c].append(marker + t)
+    return {
+        c: hashlib.sha256("\x1e".join(parts).encode()).hexdigest() for c, parts in texts.items()
+    }
+
+
 # -- filling the store ------------------------------------------------------------------------
 def _month(ts) -> str | None:
     return None if pd.isna(ts) else pd.Timestamp(ts).strftime("%Y-%m")
@@ -271,24 +325,34 @@ def fill_store(
     documents; cases open for `open_bands`. `documents="cases"` keeps full documents (lines,
     peers) for the claims in those bands and the summary alone for the rest (the patient history
     reads it); `"all"` keeps full documents for every claim. Returns the new scored claims."""
+    from serving.records import cases_of, claim_key
+
     scored = scored.drop_duplicates("claim_id")
     meta = _claim_meta(scored, tables, frame)
+    hashes = content_hashes(tables, set(scored["claim_id"].astype(str)))
     full = (
         scored["claim_id"]
         if documents == "all"
         else scored.loc[scored["band"].isin(open_bands), "claim_id"]
     )
     full_ids = set(full.astype(str))
-    typical = typical_prices(tables, frame) if full_ids else {}
+    typical: dict | None = None
     new = 0
     total = len(scored)
     for start in range(0, total, chunk):
         part = scored.iloc[start : start + chunk]
-        docs = _chunk_documents(part, tables, frame, full_ids, typical)
+        # a claim that already is a case gets its full document too (a new version of it
+        # moves the case), whatever its band now
+        keys = {claim_key(meta.at[c, "facility_id"], c): str(c) for c in part["claim_id"]}
+        here = full_ids | {keys[k] for k in cases_of(store, list(keys))}
+        if typical is None and here & set(keys.values()):
+            typical = typical_prices(tables, frame)
+        docs = _chunk_documents(part, tables, frame, here, typical or {})
         rows = [
-            _score_row(r, meta.loc[r["claim_id"]], docs.get(str(r["claim_id"]), {}))
+            _score_row(r, meta.loc[r["claim_id"]], docs.get(str(r["claim_id"]), {}),
+                       hashes.get(str(r["claim_id"])))
             for r in part.to_dict("records")
-        ]
+        ]  # fmt: skip
         new += store.record_scores(rows, actor=actor, open_bands=open_bands)
         if progress:
             progress(min(start + chunk, total), total)
@@ -326,8 +390,8 @@ def _chunk_documents(
     full_ids: set[str],
     typical: dict[tuple, float],
 ) -> dict[str, dict]:
-    """The documents of one chunk of scored claims: full for `full_ids`, the summary and the
-    identity alone for the others (the patient history reads them)."""
+    """The documents of one chunk of scored claims: full for `full_ids`, the summary alone for
+    the others (the patient history reads it)."""
     ids = set(part["claim_id"].astype(str))
     full_here = ids & full_ids
     sub = {"claims": tables["claims"][tables["claims"]["claim_id"].isin(ids)]}
@@ -339,15 +403,16 @@ def _chunk_documents(
     docs = claim_documents(sub, f, typical_prices=typical)
     for cid in ids - full_ids:
         if cid in docs:
-            docs[cid] = {"summary": docs[cid]["summary"], "identity": docs[cid]["identity"]}
+            docs[cid] = {"summary": docs[cid]["summary"]}
     return docs
 
 
-def _score_row(r: dict, m: pd.Series, doc: dict) -> dict:
+def _score_row(r: dict, m: pd.Series, doc: dict, content_hash: str | None) -> dict:
     """One scored row as the case store records it (JSON-safe)."""
     return _plain(
         {
             "claim_id": str(r["claim_id"]),
+            "content_hash": content_hash,
             "model_version": str(r["model_version"]),
             "risk_score": float(r["risk_score"]),
             "expected_overbilled": float(r["expected_overbilled"]),

@@ -98,4 +98,5 @@ def _store():
     from claimradar.settings import get_settings
     from serving.store import Store
 
-    return Store(get_settings().case_store_url)
+    settings = get_settings()
+    return Store(settings.case_store_url, data_key=settings.data_secret())

@@ -38,7 +38,9 @@ def demo(
     _demo_promote(work, settings, result.version)
     scored, frame = _demo_score(work, settings)
     env = _demo_env(work, settings)
-    logins = _demo_queue(work, scored, frame, env["CLAIMRADAR_DATABASE_URL"])
+    logins = _demo_queue(
+        work, scored, frame, env["CLAIMRADAR_DATABASE_URL"], env["CLAIMRADAR_DATA_KEY"]
+    )
     if not serve:
         return
     _demo_serve(work, env, port, logins)
@@ -171,16 +173,19 @@ def _demo_top(scored) -> None:
 
 def _demo_env(work: Path, settings) -> dict[str, str]:
     """6. The officers' queue: the scores in a case store of the demo's own, two accounts."""
+    from serving.sealing import new_key
+
     return {
         "CLAIMRADAR_HOME": str(settings.home),
         "CLAIMRADAR_MLFLOW_TRACKING_URI": settings.tracking_uri,
         "CLAIMRADAR_MLFLOW_ARTIFACT_ROOT": str(settings.artifact_root),
         "CLAIMRADAR_DATABASE_URL": f"sqlite:///{work / 'cases.db'}",
         "CLAIMRADAR_SECURE_COOKIES": "false",  # plain HTTP on this machine only
+        "CLAIMRADAR_DATA_KEY": new_key(),  # seals the identities of the demo's cases
     }
 
 
-def _demo_queue(work: Path, scored, frame, url: str) -> dict[str, str]:
+def _demo_queue(work: Path, scored, frame, url: str, data_key: str) -> dict[str, str]:
     import secrets
 
     from contract.ingest import load_dataset
@@ -188,7 +193,7 @@ def _demo_queue(work: Path, scored, frame, url: str) -> dict[str, str]:
     from serving.review.users import create_user
     from serving.store import Store
 
-    store = Store(url)
+    store = Store(url, data_key=data_key)
     with progress_bar("6/6 fill the review queue") as update:
         fill_store(store, scored, load_dataset(work / "dataset"), frame, "cli:demo",
                    progress=update)  # fmt: skip

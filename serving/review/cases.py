@@ -43,9 +43,12 @@ def case_view(store: Store, case_id: int) -> dict[str, Any]:
         ).first()
         return {
             "facility_warning": _warning(warned),
+            "identity": _identity(store, sc),
             "case": {
                 "id": c.id,
                 "claim_id": c.claim_id,
+                "claim_key": c.claim_key,
+                "claim_version": c.claim_version or 1,
                 "status": c.status,
                 "assignee_id": c.assignee_id,
                 "assignee": assignee_name,
@@ -91,6 +94,17 @@ def case_view(store: Store, case_id: int) -> dict[str, Any]:
         }
 
 
+def _identity(store: Store, sc: ScoredClaim) -> dict:
+    """The claim's identity fields, opened with the data key; {} when the store has no key or
+    the sealed value does not open with it (a key changed: the page shows no identity)."""
+    from serving.sealing import SealError
+
+    try:
+        return store.identity(sc.identity, sc.claim_key)
+    except SealError:
+        return {}
+
+
 def _warning(m: FacilityMonth | None) -> dict | None:
     """The early warning of the claim's facility in the claim's month, with its decomposition."""
     if m is None:
@@ -106,25 +120,26 @@ def _warning(m: FacilityMonth | None) -> dict | None:
 
 
 def patient_history(
-    store: Store, person_key: str | None, claim_id: str, limit: int = 12
+    store: Store, person_key: str | None, claim_key: str | None, limit: int = 12
 ) -> list[dict]:
-    """The same person's other scored claims (newest first), without identifiers."""
+    """The same person's other scored claims (newest first, the latest version of each),
+    without identifiers. `claim_key`: the claim of the case (facility/MA_LK), left out."""
     if not person_key:
         return []
     with store.session() as s:
         rows = s.execute(
             select(ScoredClaim, Case.id, Case.status)
-            .outerjoin(Case, Case.claim_id == ScoredClaim.claim_id)
-            .where(ScoredClaim.person_key == person_key, ScoredClaim.claim_id != claim_id)
+            .outerjoin(Case, Case.claim_key == ScoredClaim.claim_key)
+            .where(ScoredClaim.person_key == person_key, ScoredClaim.claim_key != claim_key)
             .order_by(ScoredClaim.month.desc(), ScoredClaim.id.desc())
             .limit(limit * 3)
         ).all()
     seen: set[str] = set()
     out = []
     for sc, case_id, status in rows:
-        if sc.claim_id in seen:
+        if sc.claim_key in seen:
             continue
-        seen.add(sc.claim_id)
+        seen.add(sc.claim_key)
         summary = (sc.claim or {}).get("summary", {})
         out.append(
             {

@@ -229,6 +229,7 @@ def decide(
             line_adjustments=adjustments,
             status="pending_approval" if pending else "final",
             decided_at=now(),
+            claim_version=case["claim_version"],
         )
         s.add(d)
         s.flush()

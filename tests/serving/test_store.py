@@ -263,7 +263,9 @@ def test_record_scores_is_idempotent_and_opens_cases_only_for_review_bands(store
     assert all(c.status == "open" and c.assignee_id is None for c in cases.values())
     # the queue ranks like the scorer: by the scored priority (the bands are cut on it)
     assert cases["A"].priority == 900.0 and cases["B"].priority == 500.0
-    assert sorted(e.entity_id for e in opened) == ["A", "B", "E"]
+    # the events name the case (like every other case event) and the claim (facility/MA_LK)
+    assert sorted(e.after["claim"] for e in opened) == ["01001/A", "01001/B", "01001/E"]
+    assert {e.entity_id for e in opened} == {str(c.id) for c in cases.values()}
     assert {e.actor for e in opened} == {"api:test"}
 
     # a new model version scores the same claim again, but the claim keeps its one case
