@@ -149,7 +149,7 @@ class _Run:
     linkage_key: str
     limits: Limits
     writers: dict[str, _Writer] = field(default_factory=dict)
-    seen_claims: dict[str, None] = field(default_factory=dict)  # claim keys written so far
+    seen_claims: set[str] = field(default_factory=set)  # claim keys written so far
 
     def writer(self, name: str) -> _Writer:
         if name not in self.writers:
@@ -188,7 +188,11 @@ def commit(result: BatchResult, run: _Run) -> None:
     for rows in result.rejections:
         run.reject(rows)
     claims = result.good["claims"]
-    dup_groups = set(claims.loc[claims["claim_id"].isin(run.seen_claims), GROUP])
+    # Membership in a hash set: the cost of a batch is its own size, never the claims written
+    # so far (Series.isin(a growing collection) rebuilt its lookup at every batch: quadratic).
+    seen = run.seen_claims
+    written = np.fromiter((k in seen for k in claims["claim_id"].tolist()), bool, len(claims))
+    dup_groups = set(claims.loc[written, GROUP])
     for name, good in result.good.items():
         if dup_groups:
             drop = good[GROUP].isin(dup_groups)
@@ -206,7 +210,7 @@ def commit(result: BatchResult, run: _Run) -> None:
                 rep.rejected[name] += int(drop.sum())
                 good = good.loc[~drop.to_numpy()]
         if name == "claims":
-            run.seen_claims.update(dict.fromkeys(good["claim_id"]))
+            run.seen_claims.update(good["claim_id"].tolist())
         run.writer(name).write(good)
         rep.written[name] += len(good)
 

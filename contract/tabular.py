@@ -67,10 +67,17 @@ def tabular_batches(
         yield frames, n_claims, n_claims
         return
     # Whole claims per batch: rows go to the bucket of their MA_LK's hash.
-    buckets = {
-        name: pd.util.hash_array(df[GROUP].to_numpy(dtype=object)) % k
-        for name, df in frames.items()
-    }
+    # Each table is ordered by bucket once (stable: file order within a bucket) and cut into
+    # contiguous slices, so a batch costs its own size (a mask per bucket over the whole table
+    # cost the table's size per batch: quadratic).
+    cuts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, df in frames.items():
+        bucket = pd.util.hash_array(df[GROUP].to_numpy(dtype=object)) % k
+        order = np.argsort(bucket, kind="stable")
+        cuts[name] = (order, np.searchsorted(bucket[order], np.arange(k + 1)))
     for b in range(k):
-        part = {name: df.loc[buckets[name] == b] for name, df in frames.items()}
+        part = {}
+        for name, df in frames.items():
+            order, bounds = cuts[name]
+            part[name] = df.iloc[order[bounds[b] : bounds[b + 1]]]
         yield part, len(part["claims"]), n_claims
