@@ -61,11 +61,11 @@ class OnlinePlan:
         like_points = ln.price_points(ln.line_table(tables["drug_lines"], tables["service_lines"]),
                                       base)  # fmt: skip
         points = None
+        self._points_table: str | None = None  # the snapshot's price points, as a table
         if len(snapshot.price_points):
-            points = cast_like(
-                eng.materialize("snap_points", eng.register("p", snapshot.price_points)),
-                like_points,
-            )
+            stored = eng.materialize("snap_points", eng.register("p", snapshot.price_points))
+            self._points_table = stored.get_name()
+            points = cast_like(stored, like_points)
         base_b, lines_b, _, enriched_b = enriched_claims(
             eng, tables, snapshot.price_list, extra_points=points
         )
@@ -181,6 +181,42 @@ class OnlinePlan:
         con.execute("COMMIT")
         self._history_month.update(zip(claims["claim_id"], months, strict=True))
         if months:
+            first = min(months)
+            self._first_added = min(first, self._first_added or first)
+
+    def add_history(
+        self, rows: pd.DataFrame, procs: pd.DataFrame, points: pd.DataFrame | None = None
+    ) -> None:
+        """Remember claims scored elsewhere (features.online_state.OnlineState answers most
+        requests without this plan): their enriched rows and procedure lines replace any
+        earlier copy in the history tables, as a remembered batch would; `points` (their price
+        points) join the snapshot's, so the full path's learned prices of a later month count
+        them as build_features does."""
+        with self._lock:
+            eng, con = self.eng, self.eng.con.con
+            ids = ", ".join("'" + str(c).replace("'", "''") + "'" for c in rows["claim_id"])
+            con.execute("BEGIN TRANSACTION")
+            try:
+                if points is not None and len(points) and self._points_table is not None:
+                    like = eng.con.table(self._points_table)
+                    src = cast_like(eng.register("added", points[list(like.columns)]), like)
+                    con.execute(f"INSERT INTO {self._points_table} BY NAME {eng._sql(src)}")
+                for name, df in (("online_history", rows), ("online_history_procs", procs)):
+                    if not len(rows):
+                        break
+                    con.execute(f"DELETE FROM {name} WHERE claim_id IN ({ids})")
+                    if len(df):
+                        like = eng.con.table(name)
+                        src = cast_like(eng.register("added", df[list(like.columns)]), like)
+                        con.execute(f"INSERT INTO {name} BY NAME {eng._sql(src)}")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+            if not len(rows):
+                return
+            months = [int(m) for m in rows["month"]]
+            self._history_month.update(zip(rows["claim_id"], months, strict=True))
             first = min(months)
             self._first_added = min(first, self._first_added or first)
 
