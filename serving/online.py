@@ -35,7 +35,7 @@ class Served:
     snapshot: Any  # features.profiles.Snapshot
     version: str
     alias: str
-    plan: Any = None  # features.pipeline.OnlinePlan: the feature query, compiled once
+    plan: Any = None  # features.online_state.OnlineState: per-key state (features, remember)
     loaded_at: str = ""
 
 
@@ -70,7 +70,7 @@ class ScoringState:
     # -- the model -------------------------------------------------------------------------
     def load(self) -> Served | None:
         """Load the champion (else the newest challenger) if it is not the one served."""
-        from features.pipeline import OnlinePlan
+        from features.online_state import OnlineState
         from features.profiles import Snapshot
 
         client = registry.connect(self.tracking_uri, self.artifact_root)
@@ -88,7 +88,7 @@ class ScoringState:
                 folder = registry.bundle_dir(client, version, tmp)
             bundle = ModelBundle.load(folder)
             snap = Snapshot.load(folder / "snapshot")
-            plan = OnlinePlan(snap, remember=True)  # compiled before the swap
+            plan = OnlineState(snap, remember=True)  # per-key state, built before the swap
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             old, self.served = self.served, Served(bundle, snap, str(version), alias, plan, stamp)
             if old is not None:  # requests in flight keep the old one; close it a swap later
