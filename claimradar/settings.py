@@ -109,6 +109,33 @@ class Settings(BaseSettings):
         default=5_000_000.0,
         description="Rejections above this amount (VND) wait for a supervisor's approval.",
     )
+    # Monitoring (`claimradar monitor`, issue 16): where reports go and when a change alerts.
+    monitoring_dir: Path | None = Field(
+        default=None, description="Monitoring reports (JSON, HTML); default home/monitoring."
+    )
+    monitor_psi_min: float = Field(
+        default=0.02, description="A model input drifts only from this PSI on..."
+    )
+    monitor_drift_ratio: float = Field(
+        default=2.5, description="...and from this multiple of the training months' own PSI."
+    )
+    monitor_p_value: float = Field(
+        default=0.01, description="...with its test (KS, chi-square, z) rejecting at this level."
+    )
+    monitor_min_drifted_features: int = Field(
+        default=2, description="Drifted claim-level inputs that raise a feature-drift alert."
+    )
+    monitor_score_psi_min: float = Field(default=0.1, description="Least PSI of a score alert.")
+    monitor_band_psi_min: float = Field(default=0.05, description="Least PSI of a band alert.")
+    monitor_rule_share_min: float = Field(
+        default=0.005, description="Least change of the share of claims a rule flags."
+    )
+    monitor_rejection_rate: float = Field(
+        default=0.02, description="Share of refused claims in a month that raises an alert."
+    )
+    monitor_facility_rejection_rate: float = Field(
+        default=0.10, description="Share of one facility's claims refused that raises an alert."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -140,6 +167,10 @@ class Settings(BaseSettings):
     @property
     def case_store_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home / 'claimradar.db'}"
+
+    @property
+    def monitor_dir(self) -> Path:
+        return self.monitoring_dir or self.home / "monitoring"
 
     @property
     def bento_home(self) -> Path:
@@ -212,4 +243,21 @@ def ingest_limits(settings: Settings):
         settings.max_table_bytes,
         settings.ingest_chunk_claims,
         settings.ingest_workers,
+    )
+
+
+def monitor_thresholds(settings: Settings):
+    """The monitoring alert thresholds (monitoring.Thresholds) these settings ask for."""
+    from monitoring import Thresholds
+
+    return Thresholds(
+        psi_min=settings.monitor_psi_min,
+        drift_ratio=settings.monitor_drift_ratio,
+        p_value=settings.monitor_p_value,
+        min_drifted_features=settings.monitor_min_drifted_features,
+        score_psi_min=settings.monitor_score_psi_min,
+        band_psi_min=settings.monitor_band_psi_min,
+        rule_share_min=settings.monitor_rule_share_min,
+        rejection_rate=settings.monitor_rejection_rate,
+        facility_rejection_rate=settings.monitor_facility_rejection_rate,
     )

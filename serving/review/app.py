@@ -25,9 +25,11 @@ from fastapi.staticfiles import StaticFiles
 from itsdangerous import Signer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from serving.review.dashboard import DashboardConfig
 from serving.review.deps import Denied, Redirect, ReviewConfig, render
 from serving.review.errors import NotFound
 from serving.review.routes import ROUTERS
+from serving.review.routes import dashboard as dashboard_routes
 from serving.review.throttle import LoginGuard
 from serving.store import Store
 
@@ -56,6 +58,8 @@ def create_review_app(
     max_form_fields: int = 20_000,
     max_form_bytes: int = 2_000_000,
     max_login_bytes: int = 16_384,
+    monitoring_dir: Path | None = None,
+    model_versions=None,
 ) -> FastAPI:
     """The review UI over `store`. `secret_key` signs the session cookie and derives the CSRF
     tokens (keep it secret and stable across restarts and replicas). Rejections of more than
@@ -67,7 +71,9 @@ def create_review_app(
     `lock_minutes`; the account locks for everybody after `max_failures × lock_clients` failures
     from at least `lock_clients` clients. Posted forms: at most `max_form_bytes` (413) and
     `max_form_fields` fields (a case's lines post two each), no files; the sign-in form at most
-    `max_login_bytes`, url-encoded only."""
+    `max_login_bytes`, url-encoded only. The supervisors' dashboard shows the drift alerts of the
+    latest report in `monitoring_dir` and the versions `model_versions()` names (serving.review.
+    dashboard)."""
     if len(secret_key) < 16:
         raise ValueError("secret_key must have at least 16 characters")
     app = FastAPI(title="claimradar review", docs_url=None, redoc_url=None, openapi_url=None)
@@ -105,7 +111,8 @@ def create_review_app(
     app.add_exception_handler(Denied, _denied)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    for router in ROUTERS:
+    app.state.dashboard = DashboardConfig(monitoring_dir, model_versions)
+    for router in (*ROUTERS, dashboard_routes.router):
         app.include_router(router)
     return app
 

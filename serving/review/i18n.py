@@ -307,6 +307,53 @@ TEXTS: dict[str, tuple[str, str]] = {
     "version": ("Phiên bản", "Version"),
     "all_events": ("sự kiện", "events"),
     "dash": ("—", "—"),
+    # the supervisors' dashboard (issue 16)
+    "dashboard": ("Tổng quan", "Dashboard"),
+    "dashboard_help": (
+        "Kết quả giám định theo tháng và mức rủi ro, so với kỳ vọng của mô hình.",
+        "What the review found by month and band, against what the model expected.",
+    ),
+    "cases_opened": ("Hồ sơ đã mở", "Cases opened"),
+    "decided": ("Đã kết luận", "Decided"),
+    "hit_rate": ("Tỷ lệ phát hiện", "Hit rate"),
+    "expected_hit_rate": ("Tỷ lệ phát hiện kỳ vọng", "Expected hit rate"),
+    "expected_short": ("kỳ vọng", "expected"),
+    "money_rejected": ("Số tiền xuất toán", "Money rejected"),
+    "expected_decided": ("Nghi vượt dự kiến (đã kết luận)", "Expected overbilled (decided)"),
+    "days_to_decision": ("Số ngày đến kết luận (trung vị)", "Days to decision (median)"),
+    "money_by_month": ("Số tiền xuất toán theo tháng", "Money recovered by month"),
+    "hit_by_month": (
+        "Tỷ lệ phát hiện theo tháng: thực tế và kỳ vọng từ xác suất đã hiệu chỉnh",
+        "Hit rate by month: realised, and expected from the calibrated probabilities",
+    ),
+    "by_month_band": ("Theo tháng và mức rủi ro", "By month and band"),
+    "top_facilities": ("Cơ sở KCB bị xuất toán nhiều nhất", "Facilities with most money rejected"),
+    "officers_throughput": ("Năng suất giám định viên", "Officers' throughput"),
+    "no_cases_yet": ("Chưa có hồ sơ.", "No case yet."),
+    "no_rejections_yet": ("Chưa có kết luận xuất toán.", "No money rejected yet."),
+    "models_in_service": ("Mô hình đang dùng", "Models in service"),
+    "champion": ("Chính thức (champion)", "Champion"),
+    "challenger": ("Thử nghiệm (challenger)", "Challenger"),
+    "models_unknown": ("Không đọc được kho mô hình.", "The model registry cannot be read."),
+    "drift_alerts": ("Cảnh báo thay đổi dữ liệu", "Drift alerts"),
+    "monitoring_of": (
+        "Báo cáo giám sát tháng {month}, mô hình v{version}.",
+        "Monitoring report of {month}, model v{version}.",
+    ),
+    "no_monitoring": (
+        "Chưa có báo cáo giám sát (claimradar monitor).",
+        "No monitoring report yet (claimradar monitor).",
+    ),
+    "no_drift_alerts": ("Không có cảnh báo.", "No alert."),
+    "alert_feature_drift": ("Dữ liệu đầu vào thay đổi", "Input drift"),
+    "alert_score_drift": ("Điểm rủi ro thay đổi", "Score drift"),
+    "alert_band_drift": ("Tỷ lệ theo mức rủi ro thay đổi", "Band drift"),
+    "alert_rule_share": ("Tỷ lệ vi phạm quy tắc thay đổi", "Rule share change"),
+    "alert_rejection_rate": ("Nhiều hồ sơ bị từ chối tiếp nhận", "Many claims refused"),
+    "alert_facility_rejections": (
+        "Cơ sở có nhiều hồ sơ bị từ chối tiếp nhận",
+        "Facilities with many refused claims",
+    ),
 }
 
 ACTIONS = {

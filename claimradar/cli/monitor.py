@@ -1,0 +1,84 @@
+"""Monitoring commands: monitor (a month against the champion's training window)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from claimradar.cli.common import _fail, _print_frame, app, console, progress_bar
+
+OUT_HELP = (
+    "Folder for monitor-MONTH.json and .html (default $CLAIMRADAR_HOME/monitoring, where the "
+    "review dashboard reads them)."
+)
+
+
+@app.command()
+def monitor(
+    data: Annotated[Path, typer.Argument(help="A canonical dataset folder (from ingest).")],
+    month: Annotated[str, typer.Option(help="The month to check, YYYY-MM (admissions).")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help=OUT_HELP)] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Version to monitor (default the champion).")
+    ] = None,
+    mlflow_log: Annotated[
+        bool, typer.Option("--mlflow/--no-mlflow", help="Log the run to MLflow.")
+    ] = True,
+) -> None:
+    """Data quality, input, score, band and rule drift of a month against the champion's
+    training window; alerts past the thresholds of the settings (monitor_*). Writes a JSON
+    summary and an HTML report and logs them to MLflow as a monitoring run of the model.
+    Exits 0 with or without alerts (read the JSON's `alerts`), 2 on bad input."""
+    import matplotlib.pyplot as plt
+
+    from claimradar.settings import get_settings, monitor_thresholds
+    from monitoring import check_month, report, tracking
+    from monitoring import monitor as run_monitor
+    from scoring import registry
+    from scoring.bundle import ModelBundle
+
+    s = get_settings()
+    try:
+        check_month(month)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    if not (data / "claims.parquet").exists():
+        raise _fail(f"{data} has no claims.parquet; run `claimradar ingest` first")
+    client = registry.connect(s.tracking_uri, s.artifact_root)
+    with (
+        tempfile.TemporaryDirectory(prefix="claimradar-monitor-") as tmp,
+        progress_bar(f"monitor {month}") as update,
+    ):
+        update(0, 3)
+        try:
+            if model is None:
+                bundle, version, alias = tracking.champion(client, Path(tmp))
+            else:
+                if not model.isdigit():
+                    raise ValueError(f"--model must be a version number, not {model!r}")
+                version, alias = model, "version"
+                bundle = ModelBundle.load(registry.bundle_dir(client, int(model), Path(tmp)))
+            update(1, 3)
+            result = run_monitor(data, month, bundle, version, monitor_thresholds(s), alias=alias)
+        except ValueError as e:
+            raise _fail(str(e)) from None
+        update(2, 3)
+        js, page, figs = report.write(result, out or s.monitor_dir)
+        run_id = tracking.log_run(client, result, [js, page], figs) if mlflow_log else None
+        for fig in figs.values():
+            plt.close(fig)
+        update(3, 3)
+    summary = result.summary
+    movers = result.features.head(8)[["feature", "group", "psi", "baseline", "ratio", "drifted"]]
+    _print_frame(f"top movers, {month} against the training window", movers.round(4))
+    for a in summary["alerts"]:
+        console.print(f"[red]ALERT[/red] {a['kind']}: {a['message']}")
+    logged = f"; MLflow run {run_id}" if run_id else ""
+    typer.echo(
+        f"{month}: {len(summary['alerts'])} alert(s) for model v{version} ({alias}); "
+        f"{summary['current']['claims']:,} claims, {summary['data_quality']['rejected_claims']:,} "
+        f"refused -> {js}, {page}{logged}"
+    )
