@@ -52,6 +52,7 @@ def _build(settings):
     app.exception_handlers.update(inner.exception_handlers)
     try:
         from serving.review import create_review_app
+        from serving.review.dashboard import registry_versions
 
         app.mount(
             "/review",
@@ -60,6 +61,8 @@ def _build(settings):
                 secret_key=settings.review_secret(),
                 secure_cookies=settings.secure_cookies,
                 approval_threshold=settings.approval_amount,
+                monitoring_dir=settings.monitor_dir,
+                model_versions=registry_versions(settings.tracking_uri, settings.artifact_root),
             ),
         )
     except ImportError:  # the review UI is optional in a slim image

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("contract", "features", "scoring", "simulator", "training", "serving", "claimradar")
+PACKAGES = ("contract", "features", "scoring", "simulator", "training", "serving", "monitoring",
+            "claimradar")  # fmt: skip
 
 
 def _lint(root: Path) -> subprocess.CompletedProcess:
@@ -135,7 +136,7 @@ def test_no_import_cycle_between_modules():
 
 # -- sizes: a loose ceiling on the library packages' modules and functions, so a module or a
 # function that keeps growing is split before it is hard to split
-SIZED = ("contract", "features", "scoring", "training", "serving")
+SIZED = ("contract", "features", "scoring", "training", "serving", "monitoring")
 MAX_MODULE_LINES = 600
 MAX_FUNCTION_LINES = 100
 # Offenders that stay for now, each with its reason; an entry is removed once it is split.
