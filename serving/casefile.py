@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from contract.schema import CLAIMS, COST_GROUPS, DRUG_LINES, SERVICE_LINES, VISIT_TYPES
-from scoring.scorer import OPEN_BANDS
 
 log = logging.getLogger("claimradar.casefile")
 
@@ -315,7 +314,7 @@ def fill_store(
     frame: pd.DataFrame | None,
     actor: str,
     *,
-    open_bands: tuple[str, ...] = OPEN_BANDS,
+    open_bands: tuple[str, ...] | None = None,
     documents: str = "cases",
     chunk: int = 2_000,
     facility_months: bool = True,
@@ -327,6 +326,8 @@ def fill_store(
     reads it); `"all"` keeps full documents for every claim. Returns the new scored claims."""
     from serving.records import cases_of, claim_key
 
+    if open_bands is None:  # the scorer's (imported here: the review UI needs no model code)
+        from scoring.scorer import OPEN_BANDS as open_bands
     scored = scored.drop_duplicates("claim_id")
     meta = _claim_meta(scored, tables, frame)
     hashes = content_hashes(tables, set(scored["claim_id"].astype(str)))

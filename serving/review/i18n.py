@@ -410,25 +410,40 @@ def text(key: str, lang: str, **kw: Any) -> str:
     return s.format(**kw) if kw else s
 
 
+def _real(x: Any) -> float | None:
+    """A number to show, or None (missing, NaN, or a field the claim's document lacks)."""
+    from jinja2 import Undefined
+
+    if x is None or isinstance(x, Undefined):
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if v == v else None
+
+
 def num(x: Any, lang: str, digits: int = 0) -> str:
-    if x is None or (isinstance(x, float) and x != x):
+    v = _real(x)
+    if v is None:
         return "—"
-    s = f"{float(x):,.{digits}f}"
+    s = f"{v:,.{digits}f}"
     if lang == "vi":
         s = s.replace(",", "\x00").replace(".", ",").replace("\x00", ".")
     return s
 
 
 def money(x: Any, lang: str) -> str:
-    if x is None or (isinstance(x, float) and x != x):
+    if _real(x) is None:
         return "—"
     return num(x, lang) + (" đ" if lang == "vi" else " VND")
 
 
 def pct(x: Any, lang: str, digits: int = 0) -> str:
-    if x is None or (isinstance(x, float) and x != x):
+    v = _real(x)
+    if v is None:
         return "—"
-    return num(100 * float(x), lang, digits) + " %"
+    return num(100 * v, lang, digits) + " %"
 
 
 def when(x: Any, lang: str, utc: bool = True) -> str:
@@ -440,6 +455,8 @@ def when(x: Any, lang: str, utc: bool = True) -> str:
             x = datetime.fromisoformat(x)
         except ValueError:
             return x
+    if not isinstance(x, datetime):  # a field the claim's document lacks
+        return "—"
     if utc:
         x = x + LOCAL
     return x.strftime("%d/%m/%Y %H:%M" if lang == "vi" else "%Y-%m-%d %H:%M")

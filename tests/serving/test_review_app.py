@@ -17,6 +17,7 @@ from sqlalchemy import select
 from starlette.routing import Mount
 
 from serving.review import create_review_app, i18n
+from serving.sealing import new_key
 from serving.store import Case, ScoredClaim, Store, User
 
 THRESHOLD = 3_000_000.0
@@ -24,7 +25,7 @@ THRESHOLD = 3_000_000.0
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, scored_world):
-    store = Store(f"sqlite:///{tmp_path_factory.mktemp('review') / 'cases.db'}")
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('review') / 'cases.db'}", data_key=new_key())
     fill(store, scored_world, cases=40, facility_months=True)
     add_users(store)
     outer = FastAPI()
@@ -354,13 +355,15 @@ def test_queue_exports_as_csv_and_excel(site):
 
 # -- the case page -------------------------------------------------------------------------------
 def _card_of(store, case_id: int) -> str:
+    """The card number of the case's claim, opened with the store's data key (it is sealed)."""
     with store.session() as s:
         sc = s.execute(
-            select(ScoredClaim.claim)
+            select(ScoredClaim)
             .join(Case, Case.scored_claim_id == ScoredClaim.id)
             .where(Case.id == case_id)
         ).scalar_one()
-    return sc["identity"]["card_number"]
+    assert "identity" not in sc.claim and sc.identity
+    return store.identity(sc.identity, sc.claim_key)["card_number"]
 
 
 def test_case_page_masks_identifiers_except_for_supervisors(site):
