@@ -87,6 +87,8 @@ SLOW_IDS = (
     # the same early-warning check on more seeds (seed 1 stays in the fast tier)
     "noise_is_not[2]", "noise_is_not[3]",
     "test_fuzz_readers",  # hypothesis fuzzing of the XML and tabular readers (minutes)
+    # the online state over a stream of requests and over random streams (a plan as oracle)
+    "test_a_stream_of_remembered_requests", "test_random_claim_streams_equal_batch",
 )  # fmt: skip
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from features import lines as ln
 from features.assembly import (
@@ -148,3 +150,143 @@ def test_a_stream_of_remembered_requests_equals_batch(snapshot, feature_tables, 
     out = state.features(_subset(feature_tables, c["claim_id"].isin(ids)))
     assert state.fallbacks == 1
     _compare(full[full["claim_id"].isin(ids)], out)
+
+
+def test_a_resent_claim_replaces_its_copy_and_a_copy_is_a_duplicate(snapshot, feature_tables):
+    """A claim sent again (same MA_LK) replaces its remembered copy: it is not its own
+    duplicate, and its features are unchanged. The same claim under another MA_LK, sent in a
+    later request, is caught as a duplicate of the remembered one."""
+    state = OnlineState(snapshot, remember=True)
+    c = feature_tables["claims"]
+    one = c[(c["admitted_at"] >= "2025-05-10") & (c["admitted_at"] < "2025-05-11")].head(1)
+    batch = _subset(feature_tables, c["claim_id"].isin(one["claim_id"]))
+    first = state.features(batch)
+    again = state.features(batch)
+    pd.testing.assert_frame_equal(first, again)
+    assert again["rule_duplicate"].iloc[0] == 0
+    copy = {k: v.assign(claim_id=v["claim_id"] + "9") for k, v in batch.items()}
+    dup = state.features(copy)
+    assert dup["rule_duplicate"].iloc[0] == 1 and state.fallbacks == 0
+    assert dup["rule_duplicate_amount"].iloc[0] == one["fund_claimed"].iloc[0]
+
+
+# -- random claim streams ----------------------------------------------------------------------
+
+STREAM = settings(
+    max_examples=8,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+@pytest.fixture(scope="module")
+def small(feature_tables) -> dict:
+    """Three facilities of the world: the history before AS_OF, a pool of May-June claims,
+    patients with a history, the snapshot, and the compiled plan (remember=False) that answers
+    for everything sent so far (the oracle; tests/features/test_pipeline.py holds it to
+    build_features)."""
+    from features.pipeline import OnlinePlan
+
+    c = feature_tables["claims"]
+    keep = c["facility_id"].isin(sorted(c["facility_id"].unique())[2:5])
+    tables = {**_subset(feature_tables, keep), "facilities": feature_tables["facilities"]}
+    snap = build_snapshot(tables, AS_OF)
+    cl = tables["claims"]
+    pool = cl[cl["admitted_at"] >= AS_OF]
+    persons = list(snap.history["person_key"].value_counts().index[:4])
+    plan = OnlinePlan(snap)
+    yield {"tables": tables, "snapshot": snap, "pool": pool, "persons": persons, "plan": plan}
+    plan.close()
+
+
+def _claim(tables: dict, src: str, new_id: str, admitted: pd.Timestamp, person=None) -> dict:
+    """Claim `src` with its lines as claim `new_id` admitted at `admitted` (every time of the
+    claim moved with it), of `person` when given."""
+    cl = tables["claims"]
+    head = cl[cl["claim_id"] == src].copy()
+    delta = admitted - head["admitted_at"].iloc[0]
+    head["claim_id"] = new_id
+    head["admitted_at"] = head["admitted_at"] + delta
+    head["discharged_at"] = head["discharged_at"] + delta
+    if person is not None:
+        head["person_key"] = person
+    out = {"claims": head}
+    for t, times in (("drug_lines", ("ordered_at",)),
+                     ("service_lines", ("ordered_at", "performed_at", "result_at"))):  # fmt: skip
+        lines = tables[t][tables[t]["claim_id"] == src].copy()
+        lines["claim_id"] = new_id
+        for col in times:
+            lines[col] = lines[col] + delta
+        out[t] = lines
+    return out
+
+
+def _cat(parts: list[dict]) -> dict:
+    return {k: pd.concat([p[k] for p in parts], ignore_index=True) for k in parts[0]}
+
+
+EVENT = st.tuples(
+    st.sampled_from(["new", "new", "new", "copy", "resend"]),
+    st.integers(0, 10_000),  # which pool claim (or which claim sent before)
+    st.integers(0, 4),  # which patient (4: the pool claim's own)
+    st.integers(0, 50),  # admission day after AS_OF (into June)
+    st.integers(0, 24 * 60 - 1),  # minute of the day
+    st.booleans(),  # a request ends after this claim
+)
+
+
+@given(events=st.lists(EVENT, min_size=2, max_size=9))
+@STREAM
+def test_random_claim_streams_equal_batch_over_what_was_sent(small, events):
+    """Random streams of requests (new claims of random patients and times, copies of claims
+    sent before, re-sent claims with a changed cost; any order within a month, months in
+    order): every request's rows equal the rows computed over the snapshot history plus every
+    claim sent so far (its latest copy)."""
+    tables, pool = small["tables"], small["pool"]
+    sent: dict[str, dict] = {}  # claim_id -> latest copy
+    claims = []
+    for n, (kind, i, p, day, minute, _) in enumerate(events):
+        if kind == "new" or not sent:
+            src = pool["claim_id"].iloc[i % len(pool)]
+            when = AS_OF + pd.Timedelta(days=day, minutes=minute)
+            person = small["persons"][p] if p < 4 else None
+            claims.append(_claim(tables, src, f"HYP{n:04d}", when, person))
+        else:
+            ids = list(sent)
+            base = sent[ids[i % len(ids)]]
+            head = base["claims"]
+            new_id = f"HYP{n:04d}" if kind == "copy" else head["claim_id"].iloc[0]
+            copy = {k: v.assign(claim_id=new_id) for k, v in base.items()}
+            if kind == "resend":
+                copy["claims"] = copy["claims"].assign(total_cost=head["total_cost"] * 1.25)
+            claims.append(copy)
+        sent[claims[-1]["claims"]["claim_id"].iloc[0]] = claims[-1]
+    # requests: months in order, cut where the events say and where a claim id would repeat
+    order = sorted(
+        range(len(claims)), key=lambda k: claims[k]["claims"]["admitted_at"].iloc[0].month
+    )
+    requests, current = [], []
+    for k in order:
+        cid = claims[k]["claims"]["claim_id"].iloc[0]
+        month = claims[k]["claims"]["admitted_at"].iloc[0].month
+        if current and (cid in {c["claims"]["claim_id"].iloc[0] for c in current}
+                        or month != current[0]["claims"]["admitted_at"].iloc[0].month):  # fmt: skip
+            requests.append(current)
+            current = []
+        current.append(claims[k])
+        if events[k][5]:
+            requests.append(current)
+            current = []
+    requests += [current] if current else []
+    state = OnlineState(small["snapshot"], remember=True)
+    latest: dict[str, dict] = {}
+    for req in requests:
+        for c in req:
+            latest[c["claims"]["claim_id"].iloc[0]] = c
+        got = state.features(_cat(req))
+        want = small["plan"].features(_cat(list(latest.values())))
+        want = want[want["claim_id"].isin(set(got["claim_id"]))]
+        _compare(want, got)
+    assert state.fallbacks == 0
