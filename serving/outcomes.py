@@ -173,3 +173,75 @@ def records(df: pd.DataFrame) -> list[dict]:
                         v.item() if isinstance(v, np.generic) else v)
                     for k, v in r.items()})  # fmt: skip
     return out
+
+
+def version_scores(store: Store, version: str) -> pd.DataFrame:
+    """Every claim a model version scored (batch `--to-store` or the API): claim_id, risk_score,
+    expected_overbilled, priority, band."""
+    with store.session() as s:
+        rows = s.execute(
+            select(
+                ScoredClaim.claim_id,
+                ScoredClaim.risk_score,
+                ScoredClaim.expected_overbilled,
+                ScoredClaim.priority,
+                ScoredClaim.band,
+            ).where(ScoredClaim.model_version == str(version))
+        ).all()
+    return pd.DataFrame(
+        rows, columns=["claim_id", "risk_score", "expected_overbilled", "priority", "band"]
+    )
+
+
+def compare_versions(
+    store: Store, champion: str, challenger: str, top_pct: float = 5.0, since=None
+) -> dict:
+    """Two model versions on the claims both scored: band agreement, and on the cases decided
+    (since `since`, a datetime in UTC, when given) the money rejected and the hits each one puts
+    in its top `top_pct`% by money at stake. Decided cases come from the review queue the
+    serving model filled, so they favour what it ranked high: read the money in the top k% as
+    "of the money the officers found", not of all the money."""
+    a, b = version_scores(store, champion), version_scores(store, challenger)
+    both = a.merge(b, on="claim_id", suffixes=("_a", "_b"))
+    rows = case_rows(store)
+    dec = rows[rows["decided"]][["case_id", "decided_at", "amount_rejected", "hit"]]
+    with store.session() as s:
+        claim_of = dict(s.execute(select(Case.id, Case.claim_id)).all())
+    dec = dec.assign(claim_id=dec["case_id"].map(claim_of))
+    if since is not None:
+        dec = dec[dec["decided_at"] >= pd.Timestamp(since)]
+    both = both.merge(dec[["claim_id", "amount_rejected", "hit"]], on="claim_id", how="left")
+    n = len(both)
+    out = {
+        "champion": str(champion),
+        "challenger": str(challenger),
+        "claims_both": n,
+        "top_pct": top_pct,
+        "band_agreement": float((both["band_a"] == both["band_b"]).mean()) if n else None,
+        "bands": _crosstab(both["band_a"], both["band_b"]) if n else {},
+        "decided": int(both["hit"].notna().sum()),
+        "money_rejected": float(both["amount_rejected"].fillna(0).sum()),
+    }
+    k = max(1, int(np.ceil(n * top_pct / 100))) if n else 0
+    for side, name in (("a", "champion"), ("b", "challenger")):
+        top = both.nlargest(k, f"priority_{side}") if n else both
+        decided = top["hit"].notna()
+        money = float(top["amount_rejected"].fillna(0).sum())
+        out[name] = {
+            "money_in_top": money,
+            "money_share_in_top": money / out["money_rejected"] if out["money_rejected"] else None,
+            "decided_in_top": int(decided.sum()),
+            "hit_rate_in_top": float(top.loc[decided, "hit"].astype(bool).mean())
+            if decided.any()
+            else None,
+            "case_band_share": float(both[f"band_{side}"].isin(("high", "review")).mean())
+            if n
+            else None,
+        }
+    return out
+
+
+def _crosstab(a: pd.Series, b: pd.Series) -> dict[str, dict[str, int]]:
+    """{champion's band: {challenger's band: claims}}."""
+    t = pd.crosstab(a, b)
+    return {str(r): {str(c): int(v) for c, v in row.items()} for r, row in t.iterrows()}

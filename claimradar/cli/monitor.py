@@ -1,4 +1,5 @@
-"""Monitoring commands: monitor (a month against the champion's training window)."""
+"""Monitoring commands: monitor (a month against the champion's training window) and compare (two
+model versions on the claims both scored in the case store)."""
 
 from __future__ import annotations
 
@@ -82,3 +83,67 @@ def monitor(
         f"{summary['current']['claims']:,} claims, {summary['data_quality']['rejected_claims']:,} "
         f"refused -> {js}, {page}{logged}"
     )
+
+
+@app.command()
+def compare(
+    champion: Annotated[
+        str | None, typer.Option(help="Version (default the registry's champion).")
+    ] = None,
+    challenger: Annotated[
+        str | None, typer.Option(help="Version (default the registry's challenger).")
+    ] = None,
+    top: Annotated[float, typer.Option(help="The top PCT% by money at stake.")] = 5.0,
+    since: Annotated[
+        str | None, typer.Option(help="Only cases decided from this date (YYYY-MM-DD).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the JSON here.")] = None,
+) -> None:
+    """Two model versions on the claims both scored in the case store (`score --to-store` with
+    each): band agreement, and on the decided cases the money rejected and the hit rate each puts
+    in its top PCT%."""
+    import json
+    from datetime import datetime
+
+    from claimradar.cli.common import _store
+    from claimradar.settings import get_settings
+    from scoring import registry
+    from serving.outcomes import compare_versions
+
+    if champion is None or challenger is None:
+        s = get_settings()
+        client = registry.connect(s.tracking_uri, s.artifact_root)
+        champion = champion or _alias(registry, client, "champion")
+        challenger = challenger or _alias(registry, client, "challenger")
+    try:
+        when = datetime.strptime(since, "%Y-%m-%d") if since else None
+    except ValueError:
+        raise _fail(f"--since must be YYYY-MM-DD, not {since!r}") from None
+    if not 0 < top <= 100:
+        raise _fail("--top must be a percentage above 0 and at most 100")
+    r = compare_versions(_store(), champion, challenger, top, when)
+    if r["claims_both"] == 0:
+        raise _fail(
+            f"no claim scored by both v{champion} and v{challenger} in the case store; score "
+            "the same data with each (claimradar score --model V --to-store)"
+        )
+    import pandas as pd
+
+    table = pd.DataFrame({k: r[k] for k in ("champion", "challenger")}).T
+    table.insert(0, "version", [champion, challenger])
+    _print_frame(f"top {top:g}% on {r['claims_both']:,} claims both scored", table.round(4))
+    if out:
+        out.write_text(json.dumps(r, indent=1))
+    typer.echo(
+        f"band agreement {r['band_agreement']:.1%}; {r['decided']:,} decided cases, "
+        f"{r['money_rejected']:,.0f} VND rejected; in the top {top:g}%: champion v{champion} "
+        f"{r['champion']['money_in_top']:,.0f}, challenger v{challenger} "
+        f"{r['challenger']['money_in_top']:,.0f}"
+    )
+
+
+def _alias(registry, client, alias: str) -> str:
+    v = registry.version_by_alias(client, alias)
+    if v is None:
+        raise _fail(f"no {alias} in the registry; give --{alias} VERSION")
+    return str(v)

@@ -203,3 +203,41 @@ def test_dashboard_without_cases_or_reports(tmp_path):
     assert page.status_code == 200
     assert "Chưa có báo cáo giám sát" in page.text and "Chưa có hồ sơ" in page.text
     store.engine.dispose()
+
+
+def test_compare_two_versions_on_the_claims_both_scored(site, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from claimradar.cli import app
+    from claimradar.settings import get_settings
+    from serving.outcomes import compare_versions
+
+    store, _ = site
+    # a challenger that ranks the claims the other way round and calls them all "review"
+    rows = [dict(r, model_version="8", priority=float(i), band="review")
+            for i, r in enumerate(_rows()[:36])]  # fmt: skip
+    store.record_scores(rows, "cli:test", ())
+    r = compare_versions(store, "7", "8", top_pct=25.0)
+    assert r["claims_both"] == 36 and r["band_agreement"] == pytest.approx(27 / 36)
+    assert r["bands"] == {"high": {"review": 9}, "review": {"review": 27}}
+    assert r["decided"] == 9 and r["money_rejected"] == pytest.approx(5_060_000.0)
+    # the champion's top 9 (C000-C008) hold five decided cases, three with money rejected
+    assert r["champion"]["decided_in_top"] == 5
+    assert r["champion"]["money_in_top"] == pytest.approx(2_430_000.0)
+    assert r["champion"]["hit_rate_in_top"] == pytest.approx(3 / 5)
+    assert r["challenger"]["decided_in_top"] == 0 and r["challenger"]["money_in_top"] == 0
+    later = compare_versions(store, "7", "8", 25.0, since=datetime(2100, 1, 1))
+    assert later["decided"] == 0
+    monkeypatch.setenv("CLAIMRADAR_DATABASE_URL", store.url)
+    get_settings.cache_clear()
+    try:
+        out = tmp_path / "compare.json"
+        res = CliRunner().invoke(app, ["compare", "--champion", "7", "--challenger", "8",
+                                       "--top", "25", "--out", str(out)])  # fmt: skip
+        bad = CliRunner().invoke(app, ["compare", "--champion", "7", "--challenger", "99"])
+    finally:
+        get_settings.cache_clear()
+    assert res.exit_code == 0, res.output
+    assert "band agreement 75.0%" in res.output and "2,430,000" in res.output
+    assert json.loads(out.read_text())["champion"]["decided_in_top"] == 5
+    assert bad.exit_code == 2 and "no claim scored by both" in bad.output
