@@ -92,6 +92,11 @@ def validate_batch(
     if prior_errors is not None and len(prior_errors):
         bad_groups.update(prior_errors[GROUP].tolist())
         result.rejections.append(prior_errors[list(REJECTIONS_COLUMNS)])
+        # a dossier refused before its claim summary could be read (XML1 missing or unreadable)
+        # is still a claim read and rejected: counted here, or the totals would miss it
+        unread = set(prior_errors[GROUP]) - set(cf[GROUP])
+        result.read["claims"] += len(unread)
+        result.rejected["claims"] += len(unread)
     for name, c in checked.items():
         reject = c.frame[GROUP].isin(bad_groups)
         result.read[name] += len(c.frame)
