@@ -207,7 +207,9 @@ class OnlinePlan:
                     con.execute(f"DELETE FROM {name} WHERE claim_id IN ({ids})")
                     if len(df):
                         like = eng.con.table(name)
-                        src = cast_like(eng.register("added", df[list(like.columns)]), like)
+                        src = cast_like(
+                            eng.register("added", df.reindex(columns=like.columns)), like
+                        )
                         con.execute(f"INSERT INTO {name} BY NAME {eng._sql(src)}")
             except BaseException:
                 con.execute("ROLLBACK")
