@@ -181,7 +181,21 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
         openapi_url=None,  # BentoML publishes the spec (with these routes) at /docs.json
     )
     limit = settings.api_max_claims
-    errors = {401: {"model": Problem}, 403: {"model": Problem}}
+    errors = {
+        401: {"model": Problem},
+        403: {"model": Problem},
+        503: {
+            "model": Problem,
+            "description": "The case store cannot be reached, or no model is registered yet: "
+            "retry after Retry-After seconds.",
+            "headers": {
+                "Retry-After": {
+                    "description": "Seconds to wait before retrying (when the store is down).",
+                    "schema": {"type": "integer"},
+                }
+            },
+        },
+    }
 
     def api_key(request: Request) -> str:
         if request.scope.get(SCOPE_KEY):  # checked by the gate in front (serving.limits)

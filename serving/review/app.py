@@ -24,6 +24,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from itsdangerous import Signer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.exc import DBAPIError
 
 from serving.review.dashboard import DashboardConfig
 from serving.review.deps import Denied, Redirect, ReviewConfig, render
@@ -31,7 +32,7 @@ from serving.review.errors import NotFound
 from serving.review.routes import ROUTERS
 from serving.review.routes import dashboard as dashboard_routes
 from serving.review.throttle import LoginGuard
-from serving.store import Store
+from serving.store import RETRY_AFTER_SECONDS, Store, store_unavailable
 
 log = logging.getLogger("claimradar.review")
 HERE = Path(__file__).parent
@@ -111,6 +112,7 @@ def create_review_app(
     app.add_exception_handler(Denied, _denied)
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(DBAPIError, _store_down)
     app.state.dashboard = DashboardConfig(monitoring_dir, model_versions)
     for router in (*ROUTERS, dashboard_routes.router):
         app.include_router(router)
@@ -140,6 +142,17 @@ async def _denied(request: Request, exc: Denied):
 
 async def _not_found(request: Request, exc: NotFound):
     return render(request, "error.html", 404, message_key="not_found")
+
+
+async def _store_down(request: Request, exc: DBAPIError):
+    """The case store cannot be reached (down, unreadable, connection lost): a readable page
+    with 503 and Retry-After, never a stack trace; other database errors stay 500."""
+    if not store_unavailable(exc):
+        raise exc
+    log.warning("review UI: case store unavailable (%s)", type(exc.orig or exc).__name__)
+    resp = render(request, "error.html", 503, message_key="store_down")
+    resp.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return resp
 
 
 async def _invalid_request(request: Request, exc: RequestValidationError):

@@ -97,6 +97,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     "ds_final": ("Chính thức", "Final"),
     "ds_pending_approval": ("Chờ phê duyệt", "Pending approval"),
     "ds_returned": ("Trả lại", "Returned"),
+    "store_down": (
+        "Kho hồ sơ tạm thời không truy cập được. Vui lòng thử lại sau ít giây.",
+        "The case store cannot be reached at the moment. Please try again in a few seconds.",
+    ),
     "ds_superseded": ("Hồ sơ đã gửi lại", "Superseded by a resubmission"),
     "claim_version": ("Lần gửi", "Submission"),
     "case": ("Hồ sơ giám định", "Case"),

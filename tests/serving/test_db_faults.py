@@ -279,3 +279,42 @@ def test_postgresql_stopped_then_started_again_is_503_then_200_without_a_restart
         assert _score(c).status_code == 200  # pool_pre_ping replaced the dead connections
         assert health.ok()
     store.engine.dispose()
+
+
+# -- documented in the spec, readable in the review UI -------------------------------------------
+
+
+def test_the_spec_documents_503_with_retry_after_on_every_operation(store, tmp_path):
+    spec = create_app(_state(tmp_path), store, Settings()).openapi()
+    for path, method in (("/score", "post"), ("/score_xml", "post"), ("/model", "get")):
+        down = spec["paths"][path][method]["responses"]["503"]
+        assert "Retry-After" in down["headers"] and down["content"], path
+
+
+def test_the_review_ui_shows_a_readable_page_while_the_store_is_down(store, outage):
+    import re
+
+    from fastapi import FastAPI
+
+    from serving.review import create_review_app
+    from serving.review.users import create_user
+
+    create_user(store, "ana", "officer", "ana-password-123")
+    outer = FastAPI()
+    outer.mount("/review", create_review_app(store, secret_key="x" * 32, secure_cookies=False))
+    c = TestClient(outer, follow_redirects=False, raise_server_exceptions=False)
+    page = c.get("/review/login").text
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    r = c.post(
+        "/review/login", data={"username": "ana", "password": "ana-password-123", "csrf": token}
+    )
+    assert r.status_code == 303
+    assert c.get("/review/queue").status_code == 200
+    outage.begin()
+    for r in (c.get("/review/queue"), c.get("/review/cases/1")):
+        assert r.status_code == 503 and r.headers["retry-after"] == "5"
+        assert "text/html" in r.headers["content-type"]
+        assert "Traceback" not in r.text and "OperationalError" not in r.text
+        assert "Kho hồ sơ tạm thời không truy cập được" in r.text
+    outage.end()
+    assert c.get("/review/queue").status_code == 200  # recovered without a restart
