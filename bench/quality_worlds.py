@@ -8,9 +8,12 @@ starts, how the agency labels, and the held-out facility-level scheme that start
 holdout month), simulated, ingested and trained as `claimradar train --cutoff 2025-10-01` does.
 The test is the quarter after the cutoff, every claim, against the simulated truth.
 
---select grids the ranking's term weights (configs/train.toml [priority]) and keeps the setting
-with the best WORST-world money in the top 5% (over the validation months and the holdout quarter
-of the selection worlds); a term stays only if it raises that worst case.
+In each world the queue is fit as training fits it (training.queue_fit): the rules and novelty
+weights, the head cut and the bands on the validation months' labels, then applied to the holdout
+quarter. --select grids what labels cannot teach (configs/train.toml [priority]: the facility-shift
+weight and the head's share) and keeps, among the settings under which on EVERY selection world the
+queue finds at least the model order's money in the top 5% and keeps 0.9 of each labelled scheme
+the model order holds there, the one with the best WORST-world money in the top 5%.
 --report prints, per world and as mean and worst: money in the top 1/5/10% by the queue's order
 and by the model's own order, AP, recall per scheme in the top 5%, the held-out scheme's recall,
 baselines beside, and the facility early warning's recall and false alarms per month.
@@ -27,18 +30,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scoring.ranking import money_at_stake
+from scoring.ranking import money_at_stake, queue_order
 from simulator.randomize import CUTOFF, HELD_OUT, REPORT_SEEDS, SELECTION_SEEDS, draw_world
 from training.config import TrainConfig, load_config
 from training.evaluate import ranking_metrics, recall_by_group, top_k_mask
+from training.queue_fit import fit_queue
 
 CUTOFF_DAY = f"{CUTOFF}-01"
 GRID = {
-    "rules": (0.0, 0.25, 0.5, 1.0),
-    "novelty": (0.0, 0.25, 0.5, 1.0),
-    "facility_shift": (0.0, 0.5, 1.0, 2.0, 4.0),
+    "facility_shift": (0.0, 0.25, 0.5, 0.75, 1.0, 2.0),
+    "head_pct": (0.0, 1.0, 1.5, 2.0, 2.5, 3.0),
 }
-TIE = 0.005  # worst cases closer than this are a tie, settled by the next criterion
 
 
 def world_parts(seed: int, work: Path, claims: int | None) -> Path:
@@ -140,9 +142,41 @@ def _warning_truth(folder: Path, tables: dict) -> None:
     pd.DataFrame(rows).to_parquet(folder / "warnings.parquet")
 
 
-def queue(p: pd.DataFrame, weights: dict[str, float]) -> np.ndarray:
-    terms = {k: p[f"t_{k}"].to_numpy() for k, w in weights.items() if w > 0}
-    return money_at_stake(p["expected"].to_numpy(), terms, weights, p["claimed"].to_numpy())
+def with_labels(folder: Path, p: pd.DataFrame) -> pd.DataFrame:
+    """The labels training could see (decided before the cutoff), as the queue's fit reads them:
+    the rejected amount of a claim labelled abusive, else 0."""
+    if "label_amount" in p.columns:
+        return p
+    lab = pd.read_parquet(folder / "ds" / "labels.parquet").drop_duplicates("claim_id", keep="last")
+    lab = lab[pd.to_datetime(lab["decided_at"]) < pd.Timestamp(CUTOFF_DAY)].set_index("claim_id")
+    pos = p["claim_id"].map(lab["label"]).astype("float64").fillna(0.0) > 0
+    amount = p["claim_id"].map(lab["rejected_amount"]).astype("float64").fillna(0.0)
+    return p.assign(label_positive=pos, label_amount=amount.where(pos, 0.0))
+
+
+def _terms(part: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {k: part[f"t_{k}"].to_numpy() for k in ("rules", "novelty", "facility_shift")}
+
+
+def queue(p: pd.DataFrame, setting: dict[str, float]) -> tuple[np.ndarray, dict]:
+    """The holdout's queue order (band, then money at stake) as training would fit it on this
+    world's validation months under `setting` (facility_shift weight, head_pct); the fit's
+    weights beside."""
+    val, hold = p[p["period"] == "val"], p[p["period"] == "holdout"]
+    fit = fit_queue(
+        val["expected"].to_numpy(), _terms(val), val["claimed"].to_numpy(),
+        val["label_amount"].to_numpy(), val["label_positive"].to_numpy(),
+        shift_weight=setting["facility_shift"], head_pct=setting["head_pct"],
+    )  # fmt: skip
+    e = hold["expected"].to_numpy()
+    pr = money_at_stake(e, _terms(hold), fit.weights, hold["claimed"].to_numpy())
+    head = e >= fit.head_expected if fit.head_expected is not None else np.zeros(len(e), bool)
+    t = fit.thresholds
+    band = np.select(
+        [(pr >= t["high"]) | head, pr >= t["review"], pr >= t["watch"]],
+        ["high", "review", "watch"], default="low",
+    )  # fmt: skip
+    return queue_order(band, pr), fit.weights
 
 
 def money_top(order: np.ndarray, amount: np.ndarray, pct: float) -> float:
@@ -153,67 +187,63 @@ def money_top(order: np.ndarray, amount: np.ndarray, pct: float) -> float:
 MIN_SCHEME_CLAIMS = 20  # a scheme with fewer claims in a period says too little to constrain
 
 
-def kept_schemes(part: pd.DataFrame, order: np.ndarray, model: dict) -> float:
+def kept_schemes(part: pd.DataFrame, order: np.ndarray) -> float:
     """The lowest recall in the queue's top 5% of a labelled scheme (at least MIN_SCHEME_CLAIMS
     claims) the model's own order has there (recall >= 0.9); 1.0 when there is none."""
-    rec = recall_by_group(order, part["y"].to_numpy(), part["scheme"], 5.0)
-    rec = rec.set_index("group")["recall"]
+    y, scheme = part["y"].to_numpy(), part["scheme"]
+    model = recall_by_group(part["expected"].to_numpy(), y, scheme, 5.0)
+    model = model[model["positives"] >= MIN_SCHEME_CLAIMS].set_index("group")["recall"]
+    rec = recall_by_group(order, y, scheme, 5.0).set_index("group")["recall"]
     keep = [k for k, r in model.items() if r >= 0.9 and k != HELD_OUT]
     return float(min((rec.get(k, 0.0) for k in keep), default=1.0))
 
 
 def select(worlds: dict[int, pd.DataFrame]) -> pd.DataFrame:
-    """Every setting of GRID by, in order (docs/training.md): the worst money in the top 5% over
-    the worlds and both periods (validation months, holdout quarter), the worst over the holdout
-    quarters (where every kind of evidence, the held-out scheme's too, is present), then the mean;
-    worst cases within TIE of each other count as equal. `kept` (the lowest share of a labelled
-    scheme the model's own order holds in its top 5% that the queue keeps there) is shown beside
-    it: putting it first keeps only the rules term (docs/training.md)."""
-    parts = [part for p in worlds.values() for _, part in p.groupby("period")]
-    model_recall = []
-    for part in parts:
-        r = recall_by_group(part["expected"].to_numpy(), part["y"].to_numpy(), part["scheme"], 5.0)
-        r = r[r["positives"] >= MIN_SCHEME_CLAIMS]
-        model_recall.append(r.set_index("group")["recall"].to_dict())
+    """Every setting of GRID on the holdout quarters of the selection worlds: feasible when on every
+    world the queue finds at least the model order's money in the top 5% (`gap` >= 0) and keeps 0.9
+    of each labelled scheme the model order holds there (`kept`); the feasible by their worst
+    money, then the mean; the rest after them by how far they miss."""
     rows = []
     for combo in itertools.product(*GRID.values()):
-        w = dict(zip(GRID, combo, strict=True))
-        scores, hold, kept = [], [], []
-        for part, model in zip(parts, model_recall, strict=True):
-            order = queue(part, w)
-            scores.append(money_top(order, part["amount"].to_numpy(), 5.0))
-            kept.append(kept_schemes(part, order, model))
-            if part["period"].iloc[0] == "holdout":
-                hold.append(scores[-1])
+        setting = dict(zip(GRID, combo, strict=True))
+        money, gap, kept, held = [], [], [], []
+        for p in worlds.values():
+            h = p[p["period"] == "holdout"]
+            order, _ = queue(p, setting)
+            amount = h["amount"].to_numpy()
+            money.append(money_top(order, amount, 5.0))
+            gap.append(money[-1] - money_top(h["expected"].to_numpy(), amount, 5.0))
+            kept.append(kept_schemes(h, order))
+            held.append(_recall(h, order).get(HELD_OUT, np.nan))
         rows.append(
-            {**w, "kept": min(kept), "worst": min(scores), "holdout_worst": min(hold),
-             "mean": float(np.mean(scores))}
+            {**setting, "worst": min(money), "mean": float(np.mean(money)), "gap": min(gap),
+             "kept": min(kept), "held_mean": float(np.nanmean(held)), "held_worst": np.nanmin(held)}
         )  # fmt: skip
     tab = pd.DataFrame(rows)
-    best = tab["worst"].max()
-    tab["tier"] = np.where(tab["worst"] >= best - TIE, 0, 1)
-    tab["hold_tier"] = -np.round(tab["holdout_worst"] / TIE).where(tab["tier"] == 0, 0)
-    tab.loc[tab["tier"] == 1, "hold_tier"] = -tab.loc[tab["tier"] == 1, "worst"]
-    return tab.sort_values(["tier", "hold_tier", "mean"], ascending=[True, True, False]).drop(
-        columns=["tier", "hold_tier"]
-    )
+    tab["feasible"] = (tab["gap"] >= -1e-9) & (tab["kept"] >= 0.9)
+    return tab.sort_values(["feasible", "worst", "mean"], ascending=[False, False, False])
 
 
-def report_world(p: pd.DataFrame, weights: dict[str, float]) -> dict[str, float]:
+def _recall(h: pd.DataFrame, order: np.ndarray) -> dict[str, float]:
+    rec = recall_by_group(order, h["y"].to_numpy(), h["scheme"], 5.0)
+    return rec.set_index("group")["recall"].to_dict()
+
+
+def report_world(p: pd.DataFrame, setting: dict[str, float]) -> dict[str, float]:
     h = p[p["period"] == "holdout"]
     y, amt = h["y"].to_numpy(), h["amount"].to_numpy()
-    q, model = queue(h, weights), h["expected"].to_numpy()
-    out = {}
+    (q, weights), model = queue(p, setting), h["expected"].to_numpy()
+    out = {f"w_{k}": v for k, v in weights.items()}
     for pct in (1.0, 5.0, 10.0):
         out[f"queue_top{pct:g}"] = money_top(q, amt, pct)
         out[f"model_top{pct:g}"] = money_top(model, amt, pct)
     out["ap_risk"] = ranking_metrics(h["risk"].to_numpy(), y, amt)["average_precision"]
     out["ap_queue"] = ranking_metrics(q, y, amt)["average_precision"]
+    out["kept"] = kept_schemes(h, q)
     for b in ("raw_lightgbm", "rules_only", "cost_outlier"):
         out[f"{b}_top5"] = money_top(h[f"b_{b}"].to_numpy(), amt, 5.0)
     for name, order in (("queue", q), ("model", model)):
-        rec = recall_by_group(order, y, h["scheme"], 5.0).set_index("group")["recall"]
-        out.update({f"recall_{name}_{k}": float(v) for k, v in rec.items()})
+        out.update({f"recall_{name}_{k}": float(v) for k, v in _recall(h, order).items()})
     return out
 
 
@@ -250,35 +280,23 @@ def main() -> None:
     args = ap.parse_args()
     seeds = (SELECTION_SEEDS if args.select else REPORT_SEEDS)[: args.worlds]
     folders = {s: world_parts(s, args.work, args.claims) for s in seeds}
-    worlds = {s: pd.read_parquet(f / "parts.parquet") for s, f in folders.items()}
+    worlds = {s: with_labels(f, pd.read_parquet(f / "parts.parquet")) for s, f in folders.items()}
     if args.select:
         tab = select(worlds)
-        base = tab[(tab[list(GRID)] == 0).all(axis=1)].iloc[0]
-        print(
-            f"selection seeds {list(seeds)}; every term off: worst {base['worst']:.4f}, "
-            f"holdout worst {base['holdout_worst']:.4f}, mean {base['mean']:.4f}"
-        )
-        print(tab.head(15).round(4).to_markdown(index=False))
-        best = tab.iloc[0]
-        for k in GRID:  # each term's own contribution at the best setting
-            same = np.logical_and.reduce([tab[j] == best[j] for j in GRID if j != k])
-            without = tab[(tab[k] == 0) & same].iloc[0]
-            print(
-                f"{k} = {best[k]}: worst {best['worst']:.4f} / holdout worst "
-                f"{best['holdout_worst']:.4f} / kept {best['kept']:.2f}; without it "
-                f"{without['worst']:.4f} / {without['holdout_worst']:.4f} / {without['kept']:.2f}"
-            )
+        print(f"selection seeds {list(seeds)} (holdout quarters, top 5%):")
+        print(tab.round(4).to_markdown(index=False))
         return
     cfg = load_config(args.config)
-    weights = cfg.priority.weights()
+    setting = {"facility_shift": cfg.priority.facility_shift, "head_pct": cfg.priority.head_pct}
     per = pd.DataFrame(
-        {s: {**report_world(worlds[s], weights), **warning_stats(folders[s])} for s in seeds}
+        {s: {**report_world(worlds[s], setting), **warning_stats(folders[s])} for s in seeds}
     ).T
     per.index.name = "seed"
     main_cols = ["queue_top1", "model_top1", "queue_top5", "model_top5", "queue_top10",
                  "model_top10", "ap_risk", "raw_lightgbm_top5", "rules_only_top5",
                  "cost_outlier_top5"]  # fmt: skip
-    print(f"report seeds {list(seeds)}; weights {weights}\n")
+    print(f"report seeds {list(seeds)}; {setting}; weights fit per world on its validation months:")
+    print(per[[c for c in per.columns if c.startswith("w_")] + ["kept"]].round(3).to_markdown())
     print(per[main_cols].round(3).to_markdown())
     summary = pd.DataFrame({"mean": per.mean(), "worst": per.min()})
     print("\nmean and worst over worlds:\n" + summary.loc[main_cols].round(3).to_markdown())
@@ -289,7 +307,8 @@ def main() -> None:
     print("\nfacility early warning per world:\n" + per[warn].round(3).to_markdown())
     print(
         f"\nqueue >= model order in the top 5% on every world: "
-        f"{bool((per['queue_top5'] >= per['model_top5'] - 1e-9).all())}; "
+        f"{bool((per['queue_top5'] >= per['model_top5'] - 1e-9).all())}; lowest share of a "
+        f"labelled scheme kept where the model order holds it: {per['kept'].min():.3f}; "
         f"held-out {HELD_OUT} recall (queue): mean {per[f'recall_queue_{HELD_OUT}'].mean():.3f}, "
         f"worst {per[f'recall_queue_{HELD_OUT}'].min():.3f}"
     )

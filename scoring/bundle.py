@@ -34,6 +34,9 @@ class ModelBundle:
     # the queue's order (scoring.ranking): weights of the money-denominated evidence terms
     rank_weights: dict[str, float] = field(default_factory=dict)
     novelty_from: float = 0.9  # anomaly percentile from which the novelty term counts
+    # the model's own surest money: expected overbilled from which a claim is held in the review
+    # band whatever the evidence terms lift above it (scoring.ranking.in_head); None: no head
+    head_expected: float | None = None
     band_thresholds: dict[str, float] = field(default_factory=dict)  # priority cut-offs
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -56,6 +59,7 @@ class ModelBundle:
             "anomaly_reference": self.anomaly_reference,
             "rank_weights": self.rank_weights,
             "novelty_from": self.novelty_from,
+            "head_expected": self.head_expected,
             "band_thresholds": self.band_thresholds,
             "meta": self.meta,
         }
@@ -81,6 +85,7 @@ class ModelBundle:
             anomaly_reference=doc["anomaly_reference"],
             rank_weights=doc.get("rank_weights", {}),
             novelty_from=doc.get("novelty_from", 0.9),
+            head_expected=doc.get("head_expected"),
             band_thresholds=doc["band_thresholds"],
             meta=doc["meta"],
         )

@@ -11,9 +11,18 @@ at stake, with a non-negative weight:
   the most unusual (gated by its percentile);
 - `facility_shift`: the money a claim carries above its cell's baseline cost at a facility the early
   warning flags this month (features.early_warning.shift_evidence).
-The weights are chosen on randomized worlds by the worst world's money in the top 5%
-(bench/quality_worlds.py) and kept in configs/train.toml; a term that does not earn its place has
-weight 0 and then changes nothing. The cap keeps the money at stake within what the claim asks.
+The weights of the rules and novelty terms are fit when the model is trained, on the validation
+months' labels (training.queue_fit: the most labelled money in the queue's top 5%, never less than
+the model's own order there); the facility-shift weight, which no label can teach (its schemes are
+the ones nobody has caught yet), and the head below are chosen on randomized worlds by the worst
+world (bench/quality_worlds.py) and kept in configs/train.toml. A term with weight 0 changes
+nothing. The cap keeps the money at stake within what the claim asks.
+
+The head: evidence may lift a claim above others, but not push out the model's own surest money.
+Claims whose expected overbilled amount is at or above `bundle.head_expected` (the model's top few
+per cent of the validation months) are in the high band, beside the claims with the most money at
+stake, so the queue's top 5% keeps the known schemes the model itself holds there. The queue is
+worked band by band; within a band, money at stake orders.
 """
 
 from __future__ import annotations
@@ -24,6 +33,8 @@ import pandas as pd
 from scoring.bundle import ModelBundle
 
 TERMS = ("rules", "novelty", "facility_shift")
+BANDS = ("high", "review", "watch", "low")  # best first
+_TIER = 1e15  # money at stake stays far below this (VND), so band-then-money is one float order
 
 
 def _col(frame: pd.DataFrame, name: str) -> np.ndarray | None:
@@ -78,3 +89,37 @@ def money_at_stake(
         if w > 0:
             money += w * terms[name]
     return np.minimum(money, np.maximum(claimed, 0.0))
+
+
+def in_head(bundle: ModelBundle, expected: np.ndarray) -> np.ndarray:
+    """Claims among the model's own surest money (in the high band)."""
+    expected = np.asarray(expected, dtype="float64")
+    if bundle.head_expected is None:
+        return np.zeros(len(expected), dtype=bool)
+    return expected >= bundle.head_expected
+
+
+def band_of(
+    bundle: ModelBundle, priority: np.ndarray, expected: np.ndarray | None = None
+) -> np.ndarray:
+    """Bands by the money-at-stake cut-offs of the validation months; a head claim (when
+    `expected` is given) is in the high band."""
+    priority = np.asarray(priority, dtype="float64")
+    t = bundle.band_thresholds
+    if not t:
+        return np.full(len(priority), "low", dtype=object)
+    high = priority >= t["high"]
+    if expected is not None:
+        high |= in_head(bundle, expected)
+    return np.select(
+        [high, priority >= t["review"], priority >= t["watch"]],
+        ["high", "review", "watch"],
+        default="low",
+    ).astype(object)
+
+
+def queue_order(band: np.ndarray, priority: np.ndarray) -> np.ndarray:
+    """One float whose descending order is the queue's: band first (high, review, watch, low),
+    then money at stake. For top-k measures of the queue as officers work it."""
+    tier = np.select([np.asarray(band) == b for b in BANDS], [3.0, 2.0, 1.0, 0.0], default=0.0)
+    return tier * _TIER + np.nan_to_num(np.asarray(priority, dtype="float64"), nan=0.0)

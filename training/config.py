@@ -64,18 +64,18 @@ class WeightParams(BaseModel):
 
 
 class PriorityParams(BaseModel):
-    """The queue's order (scoring.ranking): money at stake = min(fund claimed, expected overbilled
-    + sum of weight x term money). A term's weight is chosen on randomized worlds by the worst
-    world's money in the top 5% (bench/quality_worlds.py); 0 turns it off."""
+    """The queue's order (scoring.ranking, training.queue_fit): money at stake = min(fund claimed,
+    expected overbilled + sum of weight x term money), the head held in the review band. The rules
+    and novelty weights are fit on the validation months' labels from their grids; the
+    facility-shift weight and the head's share are chosen on randomized worlds by the worst world
+    (bench/quality_worlds.py); 0 turns a term or the head off."""
 
     model_config = ConfigDict(extra="forbid")
-    rules: float = 0.0  # the rules' amount at stake beyond the model's expected amount
-    novelty: float = 0.0  # money above the peer median, for the most unusual claims
+    rules_grid: tuple[float, ...] = (0.0,)  # the rules' amount at stake beyond the expected amount
+    novelty_grid: tuple[float, ...] = (0.0,)  # money above the peer median, most unusual claims
     facility_shift: float = 0.0  # money above the cell baseline at a facility warned this month
+    head_pct: float = 0.0  # the model's own top share (%) held in the review band
     novelty_from: float = 0.9  # anomaly percentile from which the novelty term counts
-
-    def weights(self) -> dict[str, float]:
-        return {"rules": self.rules, "novelty": self.novelty, "facility_shift": self.facility_shift}
 
 
 class TrainConfig(BaseModel):

@@ -4,6 +4,8 @@ band cut-offs."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -11,8 +13,10 @@ from sklearn.ensemble import IsolationForest
 from sklearn.isotonic import IsotonicRegression
 
 from scoring.bundle import ModelBundle
+from scoring.ranking import term_money
 from scoring.scorer import predict
 from training.config import TrainConfig
+from training.queue_fit import QueueFit, fit_queue
 
 
 def categories_of(frame: pd.DataFrame, names: list[str]) -> dict[str, list]:
@@ -78,13 +82,12 @@ def fit_bundle(
         calibration=calibration,
         amount=amount,
         amount_ratio=ratio,
-        rank_weights=cfg.priority.weights(),
+        rank_weights={},
         novelty_from=cfg.priority.novelty_from,
         **anomaly,
     )
-    bundle.band_thresholds = fit_bands(
-        bundle, val_all if len(val_all) else pd.concat([train, val]), cfg
-    )
+    reference = val_all if len(val_all) else pd.concat([train, val])
+    fit_queue_order(bundle, val if len(val_all) else reference, reference, cfg)
     return bundle
 
 
@@ -195,15 +198,33 @@ def fit_anomaly(population: pd.DataFrame, features: list[str], cfg: TrainConfig)
     }
 
 
-def fit_bands(bundle: ModelBundle, reference: pd.DataFrame, cfg: TrainConfig) -> dict[str, float]:
-    """Band cut-offs: percentiles of the money at stake among all claims of the validation
-    months, so the bands hold about the configured shares of any month."""
-    pr = predict(bundle, reference)["priority"].to_numpy()
-    return {
-        "high": float(np.percentile(pr, 100 - cfg.band_high_pct)),
-        "review": float(np.percentile(pr, 100 - cfg.band_review_pct)),
-        "watch": float(np.percentile(pr, 100 - cfg.band_watch_pct)),
-    }
+def fit_queue_order(
+    bundle: ModelBundle, labelled: pd.DataFrame, reference: pd.DataFrame, cfg: TrainConfig
+) -> QueueFit:
+    """The queue's order on the validation months (training.queue_fit): the rules and novelty
+    weights their labels choose, the head cut and the band cut-offs, set on the bundle.
+    labelled: the claims of those months whose label was known by the cutoff; reference: every
+    claim of those months."""
+    s = predict(replace(bundle, rank_weights={}), reference)
+    claimed = pd.to_numeric(reference["fund_claimed"], errors="coerce").fillna(0.0).to_numpy()
+    terms = term_money(bundle, reference, s["anomaly"].to_numpy(), claimed)
+    lab = labelled.drop_duplicates("claim_id").set_index("claim_id")
+    label = reference["claim_id"].map(lab["label"]).astype("float64").fillna(0.0).to_numpy()
+    rejected = reference["claim_id"].map(lab["rejected_amount"]).astype("float64").fillna(0.0)
+    positive = label > 0
+    p = cfg.priority
+    fit = fit_queue(
+        s["expected_overbilled"].to_numpy(), terms, claimed,
+        np.where(positive, rejected.to_numpy(), 0.0), positive,
+        shift_weight=p.facility_shift, head_pct=p.head_pct, high_pct=cfg.band_high_pct,
+        review_pct=cfg.band_review_pct, watch_pct=cfg.band_watch_pct,
+        grid={"rules": p.rules_grid, "novelty": p.novelty_grid},
+    )  # fmt: skip
+    bundle.rank_weights = fit.weights
+    bundle.head_expected = fit.head_expected
+    bundle.band_thresholds = fit.thresholds
+    bundle.meta["queue_fit"] = fit.table
+    return fit
 
 
 def _with_unlabelled(

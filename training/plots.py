@@ -10,6 +10,7 @@ from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve
 
 from scoring.bundle import ModelBundle
+from scoring.ranking import queue_order
 
 
 def pr_curve(y: np.ndarray, score: np.ndarray) -> plt.Figure:
@@ -67,10 +68,11 @@ def shap_beeswarm(bundle: ModelBundle, frame: pd.DataFrame, n: int = 2000) -> pl
 
 def all_plots(bundle: ModelBundle, holdout: pd.DataFrame, scored: pd.DataFrame) -> dict:
     y = holdout["y"].to_numpy()
+    order = queue_order(scored["band"], scored["priority"])
     out = {
-        "pr_curve.png": pr_curve(y, scored["priority"].to_numpy()),
+        "pr_curve.png": pr_curve(y, order),
         "amount_capture.png": amount_capture(
-            holdout["target_amount"].to_numpy(dtype="float64"), scored["priority"].to_numpy()
+            holdout["target_amount"].to_numpy(dtype="float64"), order
         ),
         "reliability.png": reliability(y, scored["risk_score"].to_numpy()),
         "shap_beeswarm.png": shap_beeswarm(bundle, holdout),

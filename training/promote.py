@@ -10,6 +10,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from scoring.bundle import ModelBundle
+from scoring.ranking import queue_order
 from scoring.scorer import predict
 from training import tracking
 from training.data import attach_targets, load_truth, time_split
@@ -56,7 +57,7 @@ def promote(
         for name, b in (("challenger", ch), ("champion", cp)):
             s = predict(b, holdout)
             m = ranking_metrics(
-                s["priority"].to_numpy(),
+                queue_order(s["band"], s["priority"]),
                 holdout["y"].to_numpy(),
                 holdout["target_amount"].to_numpy(),
                 s["risk_score"].to_numpy(),

@@ -16,6 +16,7 @@ import pandas as pd
 
 from contract.schema import SCHEMA_VERSION
 from scoring.bundle import ModelBundle
+from scoring.ranking import queue_order
 from scoring.scorer import predict
 from training import baselines, plots, tracking
 from training.config import TrainConfig, load_config
@@ -124,6 +125,7 @@ def train(
     table, per_scheme, per_level = _metrics_table(bundle, split, names, cfg)
     metrics = _flatten(table)
     bundle.meta = {
+        **bundle.meta,  # the queue's fit on the validation months (training.queue_fit)
         "data_window": split.window(),
         "holdout_source": split.holdout_source,
         "schema_version": SCHEMA_VERSION,
@@ -136,6 +138,13 @@ def train(
     with mlflow.start_run(run_name=f"train cutoff {split.cutoff:%Y-%m-%d}") as run:
         mlflow.log_params({**_params(cfg, split, names), "data.path": str(dataset.resolve())})
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+        # the queue's fitted order: weights learned on the validation months, the head cut
+        mlflow.log_params(
+            {f"queue.weight.{k}": str(v) for k, v in bundle.rank_weights.items()}
+            | {"queue.head_expected": str(bundle.head_expected)}
+        )
+        if bundle.meta.get("queue_fit"):
+            mlflow.log_table(pd.DataFrame(bundle.meta["queue_fit"]), "queue_fit.json")
         mlflow.set_tags({"schema_version": SCHEMA_VERSION, "holdout_source": split.holdout_source})
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
@@ -213,18 +222,18 @@ def _metrics_table(
             continue
         s = predict(bundle, df)
         rows[(part, "model")] = _evaluate(
-            "model", s["priority"].to_numpy(), df, s["risk_score"].to_numpy()
+            "model", queue_order(s["band"], s["priority"]), df, s["risk_score"].to_numpy()
         )
         for name, scorer in scorers.items():
             rows[(part, name)] = _evaluate(name, scorer(df), df)
         if part == "holdout":
             if "scheme" in df.columns:
                 per_scheme = recall_by_group(
-                    s["priority"].to_numpy(), df["y"].to_numpy(), df["scheme"], 5.0
+                    queue_order(s["band"], s["priority"]), df["y"].to_numpy(), df["scheme"], 5.0
                 )
             if "facility_level" in df.columns:
                 per_level = recall_by_group(
-                    s["priority"].to_numpy(),
+                    queue_order(s["band"], s["priority"]),
                     df["y"].to_numpy(),
                     df["facility_level"].astype(str),
                     5.0,

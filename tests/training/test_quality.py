@@ -79,10 +79,14 @@ def test_unlabelled_claims_join_as_weighted_negatives(fitted):
 
 
 def test_the_queue_order_is_the_models_money_when_every_term_is_off(fitted, tmp_path):
-    """With the configured weights the fitted bundle's money at stake never exceeds the fund
-    amount, and with every term off it is exactly the model's expected overbilled amount."""
+    """With the weights fit on the validation months the bundle's money at stake never exceeds
+    the fund amount, and with every term off it is exactly the model's expected overbilled amount;
+    the head is in the review band at least."""
     bundle, split, cfg, _ = fitted
-    assert bundle.rank_weights == cfg.priority.weights()
+    p = cfg.priority
+    assert bundle.rank_weights["rules"] in p.rules_grid
+    assert bundle.rank_weights["novelty"] in p.novelty_grid
+    assert bundle.rank_weights["facility_shift"] == p.facility_shift
     f = split.holdout
     s = predict(bundle, f)
     assert (s["priority"] <= f["fund_claimed"].to_numpy() + 1e-6).all()
@@ -91,6 +95,11 @@ def test_the_queue_order_is_the_models_money_when_every_term_is_off(fitted, tmp_
     # the bands hold about their shares of the validation months
     v = predict(bundle, split.val_all)
     assert v["band"].isin(["high", "review"]).mean() == pytest.approx(0.05, abs=0.01)
+    if p.head_pct > 0:
+        head = v["expected_overbilled"] >= bundle.head_expected
+        assert head.mean() == pytest.approx(p.head_pct / 100, abs=0.005)
+        assert (v.loc[head, "band"] == "high").all()
     again = ModelBundle.load(bundle.save(tmp_path / "b"))
     assert again.rank_weights == bundle.rank_weights
+    assert again.head_expected == bundle.head_expected
     assert np.allclose(predict(again, f.head(300))["priority"], s["priority"].head(300))

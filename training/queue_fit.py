@@ -1,0 +1,115 @@
+"""Fitting the review queue's order on the validation months: the evidence terms' weights that
+labels can teach, the head (the model's own surest money) and the band cut-offs.
+
+The queue (scoring.ranking) orders by band, then by money at stake. Here, on every claim of the
+validation months with the labels known by the cutoff:
+- the head cut: the expected overbilled amount of the model's own top `head_pct`% of claims;
+- the rules and novelty weights: from a small grid, the setting with the most labelled money in the
+  queue's top `review_pct`%, among those that (a) find at least the model order's labelled money
+  there and (b) keep at least `keep` of the labelled abusive claims the model order holds there;
+  ties go to the smaller weights (no evidence term without a gain). The facility-shift weight is
+  fixed: its schemes are the ones no label has caught yet, so it is chosen on randomized worlds
+  (bench/quality_worlds.py), like `head_pct`;
+- the band cut-offs on money at stake: the high band is the head and the top `high_pct`% by money;
+  the high and review bands together hold `review_pct`% of the claims.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from scoring.ranking import money_at_stake
+from training.evaluate import top_k_mask
+
+GRID = {"rules": (0.0, 0.25, 0.5, 1.0), "novelty": (0.0, 0.1, 0.25)}
+KEEP = 0.9  # share of the model order's labelled abusive claims in the top that the queue keeps
+
+
+@dataclass
+class QueueFit:
+    weights: dict[str, float]
+    head_expected: float | None
+    thresholds: dict[str, float]
+    table: list[dict] = field(default_factory=list)  # every grid setting's validation figures
+
+
+def head_cut(expected: np.ndarray, head_pct: float) -> float | None:
+    """The expected overbilled amount from which a claim is in the model's top head_pct%."""
+    expected = np.asarray(expected, dtype="float64")
+    if head_pct <= 0 or not len(expected):
+        return None
+    k = max(1, int(np.floor(len(expected) * head_pct / 100)))
+    return float(np.sort(expected)[::-1][k - 1])
+
+
+def cut_bands(
+    priority: np.ndarray,
+    head: np.ndarray,
+    *,
+    high_pct: float,
+    review_pct: float,
+    watch_pct: float,
+) -> dict[str, float]:
+    """Money-at-stake cut-offs: the high band is the head and the top `high_pct`% by money; with
+    the review band, `review_pct`% of the claims; the watch band from the `watch_pct`% cut."""
+    pr = np.asarray(priority, dtype="float64")
+    n = len(pr)
+    if not n:
+        return {"high": np.inf, "review": np.inf, "watch": np.inf}
+    high = float(np.percentile(pr, 100 - high_pct))
+    top = head | (pr >= high)
+    rest = np.sort(pr[~top])[::-1]
+    k = round(n * review_pct / 100) - int(top.sum())
+    review = float(rest[k - 1]) if 1 <= k <= len(rest) else (np.inf if k < 1 else -np.inf)
+    return {"high": high, "review": review, "watch": float(np.percentile(pr, 100 - watch_pct))}
+
+
+def in_review(priority: np.ndarray, head: np.ndarray, thresholds: dict[str, float]) -> np.ndarray:
+    """The queue's top: the high and review bands."""
+    pr = np.asarray(priority)
+    return (pr >= thresholds["review"]) | (pr >= thresholds["high"]) | head
+
+
+def fit_queue(
+    expected: np.ndarray,
+    terms: dict[str, np.ndarray],
+    claimed: np.ndarray,
+    label_amount: np.ndarray,
+    label_positive: np.ndarray,
+    *,
+    shift_weight: float,
+    head_pct: float,
+    high_pct: float = 1.0,
+    review_pct: float = 5.0,
+    watch_pct: float = 15.0,
+    grid: dict[str, tuple[float, ...]] = GRID,
+) -> QueueFit:
+    """The queue fit on the validation months (arrays over every claim of those months; label
+    amounts 0 and label_positive False where no abuse is known)."""
+    expected = np.asarray(expected, dtype="float64")
+    amount = np.nan_to_num(np.asarray(label_amount, dtype="float64"))
+    pos = np.asarray(label_positive, dtype=bool)
+    cut = head_cut(expected, head_pct)
+    head = expected >= cut if cut is not None else np.zeros(len(expected), dtype=bool)
+    model_top = top_k_mask(expected, review_pct)
+    model_money = float(amount[model_top].sum())
+    held = model_top & pos
+    bands = {"high_pct": high_pct, "review_pct": review_pct, "watch_pct": watch_pct}
+    rows, best = [], None
+    for combo in itertools.product(*grid.values()):
+        w = {**dict(zip(grid, combo, strict=True)), "facility_shift": shift_weight}
+        pr = money_at_stake(expected, terms, w, claimed)
+        th = cut_bands(pr, head, **bands)
+        top = in_review(pr, head, th)
+        money = float(amount[top].sum())
+        kept = float((top & held).sum() / held.sum()) if held.any() else 1.0
+        ok = money >= model_money - 1e-6 and kept >= KEEP
+        rows.append({**w, "money": money, "model_money": model_money, "kept": kept, "ok": ok})
+        key = (ok, money if ok else kept, -sum(combo))
+        if best is None or key > best[0]:
+            best = (key, w, th)
+    _, weights, thresholds = best
+    return QueueFit(weights=weights, head_expected=cut, thresholds=thresholds, table=rows)
