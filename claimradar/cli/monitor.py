@@ -147,3 +147,72 @@ def _alias(registry, client, alias: str) -> str:
     if v is None:
         raise _fail(f"no {alias} in the registry; give --{alias} VERSION")
     return str(v)
+
+
+RETRAIN_LOCKED = 75  # EX_TEMPFAIL: another retrain holds the lock; cron tries again next time
+
+
+@app.command()
+def retrain(
+    data: Annotated[Path, typer.Argument(help="A canonical dataset folder (from ingest).")],
+    cutoff: Annotated[
+        str | None, typer.Option(help="YYYY-MM-DD; default: 3 months before the data's end.")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Training config (TOML); default configs/train.toml.")
+    ] = None,
+    promote: Annotated[
+        bool, typer.Option("--promote/--no-promote", help="Promote if the gate passes.")
+    ] = True,
+) -> None:
+    """The loop in one command, safe from cron: the officers' final decisions from the case
+    store as labels -> train with them (a new challenger) -> compare with the champion on the
+    same recent holdout -> promote if it finds at least as much money in the top 5%.
+    One run at a time (a lock under $CLAIMRADAR_HOME; a second run exits 75 at once), no
+    prompts; exit 0 whether promoted or not, 2 on an error. Without decisions in the store it
+    trains on DATA's own labels."""
+    import fcntl
+    from datetime import UTC, datetime
+
+    from claimradar.cli.common import _store
+    from claimradar.settings import get_settings, project_root
+    from serving.labels import export_labels
+    from training import tracking
+    from training.promote import promote as run_promote
+    from training.train import train as run_train
+
+    s = get_settings()
+    lock_path = s.ensure_home() / "retrain.lock"
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            console.print(f"another retrain is running (lock {lock_path}); nothing done")
+            raise typer.Exit(code=RETRAIN_LOCKED) from None
+        if not (data / "claims.parquet").exists():
+            raise _fail(f"{data} has no claims.parquet; run `claimradar ingest` first")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        labels = s.home / "retrain" / f"labels-{stamp}.csv"
+        n = export_labels(_store(), labels)
+        typer.echo(f"{n:,} decided case(s) exported as labels -> {labels}")
+        try:
+            with progress_bar("train") as update:
+                result = run_train(
+                    data,
+                    cutoff=cutoff,
+                    labels=labels if n else None,
+                    config=config,
+                    tracking_uri=s.tracking_uri,
+                    artifact_root=s.artifact_root,
+                    models_dir=project_root() / "models",
+                    progress=lambda name, f: update(int(f * 100), 100),
+                )
+            typer.echo(f"trained v{result.version} (challenger), run {result.run_id}")
+            if not promote:
+                return
+            client = tracking.connect(s.tracking_uri, s.artifact_root)
+            d = run_promote(client, result.version, dataset=data)
+        except ValueError as e:
+            raise _fail(str(e)) from None
+    verdict = "promoted" if d.promoted else "kept as challenger"
+    typer.echo(f"v{d.challenger} {verdict} (champion was v{d.champion}): {d.reason}")
