@@ -19,7 +19,13 @@ import os
 import bentoml
 from fastapi import FastAPI
 
-from claimradar.settings import body_limits, get_settings, ingest_limits, request_limits
+from claimradar.settings import (
+    body_limits,
+    get_settings,
+    ingest_limits,
+    request_limits,
+    review_options,
+)
 
 log = logging.getLogger("claimradar.service")
 
@@ -59,8 +65,7 @@ def _build(settings):
             create_review_app(
                 store,
                 secret_key=settings.review_secret(),
-                secure_cookies=settings.secure_cookies,
-                approval_threshold=settings.approval_amount,
+                **review_options(settings),
                 monitoring_dir=settings.monitor_dir,
                 model_versions=registry_versions(settings.tracking_uri, settings.artifact_root),
             ),

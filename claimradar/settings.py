@@ -109,6 +109,22 @@ class Settings(BaseSettings):
         default=5_000_000.0,
         description="Rejections above this amount (VND) wait for a supervisor's approval.",
     )
+    # The review UI's bounds (serving/review, docs/review.md).
+    review_page_size: int = Field(
+        default=50, ge=1, le=500, description="Cases on one page of the review queue."
+    )
+    review_export_rows: int = Field(
+        default=100_000, ge=1, description="Most rows of one queue export (CSV, Excel)."
+    )
+    review_max_form_bytes: int = Field(
+        default=2_000_000, ge=1_024, description="Largest posted review form (413 unread)."
+    )
+    review_max_form_fields: int = Field(
+        default=20_000, ge=10, description="Most fields of a posted form (a case line posts two)."
+    )
+    review_max_login_bytes: int = Field(
+        default=16_384, ge=256, description="Largest sign-in form (read before any sign-in)."
+    )
     # Monitoring (`claimradar monitor`, issue 16): where reports go and when a change alerts.
     monitoring_dir: Path | None = Field(
         default=None, description="Monitoring reports (JSON, HTML); default home/monitoring."
@@ -225,6 +241,19 @@ def request_limits(settings: Settings):
         max_lines_per_claim=settings.api_max_lines_per_claim,
         clock_skew=timedelta(hours=settings.api_clock_skew_hours),
     )
+
+
+def review_options(settings: Settings) -> dict:
+    """The review UI's options from the settings (serving.review.create_review_app keywords)."""
+    return {
+        "secure_cookies": settings.secure_cookies,
+        "approval_threshold": settings.approval_amount,
+        "per_page": settings.review_page_size,
+        "export_rows": settings.review_export_rows,
+        "max_form_bytes": settings.review_max_form_bytes,
+        "max_form_fields": settings.review_max_form_fields,
+        "max_login_bytes": settings.review_max_login_bytes,
+    }
 
 
 def body_limits(settings: Settings) -> dict[str, int]:

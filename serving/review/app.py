@@ -59,6 +59,7 @@ def create_review_app(
     max_form_fields: int = 20_000,
     max_form_bytes: int = 2_000_000,
     max_login_bytes: int = 16_384,
+    export_rows: int = 100_000,
     monitoring_dir: Path | None = None,
     model_versions=None,
 ) -> FastAPI:
@@ -72,7 +73,9 @@ def create_review_app(
     `lock_minutes`; the account locks for everybody after `max_failures × lock_clients` failures
     from at least `lock_clients` clients. Posted forms: at most `max_form_bytes` (413) and
     `max_form_fields` fields (a case's lines post two each), no files; the sign-in form at most
-    `max_login_bytes`, url-encoded only. The supervisors' dashboard shows the drift alerts of the
+    `max_login_bytes`, url-encoded only. The queue shows `per_page` cases a page and an export
+    holds at most `export_rows` rows; `claimradar.settings.review_options` gives all of these from
+    the typed settings. The supervisors' dashboard shows the drift alerts of the
     latest report in `monitoring_dir` and the versions `model_versions()` names (serving.review.
     dashboard)."""
     if len(secret_key) < 16:
@@ -105,6 +108,7 @@ def create_review_app(
         max_form_fields=max_form_fields,
         max_form_bytes=max_form_bytes,
         max_login_bytes=max_login_bytes,
+        export_rows=export_rows,
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.middleware("http")(security_headers)

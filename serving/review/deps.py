@@ -57,6 +57,7 @@ class ReviewConfig:
     max_form_fields: int  # fields of a posted form (a case's lines post two each)
     max_form_bytes: int  # bytes of a posted form
     max_login_bytes: int  # bytes of the sign-in form (read before anyone is authenticated)
+    export_rows: int = 100_000  # rows of a queue export at most
 
 
 class Redirect(Exception):

@@ -30,7 +30,7 @@ def safe_cell(v):
 
 @router.get("/export/queue.csv")
 def export_csv(request: Request, user: Supervisor, cfg: Config):
-    body = _export_rows(request, cfg.store, user)
+    body = _export_rows(request, cfg.store, user, cfg.export_rows)
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(HEAD)
@@ -44,7 +44,7 @@ def export_csv(request: Request, user: Supervisor, cfg: Config):
 
 @router.get("/export/queue.xlsx")
 def export_xlsx(request: Request, user: Supervisor, cfg: Config):
-    body = _export_rows(request, cfg.store, user)
+    body = _export_rows(request, cfg.store, user, cfg.export_rows)
     return Response(
         xlsx(HEAD, body),
         media_type=XLSX,
@@ -66,10 +66,11 @@ def export_labels_csv(user: Supervisor, cfg: Config):
     )
 
 
-def _export_rows(request: Request, store: Store, user: Account) -> list[list]:
-    """The queue's rows under the request's filters (audited), in the page's language."""
+def _export_rows(request: Request, store: Store, user: Account, most: int) -> list[list]:
+    """The queue's rows under the request's filters (audited), in the page's language; at most
+    `most` rows (the review_export_rows setting)."""
     f = QueueFilter.from_params(dict(request.query_params))
-    rows = queue_all(store, f, user)
+    rows = queue_all(store, f, user, limit=most)
     with store.session.begin() as s:
         store.audit(s, user.username, "export", "queue", "queue", after=f.params())
     lang = lang_of(request)
