@@ -50,6 +50,7 @@ def _build(settings):
         reload_seconds=settings.model_poll_seconds,
         model_store=True,
         request_limits=request_limits(settings),
+        online_store=settings.online_store,
     )
     metrics = Metrics()
     inner = api.create_app(state, store, settings, metrics)

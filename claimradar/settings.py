@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(
         default=10.0, description="How often the service looks for a newly promoted champion."
     )
+    online_store: str = Field(
+        default="memory",
+        description="Where the service remembers scored claims for later claims' features: "
+        "`memory` (each process its own) or redis://host:port/db (shared by every replica, "
+        "kept across restarts and model swaps).",
+    )
     session_secret: SecretStr | None = Field(
         default=None,
         description="Key that signs review sessions; replicas must share it. Default: a random "

@@ -50,10 +50,13 @@ class ScoringState:
         reload_seconds: float = 10.0,
         model_store: bool = False,
         request_limits: RequestLimits | None = None,
+        online_store: str = "memory",
     ):
         """model_store: keep each served version in BentoML's model store (BENTOML_HOME) and
         load it from there; the service does, in-process users need not. request_limits:
-        dossiers per envelope, lines per claim, dates in the future (serving.limits)."""
+        dossiers per envelope, lines per claim, dates in the future (serving.limits).
+        online_store: where scored claims are remembered for later claims' features, `memory`
+        or redis://... (shared by replicas, kept across restarts and model swaps)."""
         self.tracking_uri, self.artifact_root = tracking_uri, Path(artifact_root)
         self.linkage_key = linkage_key
         self.store = store
@@ -61,6 +64,7 @@ class ScoringState:
         self.request_limits = request_limits or RequestLimits()
         self.reload_seconds = reload_seconds
         self.model_store = model_store
+        self.online_store = _online_store(online_store)
         self.served: Served | None = None
         self._retired: list[Served] = []
         self._lock = threading.Lock()
@@ -88,7 +92,8 @@ class ScoringState:
                 folder = registry.bundle_dir(client, version, tmp)
             bundle = ModelBundle.load(folder)
             snap = Snapshot.load(folder / "snapshot")
-            plan = OnlineState(snap, remember=True)  # per-key state, built before the swap
+            # per-key state, built before the swap
+            plan = OnlineState(snap, remember=True, store=self.online_store)
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
             old, self.served = self.served, Served(bundle, snap, str(version), alias, plan, stamp)
             if old is not None:  # requests in flight keep the old one; close it a swap later
@@ -208,6 +213,17 @@ class ScoringState:
             "errors": failed,
             "model_version": served.version,
         }
+
+
+def _online_store(setting: str):
+    """None (remembered in this process) for `memory`, else the shared Redis store."""
+    if setting in ("", "memory"):
+        return None
+    if not setting.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"online store must be `memory` or redis://...; got {setting!r}")
+    from features.online_state.shared import RedisStore
+
+    return RedisStore(setting)
 
 
 def _from_model_store(client, version: int) -> Path:

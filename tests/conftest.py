@@ -53,6 +53,17 @@ def service(trained_model, mlflow_store, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def redis_server():
+    """A throwaway redis-server on loopback (the online store's shared backend); tests take a
+    database number or a key prefix of their own."""
+    from redis_proc import RedisServer
+
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def scored_world(sim_dataset, mlflow_store, trained_model) -> dict:
     """The world scored by the trained model, with its tables and feature frame: what
     `claimradar score --to-store` hands to serving.casefile.fill_store (review tests)."""
@@ -89,6 +100,7 @@ SLOW_IDS = (
     "test_fuzz_readers",  # hypothesis fuzzing of the XML and tabular readers (minutes)
     # the online state over a stream of requests and over random streams (a plan as oracle)
     "test_a_stream_of_remembered_requests", "test_random_claim_streams_equal_batch",
+    "test_two_replicas_on_one_redis",
 )  # fmt: skip
 
 

@@ -290,3 +290,43 @@ def test_random_claim_streams_equal_batch_over_what_was_sent(small, events):
         want = want[want["claim_id"].isin(set(got["claim_id"]))]
         _compare(want, got)
     assert state.fallbacks == 0
+
+
+# -- the shared store (Redis) ------------------------------------------------------------------
+
+
+def test_two_replicas_on_one_redis_equal_batch(snapshot, feature_tables, full, redis_server):
+    """Two states on one Redis (two replicas), requests alternating between them from May into
+    June, then late April claims through the second: every row equals build_features over
+    everything, as if one process had seen every claim; a third state started afterwards (a
+    restart) reads the remembered claims back."""
+    from features.online_state.shared import RedisStore
+
+    store = RedisStore(redis_server.url(), prefix="t-replicas:")
+    store.clear()
+    a = OnlineState(snapshot, remember=True, store=store)
+    b = OnlineState(snapshot, remember=True, store=RedisStore(redis_server.url(), "t-replicas:"))
+    c = feature_tables["claims"]
+    first = (c["admitted_at"] >= AS_OF) & (c["admitted_at"] < "2025-05-25")
+    got = [a.features(_subset(feature_tables, first))]
+    part = c[(c["admitted_at"] >= "2025-05-25") & (c["admitted_at"] < "2025-06-04")]
+    groups = _minute_groups(part)
+    tables = {**feature_tables, "claims": c.set_index("claim_id", drop=False)}
+    for i in range(0, len(groups), 2):
+        ids = [x for g in groups[i : i + 2] for x in g]
+        replica = b if (i // 2) % 2 == 0 else a
+        got.append(replica.features(_subset(tables, c["claim_id"].isin(ids).to_numpy())))
+    assert a.fallbacks == b.fallbacks == 0
+    sent = set(part["claim_id"]) | set(c.loc[first, "claim_id"])
+    _compare(full[full["claim_id"].isin(sent)], pd.concat(got))
+    late = c[(c["admitted_at"] >= "2025-04-28") & (c["admitted_at"] < "2025-04-29")]
+    out = b.features(_subset(feature_tables, c["claim_id"].isin(late["claim_id"])))
+    assert b.fallbacks == 1
+    _compare(full[full["claim_id"].isin(set(late["claim_id"]))], out)
+    # a restart: a new state on the same store answers June as if it had seen everything
+    june = c[(c["admitted_at"] >= "2025-06-04") & (c["admitted_at"] < "2025-06-05")]
+    restarted = OnlineState(snapshot, remember=True, store=store)
+    out = restarted.features(_subset(feature_tables, c["claim_id"].isin(june["claim_id"])))
+    assert restarted.fallbacks == 0 and restarted.epoch == b.epoch > 0
+    _compare(full[full["claim_id"].isin(set(june["claim_id"]))], out)
+    store.clear()
