@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import case as sa_case
 from sqlalchemy import func, select
 
 from serving.review.users import Account
@@ -75,12 +76,20 @@ def _where(f: QueueFilter, user: Account) -> list:
     return w
 
 
+# band first (high before review), then money at stake: scoring.ranking.queue_order in SQL
+QUEUE_ORDER = (
+    sa_case((ScoredClaim.band == "high", 0), else_=1),
+    Case.priority.desc(),
+    Case.id,
+)
+
+
 def queue(
     store: Store, f: QueueFilter, user: Account, page: int = 1, per_page: int = 50
 ) -> dict[str, Any]:
-    """Cases by priority (the scorer's money at stake: the expected overbilled amount, raised to the
-    rules' amount and to novelty money for unusual claims; the bands are cut on it), largest
-    first; the page asked for; the count and the sums of priority and of expected overbilled of
+    """Cases in queue order (scoring.ranking): the high band first (the model's own surest money and
+    the most money at stake), then the review band, each by money at stake, largest first; the
+    page asked for; the count and the sums of priority and of expected overbilled of
     every case the filter keeps."""
     where = _where(f, user)
     base = select(Case, ScoredClaim, User.username).join(
@@ -101,9 +110,7 @@ def queue(
         pages = max(1, -(-count // per_page))
         page = min(max(1, page), pages)
         rows = s.execute(
-            base.order_by(Case.priority.desc(), Case.id)
-            .offset((page - 1) * per_page)
-            .limit(per_page)
+            base.order_by(*QUEUE_ORDER).offset((page - 1) * per_page).limit(per_page)
         ).all()
         return {
             "rows": [_queue_row(c, sc, name) for c, sc, name in rows],
@@ -123,7 +130,7 @@ def queue_all(store: Store, f: QueueFilter, user: Account, limit: int = 100_000)
         .join(ScoredClaim, Case.scored_claim_id == ScoredClaim.id)
         .outerjoin(User, Case.assignee_id == User.id)
         .where(*_where(f, user))
-        .order_by(Case.priority.desc(), Case.id)
+        .order_by(*QUEUE_ORDER)
         .limit(limit)
     )
     with store.session() as s:

@@ -318,7 +318,8 @@ def test_admin_creates_and_unlocks_users(site):
 def test_queue_is_ranked_filtered_and_paged(site):
     c = login(site, "officer1")
     page = c.get("/review/queue").text
-    pri = [float(x) for x in re.findall(r'data-priority="([0-9.e+-]+)"', page)]
+    rows = re.findall(r'data-band="(\w+)" data-priority="([0-9.e+-]+)"', page)
+    pri = [(b == "high", float(x)) for b, x in rows]  # the high band first, then money at stake
     assert len(pri) >= 30 and pri == sorted(pri, reverse=True)
     count = int(re.search(r'id="case-count">([\d.,]+)<', page).group(1).replace(".", ""))
     assert count >= len(pri)
@@ -344,7 +345,7 @@ def test_queue_exports_as_csv_and_excel(site):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
     assert rows and {x["MA_CSKCB"] for x in rows} == {fac}
-    pri = [float(x["priority"]) for x in rows]
+    pri = [(x["band"] == "high", float(x["priority"])) for x in rows]
     assert pri == sorted(pri, reverse=True)
     assert "card" not in r.text.lower() and not re.search(r"[A-Z]{2}\d{13}", r.text)
     x = c.get("/review/export/queue.xlsx", params={"facility": fac})

@@ -152,8 +152,11 @@ def test_queue_ranks_by_priority_with_count_sum_and_filters(filled):
     cases = part[part["band"].isin(["high", "review"])]
     assert q["count"] == len(cases) and q["pages"] == -(-len(cases) // 10)
     assert q["sum_expected"] == pytest.approx(cases["expected_overbilled"].sum(), rel=1e-6)
-    pri = [r["priority"] for r in q["rows"]]
-    assert pri == sorted(pri, reverse=True) and pri[0] == pytest.approx(cases["priority"].max())
+    # the high band first (the model's surest money and the most money at stake), then by money
+    pri = [(r["band"] == "high", r["priority"]) for r in q["rows"]]
+    assert pri == sorted(pri, reverse=True)
+    top = cases.loc[cases["band"] == "high", "priority"].max()
+    assert pri[0][1] == pytest.approx(top)
     fac = q["rows"][0]["facility_id"]
     only = workflow.queue(store, QueueFilter(facility=fac), me, per_page=500)
     assert only["rows"] and {r["facility_id"] for r in only["rows"]} == {fac}
