@@ -28,6 +28,7 @@ from features.rules import RULES
 from monitoring import drift
 from monitoring.quality import data_quality, load_rejections
 from scoring.bundle import ModelBundle
+from scoring.registry import MODEL_NAME
 from scoring.scorer import BANDS, OPEN_BANDS, predict
 
 ALERT_GROUPS = ("claim", "lines", "peer", "rule")
@@ -133,7 +134,7 @@ def monitor(
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "dataset": str(Path(dataset).resolve()),
         "model": {
-            "name": bundle.meta.get("model_name", "claimradar-abuse"),
+            "name": MODEL_NAME,
             "version": str(version),
             "alias": alias,
             "data_window": window,
