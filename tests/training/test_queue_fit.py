@@ -1,0 +1,107 @@
+"""The queue's fit on the validation months (training.queue_fit) on handmade months: a term is kept
+only when its labels say it finds more money without losing the model's own catches; the head is
+in the high band; the bands hold their shares."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scoring.bundle import ModelBundle
+from scoring.ranking import band_of, queue_order
+from training.queue_fit import cut_bands, fit_queue, head_cut
+
+N = 2000
+
+
+def _month(seed: int = 0):
+    """Claims whose expected amount the model ranks; 60 labelled abusive claims the model holds in
+    its top 5% (100 claims) and 40 it misses, which the rules term (when asked) points at."""
+    rng = np.random.default_rng(seed)
+    expected = rng.uniform(0, 1000, N)
+    order = np.argsort(-expected)
+    amount = np.zeros(N)
+    caught, missed = order[:60], order[500:540]
+    amount[caught] = 5000.0
+    amount[missed] = 8000.0
+    claimed = np.full(N, 1e6)
+    return expected, claimed, amount, caught, missed
+
+
+def _terms(rules=None, novelty=None):
+    z = np.zeros(N)
+    return {
+        "rules": z if rules is None else rules,
+        "novelty": z if novelty is None else novelty,
+        "facility_shift": z,
+    }
+
+
+def test_a_term_that_finds_labelled_money_is_kept_and_one_that_does_not_is_dropped():
+    expected, claimed, amount, caught, missed = _month()
+    rules = np.zeros(N)
+    rules[missed] = 2000.0  # points at labelled abuse the model misses
+    novelty = np.zeros(N)
+    noise = np.setdiff1d(np.arange(N), np.r_[caught, missed])[:40]
+    novelty[noise] = 20_000.0  # points at claims nobody found abusive
+    fit = fit_queue(
+        expected, _terms(rules, novelty), claimed, amount, amount > 0, shift_weight=0.0, head_pct=0
+    )
+    assert fit.weights["rules"] > 0
+    assert fit.weights["novelty"] == 0
+    ok = [r for r in fit.table if r["ok"]]
+    assert ok and all(r["money"] >= r["model_money"] for r in ok)
+
+
+def test_a_term_that_would_push_out_the_models_catches_is_not_kept():
+    expected, claimed, amount, caught, missed = _month()
+    rules = np.zeros(N)
+    rules[missed] = 2000.0
+    # more labelled money in the top, but only by pushing out the claims the model holds there
+    more = np.setdiff1d(np.arange(N), np.r_[caught, missed])[:60]
+    rules[more] = 5000.0
+    amount2 = amount.copy()
+    amount2[more] = 9000.0
+    fit = fit_queue(
+        expected, _terms(rules), claimed, amount2, amount2 > 0, shift_weight=0.0, head_pct=0,
+        grid={"rules": (0.0, 1.0), "novelty": (0.0,)},
+    )  # fmt: skip
+    row = {r["rules"]: r for r in fit.table}
+    assert row[1.0]["money"] > row[0.0]["money"]
+    assert row[1.0]["kept"] < 0.9 and not row[1.0]["ok"]
+    assert fit.weights["rules"] == 0.0
+
+
+def test_the_head_is_in_the_high_band_and_the_bands_hold_their_shares():
+    expected, claimed, amount, _, _ = _month(1)
+    shift = np.zeros(N)
+    shift[np.argsort(expected)[:200]] = 1e5  # evidence lifting 200 claims the model ranks lowest
+    terms = {**_terms(), "facility_shift": shift}
+    fit = fit_queue(expected, terms, claimed, amount, amount > 0, shift_weight=1.0, head_pct=2.0)
+    assert fit.head_expected == pytest.approx(head_cut(expected, 2.0))
+    bundle = ModelBundle(
+        risk=None, feature_names=[], categories={}, calibration=([], []),
+        rank_weights=fit.weights, head_expected=fit.head_expected, band_thresholds=fit.thresholds,
+    )  # fmt: skip
+    from scoring.ranking import money_at_stake
+
+    pr = money_at_stake(expected, terms, fit.weights, claimed)
+    band = band_of(bundle, pr, expected)
+    head = expected >= fit.head_expected
+    assert head.sum() == 40 and (band[head] == "high").all()
+    assert np.isin(band, ["high", "review"]).mean() == pytest.approx(0.05, abs=0.002)
+    # the queue's top 5% keeps the head although 200 lifted claims carry more money at stake
+    order = queue_order(band, pr)
+    top = np.argsort(-order, kind="stable")[:100]
+    assert set(np.flatnonzero(head)) <= set(top)
+    # without the head the lifted claims take the whole top: the model's catches are lost
+    off = band_of(bundle, pr)
+    assert not set(np.flatnonzero(head)) <= set(np.argsort(-queue_order(off, pr))[:100])
+
+
+def test_band_cuts_without_a_head_are_the_plain_percentiles():
+    pr = np.arange(1000, dtype="float64")
+    th = cut_bands(pr, np.zeros(1000, bool), high_pct=1, review_pct=5, watch_pct=15)
+    assert (pr >= th["high"]).sum() == 10
+    assert ((pr >= th["review"]) | (pr >= th["high"])).sum() == 50
+    assert (pr >= th["watch"]).sum() == 150
