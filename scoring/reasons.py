@@ -12,6 +12,7 @@ import pandas as pd
 from features.registry import FEATURES
 from features.rules import RULES
 from scoring.bundle import ModelBundle, contributions
+from scoring.columns import FloatColumns
 
 
 def _num(v):
@@ -20,11 +21,18 @@ def _num(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
-def reasons(bundle: ModelBundle, frame: pd.DataFrame, top: int = 5) -> list[list[dict]]:
-    """Top reasons per row of `frame` (the claims to explain)."""
+def reasons(
+    bundle: ModelBundle, frame: pd.DataFrame, top: int = 5, x: np.ndarray | None = None
+) -> list[list[dict]]:
+    """Top reasons per row of `frame` (the claims to explain). x: their feature matrix when the
+    caller has it (scoring.scorer.feature_matrix); small inputs are explained on one thread."""
     if frame.empty:
         return []
-    contrib = contributions(bundle, frame)[:, :-1]
+    if x is None:
+        contrib = contributions(bundle, frame)[:, :-1]
+    else:
+        nt = 1 if len(x) <= 2_000 else 0
+        contrib = bundle.risk.predict(x, pred_contrib=True, num_threads=nt)[:, :-1]
     names = bundle.feature_names
     out = []
     rows = frame.reset_index(drop=True)
@@ -54,19 +62,27 @@ def reasons(bundle: ModelBundle, frame: pd.DataFrame, top: int = 5) -> list[list
     return out
 
 
-def rule_hits(frame: pd.DataFrame) -> list[list[dict]]:
-    """The rules each claim breaks, with the amount at stake and the message (vi/en)."""
-    rows = frame.reset_index(drop=True)
-    present = [r for r in RULES if r.flag in rows.columns]
-    out: list[list[dict]] = [[] for _ in range(len(rows))]
+def rule_hits(frame: pd.DataFrame, cols: FloatColumns | None = None) -> list[list[dict]]:
+    """The rules each claim breaks, with the amount at stake and the message (vi/en).
+    cols: the frame's numeric columns when the caller has them."""
+    cols = cols or FloatColumns(frame)
+    n = len(frame)
+    present = [r for r in RULES if r.flag in frame.columns]
+    out: list[list[dict]] = [[] for _ in range(n)]
     for r in present:
-        flags = rows[r.flag].fillna(0).to_numpy()
-        amounts = (
-            rows[r.amount].fillna(0).to_numpy(dtype="float64")
-            if r.amount in rows.columns
-            else np.zeros(len(rows))
-        )
-        for i in np.flatnonzero(flags > 0):
+        flags = cols.get(r.flag)
+        if flags is None:
+            flags = frame[r.flag].fillna(0).to_numpy()
+        hit = np.flatnonzero(np.nan_to_num(flags, nan=0.0) > 0)
+        if not len(hit):
+            continue
+        amounts = np.zeros(n)
+        if r.amount in frame.columns:
+            a = cols.get(r.amount)
+            if a is None:
+                a = frame[r.amount].fillna(0).to_numpy(dtype="float64")
+            amounts = np.nan_to_num(a, nan=0.0, posinf=np.inf, neginf=-np.inf)
+        for i in hit:
             amt = float(amounts[i])
             out[i].append(
                 {
