@@ -137,5 +137,11 @@ class ClaimRadar:
         # not ready while the case store is unreachable (every keyed request would be 503)
         return self.state.served is not None and self.store_health.ok()
 
+    @bentoml.on_shutdown
+    def drain(self) -> None:
+        """A worker stopping (SIGTERM): stop polling; the case writer records every write it
+        accepted before the worker exits (serving.writer)."""
+        self.state.stop()
+
 
 ClaimRadar.add_asgi_middleware(Gate)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ import pandas as pd
 from contract.ingest import EnvelopeBatch, Limits, read_envelope, validate_batch
 from contract.schema import CLAIMS, DRUG_LINES, REJECTIONS_COLUMNS, SERVICE_LINES
 from contract.validate import GROUP, INTERNAL, RECORD, SOURCE
+from contract.validate_rows import ROW_WISE_MAX, envelope_records, validate_rows
 from scoring import registry
 from scoring.bundle import ModelBundle
 from scoring.scorer import OPEN_BANDS, score
@@ -70,6 +72,13 @@ class ScoringState:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.counters = {"scored": 0, "errors": 0}
+        # the case-store writes: one writer thread, durable before the response (serving.writer)
+        self.writer = None
+        if store is not None:
+            from serving.writer import CaseWriter
+
+            self.writer = CaseWriter(store, open_bands=OPEN_BANDS)
+        self.stage_times: dict[str, list[float]] | None = None  # a dict: seconds per stage
 
     # -- the model -------------------------------------------------------------------------
     def load(self) -> Served | None:
@@ -116,7 +125,10 @@ class ScoringState:
         threading.Thread(target=loop, name="model-reload", daemon=True).start()
 
     def stop(self) -> None:
+        """Stop polling the registry; record every accepted case-store write (a clean drain)."""
         self._stop.set()
+        if self.writer is not None:
+            self.writer.close()
 
     # -- scoring -----------------------------------------------------------------------------
     def score_records(self, claims: list[dict], actor: str, served: Served | None = None) -> dict:
@@ -125,7 +137,8 @@ class ScoringState:
         if served is None:
             raise RuntimeError("no model is registered yet")
         claims, prior = _lines_over(claims, self.request_limits.max_lines_per_claim)
-        raw = _raw_tables(claims)
+        # small requests: records for the row-wise validator; larger ones: frames
+        raw = raw_records(claims) if len(claims) <= ROW_WISE_MAX else _raw_tables(claims)
         return self._score(raw, prior, served, actor, [c.get("MA_LK") for c in claims])
 
     def score_envelope(self, data: bytes, actor: str, served: Served | None = None) -> dict:
@@ -149,7 +162,7 @@ class ScoringState:
             batch.add("request", d)
             first = (d.records.get("XML1") or [((), ())])[0]
             keys.append(dict(zip(*first, strict=True)).get("MA_LK"))
-        raw, prior = batch.take()
+        raw, prior = envelope_records(batch) if len(keys) <= ROW_WISE_MAX else batch.take()
         return self._score(
             raw, prior, served, actor, keys, groups=[f"request#{i + 1}" for i in range(len(keys))]
         )
@@ -160,7 +173,9 @@ class ScoringState:
         # later is a field error, so it never reaches the online history.
         local_now = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=7)
         max_time = pd.Timestamp(local_now + self.request_limits.clock_skew)
-        result = validate_batch(raw, self.limits, self.linkage_key, prior, max_time=max_time)
+        t0 = time.perf_counter()
+        validate = validate_rows if isinstance(raw["claims"], list) else validate_batch
+        result = validate(raw, self.limits, self.linkage_key, prior, max_time=max_time)
         rejections = pd.concat([r for r in result.rejections if len(r)] or [pd.DataFrame()])
         errors: dict[str, list[dict]] = {}
         for r in rejections.itertuples() if len(rejections) else ():
@@ -178,9 +193,12 @@ class ScoringState:
             for k, v in result.good.items()
         }
         scored_rows: list[dict] = []
+        stages = {"validation": time.perf_counter() - t0}
         if len(good["claims"]):
+            t1 = time.perf_counter()
             frame = served.plan.features(good)
-            out = score(served.bundle, frame, model_version=served.version)
+            stages["features"] = time.perf_counter() - t1
+            out = score(served.bundle, frame, model_version=served.version, timings=stages)
             for row in out.to_dict("records"):
                 scored_rows.append(
                     {
@@ -195,11 +213,13 @@ class ScoringState:
                         "scored_at": row["scored_at"],
                     }
                 )
-            if self.store is not None:  # with the claim documents the case page shows
-                from serving.casefile import fill_store
-
-                fill_store(self.store, out, good, frame, actor, open_bands=OPEN_BANDS,
-                           facility_months=False)  # fmt: skip
+            if self.writer is not None:  # with the claim documents the case page shows
+                t2 = time.perf_counter()
+                self.writer.write(out, good, frame, actor)  # returns once committed
+                stages["store"] = time.perf_counter() - t2
+        if self.stage_times is not None:
+            for k, v in stages.items():
+                self.stage_times.setdefault(k, []).append(v)
         self.counters["scored"] += len(scored_rows)
         accepted = set(result.good["claims"][GROUP].astype(str))
         failed = [
@@ -316,34 +336,33 @@ def _lines_over(claims: list[dict], max_lines: int) -> tuple[list[dict], pd.Data
     return kept, prior
 
 
-def _raw_tables(claims: list[dict]) -> dict[str, pd.DataFrame]:
-    """JSON claims -> raw XML-named frames; each claim is its own group (accepted or rejected
+def raw_records(claims: list[dict]) -> dict[str, list[dict]]:
+    """JSON claims -> raw XML-named records, every value as text as the XML carries it (numbers
+    keep their digits, None stays missing); each claim is its own group (accepted or rejected
     whole), its position in the request is the group key."""
     heads, drugs, services = [], [], []
     for i, c in enumerate(claims):
         g = str(i)
-        head = {k: v for k, v in c.items() if k not in ("xml2", "xml3")}
+        head = {k: _text(v) for k, v in c.items() if k not in ("xml2", "xml3")}
         heads.append({**head, GROUP: g, SOURCE: "request", RECORD: g})
         for j, line in enumerate(c.get("xml2") or []):
-            drugs.append({**line, GROUP: g, SOURCE: "request", RECORD: f"{g}/xml2/{j}"})
+            texts = {k: _text(v) for k, v in line.items()}
+            drugs.append({**texts, GROUP: g, SOURCE: "request", RECORD: f"{g}/xml2/{j}"})
         for j, line in enumerate(c.get("xml3") or []):
-            services.append({**line, GROUP: g, SOURCE: "request", RECORD: f"{g}/xml3/{j}"})
-    return {
-        "claims": _frame(heads, CLAIMS),
-        "drug_lines": _frame(drugs, DRUG_LINES),
-        "service_lines": _frame(services, SERVICE_LINES),
-    }
+            texts = {k: _text(v) for k, v in line.items()}
+            services.append({**texts, GROUP: g, SOURCE: "request", RECORD: f"{g}/xml3/{j}"})
+    return {"claims": heads, "drug_lines": drugs, "service_lines": services}
 
 
-def _frame(rows: list[dict], table) -> pd.DataFrame:
+def _raw_tables(claims: list[dict]) -> dict[str, pd.DataFrame]:
+    """raw_records as frames, for the column-wise validator."""
+    return {name: _frame(rows) for name, rows in raw_records(claims).items()}
+
+
+def _frame(rows: list[dict]) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame({c: pd.Series([], dtype="str") for c in INTERNAL})
-    df = pd.DataFrame(rows)
-    # Every value as text, as the XML carries it: numbers keep their digits, None stays missing.
-    for c in df.columns:
-        if c not in INTERNAL:
-            df[c] = [_text(v) for v in df[c].tolist()]
-    return df
+    return pd.DataFrame(rows)
 
 
 def _text(v) -> str | None:

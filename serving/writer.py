@@ -1,0 +1,198 @@
+"""The case-store writes of the scoring API, off the request threads: a queue drained by one writer
+thread per worker, the rows of the requests waiting in it recorded together (a group commit), with
+their claim documents (serving.casefile.fill_store).
+
+Durable before acknowledged: `CaseWriter.write` returns only once the transaction holding its
+rows has committed, and raises the writer's error otherwise (an unreachable store: the API answers
+503), so a response is never sent for claims that are not recorded. Under load the requests of a
+worker share transactions instead of queueing for the database one by one. Writes are idempotent
+(scored claims by claim and model version, cases by claim: serving.store.Store.record_scores), so
+a request the client sends again, or two workers recording the same claim at the same moment (the
+loser's transaction is retried once), never records a claim twice. `close` stops taking writes and
+drains the queue: every write accepted before it is recorded (the service calls it when a worker
+shuts down; an interpreter exit does too).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pandas as pd
+from sqlalchemy.exc import IntegrityError
+
+from scoring.scorer import OPEN_BANDS
+
+log = logging.getLogger("claimradar.writer")
+
+
+class WriterClosed(RuntimeError):
+    """The writer no longer takes writes (the worker is shutting down)."""
+
+
+@dataclass
+class _Job:
+    scored: pd.DataFrame
+    tables: dict[str, pd.DataFrame]
+    frame: pd.DataFrame | None
+    actor: str
+    done: threading.Event = field(default_factory=threading.Event)
+    new: int = 0
+    error: BaseException | None = None
+
+
+_STOP = object()
+
+
+class CaseWriter:
+    """One writer thread over a case store (serving.store.Store)."""
+
+    def __init__(
+        self,
+        store,
+        *,
+        open_bands: tuple[str, ...] = OPEN_BANDS,
+        max_claims: int = 5_000,
+        fill: Callable | None = None,
+    ) -> None:
+        """max_claims: claims per transaction at most (a request is never split). fill: the
+        function that records a scored batch (default serving.casefile.fill_store)."""
+        if fill is None:
+            from serving.casefile import fill_store as fill
+        self.store, self.open_bands, self.max_claims = store, open_bands, max_claims
+        self._fill = fill
+        self._queue: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self.transactions = 0  # commits so far (several requests may share one)
+        self.jobs = 0  # writes recorded so far
+        self._thread = threading.Thread(target=self._run, name="case-writer", daemon=True)
+        self._thread.start()
+        ref = weakref.ref(self)
+        atexit.register(lambda: (w := ref()) is not None and w.close())
+
+    # -- the request side ------------------------------------------------------------------------
+    def write(
+        self,
+        scored: pd.DataFrame,
+        tables: dict[str, pd.DataFrame],
+        frame: pd.DataFrame | None,
+        actor: str,
+        timeout: float | None = None,
+    ) -> int:
+        """Record scored rows (scoring.scorer.score) with their canonical tables and feature rows;
+        returns once committed, with the number of new scored claims. Raises the store's error
+        when the commit failed, WriterClosed after close(), TimeoutError after `timeout`."""
+        job = _Job(scored, tables, frame, actor)
+        with self._lock:
+            if self._closed:
+                raise WriterClosed("the case writer is closed")
+            self._queue.put(job)
+        if not job.done.wait(timeout):
+            raise TimeoutError("the case store did not record the scores in time")
+        if job.error is not None:
+            raise job.error
+        return job.new
+
+    def close(self, timeout: float | None = 60.0) -> None:
+        """Stop taking writes; record every write already accepted, then stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(_STOP)
+        self._thread.join(timeout)
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    # -- the writer thread ---------------------------------------------------------------------
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            jobs = [self._queue.get()]
+            if jobs[0] is _STOP:
+                break
+            claims = len(jobs[0].scored)
+            while claims < self.max_claims:  # whatever else is waiting joins this transaction
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True  # record what was taken, then stop
+                    break
+                jobs.append(nxt)
+                claims += len(nxt.scored)
+            self._commit(jobs)
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        for group in _groups(jobs):
+            error: BaseException | None = None
+            new = 0
+            for attempt in range(2):
+                try:
+                    new = self._record(group)
+                    error = None
+                    break
+                except IntegrityError as e:  # another worker recorded a claim of ours first
+                    error = e
+                    log.info("case store conflict, retrying (attempt %d)", attempt + 1)
+                    time.sleep(0.05)
+                except BaseException as e:  # the store is down: every request of it hears so
+                    error = e
+                    break
+            self.transactions += 1
+            for j in group:
+                j.error, j.new = error, (new if j is group[0] else 0)
+                self.jobs += error is None
+                j.done.set()
+
+    def _record(self, jobs: list[_Job]) -> int:
+        scored, tables, frame = _merge(jobs)
+        if not len(scored):
+            return 0
+        return self._fill(
+            self.store, scored, tables, frame, jobs[0].actor, open_bands=self.open_bands,
+            facility_months=False, chunk=max(len(scored), 1),
+        )  # fmt: skip
+
+
+def _groups(jobs: list[_Job]) -> list[list[_Job]]:
+    """Jobs in order, gathered into transactions: one actor each (the audit trail names it), no
+    claim key twice (a claim sent again by another request is recorded after the first copy, as
+    if the requests had come one by one)."""
+    groups: list[list[_Job]] = []
+    keys: list[set] = []
+    for j in jobs:
+        ids = set(j.scored["claim_id"].astype(str))
+        last = groups[-1] if groups else None
+        if last is not None and last[0].actor == j.actor and not (keys[-1] & ids):
+            last.append(j)
+            keys[-1] |= ids
+        else:
+            groups.append([j])
+            keys.append(ids)
+    return groups
+
+
+def _merge(jobs: list[_Job]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], pd.DataFrame | None]:
+    """Several requests' rows (no claim key in two of them) as one batch."""
+    if len(jobs) == 1:
+        j = jobs[0]
+        return j.scored, j.tables, j.frame
+    names = {n for j in jobs for n, t in j.tables.items() if t is not None}
+    tables = {
+        n: pd.concat([j.tables[n] for j in jobs if j.tables.get(n) is not None], ignore_index=True)
+        for n in names
+    }
+    frames = [j.frame for j in jobs if j.frame is not None]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) == len(jobs) else None
+    return pd.concat([j.scored for j in jobs], ignore_index=True), tables, frame
