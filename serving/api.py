@@ -19,9 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model
 from sqlalchemy.exc import DBAPIError
 
@@ -249,7 +250,7 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
         summary="Score a batch of claims (JSON)",
         tags=["scoring"],
     )
-    def score(body: ScoreRequest, key: str = auth) -> dict:
+    def score(body: ScoreRequest, key: str = auth) -> Response:
         if len(body.claims) > limit:
             raise HTTPException(
                 413,
@@ -262,7 +263,7 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
         out = state.score_records(claims, actor=f"api:{key}", served=s)
         if metrics:
             metrics.observe(out, time.perf_counter() - t0)
-        return out
+        return scores_response(out)
 
     @app.post(
         "/score_xml",
@@ -285,7 +286,7 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
             }
         },
     )
-    async def score_xml(request: Request, key: str = auth) -> dict:
+    async def score_xml(request: Request, key: str = auth) -> Response:
         from lxml import etree
 
         from contract.ingest import HostileInput
@@ -318,7 +319,7 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
             raise HTTPException(400, f"envelope refused: {file_error_message(e)}") from None
         if metrics:
             metrics.observe(out, time.perf_counter() - t0)
-        return out
+        return scores_response(out)
 
     @app.get("/model", response_model=ModelInfo, responses=errors, tags=["model"])
     def model(key: str = auth) -> dict:
@@ -336,6 +337,21 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
         }
 
     return app
+
+
+def scores_response(out: dict) -> Response:
+    """A ScoreResponse as JSON, written by orjson: the routes return it as it is (no pydantic
+    validation of the answer, which cost more than the scoring); the one coercion that validation
+    made is made here (a reason's value and its peers' value are numbers as floats)."""
+    for row in out["scored"]:
+        for reason in row["reasons"]:
+            for k in ("value", "peer_value"):
+                v = reason.get(k)
+                if isinstance(v, int):  # bool too, as pydantic's float does
+                    reason[k] = float(v)
+    return Response(
+        orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+    )
 
 
 def authorize(store, header: str) -> tuple[str | None, int, str]:
