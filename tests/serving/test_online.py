@@ -73,3 +73,59 @@ def test_personal_values_are_masked_in_field_errors(state, sim_dataset):
     (err,) = out["errors"]
     (field,) = [e for e in err["errors"] if e["field"] == "MA_THE_BHYT"]
     assert field["value"].endswith("567") and "12345678" not in field["value"]
+
+
+def _moved(claim: dict, new_id: str, days: int = 1) -> dict:
+    """The claim under another MA_LK, every date-time (yyyymmddHHMM) `days` later."""
+    from datetime import datetime, timedelta
+
+    def move(v):
+        if isinstance(v, str) and len(v) == 12 and v.isdigit() and v.startswith("20"):
+            t = datetime.strptime(v, "%Y%m%d%H%M") + timedelta(days=days)
+            return t.strftime("%Y%m%d%H%M")
+        return v
+
+    def fields(d: dict) -> dict:
+        return {k: new_id if k == "MA_LK" else move(v) for k, v in d.items()}
+
+    out = fields({k: v for k, v in claim.items() if k not in ("xml2", "xml3")})
+    out["xml2"] = [fields(x) for x in claim.get("xml2", [])]
+    out["xml3"] = [fields(x) for x in claim.get("xml3", [])]
+    return out
+
+
+def test_a_duplicate_sent_to_another_replica_is_caught(
+    trained_model, mlflow_store, sim_dataset, redis_server, tmp_path
+):
+    """Two `claimradar serve` processes on one Redis (CLAIMRADAR_ONLINE_STORE): a claim scored
+    by the first, then the same claim under another MA_LK sent to the second, is flagged as a
+    duplicate there (R11); the first copy is not (nothing like it came before)."""
+    from pathlib import Path
+
+    from redis import Redis
+    from service_proc import start_service
+
+    Redis.from_url(redis_server.url(5)).flushdb()
+    db = Path(mlflow_store["tracking_uri"].removeprefix("sqlite:///"))
+    env = {"CLAIMRADAR_ONLINE_STORE": redis_server.url(5)}
+    (src,) = _claims_json(sim_dataset.parent / "tabular", 1)
+    first = _moved(src, src["MA_LK"][:-3] + "R01")  # a day later than the world's claim
+    second = _moved(src, src["MA_LK"][:-3] + "R02")
+    one = start_service(tmp_path / "one", db, mlflow_store["artifact_root"], env)
+    try:
+        two = start_service(tmp_path / "two", db, mlflow_store["artifact_root"], env)
+        try:
+            with one.client() as c:
+                r = c.post("/score", json={"claims": [first]})
+            assert r.status_code == 200, r.text
+            (hit,) = r.json()["scored"]
+            assert "R11" not in {h["code"] for h in hit["rule_hits"]}
+            with two.client() as c:
+                r = c.post("/score", json={"claims": [second]})
+            assert r.status_code == 200, r.text
+            (hit,) = r.json()["scored"]
+            assert "R11" in {h["code"] for h in hit["rule_hits"]}
+        finally:
+            two.stop()
+    finally:
+        one.stop()
