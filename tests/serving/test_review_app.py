@@ -193,6 +193,7 @@ ROUTE_ROLES = {
     "GET /approvals": "supervisor",
     "GET /facilities/{facility_id}": "officer",
     "GET /audit": "supervisor",
+    "GET /dashboard": "supervisor",
     "GET /users": "admin",
     "POST /users": "admin",
     "POST /users/{user_id}/{action}": "admin",
