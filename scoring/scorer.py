@@ -20,7 +20,7 @@ from scoring.bundle import ModelBundle, calibrate
 from scoring.columns import FloatColumns
 from scoring.forest import anomaly_percentile
 from scoring.ranking import BANDS as BANDS  # re-exported: the bands, best first
-from scoring.ranking import band_of, priority_of
+from scoring.ranking import band_of, priority_of, queue_order
 from scoring.reasons import reasons, rule_hits
 
 OPEN_BANDS = ("high", "review")  # bands that open a case
@@ -100,7 +100,7 @@ def score(
     cols = FloatColumns(frame)
     x = feature_matrix(bundle, frame, cols)
     out = _predict(bundle, frame, x, cols)
-    out["rank"] = _rank_descending(out["priority"])
+    out["rank"] = _rank_descending(queue_order(out["band"], out["priority"]))  # the queue's
     if explain_top_pct is not None:
         explain = out["rank"] <= max(1, int(np.ceil(len(x) * explain_top_pct / 100)))
     else:
