@@ -94,9 +94,10 @@ def _times(col: pd.Series) -> pd.Series:
     return pd.to_datetime(col).astype("datetime64[us]")
 
 
-def _codes(text: str | None) -> list[str]:
-    """ ",R06,R14," -> ["R06", "R14"] (the store's filterable text, in its order)."""
-    return [c for c in (text or "").split(",") if c]
+def _codes(text) -> list[str]:
+    """ ",R06,R14," -> ["R06", "R14"] (the store's filterable text, in its order); a missing
+    value (None, or NaN once pandas holds the column as text) -> []."""
+    return [c for c in text.split(",") if c] if isinstance(text, str) else []
 
 
 def summarize(rows: pd.DataFrame, by: list[str] | str) -> pd.DataFrame:

@@ -68,9 +68,15 @@ def _run(world, champion, frame, month):
     return monitor(world["dataset"], month, bundle, version, Thresholds(), frame=frame)
 
 
-def test_drift_alert_in_the_month_the_scheme_starts(world, champion, frame):
+@pytest.fixture(scope="module")
+def started(world, champion, frame) -> dict:
+    """The summary of the month the scheme starts."""
+    return _run(world, champion, frame, START).summary
+
+
+def test_drift_alert_in_the_month_the_scheme_starts(champion, started):
     assert champion[0].meta["data_window"]["cutoff"] == "2025-06-01"  # the scheme starts after
-    s = _run(world, champion, frame, START).summary
+    s = started
     kinds = [a["kind"] for a in s["alerts"]]
     assert "feature_drift" in kinds, s["alerts"]
     drifted = set(s["feature_drift"]["drifted"])
@@ -91,8 +97,8 @@ def test_no_alert_in_a_quiet_month(world, champion, frame):
     assert not any(r["drifted"] for r in s["rules"]) and not s["bands"]["drifted"]
 
 
-def test_refused_claims_per_facility_and_field(world, champion, frame):
-    s = _run(world, champion, frame, START).summary
+def test_refused_claims_per_facility_and_field(world, started):
+    s = started
     q = s["data_quality"]
     assert q["rejected_claims"] == world["broken"]
     top = q["by_facility"][0]

@@ -37,6 +37,7 @@ def _rows() -> list[dict]:
             "reasons": [{"feature": "n_lab" if i % 3 else "cost_drug"}],
             "claim": {"summary": {"claim_id": f"C{i:03d}"}},
         })  # fmt: skip
+    rows[35].update(rule_hits=[], reasons=[])  # a case without rule hits or reasons
     rows.append({**rows[0], "claim_id": "W001", "band": "watch"})  # no case: not in the outcomes
     return rows
 
@@ -140,8 +141,9 @@ def test_outcomes_equal_the_store(site):
         assert by_fac.loc[fac, "money_rejected"] == pytest.approx(money)
     # a case counts once per rule it hit; the top reason is the first reason feature
     by_rule = summarize(rows, "rule").set_index("rule")
-    assert by_rule.loc["R06", "cases"] == 36 and by_rule.loc["R14", "cases"] == 18
-    assert set(summarize(rows, "reason")["reason"]) == {"n_lab", "cost_drug"}
+    assert by_rule.loc["R06", "cases"] == 35 and by_rule.loc["R14", "cases"] == 17
+    assert by_rule.loc["none", "cases"] == 1
+    assert set(summarize(rows, "reason")["reason"]) == {"n_lab", "cost_drug", "none"}
     officers = throughput(rows).groupby("officer")["decisions"].sum().to_dict()
     assert officers == {"officer1": 5, "officer2": 4}
     with pytest.raises(ValueError, match="unknown dimension"):
