@@ -16,6 +16,7 @@ from serving.store import Store
 CHROMIUM = "/usr/bin/chromium"
 DOCS_IMG = Path(__file__).parents[2] / "docs" / "img"
 THRESHOLD = 100_000  # VND: the partial rejection below waits for a supervisor
+SERVICE: dict = {}  # the running service, for the tests that read its case store and home
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +30,7 @@ def server(tmp_path_factory, scored_world, mlflow_store):
     svc = start_service(
         root, db, mlflow_store["artifact_root"], env={"CLAIMRADAR_APPROVAL_AMOUNT": str(THRESHOLD)}
     )
+    SERVICE["svc"] = svc
     cases = Store(svc.case_store_url)
     fill(cases, scored_world, cases=80, facility_months=True)
     add_users(cases)
@@ -156,4 +158,55 @@ def test_english_toggle_and_masking_in_the_browser(server, chromium):
     page.locator("#queue a.caselink").first.click()
     expect(page.locator("#identity")).to_contain_text("•")
     expect(page.locator("h1")).to_contain_text("Case")
+    ctx.close()
+
+
+def test_supervisor_walks_the_dashboard(server, chromium, tmp_path):
+    """After the decisions above: the dashboard's figures are the store's, the latest monitoring
+    report's alert is shown, a top facility opens its page; English labels on the toggle."""
+    import json
+
+    from serving.outcomes import case_rows, summarize
+
+    svc = SERVICE["svc"]
+    (svc.home / "monitoring").mkdir(parents=True, exist_ok=True)
+    alert = {"kind": "feature_drift", "message": "2 claim-level inputs drifted: n_lab, n_imaging"}
+    (svc.home / "monitoring" / "monitor-2025-08.json").write_text(
+        json.dumps({"month": "2025-08", "model": {"version": "1"}, "alerts": [alert]})
+    )
+    store = Store(svc.case_store_url, migrate=False)
+    rows = case_rows(store)
+    by_month = summarize(rows, "month").set_index("month")
+    store.engine.dispose()
+    assert rows["decided"].sum() >= 1  # the approved partial rejection of the first test
+
+    ctx = chromium.new_context(viewport={"width": 1440, "height": 1000})
+    page = ctx.new_page()
+    _login(page, server, "super1")
+    page.click("#nav-dashboard")
+    expect(page).to_have_url(server + "/review/dashboard")
+    expect(page.locator("h1")).to_have_text("Tổng quan")
+    expect(page.locator("#money-chart svg")).to_be_visible()
+    expect(page.locator("#hit-chart svg")).to_be_visible()
+    shown = page.locator("#by-month tbody tr").evaluate_all(
+        "rs => rs.map(r => [r.dataset.month, +r.dataset.cases, +r.dataset.decided, "
+        "+r.dataset.hits, +r.dataset.rejected])"
+    )
+    assert {m for m, *_ in shown} == set(by_month.index)
+    for month, cases, decided, hits, rejected in shown:
+        r = by_month.loc[month]
+        assert (cases, decided, hits) == (r["cases"], r["decided"], r["hits"])
+        assert rejected == pytest.approx(r["money_rejected"])
+    expect(page.locator("#drift-alerts")).to_contain_text("n_imaging")
+    expect(page.locator("#models")).to_contain_text("v1")
+    _shot(page, tmp_path, "review-dashboard.png", full=True)
+
+    top = page.locator("#top-facilities tbody tr").first
+    fac = top.get_attribute("data-facility")
+    top.locator("a").click()
+    expect(page).to_have_url(f"{server}/review/facilities/{fac}")
+    page.goto(server + "/review/dashboard")
+    page.click("a.lang")
+    expect(page.locator("h1")).to_have_text("Dashboard")
+    expect(page.locator("#drift-alerts")).to_contain_text("Input drift")
     ctx.close()
