@@ -252,24 +252,46 @@ def driving_lines(doc: dict, reasons: list[dict], rule_hits: list[dict]) -> dict
 
 
 # -- what a claim says: its content hash ----------------------------------------------------------
-def _text_column(col: pd.Series) -> pd.Series:
-    """One column as text the same way whatever its dtype: times to the minute, numbers as
-    floats rounded to 4 decimals, missing values empty."""
+def _text(v: Any) -> str:
+    """One value as text the same way whatever its dtype: times to the minute, numbers as floats
+    rounded to 4 decimals (1 and 1.0 alike), missing values empty."""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return ""
+    if isinstance(v, bool | np.bool_):
+        return repr(float(v))
+    if isinstance(v, int | float | np.integer | np.floating):
+        f = float(v)
+        return "" if f != f else repr(round(f, 4))
+    if isinstance(v, pd.Timestamp | datetime):
+        return v.strftime("%Y-%m-%dT%H:%M")
+    return str(v)
+
+
+def _column_texts(col: pd.Series) -> list[str]:
+    """A column as `_text` gives its values, vectorised for the usual dtypes."""
     if pd.api.types.is_datetime64_any_dtype(col):
-        return col.dt.strftime("%Y-%m-%dT%H:%M").fillna("")
-    if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-        out = col.astype("float64").round(4).astype("str")
-        return out.where(col.notna(), "")
-    return col.astype("string").fillna("").astype("str")
+        return col.dt.strftime("%Y-%m-%dT%H:%M").fillna("").tolist()
+    if pd.api.types.is_numeric_dtype(col):  # bools, ints and floats alike as rounded floats
+        arr = col.to_numpy(dtype="float64", na_value=np.nan).round(4)
+        out = arr.astype(str)
+        out[np.isnan(arr)] = ""
+        return out.tolist()
+    if isinstance(col.dtype, pd.StringDtype):
+        return col.fillna("").tolist()
+    return [_text(v) for v in col.tolist()]
 
 
-def _row_texts(df: pd.DataFrame, names: list[str]) -> pd.Series:
-    """Each row's fields (the contract's, in its order; absent ones empty) as one text."""
-    out = pd.Series("", index=df.index, dtype="object")
-    for name in names:
-        col = _text_column(df[name]) if name in df.columns else ""
-        out = out + "\x1f" + col
-    return out
+def _row_texts(df: pd.DataFrame, names: list[str]) -> list[str]:
+    """Each row's fields (the contract's, in its order; absent ones empty) as one text. A few
+    rows (the API's requests) go value by value: pandas' cost per call would dominate."""
+    if len(df) < 64:
+        have = [n for n in names if n in df.columns]
+        at = {n: i for i, n in enumerate(have)}
+        rows = df[have].to_numpy(dtype=object)
+        return ["\x1f".join(_text(row[at[n]]) if n in at else "" for n in names) for row in rows]
+    empty = [""] * len(df)
+    cols = [_column_texts(df[n]) if n in df.columns else empty for n in names]
+    return ["\x1f".join(values) for values in zip(*cols, strict=True)]
 
 
 def content_hashes(tables: dict[str, pd.DataFrame], ids: set[str] | None = None) -> dict[str, str]:
