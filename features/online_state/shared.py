@@ -193,16 +193,24 @@ class RedisStore:
                 b[0] += int(n)
                 b[1] += float(s or 0.0)
                 b[2] += int(k or 0)
-            for e in olds:  # the request's claims' earlier copies
-                if e["fkey"] == fkey and e["day"] in days:
-                    b = days[e["day"]]
+            earlier = [(e["day"], e["cost"]) for e in olds if e["fkey"] == fkey]
+            earlier += [
+                (x[3].day, x[3].cost) for c in ids if (x := base.index.get(c)) and x[1] == key
+            ]
+            for day, cost in earlier:  # the request's claims' earlier copies
+                if day in days:
+                    b = days[day]
                     b[0] -= 1
-                    if e["cost"] is not None:
-                        b[1] -= e["cost"]
+                    if cost is not None:
+                        b[1] -= cost
                         b[2] -= 1
             v.facility[key] = days
         for (clin, lo, hi), flat in zip(args["clinicians"], got["clinicians"], strict=True):
             mine = [m for m in base.clinician.get(clin, ()) if lo <= m <= hi]
+            for c in ids:  # the request's claims' copies in the snapshot
+                x = base.index.get(c)
+                if x and x[2] == clin and x[3].admit_min in mine:
+                    mine.remove(x[3].admit_min)
             shared = [int(float(flat[i + 1])) for i in range(0, len(flat), 2)
                       if flat[i] not in ids]  # fmt: skip
             v.clinician[clin] = sorted(mine + shared)

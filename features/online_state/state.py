@@ -195,8 +195,8 @@ class OnlineState:
             self._plan = OnlinePlan(self.snapshot, remember=self.remember)
         if self.store is not None:
             texts = self.store.rows_text()
-            new = [c for c, t in texts.items() if self.synced.get(c) != t]
-            rows = [r for c, r in self.store.rows().items() if c in set(new)]
+            new = {c for c, t in texts.items() if self.synced.get(c) != t}
+            rows = [r for c, r in self.store.rows().items() if c in new]
             procs = [Proc(*p) for r in rows for p in r.get("_procs", ())]
             self.synced.update((c, texts[c]) for c in new)
         else:
