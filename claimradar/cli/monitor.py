@@ -215,4 +215,5 @@ def retrain(
         except ValueError as e:
             raise _fail(str(e)) from None
     verdict = "promoted" if d.promoted else "kept as challenger"
-    typer.echo(f"v{d.challenger} {verdict} (champion was v{d.champion}): {d.reason}")
+    before = f"champion was v{d.champion}" if d.champion is not None else "no champion before"
+    typer.echo(f"v{d.challenger} {verdict} ({before}): {d.reason}")
