@@ -7,6 +7,7 @@ registry's champion changes, so requests in flight finish on the model they star
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import threading
@@ -256,24 +257,41 @@ def _from_model_store(client, version: int) -> Path:
 
     mv = client.get_model_version(registry.MODEL_NAME, str(version))
     tag = f"{registry.MODEL_NAME}:v{version}-{mv.run_id[:12]}"
-    try:
+    # The workers of one host import a version one at a time: BentoML copies a new model into
+    # its store file by file, so a worker that looked while another was saving found the model
+    # without its bundle.json (a promotion under load, bench/load.py) and failed its reload.
+    with _import_lock(tag):
+        try:
+            return Path(bentoml.models.get(tag).path) / "bundle"
+        except NotFound:
+            pass
+        tmp = Path(tempfile.mkdtemp(prefix="claimradar-import-"))
+        src = registry.bundle_dir(client, version, tmp)
+        try:
+            with bentoml.models.create(
+                tag,
+                labels={"registry": "mlflow", "mlflow_version": str(version)},
+                metadata={"mlflow_run_id": mv.run_id, "mlflow_model": registry.MODEL_NAME},
+            ) as m:
+                shutil.copytree(src, Path(m.path) / "bundle")
+        except BentoMLException:  # imported by a worker of another host at the same moment
+            pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         return Path(bentoml.models.get(tag).path) / "bundle"
-    except NotFound:
-        pass
-    tmp = Path(tempfile.mkdtemp(prefix="claimradar-import-"))
-    src = registry.bundle_dir(client, version, tmp)
-    try:
-        with bentoml.models.create(
-            tag,
-            labels={"registry": "mlflow", "mlflow_version": str(version)},
-            metadata={"mlflow_run_id": mv.run_id, "mlflow_model": registry.MODEL_NAME},
-        ) as m:
-            shutil.copytree(src, Path(m.path) / "bundle")
-    except BentoMLException:  # another worker imported it at the same moment
-        pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return Path(bentoml.models.get(tag).path) / "bundle"
+
+
+@contextlib.contextmanager
+def _import_lock(tag: str):
+    """An exclusive lock of this host's processes for importing `tag` (a file lock in the temp
+    folder, released when the file closes, also when a worker dies holding it)."""
+    import fcntl
+    import hashlib
+
+    name = hashlib.sha256(tag.encode()).hexdigest()[:16]
+    with open(Path(tempfile.gettempdir()) / f"claimradar-import-{name}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
 
 
 PERSONAL = {
