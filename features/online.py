@@ -108,6 +108,8 @@ class OnlinePlan:
     def _table(self, name: str, rows: pd.DataFrame, like: ir.Table) -> ir.Table:
         """A table of this database holding `rows` (or none) with `like`'s columns."""
         eng = self.eng
+        if len(rows):  # rows may carry only the columns history rows are read for
+            rows = rows.reindex(columns=like.columns)
         src = cast_like(eng.register(name, rows), like) if len(rows) else like.limit(0)
         eng.con.raw_sql(f"CREATE TABLE {name} AS {eng._sql(src)}")
         return cast_like(eng.con.table(name), like)  # the expression's types

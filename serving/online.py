@@ -105,7 +105,8 @@ class ScoringState:
             # per-key state, built before the swap
             plan = OnlineState(snap, remember=True, store=self.online_store)
             stamp = datetime.now(UTC).isoformat(timespec="seconds")
-            old, self.served = self.served, Served(bundle, snap, str(version), alias, plan, stamp)
+            served = Served(bundle, plan.snapshot, str(version), alias, plan, stamp)
+            old, self.served = self.served, served
             if old is not None:  # requests in flight keep the old one; close it a swap later
                 for gone in self._retired:
                     gone.plan.close()

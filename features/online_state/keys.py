@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import bisect
 import operator as op
+import sys
 from collections import defaultdict
 from typing import NamedTuple
 
 from features import profiles as pf
 from features import rules as rl
 from features.online_state.sql import and3, cmp, day_number, greatest, or3
+
+# What the month's profiles, the windows and the pair rules read of a remembered claim (the
+# compiled plan's history rows get these; its other columns are never read from history rows).
+HISTORY_COLUMNS = (
+    "claim_id", "person_key", "card_key", "facility_id", "visit_type", "facility_level",
+    "facility_beds", "referred_to", "referred_from", "referred_out", "admitted_at",
+    "discharged_at", "birth_date", "sex", "icd3", "peer_key", "admit_day", "admit_min",
+    "discharge_min", "month", "admit_hour", "stay_days", "total_cost", "cost_drug", "diag_cost",
+    "n_service_lines", "n_imaging", "bed_days", "is_stay", "died", "n_lines", "supply_days",
+    "supply_end_day", "clinician",
+)  # fmt: skip
 
 
 class Visit(NamedTuple):
@@ -52,6 +64,10 @@ class Proc(NamedTuple):
     fund: float
 
 
+def _i(s):
+    return None if s is None else sys.intern(s)
+
+
 def visit(r: dict) -> Visit:
     return Visit(
         r["claim_id"],
@@ -60,15 +76,15 @@ def visit(r: dict) -> Visit:
         r["admit_min"],
         r["discharge_min"],
         r["total_cost"],
-        r["facility_id"],
+        _i(r["facility_id"]),
         r["is_stay"],
         r["supply_end_day"],
         r["supply_days"],
         r["died"],
         r["sex"],
-        r["birth_date"],
+        _i(r["birth_date"]),
         r["n_lines"],
-        r["icd3"],
+        _i(r["icd3"]),
     )
 
 
@@ -107,16 +123,17 @@ class KeyState:
         self.clinician: dict[str, list[int]] = defaultdict(list)  # sorted admission minutes
         self.performer: dict[str, dict[int, list[Proc]]] = defaultdict(lambda: defaultdict(list))
         self.index: dict[str, tuple] = {}  # claim_id -> what add() put where
+        self._fkeys: dict[tuple, tuple] = {}
 
     def __contains__(self, claim_id: str) -> bool:
         return claim_id in self.index
 
     def add(self, r: dict, procs: list[Proc]) -> None:
         v = visit(r)
-        self.insert(
-            v.claim_id,
-            (r["person_key"], (r["facility_id"], r["visit_type"]), r["clinician"], v, procs),
-        )
+        fkey = (v.facility, r["visit_type"])
+        fkey = self._fkeys.setdefault(fkey, fkey)  # one tuple per facility and visit type
+        entry = (_i(r["person_key"]), fkey, _i(r["clinician"]), v, tuple(procs))
+        self.insert(v.claim_id, entry)
 
     def insert(self, claim_id: str, entry: tuple) -> None:
         """Put back what remove() returned (or add() built)."""

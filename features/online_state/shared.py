@@ -22,18 +22,8 @@ import json
 
 import pandas as pd
 
-from features.online_state.keys import KeyState, Proc, Visit, visit
+from features.online_state.keys import HISTORY_COLUMNS, KeyState, Proc, Visit, visit
 
-# What the month's profiles, the windows and the pair rules read of a remembered claim (the
-# compiled plan's history rows get these; its other columns are never read from history rows).
-HISTORY_COLUMNS = (
-    "claim_id", "person_key", "card_key", "facility_id", "visit_type", "facility_level",
-    "facility_beds", "referred_to", "referred_from", "referred_out", "admitted_at",
-    "discharged_at", "birth_date", "sex", "icd3", "peer_key", "admit_day", "admit_min",
-    "discharge_min", "month", "admit_hour", "stay_days", "total_cost", "cost_drug", "diag_cost",
-    "n_service_lines", "n_imaging", "bed_days", "is_stay", "died", "n_lines", "supply_days",
-    "supply_end_day", "clinician",
-)  # fmt: skip
 _TIMES = ("admitted_at", "discharged_at")
 
 EXCHANGE = r"""

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
+from dataclasses import replace
 
 import pandas as pd
 
 from features import profiles as pf
 from features.assembly import month_number
 from features.online_state.claim import enriched_rows
-from features.online_state.keys import KeyState, Proc, procedures
+from features.online_state.keys import HISTORY_COLUMNS, KeyState, Proc, procedures
 from features.online_state.monthly import month_parts, price_points
 from features.online_state.rows import FeatureRows, feature_row
 from features.online_state.sql import records
@@ -53,7 +54,9 @@ class OnlineState:
     """
 
     def __init__(self, snapshot: pf.Snapshot, *, remember: bool = False, plan=None, store=None):
-        self.snapshot = snapshot
+        # only what history rows are read for (monthly parts, the plan): a quarter of the columns
+        keep = [c for c in HISTORY_COLUMNS if c in snapshot.history.columns]
+        self.snapshot = snapshot = replace(snapshot, history=snapshot.history[keep])
         self.remember = remember
         self.store = store
         self.listed = snapshot.price_list is not None
@@ -61,7 +64,6 @@ class OnlineState:
         self._plan = plan
         self._lock = threading.Lock()
         self.keys = KeyState()  # the snapshot's claims (+ the remembered ones without a store)
-        self.month_of: dict[str, int] = {}
         self.remembered: dict[str, dict] = {}  # claim_id -> enriched row (with its _lines)
         self.unsynced: set[str] = set()  # remembered, not yet in the plan's history
         self.synced: dict[str, str] = {}  # with a store: claim_id -> row text the plan has
@@ -72,7 +74,6 @@ class OnlineState:
             procs[p["claim_id"]].append(Proc(*(p.get(c) for c in PROC_COLUMNS)))
         for r in records(snapshot.history):
             self.keys.add(r, procs.pop(r["claim_id"], []))
-            self.month_of[r["claim_id"]] = r["month"]
         for orphan in procs.values():  # surgeries of claims older than the history
             for p in orphan:
                 self.keys.performer[p.performer][p.start_day].append(p)
@@ -104,7 +105,8 @@ class OnlineState:
         (m,) = months
         if m < self.month:
             return "a month before the state's"
-        if any(self.month_of.get(c, m) < m for c in claims["claim_id"]):
+        index = self.keys.index  # claim_id -> (person, fkey, clinician, Visit, procs)
+        if any(c in index and index[c][3].month < m for c in claims["claim_id"]):
             return "a claim re-sent from an earlier month"
         return None
 
@@ -154,7 +156,6 @@ class OnlineState:
         if self.remember:
             for r in rows:
                 self.remembered[r["claim_id"]] = r
-                self.month_of[r["claim_id"]] = r["month"]
                 self.unsynced.add(r["claim_id"])
         else:  # the state as it was
             for r in rows:
@@ -233,7 +234,6 @@ class OnlineState:
                     self.keys.remove(cid)
                 self.keys.add(r, p)
                 self.remembered[cid] = r
-                self.month_of[cid] = r["month"]  # the plan has it already
         if late:  # a late claim changes this month's profiles
             self._monthly(self.month)
         return out
