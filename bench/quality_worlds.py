@@ -38,8 +38,9 @@ from training.queue_fit import fit_queue
 
 CUTOFF_DAY = f"{CUTOFF}-01"
 GRID = {
-    "facility_shift": (0.0, 0.25, 0.5, 0.75, 1.0, 2.0),
-    "head_pct": (0.0, 1.0, 1.5, 2.0, 2.5, 3.0),
+    "facility_shift": (0.0, 0.25, 0.5, 0.75, 1.0),
+    "head_pct": (0.0, 1.5, 2.0, 2.5, 3.0),
+    "min_gain": (0.0, 0.05, 0.1, 0.2),
 }
 
 
@@ -142,6 +143,9 @@ def _warning_truth(folder: Path, tables: dict) -> None:
     pd.DataFrame(rows).to_parquet(folder / "warnings.parquet")
 
 
+TIE = 0.005  # worst-world money closer than this is a tie, settled by the gap to the model order
+
+
 def with_labels(folder: Path, p: pd.DataFrame) -> pd.DataFrame:
     """The labels training could see (decided before the cutoff), as the queue's fit reads them:
     the rejected amount of a claim labelled abusive, else 0."""
@@ -167,6 +171,7 @@ def queue(p: pd.DataFrame, setting: dict[str, float]) -> tuple[np.ndarray, dict]
         val["expected"].to_numpy(), _terms(val), val["claimed"].to_numpy(),
         val["label_amount"].to_numpy(), val["label_positive"].to_numpy(),
         shift_weight=setting["facility_shift"], head_pct=setting["head_pct"],
+        min_gain=setting.get("min_gain", 0.0),
     )  # fmt: skip
     e = hold["expected"].to_numpy()
     pr = money_at_stake(e, _terms(hold), fit.weights, hold["claimed"].to_numpy())
@@ -202,7 +207,8 @@ def select(worlds: dict[int, pd.DataFrame]) -> pd.DataFrame:
     """Every setting of GRID on the holdout quarters of the selection worlds: feasible when on every
     world the queue finds at least the model order's money in the top 5% (`gap` >= 0) and keeps 0.9
     of each labelled scheme the model order holds there (`kept`); the feasible by their worst
-    money, then the mean; the rest after them by how far they miss."""
+    money (within TIE of the best a tie), then the worst gap to the model order, then the mean;
+    the rest after them."""
     rows = []
     for combo in itertools.product(*GRID.values()):
         setting = dict(zip(GRID, combo, strict=True))
@@ -221,7 +227,11 @@ def select(worlds: dict[int, pd.DataFrame]) -> pd.DataFrame:
         )  # fmt: skip
     tab = pd.DataFrame(rows)
     tab["feasible"] = (tab["gap"] >= -1e-9) & (tab["kept"] >= 0.9)
-    return tab.sort_values(["feasible", "worst", "mean"], ascending=[False, False, False])
+    best = tab.loc[tab["feasible"], "worst"].max() if tab["feasible"].any() else tab["worst"].max()
+    tab["tie"] = tab["feasible"] & (tab["worst"] >= best - TIE)
+    return tab.sort_values(
+        ["feasible", "tie", "gap", "worst", "mean"], ascending=[False, False, False, False, False]
+    ).drop(columns="tie")
 
 
 def _recall(h: pd.DataFrame, order: np.ndarray) -> dict[str, float]:
@@ -287,7 +297,8 @@ def main() -> None:
         print(tab.round(4).to_markdown(index=False))
         return
     cfg = load_config(args.config)
-    setting = {"facility_shift": cfg.priority.facility_shift, "head_pct": cfg.priority.head_pct}
+    p = cfg.priority
+    setting = {"facility_shift": p.facility_shift, "head_pct": p.head_pct, "min_gain": p.min_gain}
     per = pd.DataFrame(
         {s: {**report_world(worlds[s], setting), **warning_stats(folders[s])} for s in seeds}
     ).T

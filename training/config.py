@@ -74,7 +74,8 @@ class PriorityParams(BaseModel):
     rules_grid: tuple[float, ...] = (0.0,)  # the rules' amount at stake beyond the expected amount
     novelty_grid: tuple[float, ...] = (0.0,)  # money above the peer median, most unusual claims
     facility_shift: float = 0.0  # money above the cell baseline at a facility warned this month
-    head_pct: float = 0.0  # the model's own top share (%) held in the review band
+    head_pct: float = 0.0  # the model's own top share (%) in the high band
+    min_gain: float = 0.0  # a fitted term must raise the labelled money in the top 5% this much
     novelty_from: float = 0.9  # anomaly percentile from which the novelty term counts
 
 

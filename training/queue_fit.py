@@ -4,10 +4,11 @@ labels can teach, the head (the model's own surest money) and the band cut-offs.
 The queue (scoring.ranking) orders by band, then by money at stake. Here, on every claim of the
 validation months with the labels known by the cutoff:
 - the head cut: the expected overbilled amount of the model's own top `head_pct`% of claims;
-- the rules and novelty weights: from a small grid, the setting with the most labelled money in the
-  queue's top `review_pct`%, among those that (a) find at least the model order's labelled money
-  there and (b) keep at least `keep` of the labelled abusive claims the model order holds there;
-  ties go to the smaller weights (no evidence term without a gain). The facility-shift weight is
+- the rules and novelty weights: every term off, unless a setting of the small grid finds more
+  labelled money in the queue's top `review_pct`% by at least `min_gain` (a share: labels of two
+  months are few, and a gain within their noise does not carry), at least the model order's
+  labelled money there, and keeps `KEEP` of the labelled abusive claims the model order holds
+  there; the best such setting by money, ties to the smaller weights. The facility-shift weight is
   fixed: its schemes are the ones no label has caught yet, so it is chosen on randomized worlds
   (bench/quality_worlds.py), like `head_pct`;
 - the band cut-offs on money at stake: the high band is the head and the top `high_pct`% by money;
@@ -86,6 +87,7 @@ def fit_queue(
     review_pct: float = 5.0,
     watch_pct: float = 15.0,
     grid: dict[str, tuple[float, ...]] = GRID,
+    min_gain: float = 0.0,
 ) -> QueueFit:
     """The queue fit on the validation months (arrays over every claim of those months; label
     amounts 0 and label_positive False where no abuse is known)."""
@@ -98,18 +100,20 @@ def fit_queue(
     model_money = float(amount[model_top].sum())
     held = model_top & pos
     bands = {"high_pct": high_pct, "review_pct": review_pct, "watch_pct": watch_pct}
-    rows, best = [], None
-    for combo in itertools.product(*grid.values()):
+    rows, base, best = [], None, None
+    for combo in itertools.product(*grid.values()):  # the first setting is every term off
         w = {**dict(zip(grid, combo, strict=True)), "facility_shift": shift_weight}
         pr = money_at_stake(expected, terms, w, claimed)
         th = cut_bands(pr, head, **bands)
         top = in_review(pr, head, th)
         money = float(amount[top].sum())
         kept = float((top & held).sum() / held.sum()) if held.any() else 1.0
-        ok = money >= model_money - 1e-6 and kept >= KEEP
+        if base is None:
+            base = (w, th, money)
+        gain = money >= base[2] * (1 + min_gain) + 1e-6 if any(combo) else True
+        ok = gain and money >= model_money - 1e-6 and kept >= KEEP and any(combo)
         rows.append({**w, "money": money, "model_money": model_money, "kept": kept, "ok": ok})
-        key = (ok, money if ok else kept, -sum(combo))
-        if best is None or key > best[0]:
-            best = (key, w, th)
-    _, weights, thresholds = best
+        if ok and (best is None or (money, -sum(combo)) > best[0]):
+            best = ((money, -sum(combo)), w, th)
+    _, weights, thresholds = best if best is not None else (None, base[0], base[1])
     return QueueFit(weights=weights, head_expected=cut, thresholds=thresholds, table=rows)
