@@ -2,14 +2,15 @@
 compiled DuckDB plan it replaces (features.online.OnlinePlan), same claims, same run.
 
     .venv/bin/python bench/bench_online_state.py [--claims 20000] [--months 6] [--singles 100]
-        [--batch 1000] [--work DIR] [--out FILE]
+        [--batch 1000] [--work DIR] [--out FILE] [--redis]
 
 Simulates and ingests a world once (cached in --work), builds the profile snapshot as of the
 first day of its last month, then builds both (remember=True, as the service does) and sends
 the last month's claims in admission order: `--singles` requests of one claim, alternately to
 the plan and to the state (p50 / p99 per claim; for the state also without building the
-DataFrame, `feature_rows`), then one request of `--batch` claims to each (claims/s). Every
-answer of the state is checked against the plan's (same rows, same values).
+DataFrame, `feature_rows`; with --redis also to a state whose remembered claims live in a
+throwaway redis-server), then one request of `--batch` claims to each (claims/s). Every answer
+of a state is checked against the plan's (same rows, same values).
 """
 
 from __future__ import annotations
@@ -69,6 +70,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "bench-online")
     ap.add_argument("--out", type=Path)
+    ap.add_argument(
+        "--redis",
+        action="store_true",
+        help="also a state on a throwaway redis-server (the shared online store)",
+    )
     a = ap.parse_args()
     from features.online import OnlinePlan
     from features.online_state import OnlineState
@@ -87,10 +93,19 @@ def main() -> None:
     state = OnlineState(snap, remember=True)
     state_build = time.perf_counter() - t
     grown = rss_mb() - before
+    server = shared = None
+    if a.redis:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from redis_proc import RedisServer
+
+        from features.online_state.shared import RedisStore
+
+        server = RedisServer()
+        shared = OnlineState(snap, remember=True, store=RedisStore(server.url()))
     month = c[c["admitted_at"] >= as_of].sort_values(["admitted_at", "claim_id"])
     ids = list(month["claim_id"])
     singles = one_claim_batches(tables, ids[: a.singles])
-    t_plan, t_state, t_rows, mismatches = [], [], [], 0
+    t_plan, t_state, t_rows, t_redis, mismatches = [], [], [], [], 0
     for b in singles:
         t = time.perf_counter()
         want = plan.features(b)
@@ -100,10 +115,16 @@ def main() -> None:
         t_rows.append(time.perf_counter() - t)
         got = rows.frame()
         t_state.append(time.perf_counter() - t)
-        try:
-            pd.testing.assert_frame_equal(want, got, check_exact=False, rtol=1e-9, atol=1e-9)
-        except AssertionError:
-            mismatches += 1
+        frames = [got]
+        if shared is not None:
+            t = time.perf_counter()
+            frames.append(shared.feature_rows(b).frame())
+            t_redis.append(time.perf_counter() - t)
+        for got in frames:
+            try:
+                pd.testing.assert_frame_equal(want, got, check_exact=False, rtol=1e-9, atol=1e-9)
+            except AssertionError:
+                mismatches += 1
     rest = ids[a.singles : a.singles + a.batch]
     keep = c["claim_id"].isin(rest)
     big = {"claims": c[keep]}
@@ -131,6 +152,9 @@ def main() -> None:
             "n": len(singles),
         },
         "ratio_p50_plan_over_state": pct(t_plan, 50) / pct(t_state, 50),
+        "single_claim_ms_redis_store": (
+            {"p50": pct(t_redis, 50), "p99": pct(t_redis, 99)} if t_redis else None
+        ),
         "ratio_p50_plan_over_state_rows": pct(t_plan, 50) / pct(t_rows, 50),
         "batch": {"claims": len(rest), "plan_claims_per_s": len(rest) / b_plan,
                   "state_claims_per_s": len(rest) / b_state},
@@ -139,6 +163,9 @@ def main() -> None:
     }  # fmt: skip
     plan.close()
     state.close()
+    if server is not None:
+        shared.close()
+        server.stop()
     text = json.dumps(res, indent=1)
     print(text)
     if a.out:

@@ -423,31 +423,16 @@ AGG_COLUMNS = (
 
 
 def _diagnosis_checks(t: dict) -> tuple[bool, bool]:
-    """The sex and age edits of the principal diagnosis (claim_features.SEX/AGE_SPECIFIC)."""
+    """The sex and age edits of the principal diagnosis (claim_features.SEX/AGE_SPECIFIC), with
+    SQL's nulls: no diagnosis, sex or age, no finding."""
     icd3, sex, age = t["icd3"], t["sex"], t["age_years"]
-    sex_bad = bool(
-        or3(
-            False,
-            *(
-                and3(
-                    _in_blocks(icd3, ((lo, hi),)),
-                    None if sex is None else sex in (1, 2),
-                    cmp(sex, s, op.ne),
-                )
-                for lo, hi, s in cf.SEX_SPECIFIC
-            ),
-        )
+    if icd3 is None:
+        return False, False
+    sex_bad = sex in (1, 2) and any(lo <= icd3 <= hi and sex != s for lo, hi, s in cf.SEX_SPECIFIC)
+    age_bad = age is not None and any(
+        lo <= icd3 <= hi and (age < a0 or age > a1) for lo, hi, a0, a1 in cf.AGE_SPECIFIC
     )
-    age_bad = bool(
-        or3(
-            False,
-            *(
-                and3(_in_blocks(icd3, ((lo, hi),)), or3(cmp(age, a0, op.lt), cmp(age, a1, op.gt)))
-                for lo, hi, a0, a1 in cf.AGE_SPECIFIC
-            ),
-        )
-    )
-    return sex_bad, age_bad
+    return bool(sex_bad), bool(age_bad)
 
 
 def enrich(b: dict, agg: dict | None) -> dict:

@@ -4,6 +4,8 @@ rule count and amount, written once as arithmetic on one row."""
 
 from __future__ import annotations
 
+from operator import itemgetter
+
 import numpy as np
 import pandas as pd
 
@@ -19,6 +21,7 @@ _NAMES = feature_names()
 _INT8 = frozenset(_FLAGS)
 _INT64 = frozenset([*categorical_names(), "rule_count"])
 _STR = ("claim_id", "facility_id", "facility_level", "visit_type")
+_VALUES = itemgetter(*_NAMES)
 
 
 def _pos(v) -> bool:
@@ -97,7 +100,7 @@ class FeatureRows:
     def from_rows(cls, rows: list[dict]) -> FeatureRows:
         rows = sorted(rows, key=lambda r: (r["admitted_at"], r["claim_id"]))
         ids = [{c: r[c] for c in ID_COLUMNS} for r in rows]
-        values = np.array([[r[c] for c in _NAMES] for r in rows], dtype="float64")
+        values = np.array([_VALUES(r) for r in rows], dtype="float64")
         values = values.reshape(len(rows), len(_NAMES))
         values[np.isinf(values)] = np.nan
         return cls(ids, values)

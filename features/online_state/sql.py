@@ -35,15 +35,23 @@ def day_number(ts) -> int | None:
 
 
 def and3(*xs):
-    if any(x is False for x in xs):
-        return False
-    return None if any(x is None for x in xs) else True
+    out = True
+    for x in xs:
+        if x is False:
+            return False
+        if x is None:
+            out = None
+    return out
 
 
 def or3(*xs):
-    if any(x is True for x in xs):
-        return True
-    return None if any(x is None for x in xs) else False
+    out = False
+    for x in xs:
+        if x is True:
+            return True
+        if x is None:
+            out = None
+    return out
 
 
 def to_float(v):

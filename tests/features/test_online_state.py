@@ -66,7 +66,13 @@ def _price_list(tables: dict) -> pd.DataFrame:
 def test_enriched_rows_equal_the_ibis_definitions(feature_tables, listed):
     """claim.enriched_rows gives assembly.enriched_claims' rows, column for column, for every
     claim of the world (learned prices, or an approved price list with unlisted items)."""
-    pl = _price_list(feature_tables) if listed else None
+    _check_enriched(feature_tables, _price_list(feature_tables) if listed else None)
+
+
+def _check_enriched(tables: dict, pl) -> list[dict]:
+    """claim.enriched_rows against assembly.enriched_claims, column for column."""
+    listed = pl is not None
+    feature_tables = tables
     with Engine.connect() as eng:
         base, _, points, enriched = enriched_claims(eng, input_tables(eng, feature_tables), pl)
         want = eng.execute(enriched)
@@ -97,6 +103,7 @@ def test_enriched_rows_equal_the_ibis_definitions(feature_tables, listed):
             ok = (a.astype(str) == b.astype(str)) | (a.isna() & b.isna())
         assert np.asarray(ok).all(), (c, a[~np.asarray(ok)].head(3).tolist(),
                                       b[~np.asarray(ok)].head(3).tolist())  # fmt: skip
+    return rows
 
 
 def test_a_month_of_claims_equals_batch(snapshot, feature_tables, full):
@@ -330,3 +337,75 @@ def test_two_replicas_on_one_redis_equal_batch(snapshot, feature_tables, full, r
     assert restarted.fallbacks == 0 and restarted.epoch == b.epoch > 0
     _compare(full[full["claim_id"].isin(set(june["claim_id"]))], out)
     store.clear()
+
+
+def _mutated(tables: dict, n: int, seed: int) -> dict:
+    """n claims of the world with their fields and lines scrambled so that every claim-level
+    and line-level check (sex and age edits, card validity, totals, line arithmetic, benefit
+    level, beds, order times, visit type vs duration, costly, supportive, out of scope...)
+    fires on some of them, with missing values mixed in."""
+    rng = np.random.default_rng(seed)
+    c = tables["claims"].sample(n, random_state=seed).reset_index(drop=True).copy()
+    ids = set(c["claim_id"])
+
+    def pick(values, k):
+        return [values[i] for i in rng.integers(0, len(values), k)]
+
+    c["sex"] = pd.array(pick([1, 2, 3, None], n), dtype="Int64")
+    c["primary_icd"] = pick(["O80", "N40.1", "P07.3", "C61", "R54", "n95.1", "Z34.0", "J20.9",
+                             "Q53", "A09", None], n)  # fmt: skip
+    years, months, days = (
+        rng.integers(1930, 2025, n),
+        rng.integers(0, 13, n),
+        rng.integers(0, 29, n),
+    )
+    c["birth_date"] = [None if rng.random() < 0.05 else f"{y}{m:02d}{d:02d}"
+                       for y, m, d in zip(years, months, days, strict=True)]  # fmt: skip
+    c["card_valid_from"] = pick(["20240101", "20250615", "20991231", None], n)
+    c["card_valid_to"] = pick(["20301231", "20250110", "20200101", None], n)
+    c["card_number"] = [x[:2] + str(rng.integers(1, 7)) + x[3:] for x in c["card_number"]]
+    c["copay_waiver_date"] = pick([None, None, "20250101"], n)
+    c["route_code"] = pick(["1.2", "2", "3.1", None], n)
+    c["referred_from"] = pick([None, None, "49001"], n)
+    c["referred_to"] = pick([None, None, "49002"], n)
+    c["visit_type"] = pick(["01", "02", "03", "04", "05", "06", "07", "08", "09"], n)
+    c["discharged_at"] = c["admitted_at"] + pd.to_timedelta(
+        pick([30, 200, 239, 241, 1500, 4000, 20000], n), unit="min")  # fmt: skip
+    c["total_cost"] = c["total_cost"] * pick([1.0, 1.0, 1.3, 0.5], n)
+    c["fund_claimed"] = c["fund_claimed"] * pick([1.0, 1.0, 1.2], n)
+    c["total_insured_cost"] = [None if rng.random() < 0.2 else v for v in c["total_insured_cost"]]
+    c["outcome"] = pick([1, 2, 5, 8], n)
+    c["discharge_type"] = pick([1, 2, 5], n)
+    c["secondary_icd"] = pick([None, "I10", "I10;E11;K29"], n)
+    out = {"claims": c, "facilities": tables["facilities"]}
+    for t in ("drug_lines", "service_lines"):
+        x = tables[t][tables[t]["claim_id"].isin(ids)].reset_index(drop=True).copy()
+        k = len(x)
+        x["benefit_pct"] = pd.array(pick([80, 95, 100, None], k), dtype="Int64")
+        x["amount"] = x["amount"] * pick([1.0, 1.0, 1.5], k)
+        x["insured_amount"] = [None if rng.random() < 0.1 else v for v in x["insured_amount"]]
+        x["fund_claimed"] = x["fund_claimed"] * pick([1.0, 1.0, 2.0], k)
+        x["unit_price"] = x["unit_price"] * pick([1.0, 1.0, 400.0], k)
+        x["scope"] = pick([1, 1, 2], k)
+        x["ordered_at"] = x["ordered_at"] + pd.to_timedelta(pick([0, 0, -3000, 9000], k), "min")
+        x["clinician_id"] = pick([None, "000001/QNA-CCHN", "000002/QNA-CCHN"], k)
+        if t == "drug_lines":
+            x["dosage"] = pick(["1 viên x 2 [2]", "[0,5]", "x", None], k)
+            x["drug_name"] = pick(["Albumin 20%", "Paracetamol", None], k)
+        else:
+            x["cost_group"] = pick([1, 2, 3, 8, 10, 13, 14, 15, 16, 18], k)
+            x["result_at"] = x["result_at"] + pd.to_timedelta(pick([0, -9000], k), "min")
+        out[t] = x
+    return out
+
+
+@pytest.mark.parametrize("listed", [False, True])
+def test_enriched_rows_of_scrambled_claims_equal_the_ibis_definitions(feature_tables, listed):
+    """The per-row enrichment on claims where every check fires somewhere (the simulated world
+    alone leaves most claim checks quiet)."""
+    world = _mutated(feature_tables, 400, seed=11 + listed)
+    rows = _check_enriched(world, _price_list(feature_tables) if listed else None)
+    for rule in ("sex_diagnosis", "age_diagnosis", "card_invalid", "totals_mismatch",
+                 "line_arithmetic", "benefit_level", "bed_on_outpatient", "order_outside_stay",
+                 "visit_type_duration", "bed_days_over_stay"):  # fmt: skip
+        assert 0 < sum(r[f"rule_{rule}"] for r in rows) < len(rows), rule
