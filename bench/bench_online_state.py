@@ -16,11 +16,12 @@ of a state is checked against the plan's (same rows, same values).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
-import resource
 import sys
 import tempfile
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -58,10 +59,6 @@ def one_claim_batches(tables: dict, ids: list[str]) -> list[dict]:
     return out
 
 
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--claims", type=int, default=20_000)
@@ -88,11 +85,15 @@ def main() -> None:
     t = time.perf_counter()
     plan = OnlinePlan(snap, remember=True)
     plan_build = time.perf_counter() - t
-    before = rss_mb()
     t = time.perf_counter()
     state = OnlineState(snap, remember=True)
     state_build = time.perf_counter() - t
-    grown = rss_mb() - before
+    tracemalloc.start()  # what one state holds (Python allocations), measured on a second one
+    held = OnlineState(snap)
+    gc.collect()
+    state_mb = tracemalloc.get_traced_memory()[0] / 1e6
+    tracemalloc.stop()
+    del held
     server = shared = None
     if a.redis:
         sys.path.insert(0, str(ROOT / "tests"))
@@ -144,7 +145,8 @@ def main() -> None:
         "world": {"claims": a.claims, "months": a.months, "history_claims": len(snap.history),
                   "as_of": str(as_of.date())},
         "build_s": {"plan": round(plan_build, 2), "state": round(state_build, 2)},
-        "state_rss_growth_mb": round(grown, 1),
+        "state_mb": round(state_mb, 1),
+        "state_bytes_per_history_claim": round(state_mb * 1e6 / max(len(snap.history), 1)),
         "single_claim_ms": {
             "plan": {"p50": pct(t_plan, 50), "p99": pct(t_plan, 99)},
             "state": {"p50": pct(t_state, 50), "p99": pct(t_state, 99)},
