@@ -131,7 +131,14 @@ class CaseWriter:
                     break
                 jobs.append(nxt)
                 claims += len(nxt.scored)
-            self._commit(jobs)
+            try:
+                self._commit(jobs)
+            except BaseException as e:  # never leave a request waiting on a dead thread
+                log.exception("case writer failed")
+                for j in jobs:
+                    if not j.done.is_set():
+                        j.error = e
+                        j.done.set()
 
     def _commit(self, jobs: list[_Job]) -> None:
         for group in _groups(jobs):

@@ -13,8 +13,8 @@ from scoring.bundle import anomaly_percentile as sklearn_percentile
 from scoring.bundle import calibrate
 from scoring.columns import FloatColumns
 from scoring.forest import anomaly_percentile, compiled
-from scoring.ranking import priority_of
-from scoring.scorer import band_of, feature_matrix, predict, score
+from scoring.ranking import band_of, priority_of
+from scoring.scorer import feature_matrix, predict, score
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_predict_is_the_column_by_column_computation(bundle_frame):
     np.testing.assert_array_equal(out["risk_score"], risk)
     np.testing.assert_array_equal(out["expected_overbilled"], np.round(expected, 2))
     np.testing.assert_array_equal(out["priority"], priority)
-    assert list(out["band"]) == list(band_of(bundle, priority))
+    assert list(out["band"]) == list(band_of(bundle, priority, expected))
 
 
 def test_reasons_only_for_the_bands_that_show_them(bundle_frame):
