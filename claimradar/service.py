@@ -53,7 +53,19 @@ def _build(settings):
         online_store=settings.online_store,
     )
     metrics = Metrics()
-    inner = api.create_app(state, store, settings, metrics)
+    from serving.shadow import ShadowState
+
+    shadow = ShadowState(
+        settings.tracking_uri,
+        settings.artifact_root,
+        settings.linkage_key.get_secret_value(),
+        store=store,
+        limits=ingest_limits(settings),
+        reload_seconds=settings.model_poll_seconds,
+        model_store=True,
+        request_limits=request_limits(settings),
+    )
+    inner = api.create_app(state, store, settings, metrics, shadow=shadow)
     for route in inner.router.routes:
         app.router.routes.append(route)
     app.exception_handlers.update(inner.exception_handlers)
@@ -73,7 +85,7 @@ def _build(settings):
         )
     except ImportError:  # the review UI is optional in a slim image
         log.warning("review UI not available")
-    return store, state
+    return store, state, shadow
 
 
 class Gate:
@@ -123,7 +135,7 @@ class ClaimRadar:
 
         if uses_dev_key(settings) and os.environ.get(DEMO_ENV) != "1":
             raise RuntimeError(DEV_KEY_REFUSED)  # `bentoml serve` of a bento, without --demo
-        self.store, self.state = _build(settings)
+        self.store, self.state, self.shadow = _build(settings)
         from serving.store import StoreHealth
 
         self.store_health = StoreHealth(self.store, ttl=2.0, timeout=2.0)  # SELECT 1, cached
@@ -132,6 +144,11 @@ class ClaimRadar:
         except Exception:  # a registry not reachable yet: /readyz says so, the poll retries
             log.exception("could not load a model at start")
         self.state.watch()
+        try:
+            self.shadow.load()  # the challenger, if one is registered beside a champion
+        except Exception:
+            log.exception("could not load the shadow challenger at start")
+        self.shadow.watch()
 
     def __is_ready__(self) -> bool:
         # not ready while the case store is unreachable (every keyed request would be 503)
@@ -141,6 +158,7 @@ class ClaimRadar:
     def drain(self) -> None:
         """A worker stopping (SIGTERM): stop polling; the case writer records every write it
         accepted before the worker exits (serving.writer)."""
+        self.shadow.stop()
         self.state.stop()
 
 

@@ -166,9 +166,10 @@ class Problem(BaseModel):
 # -- the app ------------------------------------------------------------------------------------
 
 
-def create_app(state, store, settings, metrics=None) -> FastAPI:
+def create_app(state, store, settings, metrics=None, shadow=None) -> FastAPI:
     """state: serving.online.ScoringState; store: serving.store.Store (API keys, records);
-    metrics: serving.metrics.Metrics or None."""
+    metrics: serving.metrics.Metrics or None; shadow: serving.shadow.ShadowState or None (the
+    challenger scores each request after the answer, recorded beside the champion's)."""
     app = FastAPI(
         title="claimradar",
         version=_version(),
@@ -261,6 +262,8 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
         claims = [c.model_dump(exclude_none=True) for c in body.claims]
         t0 = time.perf_counter()
         out = state.score_records(claims, actor=f"api:{key}", served=s)
+        if shadow is not None:
+            shadow.submit("records", claims, f"api:{key}")
         if metrics:
             metrics.observe(out, time.perf_counter() - t0)
         return scores_response(out)
@@ -307,6 +310,8 @@ def create_app(state, store, settings, metrics=None) -> FastAPI:
         t0 = time.perf_counter()
         try:
             out = await _in_thread(state.score_envelope, raw, f"api:{key}", s)
+            if shadow is not None:
+                shadow.submit("envelope", raw, f"api:{key}")
         except TooManyDossiers as e:
             if metrics:
                 metrics.error("envelope")

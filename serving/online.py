@@ -88,8 +88,7 @@ class ScoringState:
         from features.profiles import Snapshot
 
         client = registry.connect(self.tracking_uri, self.artifact_root)
-        alias = "champion" if registry.version_by_alias(client, "champion") else "challenger"
-        version = registry.default_version(client)
+        version, alias = self._wanted(client)
         if version is None:
             return None
         if self.served is not None and self.served.version == str(version):
@@ -113,6 +112,12 @@ class ScoringState:
                 self._retired = [old]
             log.info("serving claimradar-abuse v%s (%s)", version, alias)
         return self.served
+
+    def _wanted(self, client) -> tuple[int | None, str]:
+        """The version to load and its alias: the champion, else the newest challenger
+        (serving.shadow loads the challenger beside it instead)."""
+        alias = "champion" if registry.version_by_alias(client, "champion") else "challenger"
+        return registry.default_version(client), alias
 
     def watch(self) -> None:
         """Poll the registry in the background; a promotion is served without a restart."""
