@@ -72,20 +72,36 @@ def promote(
     data: Annotated[
         Path | None, typer.Option(help="Dataset to re-evaluate on (default the challenger's).")
     ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(help="Gate on the live comparison in the case store (claimradar compare)."),
+    ] = False,
+    min_decided: Annotated[
+        int, typer.Option(help="With --live: decided cases the comparison needs.")
+    ] = 30,
 ) -> None:
-    """Make the challenger champion if it finds at least as much money in the top 5%."""
+    """Make the challenger champion if it finds at least as much money in the top 5% (of the
+    holdout, or with --live of the decided cases among the claims both versions scored)."""
     from claimradar.settings import get_settings
     from training import tracking
     from training.promote import promote as run_promote
 
     s = get_settings()
     client = tracking.connect(s.tracking_uri, s.artifact_root)
+    why = None
+    if live and not force:
+        from claimradar.cli.monitor import live_gate
+
+        ok, why = live_gate(client, version, 5.0, min_decided)
+        if not ok:
+            typer.echo(f"not promoted: {why}")
+            return
     try:
-        d = run_promote(client, version, force=force, dataset=data)
+        d = run_promote(client, version, force=force or live, dataset=data)
     except ValueError as e:
         raise _fail(str(e)) from None
     verdict = "promoted" if d.promoted else "not promoted"
-    typer.echo(f"v{d.challenger} {verdict} (champion was v{d.champion}): {d.reason}")
+    typer.echo(f"v{d.challenger} {verdict} (champion was v{d.champion}): {why or d.reason}")
 
 
 @app.command()

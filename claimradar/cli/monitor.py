@@ -217,3 +217,33 @@ def retrain(
     verdict = "promoted" if d.promoted else "kept as challenger"
     before = f"champion was v{d.champion}" if d.champion is not None else "no champion before"
     typer.echo(f"v{d.challenger} {verdict} ({before}): {d.reason}")
+
+
+def live_gate(client, challenger: int | None, top: float, min_decided: int) -> tuple[bool, str]:
+    """`promote --live`: the challenger passes when, on the claims both versions scored in the
+    case store, it puts at least as much of the decided money rejected in its top `top`% as the
+    champion, over at least `min_decided` decided cases. (The decided cases come from the
+    champion's queue: a challenger that finds other money is not credited for it.)"""
+    from claimradar.cli.common import _store
+    from scoring import registry
+    from serving.outcomes import compare_versions
+
+    champion = registry.version_by_alias(client, "champion")
+    challenger = challenger or registry.version_by_alias(client, "challenger")
+    if challenger is None:
+        raise _fail("no challenger: train a model first (claimradar train)")
+    if champion is None or champion == challenger:
+        return champion is None, "no champion yet" if champion is None else "already champion"
+    r = compare_versions(_store(), str(champion), str(challenger), top)
+    if r["decided"] < min_decided:
+        return False, (
+            f"live comparison: {r['decided']:,} decided case(s) among the {r['claims_both']:,} "
+            f"claims both scored; at least {min_decided:,} needed"
+        )
+    a, b = r["champion"]["money_in_top"], r["challenger"]["money_in_top"]
+    why = (
+        f"live comparison, money rejected in the top {top:g}% of {r['claims_both']:,} claims "
+        f"both scored ({r['decided']:,} decided): challenger v{challenger} {b:,.0f} vs champion "
+        f"v{champion} {a:,.0f} VND"
+    )
+    return b >= a, why
