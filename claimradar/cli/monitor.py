@@ -247,3 +247,34 @@ def live_gate(client, challenger: int | None, top: float, min_decided: int) -> t
         f"v{champion} {a:,.0f} VND"
     )
     return b >= a, why
+
+
+@app.command()
+def outcomes(
+    by: Annotated[
+        str,
+        typer.Option(help="Dimensions, comma-separated: month, band, facility_id, rule, reason."),
+    ] = "month,band",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Write the table as CSV.")] = None,
+) -> None:
+    """What the review found, from the case store: cases opened and decided, hit rate beside the
+    expected one (mean calibrated probability), money rejected against the expected overbilled
+    amount, days to decision; per the dimensions asked."""
+    from claimradar.cli.common import _store
+    from serving.outcomes import case_rows, summarize
+
+    dims = [d.strip() for d in by.split(",") if d.strip()]
+    try:
+        rows = case_rows(_store())
+        table = summarize(rows, dims)
+    except ValueError as e:
+        raise _fail(str(e)) from None
+    if out:
+        table.to_csv(out, index=False)
+    show = [*dims, "cases", "decided", "hit_rate", "expected_hit_rate", "money_rejected",
+            "expected_overbilled_decided", "median_days_to_decision"]  # fmt: skip
+    _print_frame(f"outcomes by {', '.join(dims)}", table[show].round(3))
+    where = f" -> {out}" if out else ""
+    typer.echo(
+        f"{len(table)} group(s); {len(rows):,} cases, {int(rows['decided'].sum()):,} decided{where}"
+    )

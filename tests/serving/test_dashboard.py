@@ -243,3 +243,25 @@ def test_compare_two_versions_on_the_claims_both_scored(site, tmp_path, monkeypa
     assert "band agreement 75.0%" in res.output and "2,430,000" in res.output
     assert json.loads(out.read_text())["champion"]["decided_in_top"] == 5
     assert bad.exit_code == 2 and "no claim scored by both" in bad.output
+
+
+def test_outcomes_command(site, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from claimradar.cli import app
+    from claimradar.settings import get_settings
+
+    store, _ = site
+    monkeypatch.setenv("CLAIMRADAR_DATABASE_URL", store.url)
+    get_settings.cache_clear()
+    try:
+        out = tmp_path / "by_rule.csv"
+        r = CliRunner().invoke(app, ["outcomes", "--by", "rule", "--out", str(out)])
+        bad = CliRunner().invoke(app, ["outcomes", "--by", "colour"])
+    finally:
+        get_settings.cache_clear()
+    assert r.exit_code == 0, r.output
+    assert "3 group(s); 36 cases, 9 decided" in r.output  # a case counts once per rule
+    table = {row.split(",")[0]: row.split(",")[1] for row in out.read_text().splitlines()[1:]}
+    assert table == {"R06": "35", "R14": "17", "none": "1"}
+    assert bad.exit_code == 2 and "unknown dimension" in bad.output
