@@ -113,10 +113,8 @@ def validate_rows(
         result.rejections.append(rows.rejection_rows(reject))
         keep = set(reject)
         good = [i for i in range(rows.n) if i not in keep]
-        frame = rows.frame(good)
-        if name == "claims":
-            frame = _with_linkage(frame, rows, good, linkage_key)
-        result.good[name] = frame
+        extra = _linkage_keys(rows, good, linkage_key) if name == "claims" else {}
+        result.good[name] = rows.frame(good, extra)
     return result
 
 
@@ -170,10 +168,11 @@ class _Rows:
     def bad_rows_of(self, message: str) -> set[int]:
         return {e[0] for e in self.errors if e[3] == message}
 
-    def frame(self, rows: list[int]) -> pd.DataFrame:
-        """The canonical frame of the given rows (and the INTERNAL columns), typed as
-        check_table types it, indexed by row position as validate_batch leaves it. Built as one
-        Arrow table (a pandas array per column costs more than the validation)."""
+    def frame(self, rows: list[int], extra: dict[str, list] | None = None) -> pd.DataFrame:
+        """The canonical frame of the given rows (and the INTERNAL columns, then the `extra`
+        text columns), typed as check_table types it, indexed by row position as validate_batch
+        leaves it. Built as one Arrow table (a pandas array per column costs more than the
+        validation)."""
         arrays, names = [], []
         for f in self.table.fields:
             v = self.values[f.name]
@@ -189,6 +188,9 @@ class _Rows:
             else:
                 arrays.append(pa.array(picked, type=pa.string()))
                 names.append(col)
+        for col, v in (extra or {}).items():
+            arrays.append(pa.array(v, type=pa.string()))
+            names.append(col)
         df = pa.Table.from_arrays(arrays, names=names).to_pandas(types_mapper=_INT64.get)
         for col, v in later.items():
             df.insert(len(self.table.fields) + INTERNAL.index(col), col, v)
@@ -198,7 +200,7 @@ class _Rows:
     def rejection_rows(self, reject: list[int]) -> pd.DataFrame:
         """contract.validate.rejection_rows for these records."""
         if not reject:
-            return pd.DataFrame({c: pd.Series([], dtype="str") for c in REJECTIONS_COLUMNS})
+            return _NO_REJECTIONS.copy(deep=False)
         wanted = set(reject)
         errs = [e for e in self.errors if e[0] in wanted]
         own = {e[0] for e in errs}
@@ -267,6 +269,7 @@ _ARROW = {
     "datetime64[us]": pa.timestamp("us"),
 }
 _INT64 = {pa.int64(): pd.Int64Dtype()}
+_NO_REJECTIONS = pd.DataFrame({c: pd.Series([], dtype="str") for c in REJECTIONS_COLUMNS})
 
 
 # -- one field ----------------------------------------------------------------------------------
@@ -431,7 +434,7 @@ def _stamp(t: str) -> datetime | None:
 # -- linkage keys -------------------------------------------------------------------------------
 
 
-def _with_linkage(frame: pd.DataFrame, rows: _Rows, good: list[int], key: str) -> pd.DataFrame:
+def _linkage_keys(rows: _Rows, good: list[int], key: str) -> dict[str, list]:
     """contract.validate.linkage_keys for the good claims, one row at a time."""
     k = key.encode()
     person, card = [], []
@@ -451,11 +454,7 @@ def _with_linkage(frame: pd.DataFrame, rows: _Rows, good: list[int], key: str) -
             basis = None
         person.append(_hash(k, "person", basis))
         card.append(_hash(k, "card", first))
-    keys = pd.DataFrame(
-        {"person_key": pd.array(person, dtype="str"), "card_key": pd.array(card, dtype="str")},
-        index=frame.index,
-    )
-    return pd.concat([frame, keys], axis=1)
+    return {"person_key": person, "card_key": card}
 
 
 def _hash(key: bytes, prefix: str, value: str | None) -> str | None:
