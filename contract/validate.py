@@ -14,11 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from contract.fast_check import CONTROL as _CONTROL
+from contract.fast_check import NOT_IN_FUTURE, arrow_text, screen
 from contract.schema import DECIMALS, REJECTIONS_COLUMNS, Field, Table
-
-# Characters that XML 1.0 cannot carry; a value holding them did not come from a valid file.
-_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 
 # Internal columns carried beside the data while a batch is validated.
 GROUP = "_group"  # the unit that is accepted or rejected together (one dossier / one MA_LK)
@@ -71,10 +72,6 @@ def rename_to_standard(df: pd.DataFrame, table: Table) -> pd.DataFrame:
     return df[keep].rename(columns=mapping)
 
 
-# Dates that place a claim in time (its month): later than the caller's bound is refused.
-NOT_IN_FUTURE = ("admitted_at", "inpatient_admitted_at", "discharged_at")
-
-
 def check_table(
     raw: pd.DataFrame,
     table: Table,
@@ -89,6 +86,52 @@ def check_table(
     plus its clock skew) are field errors. None: no bound (e.g. ingest of past months).
     """
     raw = rename_to_standard(raw, table).reset_index(drop=True)
+    fast = screen(raw, table, max_chars, from_xml, max_time) if len(raw) else None
+    if fast is None:
+        return _check_rows(raw, table, max_chars, from_xml, max_time)
+    out, suspect = fast
+    n = len(raw)
+    errors = _NO_ERRORS
+    if suspect.any():
+        # The rows the vectorised path cannot vouch for: the pandas rules type them and name
+        # their errors (the same rules row by row: nothing in them looks at other rows).
+        idx = np.flatnonzero(suspect)
+        ref = _check_rows(raw.iloc[idx], table, max_chars, from_xml, max_time)
+        for name, col in out.items():
+            out[name] = _overlay(col, idx, ref.frame[name])
+        errors = ref.errors.assign(row=idx[ref.errors["row"].to_numpy(dtype=int)])
+    frame = pd.DataFrame(out)
+    for col in INTERNAL:
+        frame[col] = raw[col].to_numpy() if col in raw.columns else np.arange(n)
+    bad = np.zeros(n, dtype=bool)
+    bad[errors["row"].astype(int).unique()] = True
+    return Checked(table, frame, pd.Series(bad), errors.reset_index(drop=True))
+
+
+_NO_ERRORS = pd.DataFrame({"row": [], "field": [], "value": [], "error": []})
+
+
+def _overlay(col: pd.Series, idx: np.ndarray, values: pd.Series) -> pd.Series:
+    """col with the rows idx replaced by values (same dtype)."""
+    if col.dtype == "str":
+        mask = np.zeros(len(col), dtype=bool)
+        mask[idx] = True
+        arr, new = arrow_text(col), arrow_text(values)
+        return pc.replace_with_mask(arr, pa.array(mask), new).to_pandas()
+    out = col.copy()
+    out.iloc[idx] = values.to_numpy() if col.dtype != "Int64" else values.array
+    return out
+
+
+def _check_rows(
+    raw: pd.DataFrame,
+    table: Table,
+    max_chars: int,
+    from_xml: bool,
+    max_time: pd.Timestamp | None,
+) -> Checked:
+    """check_table's rules in pandas, on every row given (raw already renamed)."""
+    raw = raw.reset_index(drop=True)
     n = len(raw)
     out: dict[str, pd.Series] = {}
     errs: list[pd.DataFrame] = []
