@@ -138,13 +138,7 @@ def train(
     with mlflow.start_run(run_name=f"train cutoff {split.cutoff:%Y-%m-%d}") as run:
         mlflow.log_params({**_params(cfg, split, names), "data.path": str(dataset.resolve())})
         mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
-        # the queue's fitted order: weights learned on the validation months, the head cut
-        mlflow.log_params(
-            {f"queue.weight.{k}": str(v) for k, v in bundle.rank_weights.items()}
-            | {"queue.head_expected": str(bundle.head_expected)}
-        )
-        if bundle.meta.get("queue_fit"):
-            mlflow.log_table(pd.DataFrame(bundle.meta["queue_fit"]), "queue_fit.json")
+        _log_queue_fit(bundle)
         mlflow.set_tags({"schema_version": SCHEMA_VERSION, "holdout_source": split.holdout_source})
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
@@ -266,6 +260,17 @@ def _params(cfg: TrainConfig, split: Split, names: list[str]) -> dict[str, str]:
         }
     )
     return out
+
+
+def _log_queue_fit(bundle: ModelBundle) -> None:
+    """The queue's fitted order in the run: the weights learned on the validation months, the
+    head cut, and every grid setting's validation figures (training.queue_fit)."""
+    mlflow.log_params(
+        {f"queue.weight.{k}": str(v) for k, v in bundle.rank_weights.items()}
+        | {"queue.head_expected": str(bundle.head_expected)}
+    )
+    if bundle.meta.get("queue_fit"):
+        mlflow.log_table(pd.DataFrame(bundle.meta["queue_fit"]), "queue_fit.json")
 
 
 def _save_snapshot(tables: dict, cutoff: pd.Timestamp, folder: Path) -> None:
