@@ -6,6 +6,8 @@ identity leaves its document: sealed with the data key, or dropped without one."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import (
     Column,
@@ -135,5 +137,30 @@ def test_0005_upgrades_a_store_written_before_it(store_url, with_key):
             cases = {c.claim_key: c for c in s.scalars(select(Case))}
         assert cases["01001/A"].status == "open" and cases["01001/A"].claim_version == 2
         assert set(cases) == {"01001/A", "79002/A"}
+    finally:
+        store.engine.dispose()
+
+
+def test_0005_upgrades_a_sqlite_store_written_by_the_0004_release(tmp_path):
+    """tests/serving/data/store-0004.db was written by the code at revision 0004 (commit 8e6d81a:
+    its own tables, foreign keys declared): three scored claims, a decided case with a final
+    decision, an open case. SQLite rebuilds scored_claims and cases to change their constraints;
+    with the store's foreign keys on, dropping the old scored_claims under a case failed
+    (FOREIGN KEY constraint failed) and the store could not start."""
+    import shutil
+
+    db = tmp_path / "store.db"
+    shutil.copy(Path(__file__).parent / "data" / "store-0004.db", db)
+    store = Store(f"sqlite:///{db}")
+    try:
+        with store.session() as s:
+            cases = {c.claim_key: c for c in s.scalars(select(Case))}
+            assert set(cases) == {"01001/A", "01001/B"}
+            assert cases["01001/A"].status == "decided" and cases["01001/A"].scored_claim_id == 1
+            assert len(s.scalars(select(ScoredClaim)).all()) == 3
+        with store.engine.connect() as c:
+            assert not c.execute(text("PRAGMA foreign_key_check")).all()
+            assert c.execute(text("PRAGMA foreign_keys")).scalar() == 1
+            assert c.execute(text("SELECT count(*) FROM decisions")).scalar() == 1
     finally:
         store.engine.dispose()
