@@ -47,8 +47,10 @@ class OnlineState:
     store: None keeps the remembered claims here; a shared.RedisStore keeps them in Redis, read
     and written atomically per request, so replicas see each other's claims and they outlive a
     restart or a model swap (the snapshot's part is rebuilt, the remembered claims stay).
-    Known limit: a claim of the snapshot's own month (a mid-month snapshot) re-sent through
-    another replica still counts once more in this replica's facility and clinician windows.
+    The store's copy of a claim supersedes the snapshot's (a model swap's new snapshot holds
+    claims remembered before it). Known limit: a claim of the snapshot's own month re-sent
+    through another replica still counts once more in this replica's facility and clinician
+    windows until it reloads.
 
     One call at a time: `features()` holds a lock.
     """
@@ -77,6 +79,8 @@ class OnlineState:
         for orphan in procs.values():  # surgeries of claims older than the history
             for p in orphan:
                 self.keys.performer[p.performer][p.start_day].append(p)
+        if store is not None:  # claims remembered before this snapshot: Redis holds them once
+            self._supersede(store.rows_text())
         self._monthly(month_number(snapshot.as_of))
 
     # -- what depends on whole months --------------------------------------------------------
@@ -140,9 +144,18 @@ class OnlineState:
                 self._monthly(self.month)
                 rows = enriched_rows(claims_batch, facs, self._ref, self.listed)
             view = self.store.view(self.keys, got, rows, procs)
-            return FeatureRows.from_rows(
-                [self._row(view, r, p) for r, p in zip(rows, procs, strict=True)]
-            )
+            out = [self._row(view, r, p) for r, p in zip(rows, procs, strict=True)]
+            if self.remember:
+                self._supersede(r["claim_id"] for r in rows)
+            return FeatureRows.from_rows(out)
+
+    def _supersede(self, claim_ids) -> None:
+        """Claims the shared store holds: the snapshot's copies leave this process's state, so
+        a claim counts once (after a model swap the new snapshot holds claims remembered
+        before it; a claim of the snapshot's month may be re-sent)."""
+        for cid in claim_ids:
+            if cid in self.keys:
+                self.keys.remove(cid)
 
     def _answer(self, rows: list[dict]) -> FeatureRows:
         replaced: dict[str, tuple] = {}
@@ -227,6 +240,7 @@ class OnlineState:
             texts = self.store.rows_text([r["claim_id"] for r in rows])
             self.synced.update(texts)  # the plan has them (it remembered the batch)
             self.epoch = got["epoch"]
+            self._supersede(texts)
         else:
             for r, p in zip(rows, procs, strict=True):
                 cid = r["claim_id"]

@@ -306,7 +306,8 @@ def test_two_replicas_on_one_redis_equal_batch(snapshot, feature_tables, full, r
     """Two states on one Redis (two replicas), requests alternating between them from May into
     June, then late April claims through the second: every row equals build_features over
     everything, as if one process had seen every claim; a third state started afterwards (a
-    restart) reads the remembered claims back."""
+    restart) reads the remembered claims back, and a state on a later snapshot (a model swap)
+    counts the claims both hold once."""
     from features.online_state.shared import RedisStore
 
     store = RedisStore(redis_server.url(), prefix="t-replicas:")
@@ -336,6 +337,12 @@ def test_two_replicas_on_one_redis_equal_batch(snapshot, feature_tables, full, r
     out = restarted.features(_subset(feature_tables, c["claim_id"].isin(june["claim_id"])))
     assert restarted.fallbacks == 0 and restarted.epoch == b.epoch > 0
     _compare(full[full["claim_id"].isin(set(june["claim_id"]))], out)
+    # a model swap: the new snapshot holds claims remembered before it, they count once
+    swapped = OnlineState(build_snapshot(feature_tables, "2025-06-05"), remember=True, store=store)
+    nxt = c[(c["admitted_at"] >= "2025-06-05") & (c["admitted_at"] < "2025-06-06")]
+    out = swapped.features(_subset(feature_tables, c["claim_id"].isin(nxt["claim_id"])))
+    assert swapped.fallbacks == 0
+    _compare(full[full["claim_id"].isin(set(nxt["claim_id"]))], out)
     store.clear()
 
 
