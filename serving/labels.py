@@ -1,5 +1,7 @@
 """Officers' final decisions as labels (features/schema.py LABELS, XML-style column names), the
-file `claimradar train --labels FILE` learns from. Pending and returned decisions are left out."""
+file `claimradar train --labels FILE` learns from. Pending and returned decisions are left out, and
+so is a decision on an earlier version of a claim that was resubmitted since (its case re-opened:
+the decision judged content the claim no longer has)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from serving.store import Case, Decision, Store
 
@@ -22,6 +24,7 @@ def label_rows(store: Store) -> pd.DataFrame:
             select(Decision, Case.claim_id)
             .join(Case, Decision.case_id == Case.id)
             .where(Decision.status == "final")
+            .where(func.coalesce(Decision.claim_version, 1) == func.coalesce(Case.claim_version, 1))
             .order_by(Decision.id)
         ).all()
     out = {}

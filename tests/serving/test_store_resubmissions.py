@@ -137,6 +137,10 @@ def test_a_decided_case_reopens_on_a_new_version_and_keeps_its_history(store):
     with pytest.raises(workflow.Conflict):
         workflow.decide(store, case.id, ana, decided.version, form, approval_threshold=1e12)
     assert workflow.case_view(store, case.id)["case"]["claim_version"] == 2
+    # the decision on version 1 is no label for the claim as it now is
+    from serving.labels import label_rows
+
+    assert label_rows(store).empty
 
 
 def test_a_pending_decision_is_superseded_by_a_resubmission(store):
