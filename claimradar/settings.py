@@ -8,6 +8,7 @@ directory, or the path in ``CLAIMRADAR_CONFIG``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -206,25 +207,17 @@ class Settings(BaseSettings):
         """The session signing key: set, or created once under the home folder (0600)."""
         if self.session_secret is not None:
             return self.session_secret.get_secret_value()
-        path = self.ensure_home() / "session.key"
-        if not path.exists():
-            import secrets
+        import secrets
 
-            path.touch(mode=0o600)
-            path.write_text(secrets.token_urlsafe(48))
-        return path.read_text().strip()
+        return _key_file(self.ensure_home() / "session.key", lambda: secrets.token_urlsafe(48))
 
     def data_secret(self) -> str:
         """The data key: set, or created once under the home folder (0600)."""
         if self.data_key is not None:
             return self.data_key.get_secret_value()
-        path = self.ensure_home() / "data.key"
-        if not path.exists():
-            from serving.sealing import new_key
+        from serving.sealing import new_key
 
-            path.touch(mode=0o600)
-            path.write_text(new_key())
-        return path.read_text().strip()
+        return _key_file(self.ensure_home() / "data.key", new_key)
 
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
@@ -296,3 +289,20 @@ def monitor_thresholds(settings: Settings):
         rejection_rate=settings.monitor_rejection_rate,
         facility_rejection_rate=settings.monitor_facility_rejection_rate,
     )
+
+
+def _key_file(path: Path, make) -> str:
+    """A key kept in a file (0600), created once: written whole to a private temporary file and
+    linked into place, so workers starting together all read the one key that won, never an
+    empty or half-written file."""
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(make())
+            with contextlib.suppress(FileExistsError):  # another process linked its key first
+                os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path.read_text().strip()

@@ -85,7 +85,10 @@ def serve(
     if uses_dev_key(s) and not demo:
         raise _fail(DEV_KEY_REFUSED)
     s.ensure_home()
-    upgrade(s.case_store_url)  # once here, not racing in every worker
+    # once here, not racing in every worker; with the data key, so an older store's identities
+    # are sealed by migration 0005, not dropped; the keys exist before the workers start
+    upgrade(s.case_store_url, s.data_secret())
+    s.review_secret()
     cmd = serve_command(host, port, bento)
     typer.echo(f"claimradar: serving on http://{host}:{port} (API /score, UI /review, /docs.json)")
     env = {**service_env(s, bento), "CLAIMRADAR_WORKERS": str(workers)}

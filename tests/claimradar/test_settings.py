@@ -83,3 +83,40 @@ def test_models_command_uses_mlflow_tracking_uri(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert db.exists() and db.stat().st_size > 0
+
+
+KEY_RACE = """
+import sys, time
+from pathlib import Path
+from claimradar.settings import Settings
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+s = Settings(home=Path(sys.argv[1]))
+print(s.data_secret(), s.review_secret())
+"""
+
+
+def test_workers_starting_together_read_one_data_key_and_one_session_key(tmp_path):
+    """Workers create the keys on first use: every one of them must read the same, whole key
+    (a check-then-write let a worker read an empty file, or two workers write two keys, and
+    identities sealed with the losing key never opened again)."""
+    import time
+
+    start = time.time() + 3.0
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", KEY_RACE, str(tmp_path), str(start)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
+    seen = {p.communicate(timeout=120)[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs)
+    assert len(seen) == 1
+    data, session = seen.pop().split()
+    assert len(data) > 20 and len(session) > 20
+    assert (tmp_path / "data.key").read_text().strip() == data
+    assert (tmp_path / "data.key").stat().st_mode & 0o077 == 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
