@@ -186,3 +186,12 @@ class AuditEvent(Base):
     entity_id: Mapped[str] = mapped_column(String(100), index=True)
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+def queue_order() -> tuple:
+    """The review queue's order in SQL (scoring.ranking.queue_order): the high band first (the
+    model's surest money and the most money at stake), then money at stake, then the oldest case;
+    for a select that joins ScoredClaim on Case.scored_claim_id."""
+    from sqlalchemy import case
+
+    return (case((ScoredClaim.band == "high", 0), else_=1), Case.priority.desc(), Case.id)

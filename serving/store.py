@@ -35,6 +35,7 @@ from serving.models import (  # noqa: F401  (the store's tables, importable from
     User,
     WebSession,
     now,
+    queue_order,
 )
 
 ROLES = ("officer", "supervisor", "admin")
@@ -218,8 +219,9 @@ class Store:
             with self.session.begin() as s:
                 top = s.scalar(
                     select(Case.id)
+                    .join(ScoredClaim, Case.scored_claim_id == ScoredClaim.id)
                     .where(Case.status == "open", Case.assignee_id.is_(None))
-                    .order_by(Case.priority.desc(), Case.id)
+                    .order_by(*queue_order())  # the queue page's order
                     .limit(1)
                 )
                 if top is None:

@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case as sa_case
 from sqlalchemy import func, select
 
+from serving.models import queue_order
 from serving.review.users import Account
 from serving.store import Case, FacilityMonth, ScoredClaim, Store, User
 
@@ -76,12 +76,7 @@ def _where(f: QueueFilter, user: Account) -> list:
     return w
 
 
-# band first (high before review), then money at stake: scoring.ranking.queue_order in SQL
-QUEUE_ORDER = (
-    sa_case((ScoredClaim.band == "high", 0), else_=1),
-    Case.priority.desc(),
-    Case.id,
-)
+QUEUE_ORDER = queue_order()
 
 
 def queue(

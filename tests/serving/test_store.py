@@ -278,14 +278,19 @@ def test_record_scores_is_idempotent_and_opens_cases_only_for_review_bands(store
         assert s.scalar(select(func.count()).select_from(AuditEvent)) == 4
 
 
-def test_take_next_hands_out_the_highest_priority_first(store_url, stores):
+def test_take_next_hands_out_cases_in_the_queue_order(store_url, stores):
+    """The high band first (the model's surest money: a head claim may carry less money at stake
+    than a review-band one), then money at stake: the queue page's order."""
     store = stores(store_url)
-    rows = [_row("low", "review", 10.0), _row("top", "high", 99.0), _row("mid", "high", 50.0)]
+    rows = [
+        _row("low", "review", 10.0), _row("top", "high", 99.0), _row("mid", "high", 50.0),
+        _row("rich", "review", 70.0),
+    ]  # fmt: skip
     store.record_scores(rows, actor="t", open_bands=("high", "review"))
     uid = _add_users(store, "ana")["ana"]
-    got = [store.take_next(uid, "ana") for _ in range(4)]
-    assert [c.claim_id if c else None for c in got] == ["top", "mid", "low", None]
-    assert all(c.status == "assigned" and c.assignee_id == uid and c.version == 2 for c in got[:3])
+    got = [store.take_next(uid, "ana") for _ in range(5)]
+    assert [c.claim_id if c else None for c in got] == ["top", "mid", "rich", "low", None]
+    assert all(c.status == "assigned" and c.assignee_id == uid and c.version == 2 for c in got[:4])
 
 
 # -- the audit trail is immutable -----------------------------------------------------------------
