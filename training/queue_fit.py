@@ -18,6 +18,7 @@ validation months with the labels known by the cutoff:
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,7 +64,7 @@ def cut_bands(
     high = float(np.percentile(pr, 100 - high_pct))
     top = head | (pr >= high)
     rest = np.sort(pr[~top])[::-1]
-    k = round(n * review_pct / 100) - int(top.sum())
+    k = math.ceil(n * review_pct / 100) - int(top.sum())  # as training.evaluate.top_k_mask
     review = float(rest[k - 1]) if 1 <= k <= len(rest) else (np.inf if k < 1 else -np.inf)
     return {"high": high, "review": review, "watch": float(np.percentile(pr, 100 - watch_pct))}
 
@@ -101,7 +102,10 @@ def fit_queue(
     held = model_top & pos
     bands = {"high_pct": high_pct, "review_pct": review_pct, "watch_pct": watch_pct}
     rows, base, best = [], None, None
-    for combo in itertools.product(*grid.values()):  # the first setting is every term off
+    settings = [(0.0,) * len(grid)] + [
+        c for c in itertools.product(*grid.values()) if any(c)
+    ]  # every term off first: the baseline a term must beat
+    for combo in settings:
         w = {**dict(zip(grid, combo, strict=True)), "facility_shift": shift_weight}
         pr = money_at_stake(expected, terms, w, claimed)
         th = cut_bands(pr, head, **bands)
