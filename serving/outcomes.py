@@ -19,7 +19,7 @@ from datetime import timedelta
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from serving.store import Case, Decision, ScoredClaim, Store, User
 
@@ -59,7 +59,10 @@ def case_rows(store: Store) -> pd.DataFrame:
                 User.username.label("officer"),
             )
             .join(User, Decision.officer_id == User.id)
+            .join(Case, Decision.case_id == Case.id)
             .where(Decision.status == "final")
+            # a decision on an earlier version of a resubmitted claim no longer decides its case
+            .where(func.coalesce(Decision.claim_version, 1) == func.coalesce(Case.claim_version, 1))
             .order_by(Decision.id)
         ).all()
     df = pd.DataFrame(cases, columns=list(_CASE_COLUMNS))

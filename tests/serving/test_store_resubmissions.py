@@ -139,8 +139,10 @@ def test_a_decided_case_reopens_on_a_new_version_and_keeps_its_history(store):
     assert workflow.case_view(store, case.id)["case"]["claim_version"] == 2
     # the decision on version 1 is no label for the claim as it now is
     from serving.labels import label_rows
+    from serving.outcomes import case_rows
 
     assert label_rows(store).empty
+    assert not case_rows(store)["decided"].any()  # nor a decided case in the outcomes
 
 
 def test_a_pending_decision_is_superseded_by_a_resubmission(store):
