@@ -1,9 +1,14 @@
-"""Ingest speed and memory, against a plain xml.etree + base64 reference parser on the same files.
+"""Ingest speed and memory, against a plain xml.etree + base64 reference parser on the same files,
+and tabular ingest at several sizes against a pyarrow read of the same parquet tables.
 
     uv run python bench/bench_ingest.py [--claims 20000] [--big-gb 1.0] [--workdir DIR]
+    uv run python bench/bench_ingest.py --tabular 100000,1000000 --claims 0 --big-gb 0
 
 Prints claims/s for claimradar's ingest (all workers) and for the reference, their ratio, and the
-peak memory (RSS) of ingesting one big batch file, each measured in a fresh subprocess.
+peak memory (RSS) of ingesting one big batch file, each measured in a fresh subprocess. With
+--tabular: per size, a simulated world (simulator, 12 months) ingested in a fresh subprocess
+(wall and CPU seconds, claims/s, peak RSS) beside pyarrow reading its xml1/xml2/xml3 parquet
+into pandas (the read alone, no checks), so linearity shows as flat claims/s across sizes.
 """
 
 from __future__ import annotations
@@ -56,14 +61,56 @@ PEAK = (
 )
 
 
+def tabular_bench(work: Path, sizes: list[int]) -> None:
+    rows = []
+    for n in sizes:
+        src = work / f"tabular-{n}"
+        if not (src / "xml1.parquet").exists():
+            import simulator
+
+            simulator.simulate(src, n, months=12, start="2025-01", seed=1)
+        peer = _child(
+            "import json, time, pyarrow.parquet as pq\n"
+            "t = time.perf_counter(); c = time.process_time()\n"
+            f"n = [len(pq.read_table({str(src)!r} + f'/{{s}}.parquet').to_pandas())"
+            " for s in ('xml1', 'xml2', 'xml3')][0]\n"
+            + PEAK
+            + "print(json.dumps({'s': time.perf_counter() - t, 'cpu': time.process_time() - c,"
+            " 'claims': n, 'peak_rss_mb': _m}))"
+        )
+        ours = _child(
+            "import json, time; from pathlib import Path; from contract.ingest import ingest\n"
+            "t = time.perf_counter(); c = time.process_time()\n"
+            f"r = ingest(Path({str(src)!r}), Path({str(work / f'tabular-out-{n}')!r}),"
+            " linkage_key='bench-key')\n"
+            + PEAK
+            + "print(json.dumps({'s': time.perf_counter() - t, 'cpu': time.process_time() - c,"
+            " 'claims': r.read['claims'], 'peak_rss_mb': _m}))"
+        )
+        rows += [("claimradar tabular ingest", ours), ("pyarrow read to pandas (peer)", peer)]
+    print(f"\n{'tabular':34} {'claims':>9} {'wall s':>7} {'cpu s':>7} {'claims/s':>9} "
+          f"{'per cpu s':>9} {'RSS MB':>7}")  # fmt: skip
+    for name, r in rows:
+        print(
+            f"{name:34} {r['claims']:>9,} {r['s']:>7.1f} {r['cpu']:>7.1f} "
+            f"{r['claims'] / r['s']:>9,.0f} {r['claims'] / r['cpu']:>9,.0f} "
+            f"{r['peak_rss_mb']:>7,.0f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--claims", type=int, default=20_000)
     ap.add_argument("--big-gb", type=float, default=1.0, help="size of the big file; 0 skips")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--tabular", default="", help="comma-separated sizes (claims), e.g. 100000")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    if args.tabular:
+        tabular_bench(work, [int(x) for x in args.tabular.split(",")])
+    if args.claims <= 0:
+        return
     from envelopes import write_big_envelope, write_envelopes
 
     env_dir = work / "envelopes"

@@ -67,17 +67,20 @@ def tabular_batches(
         yield frames, n_claims, n_claims
         return
     # Whole claims per batch: rows go to the bucket of their MA_LK's hash.
-    # Each table is ordered by bucket once (stable: file order within a bucket) and cut into
-    # contiguous slices, so a batch costs its own size (a mask per bucket over the whole table
-    # cost the table's size per batch: quadratic).
-    cuts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for name, df in frames.items():
+    # Each table is put in bucket order once (stable: file order within a bucket) and cut into
+    # contiguous slices, so a batch costs its own size. A mask per bucket over the whole table
+    # cost the table's size per batch, and so did a take per batch from the file's chunked
+    # columns (Arrow concatenates the chunks for each take): both quadratic.
+    cuts: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
+    for name in list(frames):
+        df = frames.pop(name)
         bucket = pd.util.hash_array(df[GROUP].to_numpy(dtype=object)) % k
         order = np.argsort(bucket, kind="stable")
-        cuts[name] = (order, np.searchsorted(bucket[order], np.arange(k + 1)))
+        cuts[name] = (df.take(order), np.searchsorted(bucket[order], np.arange(k + 1)))
+        del df
     for b in range(k):
-        part = {}
-        for name, df in frames.items():
-            order, bounds = cuts[name]
-            part[name] = df.iloc[order[bounds[b] : bounds[b + 1]]]
+        part = {
+            name: ordered.iloc[bounds[b] : bounds[b + 1]]
+            for name, (ordered, bounds) in cuts.items()
+        }
         yield part, len(part["claims"]), n_claims
