@@ -246,6 +246,8 @@ def live_gate(client, challenger: int | None, top: float, min_decided: int) -> t
         f"both scored ({r['decided']:,} decided): challenger v{challenger} {b:,.0f} vs champion "
         f"v{champion} {a:,.0f} VND"
     )
+    if b <= 0:  # a tie at nothing is no evidence for the challenger
+        return False, why + "; no decided money in the challenger's top: not promoted"
     return b >= a, why
 
 

@@ -85,3 +85,16 @@ def test_live_gate_promotes_a_challenger_at_least_as_good(registry_and_store, mo
     assert r.exit_code == 0, r.output
     assert f"v{v2} promoted" in r.output and "live comparison" in r.output
     assert _champion(client) == v2
+
+
+def test_live_gate_does_not_promote_on_a_tie_at_nothing(registry_and_store, monkeypatch):
+    """When neither version's top holds any decided money (every decision accepted the claim),
+    an equal challenger has shown nothing: it is not promoted."""
+    client, store, uri, v1, v2 = registry_and_store
+    store.record_scores(_rows(v2, reverse=False), "cli:test", ())
+    with store.session.begin() as s:
+        s.execute(update(Decision).values(outcome="accept", amount_rejected=0.0))
+    r = _promote(monkeypatch, uri, store, "--min-decided", "3")
+    assert r.exit_code == 0, r.output
+    assert "not promoted" in r.output and "no decided money" in r.output
+    assert _champion(client) == v1
