@@ -27,11 +27,13 @@ def server(tmp_path_factory, scored_world, mlflow_store):
 
     root = tmp_path_factory.mktemp("review-browser")
     db = Path(mlflow_store["tracking_uri"].removeprefix("sqlite:///"))
-    svc = start_service(
-        root, db, mlflow_store["artifact_root"], env={"CLAIMRADAR_APPROVAL_AMOUNT": str(THRESHOLD)}
-    )
+    from serving.sealing import new_key
+
+    key = new_key()  # the service and the fill seal and open case identities with one key
+    env = {"CLAIMRADAR_APPROVAL_AMOUNT": str(THRESHOLD), "CLAIMRADAR_DATA_KEY": key}
+    svc = start_service(root, db, mlflow_store["artifact_root"], env=env)
     SERVICE["svc"] = svc
-    cases = Store(svc.case_store_url)
+    cases = Store(svc.case_store_url, data_key=key)
     fill(cases, scored_world, cases=80, facility_months=True)
     add_users(cases)
     cases.engine.dispose()
@@ -68,10 +70,13 @@ def test_officer_and_supervisor_work_a_case_end_to_end(server, chromium, tmp_pat
     page = ctx.new_page()
     _login(page, server, "officer1")
 
-    # the queue is ranked by money at stake, largest first
+    # the queue's order: the high band first, then money at stake, largest first
     rows = page.locator("#queue tbody tr")
     expect(rows.first).to_be_visible()
-    pri = [float(x) for x in rows.evaluate_all("rs => rs.map(r => r.dataset.priority)")]
+    pri = [
+        (band == "high", float(x))
+        for band, x in rows.evaluate_all("rs => rs.map(r => [r.dataset.band, r.dataset.priority])")
+    ]
     assert len(pri) >= 20 and pri == sorted(pri, reverse=True)
     shot = _shot(page, tmp_path, "review-queue.png")
     assert shot.stat().st_size > 10_000
