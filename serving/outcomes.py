@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
+from scoring.ranking import queue_order
 from serving.store import Case, Decision, ScoredClaim, Store, User
 
 LOCAL = timedelta(hours=7)  # the store keeps UTC; months of decisions are local (UTC+7)
@@ -180,41 +181,48 @@ def records(df: pd.DataFrame) -> list[dict]:
 
 
 def version_scores(store: Store, version: str) -> pd.DataFrame:
-    """Every claim a model version scored (batch `--to-store` or the API): claim_id, risk_score,
+    """Every claim a model version scored (batch `--to-store` or the API), its latest version
+    only (a claim is its facility and MA_LK): claim_key, claim_id, risk_score,
     expected_overbilled, priority, band."""
+    cols = ["claim_key", "claim_id", "risk_score", "expected_overbilled", "priority", "band"]
     with store.session() as s:
         rows = s.execute(
             select(
+                ScoredClaim.claim_key,
                 ScoredClaim.claim_id,
                 ScoredClaim.risk_score,
                 ScoredClaim.expected_overbilled,
                 ScoredClaim.priority,
                 ScoredClaim.band,
-            ).where(ScoredClaim.model_version == str(version))
+                ScoredClaim.claim_version,
+            )
+            .where(ScoredClaim.model_version == str(version))
+            .order_by(ScoredClaim.claim_version)
         ).all()
-    return pd.DataFrame(
-        rows, columns=["claim_id", "risk_score", "expected_overbilled", "priority", "band"]
-    )
+    df = pd.DataFrame(rows, columns=[*cols, "claim_version"])
+    df["claim_key"] = df["claim_key"].fillna(df["claim_id"])
+    return df.drop_duplicates("claim_key", keep="last")[cols]
 
 
 def compare_versions(
     store: Store, champion: str, challenger: str, top_pct: float = 5.0, since=None
 ) -> dict:
-    """Two model versions on the claims both scored: band agreement, and on the cases decided
-    (since `since`, a datetime in UTC, when given) the money rejected and the hits each one puts
-    in its top `top_pct`% by money at stake. Decided cases come from the review queue the
+    """Two model versions on the claims both scored (the latest version of each claim, keyed by
+    facility and MA_LK): band agreement, and on the cases decided (since `since`, a datetime in
+    UTC, when given) the money rejected and the hits each one puts in its top `top_pct`% of its
+    queue order (scoring.ranking.queue_order). Decided cases come from the review queue the
     serving model filled, so they favour what it ranked high: read the money in the top k% as
     "of the money the officers found", not of all the money."""
     a, b = version_scores(store, champion), version_scores(store, challenger)
-    both = a.merge(b, on="claim_id", suffixes=("_a", "_b"))
+    both = a.merge(b.drop(columns="claim_id"), on="claim_key", suffixes=("_a", "_b"))
     rows = case_rows(store)
     dec = rows[rows["decided"]][["case_id", "decided_at", "amount_rejected", "hit"]]
     with store.session() as s:
-        claim_of = dict(s.execute(select(Case.id, Case.claim_id)).all())
-    dec = dec.assign(claim_id=dec["case_id"].map(claim_of))
+        claim_of = dict(s.execute(select(Case.id, Case.claim_key)).all())
+    dec = dec.assign(claim_key=dec["case_id"].map(claim_of))
     if since is not None:
         dec = dec[dec["decided_at"] >= pd.Timestamp(since)]
-    both = both.merge(dec[["claim_id", "amount_rejected", "hit"]], on="claim_id", how="left")
+    both = both.merge(dec[["claim_key", "amount_rejected", "hit"]], on="claim_key", how="left")
     n = len(both)
     out = {
         "champion": str(champion),
@@ -228,7 +236,9 @@ def compare_versions(
     }
     k = max(1, int(np.ceil(n * top_pct / 100))) if n else 0
     for side, name in (("a", "champion"), ("b", "challenger")):
-        top = both.nlargest(k, f"priority_{side}") if n else both
+        # each version's top in its queue order: the high band first, then money at stake
+        order = queue_order(both[f"band_{side}"].to_numpy(), both[f"priority_{side}"].to_numpy())
+        top = both.iloc[np.argsort(-order, kind="stable")[:k]] if n else both
         decided = top["hit"].notna()
         money = float(top["amount_rejected"].fillna(0).sum())
         out[name] = {

@@ -223,10 +223,12 @@ def test_compare_two_versions_on_the_claims_both_scored(site, tmp_path, monkeypa
     assert r["claims_both"] == 36 and r["band_agreement"] == pytest.approx(27 / 36)
     assert r["bands"] == {"high": {"review": 9}, "review": {"review": 27}}
     assert r["decided"] == 9 and r["money_rejected"] == pytest.approx(5_060_000.0)
-    # the champion's top 9 (C000-C008) hold five decided cases, three with money rejected
-    assert r["champion"]["decided_in_top"] == 5
-    assert r["champion"]["money_in_top"] == pytest.approx(2_430_000.0)
-    assert r["champion"]["hit_rate_in_top"] == pytest.approx(3 / 5)
+    # the champion's top 9 in its queue order is its high band (C000, C004, ..., C032: the high
+    # band comes first whatever the money), holding three decided cases, all with money rejected
+    # (C000 2,000,000, C004 80,000, C012 120,000)
+    assert r["champion"]["decided_in_top"] == 3
+    assert r["champion"]["money_in_top"] == pytest.approx(2_200_000.0)
+    assert r["champion"]["hit_rate_in_top"] == pytest.approx(1.0)
     assert r["challenger"]["decided_in_top"] == 0 and r["challenger"]["money_in_top"] == 0
     later = compare_versions(store, "7", "8", 25.0, since=datetime(2100, 1, 1))
     assert later["decided"] == 0
@@ -240,8 +242,8 @@ def test_compare_two_versions_on_the_claims_both_scored(site, tmp_path, monkeypa
     finally:
         get_settings.cache_clear()
     assert res.exit_code == 0, res.output
-    assert "band agreement 75.0%" in res.output and "2,430,000" in res.output
-    assert json.loads(out.read_text())["champion"]["decided_in_top"] == 5
+    assert "band agreement 75.0%" in res.output and "2,200,000" in res.output
+    assert json.loads(out.read_text())["champion"]["decided_in_top"] == 3
     assert bad.exit_code == 2 and "no claim scored by both" in bad.output
 
 
