@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from scoring.ranking import money_at_stake, queue_order
+from scoring.bundle import ModelBundle
+from scoring.ranking import band_of, money_at_stake, queue_order
 from simulator.randomize import CUTOFF, HELD_OUT, REPORT_SEEDS, SELECTION_SEEDS, draw_world
 from training.config import TrainConfig, load_config
 from training.evaluate import ranking_metrics, recall_by_group, top_k_mask
@@ -175,13 +176,11 @@ def queue(p: pd.DataFrame, setting: dict[str, float]) -> tuple[np.ndarray, dict]
     )  # fmt: skip
     e = hold["expected"].to_numpy()
     pr = money_at_stake(e, _terms(hold), fit.weights, hold["claimed"].to_numpy())
-    head = e >= fit.head_expected if fit.head_expected is not None else np.zeros(len(e), bool)
-    t = fit.thresholds
-    band = np.select(
-        [(pr >= t["high"]) | head, pr >= t["review"], pr >= t["watch"]],
-        ["high", "review", "watch"], default="low",
+    fitted = ModelBundle(
+        risk=None, feature_names=[], categories={}, calibration=([], []),
+        head_expected=fit.head_expected, band_thresholds=fit.thresholds,
     )  # fmt: skip
-    return queue_order(band, pr), fit.weights
+    return queue_order(band_of(fitted, pr, e), pr), fit.weights  # the scorer's own bands
 
 
 def money_top(order: np.ndarray, amount: np.ndarray, pct: float) -> float:

@@ -38,33 +38,21 @@ def _build(settings):
     from serving import api
     from serving.metrics import Metrics
     from serving.online import ScoringState
+    from serving.shadow import ShadowState
     from serving.store import Store
 
     store = Store(settings.case_store_url, data_key=settings.data_secret())
-    state = ScoringState(
-        settings.tracking_uri,
-        settings.artifact_root,
-        settings.linkage_key.get_secret_value(),
-        store=store,
-        limits=ingest_limits(settings),
-        reload_seconds=settings.model_poll_seconds,
-        model_store=True,
-        request_limits=request_limits(settings),
-        online_store=settings.online_store,
-    )
+    args = (settings.tracking_uri, settings.artifact_root, settings.linkage_key.get_secret_value())
+    common = {
+        "store": store,
+        "limits": ingest_limits(settings),
+        "reload_seconds": settings.model_poll_seconds,
+        "model_store": True,
+        "request_limits": request_limits(settings),
+    }
+    state = ScoringState(*args, **common, online_store=settings.online_store)
     metrics = Metrics()
-    from serving.shadow import ShadowState
-
-    shadow = ShadowState(
-        settings.tracking_uri,
-        settings.artifact_root,
-        settings.linkage_key.get_secret_value(),
-        store=store,
-        limits=ingest_limits(settings),
-        reload_seconds=settings.model_poll_seconds,
-        model_store=True,
-        request_limits=request_limits(settings),
-    )
+    shadow = ShadowState(*args, **common)  # the challenger, scored beside the champion
     inner = api.create_app(state, store, settings, metrics, shadow=shadow)
     for route in inner.router.routes:
         app.router.routes.append(route)
