@@ -79,6 +79,25 @@ def scored_world(sim_dataset, mlflow_store, trained_model) -> dict:
     return {"scored": scored, "tables": tables, "frame": frame, "version": version}
 
 
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for the whole test run (local[2]; UTC session time zone). Every
+    Spark test takes this fixture; engines find it as the active session."""
+    pyspark = pytest.importorskip("pyspark.sql")
+    session = (
+        pyspark.SparkSession.builder.master("local[2]")
+        .appName("claimradar-tests")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.shuffle.partitions", "4")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()
+
+
 # -- tiers: a test that trains a model, starts a server or a browser, builds a bento, or runs
 # Spark is slow, whatever its file; `./dev test -m "not slow"` is the fast tier (CI runs all).
 SLOW_FIXTURES = {

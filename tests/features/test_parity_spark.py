@@ -1,5 +1,6 @@
 """One definition, two engines: the same features on Spark (local mode) and DuckDB, equal within
-a float tolerance. Spark starts once per session; the data is small."""
+a float tolerance. Spark starts once per session (the `spark` fixture, tests/conftest.py); the data
+is small."""
 
 from __future__ import annotations
 
@@ -7,23 +8,6 @@ import pandas as pd
 import pytest
 
 from features.pipeline import build_features
-
-
-@pytest.fixture(scope="session")
-def spark():
-    pyspark = pytest.importorskip("pyspark.sql")
-    session = (
-        pyspark.SparkSession.builder.master("local[2]")
-        .appName("claimradar-tests")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.sql.shuffle.partitions", "4")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
 
 
 @pytest.mark.slow  # ~75 s on 2 cores, mostly Spark stage overhead
