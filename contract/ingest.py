@@ -252,7 +252,7 @@ TRUTH_FILES = ("truth.parquet", "truth_lines.parquet")
 
 def _ingest_tabular(src: Path, run: _Run, limits: Limits, progress: Progress | None) -> None:
     done = 0
-    for batch, n, total in tabular_batches(src, limits):
+    for batch, n, total in tabular_batches(src, limits, spill_dir=run.out):
         commit(validate_batch(batch, limits, run.linkage_key), run)
         done += n
         if progress:

@@ -3,11 +3,14 @@ or CSV with XML 130 column names, read and cut into batches of whole claims for 
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from contract.limits import Limits
 from contract.schema import CLAIMS, DRUG_LINES, SERVICE_LINES, Table
@@ -44,41 +47,169 @@ def read_tabular_file(path: Path, table: Table) -> pd.DataFrame:
     return df
 
 
+# Batches per spill partition: the input is cut by claim-key hash into partitions of about this
+# many batches (spilled to Arrow IPC files), and one partition at a time is held in memory.
+SPILL_BATCHES = 25
+READ_ROWS = 65_536  # rows per record batch read from a table
+
+
+def _check_columns(names: list[str], path: Path, table: Table) -> None:
+    present = {str(c).strip().upper() for c in names}
+    missing = [
+        f.xml for f in table.required if f.xml not in present and not present & set(f.aliases)
+    ]
+    if missing:
+        raise ContractError(
+            f"{path.name}: missing required column(s) {', '.join(missing)} "
+            f"for table {table.name} ({table.xml_table or 'tabular input'})"
+        )
+
+
+def _read_pieces(path: Path) -> Iterator[pa.Table]:
+    """A table file as Arrow pieces of READ_ROWS rows, in file order (CSV values as text)."""
+    if path.suffix == ".csv":
+        reader = pd.read_csv(
+            path, dtype=str, keep_default_na=False, encoding="utf-8-sig", chunksize=READ_ROWS
+        )
+        schema = None
+        for chunk in reader:
+            t = pa.Table.from_pandas(chunk, preserve_index=False)
+            schema = schema or t.schema
+            yield t.cast(schema)
+        return
+    f = pq.ParquetFile(path)
+    for rb in f.iter_batches(batch_size=READ_ROWS):
+        yield pa.Table.from_batches([rb], schema=f.schema_arrow)
+
+
+def _rows(path: Path) -> int:
+    if path.suffix == ".csv":
+        return sum(len(t) for t in _read_pieces(path))
+    return pq.ParquetFile(path).metadata.num_rows
+
+
+def _groups(piece: pa.Table) -> pd.Series:
+    """The GROUP of each row: its MA_LK as text (as read_tabular_file's frame gives it)."""
+    names = [str(c).strip().upper() for c in piece.column_names]
+    if "MA_LK" not in names:
+        return pd.Series(["(missing MA_LK)"] * len(piece), dtype="str")
+    col = piece.column(names.index("MA_LK")).to_pandas()
+    return as_text(col).fillna("(missing MA_LK)")
+
+
+def _bucket(groups: np.ndarray, k: int) -> np.ndarray:
+    return (pd.util.hash_array(groups) % k).astype(np.int64)
+
+
+class _Spill:
+    """Arrow pieces of one table sorted into partitions: IPC files on disk, or (one partition)
+    kept in memory."""
+
+    def __init__(self, folder: Path | None, name: str, parts: int):
+        self.folder, self.name, self.parts = folder, name, parts
+        self.pieces: list[list[pa.Table]] = [[] for _ in range(parts)]
+        self.writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+
+    def add(self, part: int, t: pa.Table) -> None:
+        if self.folder is None:
+            self.pieces[part].append(t)
+            return
+        if part not in self.writers:
+            opts = pa.ipc.IpcWriteOptions(compression="lz4")
+            path = self.folder / f"{self.name}-{part}.arrow"
+            self.writers[part] = pa.ipc.new_file(path, t.schema, options=opts)
+        self.writers[part].write_table(t)
+
+    def close(self) -> None:
+        for w in self.writers.values():
+            w.close()
+
+    def take(self, part: int, schema: pa.Schema) -> pa.Table:
+        if self.folder is None:
+            pieces, self.pieces[part] = self.pieces[part], []
+            return pa.concat_tables(pieces) if pieces else schema.empty_table()
+        if part not in self.writers:
+            return schema.empty_table()
+        path = self.folder / f"{self.name}-{part}.arrow"
+        with pa.memory_map(str(path)) as mm:
+            t = pa.ipc.open_file(mm).read_all()
+        path.unlink()
+        return t
+
+
 def tabular_batches(
-    src: Path, limits: Limits
+    src: Path, limits: Limits, spill_dir: Path | None = None
 ) -> Iterator[tuple[dict[str, pd.DataFrame], int, int]]:
-    frames: dict[str, pd.DataFrame] = {}
+    """Batches of whole claims (every row of a MA_LK in the same batch), in bounded memory.
+
+    Rows go to batch ``hash(MA_LK) % k`` (k = claims / chunk_claims), file order within a batch.
+    The tables are read in record batches and spilled to partitions of SPILL_BATCHES consecutive
+    batches (Arrow IPC files under ``spill_dir``, or a temporary folder); one partition at a time
+    is read back, put in batch order with one take and cut into slices. Memory is a partition's
+    size, not the input's; the batches are the ones a whole-table read would give.
+    """
+    sources: dict[str, tuple[Path, Table]] = {}
     for stem, table in (("xml1", CLAIMS), ("xml2", DRUG_LINES), ("xml3", SERVICE_LINES)):
         p = table_source(src, stem)
         if p is None:
             if stem == "xml1":
                 raise ContractError(f"{src}: no xml1.parquet or xml1.csv (the claim summaries)")
             continue
-        df = read_tabular_file(p, table)
-        df[SOURCE] = p.name
-        first = 2 if p.suffix == ".csv" else 0  # CSV: the line number in the file
-        df[RECORD] = np.arange(first, len(df) + first)
-        key = as_text(df["MA_LK"]) if "MA_LK" in df else pd.Series([pd.NA] * len(df), dtype="str")
-        df[GROUP] = key.fillna("(missing MA_LK)").to_numpy()
-        frames[table.name] = df
-    n_claims = len(frames["claims"])
+        names = (
+            list(pd.read_csv(p, nrows=0, encoding="utf-8-sig").columns)
+            if p.suffix == ".csv"
+            else pq.ParquetFile(p).schema_arrow.names
+        )
+        _check_columns(names, p, table)
+        sources[table.name] = (p, table)
+    n_claims = _rows(sources["claims"][0])
     k = max(1, -(-n_claims // limits.chunk_claims))
-    if k == 1:
-        yield frames, n_claims, n_claims
-        return
-    # Whole claims per batch: rows go to the bucket of their MA_LK's hash.
-    # Each table is put in bucket order once (stable: file order within a bucket) and cut into
-    # contiguous slices, so a batch costs its own size. A mask per bucket over the whole table
-    # cost the table's size per batch, and so did a take per batch from the file's chunked
-    # columns (Arrow concatenates the chunks for each take): both quadratic.
+    parts = -(-k // SPILL_BATCHES)
+    with tempfile.TemporaryDirectory(prefix=".ingest-spill-", dir=spill_dir) as tmp:
+        folder = Path(tmp) if parts > 1 else None
+        spills, schemas = {}, {}
+        for name, (p, _) in sources.items():
+            spill = spills[name] = _Spill(folder, name, parts)
+            record = 2 if p.suffix == ".csv" else 0  # CSV: the line number in the file
+            for piece in _read_pieces(p):
+                groups = _groups(piece).to_numpy(dtype=object)
+                n = len(piece)
+                piece = piece.append_column(
+                    RECORD, pa.array(np.arange(record, record + n))
+                ).append_column(GROUP, pa.array(groups, pa.large_string()))
+                record += n
+                schemas[name] = piece.schema
+                part = _bucket(groups, k) * parts // k
+                order = np.argsort(part, kind="stable")
+                bounds = np.searchsorted(part[order], np.arange(parts + 1))
+                piece = piece.take(order)
+                for q in np.flatnonzero(np.diff(bounds)):
+                    spill.add(int(q), piece.slice(bounds[q], bounds[q + 1] - bounds[q]))
+            spill.close()
+            if name not in schemas:  # an empty file
+                schemas[name] = pa.schema([])
+        for q in range(parts):
+            yield from _partition_batches(spills, schemas, sources, q, parts, k, n_claims)
+
+
+def _partition_batches(spills, schemas, sources, q, parts, k, n_claims):
+    """The batches of partition q: its rows read back, put in batch order and cut."""
+    lo, hi = -(-q * k // parts), -(-(q + 1) * k // parts)  # batches b with b * parts // k == q
     cuts: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
-    for name in list(frames):
-        df = frames.pop(name)
-        bucket = pd.util.hash_array(df[GROUP].to_numpy(dtype=object)) % k
+    for name, spill in spills.items():
+        t = spill.take(q, schemas[name])
+        df = t.to_pandas() if t.num_columns else pd.DataFrame({RECORD: [], GROUP: []})
+        del t
+        df.columns = [c if c in (RECORD, GROUP) else str(c).strip().upper() for c in df.columns]
+        df[SOURCE] = sources[name][0].name
+        df = df[[c for c in df.columns if c not in (RECORD, GROUP)] + [RECORD, GROUP]]
+        if len(df):
+            df[GROUP] = df[GROUP].astype("str")
+        bucket = _bucket(df[GROUP].to_numpy(dtype=object), k)
         order = np.argsort(bucket, kind="stable")
-        cuts[name] = (df.take(order), np.searchsorted(bucket[order], np.arange(k + 1)))
+        cuts[name] = (df.take(order), np.searchsorted(bucket[order], np.arange(lo, hi + 1)))
         del df
-    for b in range(k):
+    for b in range(hi - lo):
         part = {
             name: ordered.iloc[bounds[b] : bounds[b + 1]]
             for name, (ordered, bounds) in cuts.items()
