@@ -101,14 +101,33 @@ def screen(
 ) -> tuple[dict[str, pd.Series], np.ndarray] | None:
     """Typed columns of every field and the rows to hand to the pandas rules; None when a column
     type is not one this path types (then check_table runs the pandas rules on every row)."""
+    fast = screen_fields(raw, table, max_chars, from_xml, max_time)
+    if fast is None:
+        return None
+    out, suspects = fast
+    suspect = np.zeros(len(raw), dtype=bool)
+    for m in suspects.values():
+        suspect |= m
+    return out, suspect
+
+
+def screen_fields(
+    raw: pd.DataFrame,
+    table: Table,
+    max_chars: int,
+    from_xml: bool,
+    max_time: pd.Timestamp | None,
+) -> tuple[dict[str, pd.Series], dict[str, np.ndarray]] | None:
+    """As screen, with the rows to hand to the pandas rules per field (a rule looks at its own
+    field only, so a row broken in one field needs the pandas rules of that field alone)."""
     n = len(raw)
-    suspect = np.zeros(n, dtype=bool)
+    suspects: dict[str, np.ndarray] = {}
     out: dict[str, pd.Series] = {}
     for f in table.fields:
         if f.xml not in raw.columns:
             out[f.name] = pd.Series(pd.array([None] * n, dtype=f.dtype))
             if f.required:
-                suspect[:] = True
+                suspects[f.name] = np.ones(n, dtype=bool)
             continue
         s = raw[f.xml]
         if isinstance(s, pd.DataFrame):  # the same name twice: the pandas rules decide
@@ -117,8 +136,7 @@ def screen(
             col = _Column(s)
         except TypeError:
             return None
-        if f.required:
-            suspect |= ~col.present
+        suspect = ~col.present if f.required else np.zeros(n, dtype=bool)
         if f.kind in ("text", "code", "birth"):
             value, bad = _text(col, f, max_chars, from_xml)
             if bad is None:
@@ -133,7 +151,9 @@ def screen(
             if max_time is not None and f.name in NOT_IN_FUTURE:
                 suspect |= np.asarray(value > np.datetime64(max_time.to_datetime64(), "us"))
         out[f.name] = value
-    return out, suspect
+        if suspect.any():
+            suspects[f.name] = suspect
+    return out, suspects
 
 
 def _text(

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from contract.fast_check import CONTROL as _CONTROL
-from contract.fast_check import NOT_IN_FUTURE, arrow_text, screen
+from contract.fast_check import NOT_IN_FUTURE, arrow_text, screen_fields
 from contract.schema import DECIMALS, REJECTIONS_COLUMNS, Field, Table
 
 # Internal columns carried beside the data while a batch is validated.
@@ -86,20 +86,23 @@ def check_table(
     plus its clock skew) are field errors. None: no bound (e.g. ingest of past months).
     """
     raw = rename_to_standard(raw, table).reset_index(drop=True)
-    fast = screen(raw, table, max_chars, from_xml, max_time) if len(raw) else None
+    fast = screen_fields(raw, table, max_chars, from_xml, max_time) if len(raw) else None
     if fast is None:
         return _check_rows(raw, table, max_chars, from_xml, max_time)
-    out, suspect = fast
+    out, suspects = fast
     n = len(raw)
-    errors = _NO_ERRORS
-    if suspect.any():
-        # The rows the vectorised path cannot vouch for: the pandas rules type them and name
-        # their errors (the same rules row by row: nothing in them looks at other rows).
-        idx = np.flatnonzero(suspect)
-        ref = _check_rows(raw.iloc[idx], table, max_chars, from_xml, max_time)
-        for name, col in out.items():
-            out[name] = _overlay(col, idx, ref.frame[name])
-        errors = ref.errors.assign(row=idx[ref.errors["row"].to_numpy(dtype=int)])
+    errs: list[pd.DataFrame] = []
+    for f in table.fields:
+        # The rows of a field the vectorised path cannot vouch for: the pandas rules of that
+        # field type them and name their errors (a rule looks at its own field only).
+        if f.name not in suspects:
+            continue
+        idx = np.flatnonzero(suspects[f.name])
+        column = raw[f.xml].iloc[idx].reset_index(drop=True) if f.xml in raw.columns else None
+        value, found = _check_field(column, f, len(idx), max_chars, from_xml, max_time)
+        out[f.name] = _overlay(out[f.name], idx, value)
+        errs += [e.assign(row=idx[e["row"].to_numpy(dtype=int)]) for e in found]
+    errors = pd.concat(errs, ignore_index=True) if errs else _NO_ERRORS
     frame = pd.DataFrame(out)
     for col in INTERNAL:
         frame[col] = raw[col].to_numpy() if col in raw.columns else np.arange(n)
@@ -136,27 +139,9 @@ def _check_rows(
     out: dict[str, pd.Series] = {}
     errs: list[pd.DataFrame] = []
     for f in table.fields:
-        text = as_text(raw[f.xml]) if f.xml in raw.columns else None
-        if text is None or not text.notna().any():
-            # Absent or empty everywhere (common for optional fields): only "required" can fail.
-            out[f.name] = pd.Series(pd.array([None] * n, dtype=f.dtype))
-            if f.required and n:
-                errs.append(_errors(np.arange(n), f, pd.Series([""] * n), "missing required field"))
-            continue
-        value, problems = _convert(text, f)
-        if not from_xml and f.kind in ("text", "code", "birth"):
-            ctl = text.str.contains(_CONTROL, regex=True, na=False)
-            problems.append((ctl, "contains control characters"))
-        if f.max_len is None and f.kind in ("text", "code"):
-            problems.append((text.str.len() > max_chars, f"longer than {max_chars:,} characters"))
-        if max_time is not None and f.name in NOT_IN_FUTURE:
-            later = f"{max_time:%Y%m%d%H%M}"
-            problems.append((value > max_time, f"in the future (later than {later})"))
-        out[f.name] = value
-        for mask, message in problems:
-            m = mask.fillna(False).to_numpy(dtype=bool)
-            if m.any():
-                errs.append(_errors(np.flatnonzero(m), f, text, message))
+        column = raw[f.xml] if f.xml in raw.columns else None
+        out[f.name], found = _check_field(column, f, n, max_chars, from_xml, max_time)
+        errs += found
     frame = pd.DataFrame(out)
     for col in INTERNAL:
         frame[col] = raw[col].to_numpy() if col in raw.columns else np.arange(n)
@@ -168,6 +153,39 @@ def _check_rows(
     bad = np.zeros(n, dtype=bool)
     bad[errors["row"].astype(int).unique()] = True
     return Checked(table, frame, pd.Series(bad), errors)
+
+
+def _check_field(
+    column: pd.Series | None,
+    f: Field,
+    n: int,
+    max_chars: int,
+    from_xml: bool,
+    max_time: pd.Timestamp | None,
+) -> tuple[pd.Series, list[pd.DataFrame]]:
+    """One field's pandas rules over a raw column (None: absent): its typed values and errors."""
+    text = as_text(column) if column is not None else None
+    if text is None or not text.notna().any():
+        # Absent or empty everywhere (common for optional fields): only "required" can fail.
+        value = pd.Series(pd.array([None] * n, dtype=f.dtype))
+        if f.required and n:
+            return value, [_errors(np.arange(n), f, pd.Series([""] * n), "missing required field")]
+        return value, []
+    value, problems = _convert(text, f)
+    if not from_xml and f.kind in ("text", "code", "birth"):
+        ctl = text.str.contains(_CONTROL, regex=True, na=False)
+        problems.append((ctl, "contains control characters"))
+    if f.max_len is None and f.kind in ("text", "code"):
+        problems.append((text.str.len() > max_chars, f"longer than {max_chars:,} characters"))
+    if max_time is not None and f.name in NOT_IN_FUTURE:
+        later = f"{max_time:%Y%m%d%H%M}"
+        problems.append((value > max_time, f"in the future (later than {later})"))
+    errs = []
+    for mask, message in problems:
+        m = mask.fillna(False).to_numpy(dtype=bool)
+        if m.any():
+            errs.append(_errors(np.flatnonzero(m), f, text, message))
+    return value, errs
 
 
 def _errors(idx: np.ndarray, f: Field, text: pd.Series, message: str) -> pd.DataFrame:
