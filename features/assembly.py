@@ -185,10 +185,16 @@ def finish_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def enriched_claims(
-    eng: Engine, tables: dict[str, ir.Table], price_list, extra_points=None, reference=None
+    eng: Engine,
+    tables: dict[str, ir.Table],
+    price_list,
+    extra_points=None,
+    reference=None,
+    items=None,
 ):
     """Claims with their line aggregates. `reference`: a precomputed learned price reference
-    (the online path's, from the history's price points)."""
+    (the online path's, from the history's price points); `items`: precomputed item
+    statistics (lines.item_reference of the same points)."""
     base = cf.claim_base(tables["claims"], tables["facilities"])
     lines = ln.line_table(tables["drug_lines"], tables["service_lines"])
     points = ln.price_points(lines, base)
@@ -196,7 +202,8 @@ def enriched_claims(
         points = extra_points.union(points)
     pl = price_list_table(eng, price_list)
     ref = reference if reference is not None and pl is None else price_reference(points, base, pl)
-    agg = ln.line_aggregates(lines, base, ref, listed=pl is not None)
+    items = items if items is not None else ln.item_reference(points)
+    agg = ln.line_aggregates(lines, base, ref, listed=pl is not None, items=items)
     return base, lines, points, cf.enrich(base, agg)
 
 

@@ -201,7 +201,8 @@ def enrich(base: ir.Table, agg: ir.Table) -> ir.Table:
     """Claim columns + line aggregates + the per-claim derived features and claim-level checks."""
     t = base.left_join(agg, base.claim_id == agg.a_claim_id).drop("a_claim_id")
     fill = {c: 0.0 for c in agg.columns if c not in ("a_claim_id", "drug_days", "top_line_amount",
-                                                    "main_clinician", "any_clinician")}  # fmt: skip
+                                                    "main_clinician", "any_clinician",
+                                                    "dose_ratio_max")}  # fmt: skip
     t = t.mutate(**{c: t[c].fill_null(v) for c, v in fill.items()})
     days = ibis.greatest(t.stay_days, 1.0)
     cost = t.total_cost
@@ -250,6 +251,10 @@ def enrich(base: ir.Table, agg: ir.Table) -> ir.Table:
         supportive_share=_safe_div(t.supportive_cost, cost),
         out_of_scope_share=_safe_div(t.out_of_scope_cost, cost),
         offhours_share=_safe_div(t.offhours_lines, t.n_drug_lines + t.n_service_lines),
+        # item-level pieces against the item statistics of earlier months (features.lines)
+        dose_ratio_weighted=_safe_div(t.dose_ratio_amount, t.dose_amount),
+        pricier_share=_safe_div(t.n_pricier_lines, t.n_sibling_lines),
+        rare_service_share=_safe_div(t.rare_amount, t.dx_known_amount),
         # claim-level checks
         rule_card_invalid=card_bad.fill_null(False).ifelse(1, 0),
         rule_card_invalid_amount=card_bad.fill_null(False).ifelse(t.fund_claimed, 0.0),

@@ -86,6 +86,8 @@ def _line_claim(lines: ir.Table, base: ir.Table) -> ir.Table:
         month=base.month,
         facility_level=base.facility_level,
         visit_type=base.visit_type,
+        icd3=base.icd3,
+        stay_days=base.stay_days,
         admitted_at=base.admitted_at,
         discharged_at=base.discharged_at,
         card_pct=base.card_pct,
@@ -101,13 +103,72 @@ def _line_claim(lines: ir.Table, base: ir.Table) -> ir.Table:
 
 def price_points(lines: ir.Table, base: ir.Table) -> ir.Table:
     """Distinct (item, facility level, month, fund unit price) with their line counts: what the
-    learned approved-price reference is computed from (small, so the snapshot keeps it)."""
+    learned approved-price reference is computed from (small, so the snapshot keeps it).
+
+    The item statistics (`item_reference`) ride along as pseudo items whose key says what they
+    count: `dose:<item>|<visit type>` with a drug line's units per day of stay as the "price",
+    `dx:<icd3>|<item>` one per line billed for that principal diagnosis, `dx:<icd3>|` one per
+    claim of it (price 0). So the snapshot, the online plan and the online state carry them
+    wherever they carry the price points."""
     lc = _line_claim(lines, base)
-    lc = lc.filter(lc.fund_unit_price.notnull() & lc.item_key.notnull())
-    return lc.group_by(
-        item_key=lc.item_key, facility_level=lc.facility_level, month=lc.month,
-        price=lc.fund_unit_price,
-    ).agg(n=lc.count())  # fmt: skip
+    real = lc.filter(lc.fund_unit_price.notnull() & lc.item_key.notnull())
+    real = real.select(item_key=real.item_key, facility_level=real.facility_level,
+                       month=real.month, price=real.fund_unit_price)  # fmt: skip
+    upd = units_per_day(lc)
+    dose = lc.filter(upd.notnull() & lc.visit_type.notnull())
+    dose = dose.select(item_key="dose:" + dose.item_key + "|" + dose.visit_type,
+                       facility_level=dose.facility_level, month=dose.month,
+                       price=units_per_day(dose))  # fmt: skip
+    dx = lc.filter(lc.icd3.notnull() & lc.item_key.notnull())
+    dx = dx.select(item_key="dx:" + dx.icd3 + "|" + dx.item_key,
+                   facility_level=dx.facility_level, month=dx.month,
+                   price=ibis.literal(0.0))  # fmt: skip
+    b = base.filter(base.icd3.notnull())
+    per_claim = b.select(item_key="dx:" + b.icd3 + "|", facility_level=b.facility_level,
+                         month=b.month, price=ibis.literal(0.0))  # fmt: skip
+    pts = real.union(dose).union(dx).union(per_claim)
+    return pts.group_by("item_key", "facility_level", "month", "price").agg(n=pts.count())
+
+
+# -- item statistics: usual dose, sibling prices, diagnosis-item rates -------------------------
+ITEM_MONTHS = 6  # item statistics read the 6 months before the claim's month
+ITEM_MIN = 10  # fewer lines (dose, siblings) or claims (diagnosis) than this: no statistic
+RARE_RATE = 0.05  # an item billed on fewer than 5 % of the diagnosis' claims is rare for it
+
+
+def units_per_day(lc: ir.Table) -> ir.Value:
+    """A drug line's units per day of its claim's stay (a day for visits without a stay)."""
+    ok = (lc.is_drug == 1) & (lc.quantity > 0) & lc.item_key.notnull()
+    return ok.ifelse(lc.quantity / ibis.greatest(lc.stay_days, 1.0), ibis.null("float64"))
+
+
+def sibling_key(item_key: ir.StringValue) -> ir.StringValue:
+    """A service or supply code's sibling group: its catalogue chapter, the part before the
+    first "." (XX of XX.YYYY.ZZZZ for technical services, e.g. 18 imaging; Nxx of supply
+    codes). Drug lines (item keys with "|") have none: their codes share one prefix."""
+    prefix = item_key.re_extract(r"^([^.|]+)\.", 1).nullif("")
+    return item_key.contains("|").ifelse(ibis.null("string"), prefix)
+
+
+def item_reference(points: ir.Table) -> ir.Table:
+    """Per (key, facility level, target month) the item statistics over the ITEM_MONTHS months
+    before it, one table (item_key, facility_level, month, value):
+    - `dose:<item>|<visit type>`: the median units per day (ITEM_MIN lines at least);
+    - `sib:<chapter>`: the median fund unit price of the chapter's lines (ITEM_MIN at least);
+    - `dx:<icd3>|<item>` / `dx:<icd3>|`: lines of the item / claims of the diagnosis."""
+    is_pseudo = points.item_key.startswith("dose:") | points.item_key.startswith("dx:")
+    real = points.filter(~is_pseudo)
+    sib = real.mutate(item_key="sib:" + sibling_key(real.item_key))
+    sib = sib.filter(sib.item_key.notnull())
+    dose = points.filter(points.item_key.startswith("dose:"))
+    med = learned_price_reference(dose.union(sib), ITEM_MONTHS, 0.5, ITEM_MIN)
+    med = med.select("item_key", "facility_level", "month", value=med.ref_price)
+    dx = points.filter(points.item_key.startswith("dx:"))
+    offsets = ibis.memtable({"k": list(range(1, ITEM_MONTHS + 1))})
+    dx = dx.cross_join(offsets)
+    counts = dx.group_by(item_key=dx.item_key, facility_level=dx.facility_level,
+                         month=dx.month + dx.k).agg(value=dx.n.sum().cast("float64"))  # fmt: skip
+    return med.union(counts)
 
 
 def learned_price_reference(points: ir.Table, months: int, quantile: float, min_lines: int):
@@ -191,11 +252,55 @@ def _line_findings(lc: ir.Table, listed: bool) -> dict[str, tuple[ir.Value, ir.V
     }
 
 
+def _join_items(lc: ir.Table, items: ir.Table) -> ir.Table:
+    """The line with its item statistics (item_reference): usual units per day of the drug for
+    the visit type, the usual price of the sibling group, the diagnosis' claims and its lines
+    of the item."""
+    keys = {
+        "dose_ref": "dose:" + lc.item_key + "|" + lc.visit_type,
+        "sib_ref": "sib:" + sibling_key(lc.item_key),
+        "dx_item_n": "dx:" + lc.icd3 + "|" + lc.item_key,
+        "dx_claims": "dx:" + lc.icd3 + "|",
+    }
+    lc = lc.mutate(**{f"k_{name}": key for name, key in keys.items()})
+    for name in keys:
+        r = items.select(
+            j_key=items.item_key, j_level=items.facility_level, j_month=items.month,
+            **{name: items.value},
+        )  # fmt: skip
+        lc = lc.left_join(
+            r,
+            [lc[f"k_{name}"] == r.j_key, lc.facility_level == r.j_level, lc.month == r.j_month],
+        ).drop("j_key", "j_level", "j_month", f"k_{name}")
+    return lc
+
+
+def item_pieces(lc: ir.Table) -> dict[str, ir.Value]:
+    """Per line: units per day over the drug's usual (dose_ratio), priced above its sibling
+    group's usual price (pricier; null without a sibling statistic), rare for the diagnosis
+    at the level (rare; null when the diagnosis has fewer than ITEM_MIN claims)."""
+    upd = units_per_day(lc)
+    ratio = (lc.dose_ref > 0).ifelse(upd / lc.dose_ref, ibis.null("float64"))
+    has_sib = lc.sib_ref.notnull() & lc.fund_unit_price.notnull()
+    pricier = has_sib.ifelse(
+        lc.fund_unit_price > lc.sib_ref * PRICE_TOLERANCE, ibis.null("boolean")
+    )
+    known = lc.dx_claims >= ITEM_MIN
+    rare = known.ifelse(lc.dx_item_n.fill_null(0.0) < lc.dx_claims * RARE_RATE,
+                        ibis.null("boolean"))  # fmt: skip
+    return {"dose_ratio": ratio, "pricier": pricier, "rare": rare}
+
+
 def line_aggregates(
-    lines: ir.Table, base: ir.Table, price_ref: ir.Table, listed: bool = False
+    lines: ir.Table,
+    base: ir.Table,
+    price_ref: ir.Table,
+    listed: bool = False,
+    items: ir.Table | None = None,
 ) -> ir.Table:
-    """One row per claim with lines: costs per cost group, counts, drug days, and the line-level
-    rule pieces (count of offending lines and fund money at stake)."""
+    """One row per claim with lines: costs per cost group, counts, drug days, the line-level
+    rule pieces (count of offending lines and fund money at stake) and, with `items`
+    (item_reference), the item-level pieces (dose, pricier siblings, rare services)."""
     lc = _line_claim(lines, base)
     ref = price_ref.select(
         r_item=price_ref.item_key,
@@ -207,7 +312,15 @@ def line_aggregates(
         ref,
         [lc.item_key == ref.r_item, lc.facility_level == ref.r_level, lc.month == ref.r_month],
     ).drop("r_item", "r_level", "r_month")
+    if items is None:
+        items = ibis.memtable(
+            {"item_key": [], "facility_level": [], "month": [], "value": []},
+            schema={"item_key": "string", "facility_level": "string", "month": "int64",
+                    "value": "float64"},
+        )  # fmt: skip
+    lc = _join_items(lc, items)
     findings = _line_findings(lc, listed)
+    piece = item_pieces(lc)
     g = lc.cost_group
     fund = lc.line_fund.fill_null(0.0)
     is_bed = g.isin(COST_GROUPS["bed"])
@@ -243,6 +356,17 @@ def line_aggregates(
         lines_supply_amount=s(g.isin(COST_GROUPS["supply"]), lc.amount),
         lines_amount=lc.amount.sum(),
         lines_fund=fund.sum(),
+        dose_ratio_max=piece["dose_ratio"].max(),
+        dose_amount=s(piece["dose_ratio"].notnull(), lc.amount),
+        dose_ratio_amount=s(piece["dose_ratio"].notnull(), lc.amount * piece["dose_ratio"]),
+        dose_excess_amount=s(
+            piece["dose_ratio"] > 1.0, lc.amount * (1.0 - 1.0 / piece["dose_ratio"])
+        ),
+        n_sibling_lines=s(piece["pricier"].notnull()),
+        n_pricier_lines=s(piece["pricier"].fill_null(False)),
+        dx_known_amount=s(piece["rare"].notnull(), lc.amount),
+        rare_lines=s(piece["rare"].fill_null(False)),
+        rare_amount=s(piece["rare"].fill_null(False), lc.amount),
     )
     for name, (bad, stake) in findings.items():
         aggs |= {f"{name}_lines": s(bad), f"{name}_stake": s(bad, stake)}

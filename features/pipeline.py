@@ -158,7 +158,7 @@ def build_snapshot(
         base, lines, points, enriched = enriched_claims(eng, tables, price_list)
         m = month_number(as_of)
         hist = enriched.filter(enriched.month >= m - pf.HISTORY_MONTHS)
-        pts = points.filter(points.month >= m - PRICE_MONTHS)
+        pts = points.filter(points.month >= m - max(PRICE_MONTHS, ln.ITEM_MONTHS))
         procs = ln.procedure_lines(lines, base)
         procs = procs.filter(procs.start_day >= day_number(as_of) - 2)
         parts = {

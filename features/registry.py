@@ -281,6 +281,59 @@ _add(
     "Tỷ lệ y lệnh ngoài giờ, cuối tuần",
 )
 
+# -- item level: each line against its item statistics of the 6 months before the claim's month
+# (features.lines.item_reference; docs/features.md "Item-level peer features")
+_add(
+    "dose_ratio_max",
+    "lines",
+    "ratio",
+    "Highest units per day of a drug over the drug's usual for the visit type",
+    "Số đơn vị thuốc mỗi ngày cao nhất so với mức thường dùng của thuốc",
+    "A drug is billed at {value} times its usual units per day",
+    "Có thuốc được kê {value} lần số đơn vị mỗi ngày thường dùng",
+)
+_add(
+    "dose_ratio_weighted",
+    "lines",
+    "ratio",
+    "Drug units per day over the usual, weighted by the lines' cost",
+    "Số đơn vị thuốc mỗi ngày so với mức thường dùng (bình quân theo chi phí)",
+)
+_add(
+    "dose_excess_amount",
+    "lines",
+    "VND",
+    "Drug cost beyond the usual units per day",
+    "Chi phí thuốc vượt mức thường dùng mỗi ngày",
+    "{value} of drugs beyond their usual units per day",
+    "Chi phí thuốc vượt mức thường dùng: {value}",
+)
+_add(
+    "pricier_share",
+    "lines",
+    "share",
+    "Share of service lines priced above their sibling codes' usual price",
+    "Tỷ lệ dịch vụ có giá cao hơn mức thường gặp của nhóm dịch vụ cùng loại",
+    "{value} of the service lines are the pricier codes of their sibling group",
+    "{value} dòng dịch vụ là mã đắt hơn trong nhóm dịch vụ cùng loại",
+)
+_add(
+    "rare_service_share",
+    "lines",
+    "share",
+    "Share of the cost in items rarely billed for the diagnosis at this level",
+    "Tỷ lệ chi phí dịch vụ, thuốc hiếm khi chỉ định cho bệnh này ở cùng tuyến",
+    "{value} of the cost is in items peers rarely bill for this diagnosis",
+    "{value} chi phí là dịch vụ, thuốc cơ sở cùng tuyến hiếm khi chỉ định cho bệnh này",
+)
+_add(
+    "rare_lines",
+    "lines",
+    "count",
+    "Lines rarely billed for the diagnosis at this level",
+    "Số dòng hiếm khi chỉ định cho bệnh này ở cùng tuyến",
+)
+
 # -- patient history (windows end the day before the claim) ----------------------------------
 for _n in (7, 30, 90, 365):
     _add(

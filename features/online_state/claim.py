@@ -19,6 +19,7 @@ from contract.schema import COST_GROUPS
 from features import claim_features as cf
 from features import lines as ln
 from features.engine import NEEDED
+from features.online_state import items as it
 from features.online_state.sql import (
     EPOCH_ORDINAL,
     abs_,
@@ -41,7 +42,7 @@ _SUPPORTIVE = re.compile(cf.SUPPORTIVE_DRUGS)
 _SALARY = tuple((date.fromisoformat(str(d.op().value)[:10]), v) for d, v in cf.BASE_SALARY)
 _GROUPS = {name: frozenset(codes) for name, codes in COST_GROUPS.items()}
 # agg columns enrich leaves null when a claim has no lines (the others are filled with 0)
-_KEEP_NULL = ("drug_days", "top_line_amount", "main_clinician", "any_clinician")
+_KEEP_NULL = ("drug_days", "top_line_amount", "main_clinician", "any_clinician", "dose_ratio_max")
 
 
 def _int(s) -> int | None:
@@ -333,10 +334,13 @@ def _min(acc: dict, key: str, v) -> None:
     acc[key] = v if cur is None else (cur if v is None else min(cur, v))
 
 
-def line_aggregates(lines: list[dict], b: dict, refs, listed: bool) -> dict | None:
+def line_aggregates(
+    lines: list[dict], b: dict, refs, listed: bool, items: it.ItemLookup = it.no_items
+) -> dict | None:
     """lines.line_aggregates for one claim `b` and its lines (drug_line / service_line rows);
     `refs(item_key, level, month)` gives the matching reference prices (a list, [None] when
-    none). None when the claim has no lines (the left join's nulls)."""
+    none); `items(key, level, month)` the item statistics (lines.item_reference). None when
+    the claim has no lines (the left join's nulls)."""
     if not lines:
         return None
     acc: dict = {}
@@ -344,6 +348,7 @@ def line_aggregates(lines: list[dict], b: dict, refs, listed: bool) -> dict | No
     for x in lines:
         for ref in refs(x["item_key"], level, month):
             _line_into(acc, x, b, ref, listed)
+            it.into(acc, x, b, items, _s, _max)
     clin = {x["clinician_id"] for x in lines if x["clinician_id"] is not None}
     acc["n_clinicians"] = float(len(clin))
     return acc
@@ -419,6 +424,7 @@ AGG_COLUMNS = (
         for k in ("lines", "stake")
     ),
     "n_clinicians",
+    *it.ITEM_COLUMNS,
 )
 
 
@@ -498,6 +504,7 @@ def enrich(b: dict, agg: dict | None) -> dict:
         supportive_share=div(t["supportive_cost"], cost),
         out_of_scope_share=div(t["out_of_scope_cost"], cost),
         offhours_share=div(t["offhours_lines"], n_lines),
+        **it.enrich(t),
     )
     bed_rate = div(t["bed_fund"], t["bed_days"])
     rules = {
@@ -523,7 +530,9 @@ def enrich(b: dict, agg: dict | None) -> dict:
     return t
 
 
-def enriched_rows(batch: dict, facilities: dict, refs, listed: bool) -> list[dict]:
+def enriched_rows(
+    batch: dict, facilities: dict, refs, listed: bool, items: it.ItemLookup = it.no_items
+) -> list[dict]:
     """The enriched rows (assembly.enriched_claims) of a batch of canonical tables, plus each
     claim's `_lines` (its line rows, for the procedure lines and the price points)."""
     by_claim: dict[str, list[dict]] = {}
@@ -535,7 +544,7 @@ def enriched_rows(batch: dict, facilities: dict, refs, listed: bool) -> list[dic
     for c in records(batch["claims"], NEEDED["claims"]):
         b = claim_base(c, facilities.get(c["facility_id"]))
         lines = by_claim.get(c["claim_id"], [])
-        row = enrich(b, line_aggregates(lines, b, refs, listed))
+        row = enrich(b, line_aggregates(lines, b, refs, listed, items))
         row["_lines"] = lines
         out.append(row)
     return out

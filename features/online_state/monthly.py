@@ -21,6 +21,7 @@ from features.assembly import (
     price_list_table,
 )
 from features.engine import Engine
+from features.online_state.items import row_points
 from features.online_state.sql import records
 
 
@@ -31,15 +32,12 @@ class MonthParts:
     cp: dict = field(default_factory=dict)  # clinician -> profile columns
     peers: dict = field(default_factory=dict)  # peer key -> metric -> (median, q25, q75); peer_n
     refs: dict = field(default_factory=dict)  # (item key, level) -> [reference prices]
+    items: dict = field(default_factory=dict)  # (key, level) -> lines.item_reference value
 
 
 def price_points(rows) -> pd.DataFrame:
-    """lines.price_points of enriched rows (from their `_lines`)."""
-    out = []
-    for r in rows:
-        for x in r["_lines"]:
-            if x["fund_unit_price"] is not None and x["item_key"] is not None:
-                out.append((x["item_key"], r["facility_level"], r["month"], x["fund_unit_price"]))
+    """lines.price_points of enriched rows (from their `_lines`), pseudo items included."""
+    out = [p for r in rows for p in row_points(r)]
     df = pd.DataFrame(out, columns=["item_key", "facility_level", "month", "price"])
     return df.groupby(list(df.columns), as_index=False).size().rename(columns={"size": "n"})
 
@@ -84,12 +82,16 @@ def month_parts(snapshot: pf.Snapshot, remembered: list[dict], month: int) -> Mo
                     got[m] = (r[f"pq50_{m}"], r[f"pq25_{m}"], r[f"pq75_{m}"])
                     if i == 0:
                         got["peer_n"] = r["peer_n"]
+        pts = [p for p in (snapshot.price_points, price_points(remembered)) if len(p)]
+        pts = pd.concat(pts, ignore_index=True) if pts else pd.DataFrame()
+        if len(pts):
+            items = ln.item_reference(eng.register("item_points", pts))
+            for r in records(eng.execute(items.filter(items.month == month))):
+                out.items[(r["item_key"], r["facility_level"])] = r["value"]
         if snapshot.price_list is not None:
             pl = price_list_table(eng, snapshot.price_list)
             ref = eng.execute(ln.listed_price_reference(pl, ibis.memtable({"month": [month]})))
         else:
-            pts = [p for p in (snapshot.price_points, price_points(remembered)) if len(p)]
-            pts = pd.concat(pts, ignore_index=True) if pts else pd.DataFrame()
             ref = pd.DataFrame(columns=["item_key", "facility_level", "ref_price"])
             if len(pts):
                 learned = ln.learned_price_reference(

@@ -77,11 +77,51 @@ if a.remember then
     for _, pr in ipairs(n.procs) do redis.call('ZADD', p .. 'r:' .. pr[1], pr[3], pr[2]) end
     redis.call('SET', p .. 'c:' .. c.id, cjson.encode(n))
     redis.call('HSET', p .. 'rows', c.id, c.row)
+    redis.call('SADD', p .. 'm:' .. n.month, c.id)  -- the month's index, for pruning
+    redis.call('ZADD', p .. 'months', n.month, n.month)
     if n.late then redis.call('INCR', p .. 'epoch') end
   end
 end
 out.epoch = tonumber(redis.call('GET', p .. 'epoch') or '0')
 return cjson.encode(out)
+"""
+
+
+# Forget the claims of months before ARGV[2] (the history window's start), at most ARGV[3] of
+# them per call (a national month is millions of claims: Redis is never blocked long); returns
+# how many are left to forget. A claim re-sent into a later month stays (its entry's month).
+PRUNE = r"""
+local p, cut, most = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local done = 0
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', p .. 'months', '-inf', '(' .. cut)) do
+  local idx = p .. 'm:' .. m
+  for _, id in ipairs(redis.call('SPOP', idx, most - done)) do
+    local v = redis.call('GET', p .. 'c:' .. id)
+    local e = v and cjson.decode(v)
+    if e and e.month < cut then
+      redis.call('HDEL', p .. 'p:' .. e.person, id)
+      local f = p .. 'f:' .. e.fkey
+      if redis.call('HINCRBY', f, e.day .. ':n', -1) <= 0 then
+        redis.call('HDEL', f, e.day .. ':n', e.day .. ':s', e.day .. ':k')
+      elseif e.cost ~= cjson.null then
+        redis.call('HINCRBYFLOAT', f, e.day .. ':s', -e.cost)
+        redis.call('HINCRBY', f, e.day .. ':k', -1)
+      end
+      if e.clin ~= cjson.null then redis.call('ZREM', p .. 'k:' .. e.clin, id) end
+      for _, pr in ipairs(e.procs) do redis.call('ZREM', p .. 'r:' .. pr[1], pr[2]) end
+      redis.call('DEL', p .. 'c:' .. id)
+      redis.call('HDEL', p .. 'rows', id)
+    end
+    done = done + 1
+  end
+  if redis.call('SCARD', idx) == 0 then redis.call('ZREM', p .. 'months', m) end
+  if done >= most then break end
+end
+local left = 0
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', p .. 'months', '-inf', '(' .. cut)) do
+  left = left + redis.call('SCARD', p .. 'm:' .. m)
+end
+return left
 """
 
 
@@ -94,8 +134,9 @@ def _row_json(r: dict, procs: list[Proc]) -> str:
     row["_procs"] = [list(p) for p in procs]
     for c in _TIMES:
         row[c] = None if row[c] is None else row[c].isoformat()
-    pts = [(x["item_key"], x["fund_unit_price"]) for x in r.get("_lines", ())
-           if x["item_key"] is not None and x["fund_unit_price"] is not None]  # fmt: skip
+    # what the month's price points and item statistics read of the lines (items.row_points)
+    pts = [(x["item_key"], x["fund_unit_price"], x["quantity"], x["is_drug"])
+           for x in r.get("_lines", ()) if x["item_key"] is not None]  # fmt: skip
     row["_points"] = pts
     return json.dumps(row)
 
@@ -104,7 +145,9 @@ def _row(text: str) -> dict:
     row = json.loads(text)
     for c in _TIMES:
         row[c] = None if row[c] is None else pd.Timestamp(row[c])
-    row["_lines"] = [{"item_key": k, "fund_unit_price": v} for k, v in row.pop("_points")]
+    pts = [[*p, None, None][:4] for p in row.pop("_points")]  # rows stored with two fields
+    row["_lines"] = [{"item_key": k, "fund_unit_price": v, "quantity": q, "is_drug": d}
+                     for k, v, q, d in pts]  # fmt: skip
     return row
 
 
@@ -117,6 +160,7 @@ class RedisStore:
         self.url, self.prefix = url, prefix
         self.redis = redis.Redis.from_url(url)
         self._exchange = self.redis.register_script(EXCHANGE)
+        self._prune = self.redis.register_script(PRUNE)
 
     def exchange(self, rows: list[dict], procs: list[list[Proc]], *, month: int,
                  remember: bool, late_before: int | None = None) -> dict | None:  # fmt: skip
@@ -228,6 +272,22 @@ class RedisStore:
             return {k.decode(): t.decode() for k, t in self.redis.hgetall(key).items()}
         got = self.redis.hmget(key, list(claim_ids)) if claim_ids else []
         return {c: t.decode() for c, t in zip(claim_ids, got, strict=True) if t is not None}
+
+    def prune(self, cut: int, batch: int = 5_000) -> int:
+        """Forget the remembered claims of months before `cut` (OnlineState does on a month
+        roll: the history window starts there), `batch` claims per script call; every replica
+        may run it at once (each claim is taken once). Returns the claims forgotten."""
+        gone = 0
+        while True:
+            before = self._left(cut)
+            left = int(self._prune(args=[self.prefix, cut, batch]))
+            gone += before - left
+            if left == 0 or left >= before:
+                return gone
+
+    def _left(self, cut: int) -> int:
+        months = self.redis.zrangebyscore(self.prefix + "months", "-inf", f"({cut}")
+        return sum(self.redis.scard(self.prefix + "m:" + m.decode()) for m in months)
 
     def epoch(self) -> int:
         return int(self.redis.get(self.prefix + "epoch") or 0)

@@ -55,7 +55,17 @@ class OnlineState:
     One call at a time: `features()` holds a lock.
     """
 
-    def __init__(self, snapshot: pf.Snapshot, *, remember: bool = False, plan=None, store=None):
+    def __init__(
+        self,
+        snapshot: pf.Snapshot,
+        *,
+        remember: bool = False,
+        plan=None,
+        store=None,
+        remembered: list[dict] = (),
+    ):
+        """remembered: without a store, the claims an earlier state remembered
+        (`remembered_rows()`, a model swap): they stay remembered, over this snapshot's copies."""
         # only what history rows are read for (monthly parts, the plan): a quarter of the columns
         keep = [c for c in HISTORY_COLUMNS if c in snapshot.history.columns]
         self.snapshot = snapshot = replace(snapshot, history=snapshot.history[keep])
@@ -70,6 +80,7 @@ class OnlineState:
         self.unsynced: set[str] = set()  # remembered, not yet in the plan's history
         self.synced: dict[str, str] = {}  # with a store: claim_id -> row text the plan has
         self.fallbacks = 0
+        self.successor: OnlineState | None = None  # after a swap: where new claims go too
         self.epoch = store.epoch() if store is not None else 0
         procs: dict[str, list[Proc]] = defaultdict(list)
         for p in records(snapshot.procedures):
@@ -81,7 +92,46 @@ class OnlineState:
                 self.keys.performer[p.performer][p.start_day].append(p)
         if store is not None:  # claims remembered before this snapshot: Redis holds them once
             self._supersede(store.rows_text())
+        else:  # the same in this process: a remembered claim replaces the snapshot's copy
+            self._keep(remembered, month_number(snapshot.as_of) - pf.HISTORY_MONTHS)
         self._monthly(month_number(snapshot.as_of))
+
+    # -- a model swap (memory store) ---------------------------------------------------------
+    def remembered_rows(self) -> list[dict]:
+        """The claims remembered here (the memory store's part a model swap hands over)."""
+        with self._lock:
+            return list(self.remembered.values())
+
+    def hand_over(self, new: OnlineState) -> None:
+        """After `new` was built from remembered_rows(): give it what was remembered since, and
+        from now on every claim this state remembers (requests still in flight on the old
+        model), so no claim is forgotten by the swap."""
+        with self._lock:
+            since = [r for c, r in self.remembered.items() if new.remembered.get(c) is not r]
+            new.adopt(since)
+            self.successor = new
+
+    def adopt(self, rows: list[dict]) -> None:
+        """Remember rows another state answered (a swap's hand-over)."""
+        if not rows:
+            return
+        with self._lock:
+            self._keep(rows, self.month - pf.HISTORY_MONTHS)
+            if any(r["month"] < self.month for r in rows):  # they may change this month's parts
+                self._monthly(self.month)
+            if self.successor is not None:  # swapped out in turn
+                self.successor.adopt(rows)
+
+    def _keep(self, rows, cut: int) -> None:
+        for r in rows:
+            if r["month"] < cut:
+                continue
+            cid = r["claim_id"]
+            if cid in self.keys:
+                self.keys.remove(cid)
+            self.keys.add(r, procedures(r))
+            self.remembered[cid] = r
+            self.unsynced.add(cid)
 
     # -- what depends on whole months --------------------------------------------------------
     def _remembered(self) -> list[dict]:
@@ -97,6 +147,9 @@ class OnlineState:
         if month != self.month:
             return [None]
         return self.parts.refs.get((item_key, level), [None])
+
+    def _item(self, key, level, month):
+        return self.parts.items.get((key, level)) if month == self.month else None
 
     # -- a request ---------------------------------------------------------------------------
     def why_not(self, claims: pd.DataFrame) -> str | None:
@@ -132,7 +185,7 @@ class OnlineState:
             own = claims_batch.get("facilities")
             if own is not None and len(own):
                 facs = {f["facility_id"]: f for f in records(own)}
-            rows = enriched_rows(claims_batch, facs, self._ref, self.listed)
+            rows = enriched_rows(claims_batch, facs, self._ref, self.listed, self._item)
             if self.store is None:
                 return self._answer(rows)
             procs = [procedures(r) for r in rows]
@@ -142,7 +195,7 @@ class OnlineState:
             if got["epoch"] != self.epoch:  # a late claim reached back before this month
                 self.epoch = got["epoch"]
                 self._monthly(self.month)
-                rows = enriched_rows(claims_batch, facs, self._ref, self.listed)
+                rows = enriched_rows(claims_batch, facs, self._ref, self.listed, self._item)
             view = self.store.view(self.keys, got, rows, procs)
             out = [self._row(view, r, p) for r, p in zip(rows, procs, strict=True)]
             if self.remember:
@@ -170,6 +223,8 @@ class OnlineState:
             for r in rows:
                 self.remembered[r["claim_id"]] = r
                 self.unsynced.add(r["claim_id"])
+            if self.successor is not None:  # swapped out while this request ran
+                self.successor.adopt(rows)
         else:  # the state as it was
             for r in rows:
                 if r["claim_id"] in self.keys:
@@ -197,6 +252,8 @@ class OnlineState:
         self.keys.prune(cut)
         for cid in [c for c, r in self.remembered.items() if r["month"] < cut]:
             del self.remembered[cid]
+        if self.store is not None:  # and in Redis, for every replica
+            self.store.prune(cut)
         self._monthly(month)
 
     # -- the fallback ------------------------------------------------------------------------
@@ -229,7 +286,7 @@ class OnlineState:
         out = self.plan().features(claims_batch)
         if not self.remember or not len(claims_batch["claims"]):
             return out
-        rows = enriched_rows(claims_batch, self.facilities, self._ref, self.listed)
+        rows = enriched_rows(claims_batch, self.facilities, self._ref, self.listed, self._item)
         procs = [procedures(r) for r in rows]
         late = any(r["month"] < self.month for r in rows)
         self._plan.add_history(pd.DataFrame(columns=["claim_id", "month"]), pd.DataFrame(),
@@ -248,6 +305,8 @@ class OnlineState:
                     self.keys.remove(cid)
                 self.keys.add(r, p)
                 self.remembered[cid] = r
+            if self.successor is not None:
+                self.successor.adopt(rows)
         if late:  # a late claim changes this month's profiles
             self._monthly(self.month)
         return out

@@ -82,12 +82,15 @@ def _check_enriched(tables: dict, pl) -> list[dict]:
         else:
             ref = eng.execute(ln.learned_price_reference(points, PRICE_MONTHS, PRICE_QUANTILE,
                                                          PRICE_MIN_LINES))  # fmt: skip
+        stats = eng.execute(ln.item_reference(points))
+    items = {(r.item_key, r.facility_level, r.month): r.value for r in stats.itertuples()}
     refs: dict = {}
     for r in ref.itertuples():
         refs.setdefault((r.item_key, r.facility_level, r.month), []).append(r.ref_price)
     facilities = {f["facility_id"]: f for f in oc.records(feature_tables["facilities"])}
     rows = oc.enriched_rows(feature_tables, facilities,
-                            lambda k, lv, m: refs.get((k, lv, m), [None]), listed)  # fmt: skip
+                            lambda k, lv, m: refs.get((k, lv, m), [None]), listed,
+                            lambda k, lv, m: items.get((k, lv, m)))  # fmt: skip
     got = pd.DataFrame([{k: v for k, v in r.items() if k != "_lines"} for r in rows])
     assert sorted(got.columns) == sorted(want.columns)
     if listed:
