@@ -186,6 +186,7 @@ def tabular_batches(
                 for q in np.flatnonzero(np.diff(bounds)):
                     spill.add(int(q), piece.slice(bounds[q], bounds[q + 1] - bounds[q]))
             spill.close()
+            piece = groups = None  # nothing of the input stays referenced
             if name not in schemas:  # an empty file
                 schemas[name] = pa.schema([])
         for q in range(parts):
