@@ -101,9 +101,7 @@ def world_parts(seed: int, work: Path, claims: int | None) -> Path:
                 **{f"t_{k}": v for k, v in terms.items()},
             }
         )
-        shift = evidence.set_index("claim_id")
-        for v in ("shift_claim", "shift_cell", "shift_share"):
-            part[f"t_{v}"] = np.minimum(part["claim_id"].map(shift[v]).fillna(0.0), claimed)
+        _shift_terms(part, evidence)
         if period == "holdout":
             part["b_raw_lightgbm"] = baselines.raw_lightgbm(split.train, cfg.seed)(df)
             part["b_rules_only"] = baselines.rules_only(split.train)(df)
@@ -116,9 +114,33 @@ def world_parts(seed: int, work: Path, claims: int | None) -> Path:
     return folder
 
 
+def _shift_terms(part: pd.DataFrame, evidence: pd.DataFrame) -> None:
+    shift = evidence.set_index("claim_id")
+    claimed = part["claimed"].to_numpy()
+    for v in ("shift_claim", "shift_cell", "shift_share"):
+        part[f"t_{v}"] = np.minimum(part["claim_id"].map(shift[v]).fillna(0.0).to_numpy(), claimed)
+
+
+def refresh_evidence(folder: Path) -> None:
+    """The world's facility-shift terms and warnings again, from its dataset, with the early
+    warning as it is now (the model's parts are kept: the warning is not a model input)."""
+    from contract.ingest import load_dataset
+    from features.early_warning import shift_evidence
+
+    tables = load_dataset(folder / "ds")
+    parts = pd.read_parquet(folder / "parts.parquet")
+    _shift_terms(parts, shift_evidence(tables))
+    parts.to_parquet(folder / "parts.parquet")
+    _warning_truth(folder, tables)
+
+
 def _warning_truth(folder: Path, tables: dict) -> None:
-    """The early warning per month of the holdout against the facilities the held-out scheme
-    touches broadly (at least 15% of the facility's claims that month)."""
+    warning_table(folder, tables).to_parquet(folder / "warnings.parquet")
+
+
+def warning_table(folder: Path, tables: dict) -> pd.DataFrame:
+    """The early warning per month from July, with the share of each facility-month's claims in
+    the held-out scheme and the share of its cost overbilled by any scheme."""
     from features.early_warning import warnings_by_month
 
     truth = pd.read_parquet(folder / "ds" / "truth.parquet")
@@ -128,6 +150,13 @@ def _warning_truth(folder: Path, tables: dict) -> None:
     held = set(truth.loc[truth["scheme"] == HELD_OUT, "ma_lk"])
     claims["held"] = claims["claim_id"].isin(held)
     share = claims.groupby(["facility_id", "month"])["held"].mean()
+    # the share of the facility-month's cost overbilled by any scheme: a warning where it is
+    # small is a false alarm; one for another scheme concentrated at the facility is not
+    over = truth.drop_duplicates("ma_lk").set_index("ma_lk")["overbilled"]
+    claims["over"] = claims["claim_id"].map(over).astype("float64").fillna(0.0)
+    claims["cost"] = pd.to_numeric(tables["claims"]["total_cost"], errors="coerce").fillna(0.0)
+    money = claims.groupby(["facility_id", "month"])[["over", "cost"]].sum()
+    abuse = money["over"] / money["cost"].where(money["cost"] > 0)
     rows = []
     months = [m for m in sorted(claims["month"].unique()) if m >= "2025-07"]
     for month, w in warnings_by_month(tables, months).items():
@@ -139,9 +168,11 @@ def _warning_truth(folder: Path, tables: dict) -> None:
                     "claims": r.claims,
                     "warning": bool(r.warning),
                     "held_share": float(share.get((r.facility_id, month), 0.0)),
+                    "abuse_share": float(abuse.get((r.facility_id, month), 0.0)),
+                    "test": getattr(r, "test", ""),
                 }
             )
-    pd.DataFrame(rows).to_parquet(folder / "warnings.parquet")
+    return pd.DataFrame(rows)
 
 
 TIE = 0.005  # worst-world money closer than this is a tie, settled by the gap to the model order
@@ -256,8 +287,13 @@ def report_world(p: pd.DataFrame, setting: dict[str, float]) -> dict[str, float]
     return out
 
 
-def warning_stats(folder: Path) -> dict[str, float]:
-    w = pd.read_parquet(folder / "warnings.parquet")
+FALSE_ABUSE = 0.05  # a warned facility-month with less of its cost overbilled is a false alarm
+
+
+def warning_stats(folder: Path | pd.DataFrame) -> dict[str, float]:
+    """Recall of the held-out scheme's facility-months (at least 15% of the claims; that month or
+    the next) and false alarms (warned, less than FALSE_ABUSE of the cost overbilled)."""
+    w = folder if isinstance(folder, pd.DataFrame) else pd.read_parquet(folder / "warnings.parquet")
     hold = w[w["month"] >= CUTOFF]
     truth = hold[hold["held_share"] >= 0.15]
     flagged = set(
@@ -269,10 +305,13 @@ def warning_stats(folder: Path) -> dict[str, float]:
         return (r.facility_id, r.month) in flagged or (r.facility_id, nxt) in flagged
 
     found = [caught(r) for r in truth.itertuples()]
-    false = w[w["warning"] & (w["held_share"] == 0)]
+    warned = w[w["warning"] & (w["held_share"] == 0)]
+    false = warned[warned["abuse_share"] < FALSE_ABUSE]
     return {
         "warn_true_facility_months": float(len(truth)),
         "warn_recall": float(np.mean(found)) if found else float("nan"),
+        "warn_other_abuse": float(len(warned) - len(false)),
+        "warn_false": float(len(false)),
         "warn_false_per_month": float(len(false) / max(w["month"].nunique(), 1)),
     }
 
@@ -286,9 +325,16 @@ def main() -> None:
     mode.add_argument("--select", action="store_true")
     mode.add_argument("--report", action="store_true")
     ap.add_argument("--config", type=Path, default=None)
+    ap.add_argument(
+        "--refresh-evidence", action="store_true",
+        help="recompute cached worlds' facility-shift terms and warnings (today's early warning)",
+    )  # fmt: skip
     args = ap.parse_args()
     seeds = (SELECTION_SEEDS if args.select else REPORT_SEEDS)[: args.worlds]
     folders = {s: world_parts(s, args.work, args.claims) for s in seeds}
+    if args.refresh_evidence:
+        for f in folders.values():
+            refresh_evidence(f)
     worlds = {s: with_labels(f, pd.read_parquet(f / "parts.parquet")) for s, f in folders.items()}
     if args.select:
         tab = select(worlds)
@@ -313,7 +359,8 @@ def main() -> None:
     rec = sorted(c for c in per.columns if c.startswith("recall_"))
     print("\nrecall in the top 5% per scheme (mean, worst):")
     print(summary.loc[rec].round(3).to_markdown())
-    warn = ["warn_true_facility_months", "warn_recall", "warn_false_per_month"]
+    warn = ["warn_true_facility_months", "warn_recall", "warn_other_abuse", "warn_false",
+            "warn_false_per_month"]  # fmt: skip
     print("\nfacility early warning per world:\n" + per[warn].round(3).to_markdown())
     print(
         f"\nqueue >= model order in the top 5% on every world: "

@@ -38,13 +38,16 @@ CONTROL_SIGMAS = 3.0  # the change must exceed this many of the facility's own m
 MOVED_Z = 2.0  # a warned facility's cell carries the shift when its own z is above this
 LOOKBACK_EXTRA = 3  # months further back a baseline may reach past warned months
 SHIFT_SHRINK = 20  # claims at which a cell's mean shift counts half (toward no shift)
+DRIFT_GAP = 3  # the drift test's baseline ends this many months before the month (0: no test)
+DRIFT_EXCESS = 0.15  # the drift test's excess (a longer way back moves more by chance)
+DRIFT_Z = 4.0  # the drift test's volume-aware z
 SHIFT_MONEY = "shift_claim"  # the `facility_shift` money (chosen in bench/quality_worlds.py)
 
 COLUMNS = [
     "month", "facility_id", "facility_name", "facility_level", "claims", "claims_trend",
     "cost_per_visit", "cost_per_visit_trend", "change", "mix_effect", "price_effect",
     "volume_effect", "growth_vs_trend", "growth_shrunk", "peer_growth_median", "growth_excess",
-    "own_sigma", "z", "robust_z", "cost_per_visit_last_year", "growth_yoy", "warning",
+    "own_sigma", "z", "robust_z", "cost_per_visit_last_year", "growth_yoy", "warning", "test",
     "evidence",
 ]  # fmt: skip
 
@@ -122,11 +125,11 @@ def _line_prices(tables: dict[str, pd.DataFrame], cells: pd.DataFrame) -> pd.Dat
     return lines[lines["price"].notna()]
 
 
-def _price_effect(lines: pd.DataFrame, m: int) -> pd.Series:
+def _price_effect(lines: pd.DataFrame, m: int, gap: int = 0) -> pd.Series:
     """Per facility: this month's lines at their price minus at the facility's baseline price of
     the same item (items without a baseline price count as unchanged)."""
     cur = lines[lines["month"] == m]
-    base = lines[(lines["month"] >= m - TREND_MONTHS) & (lines["month"] < m)]
+    base = lines[(lines["month"] >= m - gap - TREND_MONTHS) & (lines["month"] < m - gap)]
     if cur.empty or base.empty:
         return pd.Series(dtype="float64")
     ref = base.groupby(["facility_id", "item"])["price"].median().rename("ref")
@@ -215,10 +218,11 @@ def _deviations(cur: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
 
 
 def _month_table(
-    cells: pd.DataFrame, lines: pd.DataFrame, m: int, excluded: frozenset
+    cells: pd.DataFrame, lines: pd.DataFrame, m: int, excluded: frozenset, gap: int = 0
 ) -> pd.DataFrame:
+    """Month `m` against the baseline of the TREND_MONTHS months before `m - gap`."""
     cur = cells[cells["month"] == m]
-    base = _baseline(cells, m, TREND_MONTHS, excluded)
+    base = _baseline(cells, m - gap, TREND_MONTHS, excluded)
     ref = _cell_stats(base)
     fac_base = base.groupby("facility_id")["cost"].agg(["size", "mean", "var"])
     x = _deviations(cur, base)
@@ -239,7 +243,8 @@ def _month_table(
     out["change"] = out["cost_per_visit"] - out["cost_per_visit_trend"]
     out["mix_effect"] = out["expected"] - out["cost_per_visit_trend"]
     within = out["cost_per_visit"] - out["expected"]
-    out["price_effect"] = (_price_effect(lines, m).reindex(out.index) / out["claims"]).fillna(0.0)
+    price = _price_effect(lines, m, gap).reindex(out.index)
+    out["price_effect"] = (price / out["claims"]).fillna(0.0)
     out["volume_effect"] = within - out["price_effect"]
     out["growth_vs_trend"] = within / out["expected"].where(out["expected"] > 0)
     out["z"] = out["ldev_sum"] / np.sqrt(out["ldev_var"].where(out["ldev_var"] > 0))
@@ -300,13 +305,49 @@ def _sequence(cells: pd.DataFrame, lines: pd.DataFrame, months) -> dict[int, pd.
     return out
 
 
-def _warnings(
-    cells: pd.DataFrame, lines: pd.DataFrame, m: int, excluded: frozenset = frozenset()
+MIN_PEERS = 2  # fewer other facilities of the level: the peers are every other facility
+EXACT_PEERS = 50  # above this many facilities a level's median stands for its leave-one-out one
+
+
+def _leave_one_out(values: np.ndarray) -> np.ndarray:
+    if len(values) > EXACT_PEERS:
+        return np.full(len(values), np.nanmedian(values)) if len(values) else values
+    out = np.full(len(values), np.nan)
+    for i in range(len(values)):
+        others = np.delete(values, i)
+        others = others[~np.isnan(others)]
+        if len(others) >= MIN_PEERS:
+            out[i] = np.median(others)
+    return out
+
+
+def _peer_median(growth: pd.Series, level: pd.Series) -> pd.Series:
+    """Each facility's peers' median change: the other facilities of its level (never itself: in
+    a level of three a climbing facility would be its own yardstick), or every other facility
+    when its level has fewer than MIN_PEERS others with a change."""
+    by_level = pd.Series(np.nan, index=growth.index)
+    for _, idx in growth.groupby(level).groups.items():
+        by_level[idx] = _leave_one_out(growth[idx].to_numpy(dtype="float64"))
+    overall = pd.Series(_leave_one_out(growth.to_numpy(dtype="float64")), index=growth.index)
+    return by_level.fillna(overall)
+
+
+def _tested(
+    cells: pd.DataFrame,
+    lines: pd.DataFrame,
+    m: int,
+    excluded: frozenset,
+    gap: int,
+    excess: float,
+    z: float,
 ) -> pd.DataFrame:
-    out = _month_table(cells, lines, m, excluded)
+    """Month `m` against the baseline before `m - gap`, with the volume-aware statistics and
+    `flag` (all three tests passed). The drift test (`gap` > 0) needs the facility's own series
+    before its baseline (no control chart, no warning)."""
+    out = _month_table(cells, lines, m, excluded, gap)
     growth = out["growth_vs_trend"]
     # shrink toward the same-level peers' median change by volume (empirical Bayes)
-    peer = growth.groupby(out["facility_level"]).transform("median")
+    peer = _peer_median(growth, out["facility_level"])
     weight = out["claims"] / (out["claims"] + SHRINK_CLAIMS)
     out["peer_growth_median"] = peer
     out["growth_shrunk"] = weight * growth + (1 - weight) * peer
@@ -314,15 +355,36 @@ def _warnings(
     med = growth.median()
     mad = (growth - med).abs().median() * 1.4826
     out["robust_z"] = (growth - med) / max(mad, 0.02) if growth.notna().any() else np.nan
-    out["own_sigma"] = _own_sigma(cells, m, excluded).reindex(out.index)
-    control = np.log1p(growth.clip(lower=-0.99)) > CONTROL_SIGMAS * out["own_sigma"].fillna(0.0)
-    out["warning"] = (
+    out["own_sigma"] = _own_sigma(cells, m - gap, excluded).reindex(out.index)
+    sigma = out["own_sigma"] if gap else out["own_sigma"].fillna(0.0)  # drift: a series needed
+    control = np.log1p(growth.clip(lower=-0.99)) > CONTROL_SIGMAS * sigma
+    out["flag"] = (
         (out["claims"] >= MIN_CLAIMS)
         & (out["claims_trend"] >= MIN_BASELINE)
-        & (out["z"] > Z_FLAG)
-        & (out["growth_excess"] > EXCESS)
+        & (out["z"] > z)
+        & (out["growth_excess"] > excess)
         & control
     ).fillna(False)
+    return out
+
+
+def _warnings(
+    cells: pd.DataFrame, lines: pd.DataFrame, m: int, excluded: frozenset = frozenset()
+) -> pd.DataFrame:
+    """The month test (against the last TREND_MONTHS months) and the drift test (against the
+    TREND_MONTHS months before the last DRIFT_GAP: a climb spread over months hides in a baseline
+    that climbs with it); a facility flagged by either is warned, its row showing the test that
+    fired (the month test when both did)."""
+    out = _tested(cells, lines, m, excluded, 0, EXCESS, Z_FLAG)
+    out["test"] = np.where(out["flag"], "month", "")
+    if DRIFT_GAP:
+        drift = _tested(cells, lines, m, excluded, DRIFT_GAP, DRIFT_EXCESS, DRIFT_Z)
+        only = drift["flag"].reindex(out.index, fill_value=False) & ~out["flag"]
+        if only.any():
+            ids = only[only].index
+            out.loc[ids, drift.columns] = drift.loc[ids, drift.columns]
+            out.loc[ids, "test"] = "drift"
+    out["warning"] = out["test"] != ""
     ly = cells[cells["month"] == m - 12].groupby("facility_id")["cost"].mean()
     out["cost_per_visit_last_year"] = ly.reindex(out.index)
     out["growth_yoy"] = out["cost_per_visit"] / out["cost_per_visit_last_year"] - 1
@@ -368,12 +430,19 @@ def shift_evidence(dataset, months: list[int] | None = None) -> pd.DataFrame:
     excluded = seq["excluded"]
     for m in months:
         w = seq[m]
-        warned = set(w.loc[w["warning"], "facility_id"])
-        if not warned:
+        if not w["warning"].any():
             continue
-        base = _baseline(cells, m, TREND_MONTHS, excluded)
-        cur = cells[(cells["month"] == m) & cells["facility_id"].isin(warned)]
-        x = _deviations(cur, base)
+        # each warned facility's claims against the baseline of the test that warned it
+        x = pd.concat(
+            [
+                _deviations(
+                    cells[(cells["month"] == m) & cells["facility_id"].isin(set(t["facility_id"]))],
+                    _baseline(cells, m - (DRIFT_GAP if test == "drift" else 0), TREND_MONTHS,
+                              excluded),
+                )
+                for test, t in w[w["warning"]].groupby("test")
+            ]
+        )  # fmt: skip
         # the cells that moved: their own z above MOVED_Z
         g = x.groupby(["facility_id", "cell"])
         z = g["ldev"].sum() / np.sqrt(g["ldev_var"].sum().where(lambda v: v > 0))

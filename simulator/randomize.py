@@ -23,9 +23,11 @@ MONTHS = 12
 CUTOFF = "2025-10"  # the first holdout month: the held-out scheme starts here
 # Seeds the design is chosen on, and seeds it is reported on (never chosen with). 201-206 and
 # 301-306 were earlier report sets, seen while the selection rule was settled (docs/training.md);
-# the figures are on 401-406, run once on the final configuration.
+# 401-406 were the next report set: seen twice, and world 403's unflagged gradual climb was
+# looked at while the early warning's drift test was designed, so they are retired too; the
+# figures are on 501-506, run once on the final configuration.
 SELECTION_SEEDS = tuple(range(101, 113))
-REPORT_SEEDS = (401, 402, 403, 404, 405, 406)
+REPORT_SEEDS = (501, 502, 503, 504, 505, 506)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import features.early_warning as ew
 from features.early_warning import facility_warnings, quarter_warnings, shift_evidence
 
 MONTHS = pd.period_range("2025-01", "2025-09", freq="M")
@@ -17,12 +18,20 @@ ALL = ("J", "K", "I", "E")
 
 
 def handmade(
-    seed: int, jump: float = 1.4, jump_month: str = "2025-07", cells_move=ALL, who: str = "49001"
+    seed: int,
+    jump: float = 1.4,
+    jump_month: str = "2025-07",
+    cells_move=ALL,
+    who: str = "49001",
+    ramp: float = 0.0,
+    levels: dict | None = None,
 ):
     """A district hospital (430 visits a month, ~380k VND each), a 150-visit facility with
     ordinary noise, and 20 peers of other sizes; from `jump_month` the hospital's visits in the
     diagnosis chapters `cells_move` cost `jump` times as much (more units at the same prices);
-    `who` names another facility to jump instead."""
+    `who` names another facility to jump instead. With `ramp`, the cost climbs instead: `1 + ramp`
+    times the month before, month after month. `levels` gives some facilities another level
+    than H."""
     rng = np.random.default_rng(seed)
     rows, lines = [], []
     sizes = {"49001": 430, "49002": 150} | {f"49{i:03d}": int(rng.integers(40, 900)) for i in
@@ -35,6 +44,8 @@ def handmade(
             vt = rng.choice(["01", "03"], k, p=[0.85, 0.15])
             cost = rng.lognormal(np.log(330_000), 0.55, k) * np.where(vt == "03", 4.0, 1.0)
             hit = (fid == who) & (str(month) >= jump_month) & np.isin(icd, cells_move)
+            if ramp:
+                jump = (1 + ramp) ** ((month - pd.Period(jump_month, "M")).n + 1)
             cost = np.where(hit, cost * jump, cost)
             day = rng.integers(0, month.days_in_month, k)
             for i in range(k):
@@ -47,7 +58,11 @@ def handmade(
                                          "fund_claimed", "primary_icd", "visit_type"])  # fmt: skip
     drugs = pd.DataFrame(lines, columns=["claim_id", "drug_code", "quantity", "unit_price"])
     facilities = pd.DataFrame(
-        {"facility_id": list(sizes), "level": "H", "facility_name": [f"BV {f}" for f in sizes]}
+        {
+            "facility_id": list(sizes),
+            "level": [(levels or {}).get(f, "H") for f in sizes],
+            "facility_name": [f"BV {f}" for f in sizes],
+        }
     )
     return {"claims": claims, "drug_lines": drugs, "facilities": facilities}
 
@@ -111,3 +126,50 @@ def test_an_honest_simulated_month(feature_tables):
     w = facility_warnings(feature_tables, "2025-05")
     assert len(w) == feature_tables["claims"]["facility_id"].nunique()
     assert not w["warning"].any()
+
+
+def _warned_months(tables, months) -> dict[str, list[str]]:
+    got = ew.warnings_by_month(tables, months)
+    return {m: sorted(w.loc[w["warning"], "facility_id"]) for m, w in got.items()}
+
+
+MONTHS_ON = [str(m) for m in MONTHS[3:]]
+
+
+@pytest.mark.parametrize("seed", [7, 8])
+def test_a_gradual_climb_is_caught_by_the_drift_test(seed, monkeypatch):
+    """+5% a month from March: each month against the three before it moves too little (the
+    baseline climbs with it), but against the months before the climb the hospital is far out:
+    the drift test warns it by September (+41% then), and nobody else in any month."""
+    tables = handmade(seed, jump_month="2025-03", ramp=0.05)
+    warned = _warned_months(tables, MONTHS_ON)
+    assert all(set(f) <= {"49001"} for f in warned.values()), warned
+    hits = [m for m, f in warned.items() if f]
+    assert hits and hits[0] <= "2025-09", warned
+    w = ew.warnings_by_month(tables, [hits[0]])[hits[0]].set_index("facility_id")
+    assert w.loc["49001", "test"] == "drift"
+    # the shift money follows the drift test's baseline: the hospital's claims carry it
+    ev = shift_evidence(tables)
+    c = tables["claims"].set_index("claim_id")
+    assert (c.loc[ev.loc[ev["facility_shift"] > 0, "claim_id"], "facility_id"] == "49001").all()
+    assert (ev["facility_shift"] > 0).sum() > 100
+    # without the drift test the same climb is never warned before September ends
+    monkeypatch.setattr(ew, "DRIFT_GAP", 0)
+    early = _warned_months(tables, MONTHS_ON[: MONTHS_ON.index("2025-09") + 1])
+    assert not any(early.values()), early
+
+
+def test_a_facility_is_never_its_own_peer():
+    """In a level of two, the peers' median change is the other facility's alone: a +25% jump
+    does not move the yardstick it is measured against (a median over the level including
+    itself would be half its own change) and is warned."""
+    levels = {"49001": "T", "49003": "T"}
+    still = facility_warnings(handmade(9, jump=1.0, levels=levels), "2025-07")
+    jumped = facility_warnings(handmade(9, jump=1.25, levels=levels), "2025-07")
+    still, jumped = still.set_index("facility_id"), jumped.set_index("facility_id")
+    # a level of two has one peer: too few; the yardstick is every other facility
+    assert jumped.loc["49001", "peer_growth_median"] == pytest.approx(
+        still.loc["49001", "peer_growth_median"], abs=1e-9
+    )
+    assert bool(jumped.loc["49001", "warning"])
+    assert not bool(still.loc["49001", "warning"])
