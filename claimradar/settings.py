@@ -69,6 +69,13 @@ class Settings(BaseSettings):
         default=2_000, description="Claims held in memory before a chunk is written."
     )
     ingest_workers: int = Field(default=2, description="Processes parsing envelope files.")
+    spark_master: str = Field(
+        default="local[*]",
+        description="Spark master of the --engine spark commands: local[*] on one machine, a "
+        "cluster URL (spark://host:7077, yarn, k8s://...) in production; a session already "
+        "running (spark-submit) keeps its own.",
+    )
+    spark_driver_memory: str = Field(default="2g", description="Spark driver memory (local mode).")
     # The scoring service and the review UI.
     api_max_claims: int = Field(default=1_000, description="Most claims in one POST /score.")
     api_max_xml_bytes: int = Field(
@@ -271,6 +278,16 @@ def ingest_limits(settings: Settings):
         settings.max_table_bytes,
         settings.ingest_chunk_claims,
         settings.ingest_workers,
+    )
+
+
+def spark_session(settings: Settings, app_name: str = "claimradar"):
+    """The Spark session of the --engine spark commands, on `spark_master` (or the session a
+    spark-submit driver already runs)."""
+    from features.spark_session import spark_session as start
+
+    return start(
+        settings.spark_master, driver_memory=settings.spark_driver_memory, app_name=app_name
     )
 
 

@@ -70,6 +70,10 @@ def features(
         raise _fail(f"--engine must be duckdb or spark, not {engine!r}")
     if not (data / "claims.parquet").exists():
         raise _fail(f"{data} has no claims.parquet; run `claimradar ingest` first")
+    if engine == "spark":
+        from claimradar.settings import get_settings, spark_session
+
+        spark_session(get_settings(), "claimradar-features")  # on the settings' spark_master
     with progress_bar(f"features ({engine})") as update:
         try:
             n = write_features(
@@ -96,6 +100,9 @@ def facilities(
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="CSV of the table (default beside DATA).")
     ] = None,
+    engine: Annotated[
+        str, typer.Option(help="embedded (default) or spark: the period read on Spark (--month).")
+    ] = "embedded",
 ) -> None:
     """Early warning: facilities whose cost per visit rises far beyond their own history and
     their peers, with the change split into case mix, price and volume, and the evidence."""
@@ -103,9 +110,16 @@ def facilities(
 
     if (month is None) == (quarter is None):
         raise _fail("give one of --month YYYY-MM or --quarter YYYY-Qn")
+    if engine not in ("embedded", "spark"):
+        raise _fail(f"--engine must be embedded or spark, not {engine!r}")
+    if engine == "spark" and quarter:
+        raise _fail("--engine spark takes --month (the quarterly letter runs embedded)")
     period = month or quarter
     try:
-        table = facility_warnings(data, month) if month else quarter_warnings(data, quarter)
+        if engine == "spark":
+            table = _warnings_spark(data, month)
+        else:
+            table = facility_warnings(data, month) if month else quarter_warnings(data, quarter)
     except ValueError as e:
         raise _fail(str(e)) from None
     table = table.rename(columns={"facility_id": "MA_CSKCB"})
@@ -122,6 +136,14 @@ def facilities(
     for r in warned.itertuples():
         typer.echo(f"  {r.MA_CSKCB}: {r.evidence}")
     typer.echo(f"{len(warned)} of {len(table)} facilities warned for {period} -> {out}")
+
+
+def _warnings_spark(data: Path, month: str):
+    from claimradar.settings import get_settings, spark_session
+    from features.early_warning_spark import facility_warnings_spark
+
+    spark = spark_session(get_settings(), "claimradar-facilities")
+    return facility_warnings_spark(spark, data, month)
 
 
 @app.command()

@@ -140,16 +140,30 @@ def score(
             "--to-store", help="Also record the scores in the case store and open review cases."
         ),
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="embedded (default) or spark: features and scores on Spark (settings "
+            "spark_master), OUT a folder of parquet partitioned by month."
+        ),
+    ] = "embedded",
 ) -> None:
     """Score every claim: risk, expected overbilled amount, rank, band, reasons, rule hits."""
     from claimradar.settings import get_settings
     from serving.batch import resolve_bundle, score_dataset, write_scores
 
+    if engine not in ("embedded", "spark"):
+        raise _fail(f"--engine must be embedded or spark, not {engine!r}")
+    if engine == "spark" and (to_store or out.suffix == ".csv"):
+        raise _fail("--engine spark writes a parquet folder; --to-store and .csv need embedded")
     s = get_settings()
     try:
         bundle, version = resolve_bundle(model, s.tracking_uri, s.artifact_root)
     except ValueError as e:
         raise _fail(str(e)) from None
+    if engine == "spark":
+        _score_spark(data, out, bundle, version, since=since, explain_top=explain_top)
+        return
     with progress_bar("score") as update:
         update(0, 2)
         scored, frame = score_dataset(
@@ -166,6 +180,23 @@ def score(
     if to_store:
         new = _to_store(data, scored, frame)
         typer.echo(f"case store: {new:,} new scored claims recorded, review cases opened")
+
+
+def _score_spark(data: Path, out: Path, bundle, version: str, **options) -> None:
+    from claimradar.settings import get_settings, spark_session
+    from serving.batch_spark import score_dataset_spark
+
+    if not (data / "claims.parquet").exists():
+        raise _fail(f"{data} has no claims.parquet; run `claimradar ingest` first")
+    spark_session(get_settings(), "claimradar-score")
+    with progress_bar("score (spark)") as update:
+        update(0, 1)
+        bands = score_dataset_spark(data, bundle, version, out, **options)
+        update(1, 1)
+    typer.echo(
+        f"scored {sum(bands.values()):,} claims with model v{version} on Spark "
+        f"(high {bands.get('high', 0):,}, review {bands.get('review', 0):,}) -> {out}/month=*"
+    )
 
 
 def _to_store(data: Path, scored, frame) -> int:
