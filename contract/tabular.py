@@ -47,8 +47,10 @@ def read_tabular_file(path: Path, table: Table) -> pd.DataFrame:
     return df
 
 
-# Batches per spill partition: the input is cut by claim-key hash into partitions of about this
-# many batches (spilled to Arrow IPC files), and one partition at a time is held in memory.
+# Buckets of chunk_claims claims per batch: the input is cut by claim-key hash into buckets of
+# about chunk_claims claims, and SPILL_BATCHES consecutive buckets make a batch (a partition,
+# spilled to Arrow IPC files while the input is read); one batch at a time is held in memory and
+# validated whole (the fixed cost of validating a batch is paid once per 50,000 claims).
 SPILL_BATCHES = 25
 READ_ROWS = 65_536  # rows per record batch read from a table
 
@@ -142,11 +144,11 @@ def tabular_batches(
 ) -> Iterator[tuple[dict[str, pd.DataFrame], int, int]]:
     """Batches of whole claims (every row of a MA_LK in the same batch), in bounded memory.
 
-    Rows go to batch ``hash(MA_LK) % k`` (k = claims / chunk_claims), file order within a batch.
-    The tables are read in record batches and spilled to partitions of SPILL_BATCHES consecutive
-    batches (Arrow IPC files under ``spill_dir``, or a temporary folder); one partition at a time
-    is read back, put in batch order with one take and cut into slices. Memory is a partition's
-    size, not the input's; the batches are the ones a whole-table read would give.
+    Rows go to bucket ``hash(MA_LK) % k`` (k = claims / chunk_claims), and bucket b to batch
+    ``b * parts // k`` (SPILL_BATCHES buckets per batch). The tables are read in record batches
+    and their rows spilled to their batch's Arrow IPC file (under ``spill_dir``, or a temporary
+    folder; in memory when there is one batch); one batch at a time is read back, in bucket order
+    with file order within a bucket. Memory is a batch's size, not the input's.
     """
     sources: dict[str, tuple[Path, Table]] = {}
     for stem, table in (("xml1", CLAIMS), ("xml2", DRUG_LINES), ("xml3", SERVICE_LINES)):
@@ -194,9 +196,9 @@ def tabular_batches(
 
 
 def _partition_batches(spills, schemas, sources, q, parts, k, n_claims):
-    """The batches of partition q: its rows read back, put in batch order and cut."""
-    lo, hi = -(-q * k // parts), -(-(q + 1) * k // parts)  # batches b with b * parts // k == q
-    cuts: dict[str, tuple[pd.DataFrame, np.ndarray]] = {}
+    """Partition q as one batch: its rows read back and put in bucket order (file order within
+    a bucket), so the tables come out in the order bucket-by-bucket batches gave."""
+    batch: dict[str, pd.DataFrame] = {}
     for name, spill in spills.items():
         t = spill.take(q, schemas[name])
         df = t.to_pandas() if t.num_columns else pd.DataFrame({RECORD: [], GROUP: []})
@@ -207,12 +209,6 @@ def _partition_batches(spills, schemas, sources, q, parts, k, n_claims):
         if len(df):
             df[GROUP] = df[GROUP].astype("str")
         bucket = _bucket(df[GROUP].to_numpy(dtype=object), k)
-        order = np.argsort(bucket, kind="stable")
-        cuts[name] = (df.take(order), np.searchsorted(bucket[order], np.arange(lo, hi + 1)))
+        batch[name] = df.take(np.argsort(bucket, kind="stable"))
         del df
-    for b in range(hi - lo):
-        part = {
-            name: ordered.iloc[bounds[b] : bounds[b + 1]]
-            for name, (ordered, bounds) in cuts.items()
-        }
-        yield part, len(part["claims"]), n_claims
+    yield batch, len(batch["claims"]), n_claims

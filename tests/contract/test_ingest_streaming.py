@@ -38,7 +38,7 @@ def test_tiny_batches_give_the_default_output_and_rejection_report(
     corrupted, tmp_path, monkeypatch
 ):
     default = ingest(corrupted, tmp_path / "default", linkage_key=KEY)
-    # 11 batches in 6 partitions spilled to disk, each table read in several pieces
+    # 6 batches of about 500 claims spilled to disk, each table read in several pieces
     monkeypatch.setattr(tabular, "SPILL_BATCHES", 2)
     monkeypatch.setattr(tabular, "READ_ROWS", 1_000)
     tiny = ingest(corrupted, tmp_path / "tiny", limits=Limits(chunk_claims=300), linkage_key=KEY)
@@ -62,7 +62,7 @@ def test_one_partition_in_memory_at_a_time(corrupted, monkeypatch):
     """Arrow memory held while batches are handed out stays a fraction of the whole input (the
     text columns of pandas frames live in Arrow's pool); reading whole tables held all of it."""
     limits = Limits(chunk_claims=100)
-    monkeypatch.setattr(tabular, "SPILL_BATCHES", 2)  # 31 batches: 16 partitions
+    monkeypatch.setattr(tabular, "SPILL_BATCHES", 2)  # 16 batches of about 200 claims
     monkeypatch.setattr(tabular, "READ_ROWS", 1_000)  # the tables read in several pieces
     pool = pa.default_memory_pool()
     base = pool.bytes_allocated()
