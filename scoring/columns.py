@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+_LOCS: dict[tuple, tuple[dict[str, int], pd.Index]] = {}
+
 
 class FloatColumns:
     """name -> float64 array (missing as NaN) for the frame's numeric (int, float, bool)
@@ -42,6 +44,38 @@ class FloatColumns:
                 self._full[locs] = values.to_numpy(dtype="float64", na_value=np.nan)
             for loc in locs:
                 self._loc[names[loc]] = int(loc)
+
+    @classmethod
+    def from_matrix(
+        cls, names, matrix: np.ndarray, extra: dict[str, np.ndarray] | None = None
+    ) -> FloatColumns:
+        """Columns read from a float matrix (rows x names) and `extra` float arrays, without a
+        frame: what FloatColumns(frame) gives for a frame holding those columns."""
+        self = cls.__new__(cls)
+        extra = extra or {}
+        self.n = len(matrix)
+        names = list(names)
+        self._full = np.empty((len(names) + len(extra), self.n))
+        self._full[: len(names)] = np.asarray(matrix, dtype="float64").T
+        for k, v in enumerate(extra.values()):
+            self._full[len(names) + k] = v
+        key = (tuple(names), tuple(extra))
+        if key not in _LOCS:  # the same names every request: one dict, one Index
+            every = [*names, *extra]
+            if len(_LOCS) > 16:
+                _LOCS.clear()
+            _LOCS[key] = ({n: i for i, n in enumerate(every)}, pd.Index(every))
+        self._loc, self._index = _LOCS[key]
+        return self
+
+    def frame(self) -> pd.DataFrame:
+        """These columns as a float DataFrame of one block (a view of the matrix, no column
+        converted): for code that reads numeric columns by name."""
+        index = getattr(self, "_index", None)
+        if index is not None:  # from_matrix: every row of _full, in order
+            return pd.DataFrame(self._full.T, columns=index, copy=False)
+        names = list(self._loc)
+        return pd.DataFrame(self._full[[self._loc[n] for n in names]].T, columns=names)
 
     def get(self, name: str) -> np.ndarray | None:
         loc = self._loc.get(name)

@@ -81,22 +81,23 @@ def compiled(model) -> CompiledForest:
 
 
 def anomaly_percentile(
-    bundle: ModelBundle, frame: pd.DataFrame, cols: FloatColumns | None = None
+    bundle: ModelBundle, frame: pd.DataFrame | None, cols: FloatColumns | None = None
 ) -> np.ndarray:
-    """scoring.bundle.anomaly_percentile, the same numbers; small inputs by the numpy walk."""
+    """scoring.bundle.anomaly_percentile, the same numbers; small inputs by the numpy walk,
+    larger ones by sklearn on the same matrix. frame may be None when `cols` holds every
+    anomaly feature (the online rows, no DataFrame)."""
     feats = bundle.anomaly_features
-    if (
-        bundle.anomaly is None
-        or not feats
-        or len(frame) > SMALL
-        or type(bundle.anomaly).__name__ != "IsolationForest"
-    ):
+    if bundle.anomaly is None or not feats:
+        return np.zeros(cols.n if frame is None else len(frame))
+    x = (cols if cols is not None else FloatColumns(frame)).matrix(feats)
+    if x is None:  # a feature missing or not numeric: the frame's way (reindex, to_numeric)
         return _sklearn_percentile(bundle, frame)
-    x = (cols or FloatColumns(frame)).matrix(feats)
-    if x is None:
-        return _sklearn_percentile(bundle, frame)
+    # bundle.anomaly_percentile's matrix: missing values filled, then 0
     fill = np.array([bundle.anomaly_fill.get(f, np.nan) for f in feats], dtype="float64")
     x = np.where(np.isnan(x), np.nan_to_num(fill, nan=0.0), x)
-    score = -compiled(bundle.anomaly).score_samples(x)
+    if len(x) <= SMALL and type(bundle.anomaly).__name__ == "IsolationForest":
+        score = -compiled(bundle.anomaly).score_samples(x)
+    else:
+        score = -bundle.anomaly.score_samples(x)
     ref = np.asarray(bundle.anomaly_reference)
     return np.searchsorted(ref, score, side="right") / max(len(ref), 1)

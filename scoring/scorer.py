@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -48,8 +49,14 @@ def feature_matrix(
 
 
 def _predict(
-    bundle: ModelBundle, frame: pd.DataFrame, x: np.ndarray, cols: FloatColumns
+    bundle: ModelBundle,
+    claim_id: np.ndarray,
+    x: np.ndarray,
+    cols: FloatColumns,
+    frame: pd.DataFrame,
 ) -> dict[str, np.ndarray]:
+    """frame: the rows' columns for what reads them by name (the claimed amount when cols lacks
+    it, the ranking terms); x, cols: their floats."""
     nt = threads(len(x))
     raw = bundle.risk.predict(x, raw_score=False, num_threads=nt)
     risk = np.clip(calibrate(bundle, raw), 0.0, 1.0)
@@ -60,13 +67,13 @@ def _predict(
     if bundle.amount is not None:
         share = np.clip(bundle.amount.predict(x, num_threads=nt), 0.0, 1.0)
     else:
-        share = np.full(len(frame), bundle.amount_ratio)
+        share = np.full(len(x), bundle.amount_ratio)
     amount = share * claimed
     expected = risk * amount
     anomaly = anomaly_percentile(bundle, frame, cols)
     priority = priority_of(bundle, frame, expected, anomaly, claimed)
     return {
-        "claim_id": frame["claim_id"].to_numpy(),
+        "claim_id": claim_id,
         "risk_score": risk,
         "expected_overbilled": np.round(expected, 2),
         "estimated_overbilled_if_abusive": np.round(amount, 2),
@@ -79,7 +86,8 @@ def _predict(
 def predict(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
     """Scores for a feature frame (one row per claim; needs `claim_id` and `fund_claimed`)."""
     cols = FloatColumns(frame)
-    return pd.DataFrame(_predict(bundle, frame, feature_matrix(bundle, frame, cols), cols))
+    x = feature_matrix(bundle, frame, cols)
+    return pd.DataFrame(_predict(bundle, frame["claim_id"].to_numpy(), x, cols, frame))
 
 
 def score(
@@ -99,28 +107,80 @@ def score(
     t0 = time.perf_counter()
     cols = FloatColumns(frame)
     x = feature_matrix(bundle, frame, cols)
-    out = _predict(bundle, frame, x, cols)
+    out = _predict(bundle, frame["claim_id"].to_numpy(), x, cols, frame)
+    explain = _explained(out, explain_top_pct, explain_bands)
+    t1 = time.perf_counter()
+    idx = np.flatnonzero(explain)
+    _finish(out, bundle, x, idx, lambda: frame.iloc[idx], frame, cols, model_version, top_reasons)
+    scored = pd.DataFrame(out, index=pd.RangeIndex(len(x)))
+    _timed(timings, t0, t1)
+    return scored
+
+
+def score_rows(
+    bundle: ModelBundle,
+    rows,
+    *,
+    model_version: str,
+    explain_bands: tuple[str, ...] = ("high", "review"),
+    top_reasons: int = 5,
+    timings: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """`score` for feature rows (features.online_state.rows.FeatureRows: ids + a float matrix)
+    without building their DataFrame: the same columns as `score`'s frame, as a dict of arrays
+    (lists for reasons and rule hits). The model reads the rows' matrix; the ranking terms and
+    the rules read a float view of it; only the claims in `explain_bands` get a DataFrame, for
+    their reasons' values. A model with category columns takes the frame's way."""
+    if bundle.categories:
+        frame = rows.frame()
+        out = score(bundle, frame, model_version=model_version, explain_bands=explain_bands,
+                    top_reasons=top_reasons, timings=timings)  # fmt: skip
+        return {c: out[c].to_numpy() for c in out.columns}
+    t0 = time.perf_counter()
+    extra = {c: np.array(rows.column(c), dtype="float64") for c in _ID_FLOATS}
+    cols = FloatColumns.from_matrix(rows.names, rows.matrix(), extra)
+    x = cols.matrix(bundle.feature_names)
+    if x is None:  # a model feature the rows lack: the frame's way
+        cols = FloatColumns(rows.frame())
+        x = feature_matrix(bundle, rows.frame(), cols)
+    view = cols.frame()  # one float block: ranking terms and rules read columns by name
+    out = _predict(bundle, np.array(rows.column("claim_id"), dtype=object), x, cols, view)
+    explain = _explained(out, None, explain_bands)
+    t1 = time.perf_counter()
+    idx = np.flatnonzero(explain)
+    _finish(out, bundle, x, idx, lambda: rows.take(idx).frame(), view, cols, model_version,
+            top_reasons)  # fmt: skip
+    _timed(timings, t0, t1)
+    return out
+
+
+_ID_FLOATS = ("fund_claimed", "total_cost")
+
+
+def _explained(out: dict, explain_top_pct: float | None, explain_bands) -> np.ndarray:
     out["rank"] = _rank_descending(queue_order(out["band"], out["priority"]))  # the queue's
     if explain_top_pct is not None:
-        explain = out["rank"] <= max(1, int(np.ceil(len(x) * explain_top_pct / 100)))
-    else:
-        explain = np.isin(out["band"], explain_bands)
-    idx = np.flatnonzero(explain)
-    t1 = time.perf_counter()
+        return out["rank"] <= max(1, int(np.ceil(len(out["rank"]) * explain_top_pct / 100)))
+    return np.isin(out["band"], explain_bands)
+
+
+def _finish(out, bundle, x, idx, explained_frame, frame, cols, model_version, top) -> None:
+    """Reasons for the rows at idx (their frame from explained_frame()), rule hits, stamps."""
     texts: list = [[] for _ in range(len(x))]
     if len(idx):
-        for i, r in zip(idx, reasons(bundle, frame.iloc[idx], top_reasons, x[idx]), strict=True):
+        for i, r in zip(idx, reasons(bundle, explained_frame(), top, x[idx]), strict=True):
             texts[i] = r
     out["reasons"] = texts
     out["rule_hits"] = rule_hits(frame, cols)
     out["model_version"] = str(model_version)
     out["scored_at"] = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
-    scored = pd.DataFrame(out, index=pd.RangeIndex(len(x)))
+
+
+def _timed(timings: dict[str, float] | None, t0: float, t1: float) -> None:
     if timings is not None:
         t2 = time.perf_counter()
         timings["model"] = timings.get("model", 0.0) + (t1 - t0)
         timings["reasons"] = timings.get("reasons", 0.0) + (t2 - t1)
-    return scored
 
 
 def _rank_descending(priority: np.ndarray) -> np.ndarray:

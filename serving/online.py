@@ -25,11 +25,15 @@ from contract.validate import GROUP, INTERNAL, RECORD, SOURCE
 from contract.validate_rows import ROW_WISE_MAX, envelope_records, validate_rows
 from scoring import registry
 from scoring.bundle import ModelBundle
-from scoring.scorer import OPEN_BANDS, score
+from scoring.scorer import OPEN_BANDS, score_rows
+from serving.casefile import OTHER_FEATURES, PEER_FEATURES
 from serving.limits import RequestLimits, TooManyDossiers
 
 log = logging.getLogger("claimradar.serving")
 MAX_BATCH = 1000  # claims per request; larger months go through `claimradar score`
+
+# the features a case document shows (serving.casefile)
+CASE_COLUMNS = (*(c for p in PEER_FEATURES for c in p[:2]), *OTHER_FEATURES)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,6 @@ class ScoringState:
     # -- the model -------------------------------------------------------------------------
     def load(self) -> Served | None:
         """Load the champion (else the newest challenger) if it is not the one served."""
-        from features.online_state import OnlineState
         from features.profiles import Snapshot
 
         client = registry.connect(self.tracking_uri, self.artifact_root)
@@ -101,17 +104,29 @@ class ScoringState:
                 folder = registry.bundle_dir(client, version, tmp)
             bundle = ModelBundle.load(folder)
             snap = Snapshot.load(folder / "snapshot")
-            # per-key state, built before the swap
-            plan = OnlineState(snap, remember=True, store=self.online_store)
-            stamp = datetime.now(UTC).isoformat(timespec="seconds")
-            served = Served(bundle, plan.snapshot, str(version), alias, plan, stamp)
-            old, self.served = self.served, served
-            if old is not None:  # requests in flight keep the old one; close it a swap later
-                for gone in self._retired:
-                    gone.plan.close()
-                self._retired = [old]
+            self.swap(bundle, snap, str(version), alias)
             log.info("serving claimradar-abuse v%s (%s)", version, alias)
         return self.served
+
+    def swap(self, bundle: ModelBundle, snapshot, version: str, alias: str) -> Served:
+        """Serve (bundle, snapshot): the per-key state is built before the swap; the remembered
+        claims stay (in Redis they outlive it anyway; in memory the old state hands them over,
+        and the claims its requests in flight remember after it)."""
+        from features.online_state import OnlineState
+
+        old = self.served
+        kept = old.plan.remembered_rows() if old is not None and self.online_store is None else ()
+        plan = OnlineState(snapshot, remember=True, store=self.online_store, remembered=kept)
+        if old is not None and self.online_store is None:
+            old.plan.hand_over(plan)
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        served = Served(bundle, plan.snapshot, version, alias, plan, stamp)
+        self.served = served
+        if old is not None:  # requests in flight keep the old one; close it a swap later
+            for gone in self._retired:
+                gone.plan.close()
+            self._retired = [old]
+        return served
 
     def _wanted(self, client) -> tuple[int | None, str]:
         """The version to load and its alias: the champion, else the newest challenger
@@ -203,26 +218,30 @@ class ScoringState:
         stages = {"validation": time.perf_counter() - t0}
         if len(good["claims"]):
             t1 = time.perf_counter()
-            frame = served.plan.features(good)
+            rows = served.plan.feature_rows(good)  # ids + a float matrix, no DataFrame
             stages["features"] = time.perf_counter() - t1
-            out = score(served.bundle, frame, model_version=served.version, timings=stages)
-            for row in out.to_dict("records"):
+            out = score_rows(served.bundle, rows, model_version=served.version, timings=stages)
+            risk, expected = out["risk_score"], out["expected_overbilled"]
+            priority = out["priority"]
+            for i, cid in enumerate(out["claim_id"]):
                 scored_rows.append(
                     {
-                        "MA_LK": row["claim_id"],
-                        "risk_score": round(float(row["risk_score"]), 6),
-                        "band": row["band"],
-                        "expected_overbilled": float(row["expected_overbilled"]),
-                        "priority": float(row["priority"]),
-                        "reasons": row["reasons"][:5],
-                        "rule_hits": row["rule_hits"],
+                        "MA_LK": cid,
+                        "risk_score": round(float(risk[i]), 6),
+                        "band": out["band"][i],
+                        "expected_overbilled": float(expected[i]),
+                        "priority": float(priority[i]),
+                        "reasons": out["reasons"][i][:5],
+                        "rule_hits": out["rule_hits"][i],
                         "model_version": served.version,
-                        "scored_at": row["scored_at"],
+                        "scored_at": out["scored_at"],
                     }
                 )
             if self.writer is not None:  # with the claim documents the case page shows
                 t2 = time.perf_counter()
-                self.writer.write(out, good, frame, actor)  # returns once committed
+                scored = pd.DataFrame(out, index=pd.RangeIndex(len(rows)))
+                # the feature columns the case documents show, not the whole frame
+                self.writer.write(scored, good, rows.frame(CASE_COLUMNS), actor)  # once committed
                 stages["store"] = time.perf_counter() - t2
         if self.stage_times is not None:
             for k, v in stages.items():

@@ -88,10 +88,14 @@ class FeatureRows:
     """Feature rows in the order `assembly.finish_frame` gives them (admitted_at, claim_id):
     `ids` (the ID_COLUMNS of each row, as dicts) and `values` (a float64 matrix of
     registry.feature_names(), NaN for missing, codes and flags as numbers), for a hot path that
-    feeds a model without a DataFrame; `frame()` is the DataFrame finish_frame would give."""
+    feeds a model without a DataFrame; `frame()` is the DataFrame finish_frame would give,
+    `matrix()` the same numbers as that frame's columns read as floats."""
+
+    names = _NAMES
 
     def __init__(self, ids: list[dict], values: np.ndarray, frame: pd.DataFrame | None = None):
         self.ids, self.values, self._frame = ids, values, frame
+        self._matrix: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -111,20 +115,46 @@ class FeatureRows:
         ids = df[list(ID_COLUMNS)].to_dict("records")
         return cls(ids, df[_NAMES].to_numpy(dtype="float64"), df)
 
-    def frame(self) -> pd.DataFrame:
+    def column(self, name: str) -> list:
+        """One ID column's values, row by row."""
+        return [r[name] for r in self.ids]
+
+    def matrix(self) -> np.ndarray:
+        """`frame()[names].to_numpy("float64")` without the frame: the integer columns (flags,
+        codes, the rule count) hold 0 for missing, as frame() casts them."""
+        if self._matrix is None:
+            m = self.values.copy()
+            m[:, _INT_LOCS] = np.trunc(np.nan_to_num(m[:, _INT_LOCS], nan=0.0))
+            self._matrix = m
+        return self._matrix
+
+    def take(self, idx) -> FeatureRows:
+        """The rows at positions `idx`, in that order."""
+        idx = np.asarray(idx, dtype=np.intp)
+        sub = None if self._frame is None else self._frame.iloc[idx].reset_index(drop=True)
+        return FeatureRows([self.ids[i] for i in idx], self.values[idx], sub)
+
+    def frame(self, columns=None) -> pd.DataFrame:
+        """finish_frame's DataFrame; `columns`: only these feature columns (and the ID columns),
+        in registry order, with the same dtypes."""
         if self._frame is not None:
-            return self._frame
+            if columns is None:
+                return self._frame
+            return self._frame[[*ID_COLUMNS, *(c for c in _NAMES if c in set(columns))]]
         n = len(self.ids)
         cols: dict = {}
         for c in ID_COLUMNS:
-            vals = [r[c] for r in self.ids]
+            vals = self.column(c)
             if c in ("admitted_at", "discharged_at"):
                 cols[c] = pd.to_datetime(pd.Series(vals, dtype=object)).astype("datetime64[us]")
             elif c in _STR:
                 cols[c] = pd.Series(vals, dtype="str")
             else:
                 cols[c] = np.array(vals, dtype="float64")
+        wanted = None if columns is None else set(columns)
         for j, c in enumerate(_NAMES):
+            if wanted is not None and c not in wanted:
+                continue
             v = self.values[:, j]
             if c in _INT8:
                 cols[c] = np.nan_to_num(v, nan=0.0).astype("int8")
@@ -133,5 +163,9 @@ class FeatureRows:
             else:
                 cols[c] = v.copy()
         df = pd.DataFrame(cols, index=pd.RangeIndex(n))
-        self._frame = df
+        if columns is None:
+            self._frame = df
         return df
+
+
+_INT_LOCS = np.array([j for j, c in enumerate(_NAMES) if c in _INT8 or c in _INT64], dtype=np.intp)

@@ -1,0 +1,75 @@
+"""The online hot path without a DataFrame: `score_rows` over feature rows (ids + a float matrix,
+features.online_state.rows.FeatureRows) gives exactly `score`'s answer over the frame those rows
+stand for, reasons included (their values keep the frame's types)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.assembly import ID_COLUMNS
+from features.online_state.rows import FeatureRows
+from scoring.bundle import anomaly_percentile as sklearn_percentile
+from scoring.columns import FloatColumns
+from scoring.forest import anomaly_percentile
+from scoring.scorer import score, score_rows
+
+
+@pytest.fixture(scope="module")
+def bundle_frame(scored_world, mlflow_store):
+    from serving.batch import resolve_bundle
+
+    bundle, _ = resolve_bundle(scored_world["version"], **mlflow_store)
+    return bundle, scored_world["frame"].tail(600).reset_index(drop=True)
+
+
+def _rows(frame: pd.DataFrame) -> FeatureRows:
+    """Rows as the online state gives them: no frame kept, integer columns missing as NaN
+    (frame() and matrix() give 0, as finish_frame's casts do)."""
+    values = frame[list(FeatureRows.names)].to_numpy(dtype="float64").copy()
+    ints = [j for j, c in enumerate(FeatureRows.names) if frame[c].dtype.kind in "iub"]
+    values[:, ints] = np.where(values[:, ints] == 0, np.nan, values[:, ints])
+    return FeatureRows(frame[list(ID_COLUMNS)].to_dict("records"), values)
+
+
+def test_score_rows_is_score(bundle_frame):
+    bundle, frame = bundle_frame
+    explained = 0
+    for part in (frame, frame.head(1), frame.iloc[100:103], frame.head(300)):
+        part = part.reset_index(drop=True)
+        want = score(bundle, part, model_version="7")
+        got = score_rows(bundle, _rows(part), model_version="7")
+        assert list(got) == list(want.columns)
+        for c in want.columns:
+            if c in ("scored_at", "model_version"):  # one stamp for the request
+                assert isinstance(got[c], str) and (got[c] == "7" or c == "scored_at")
+                continue
+            w = want[c].to_numpy()
+            if w.dtype.kind == "f":
+                np.testing.assert_array_equal(np.asarray(got[c], dtype="float64"), w, err_msg=c)
+            else:
+                assert list(got[c]) == list(w), c
+        explained += sum(bool(r) for r in got["reasons"])
+    assert explained > 0  # reasons compared, not only empty lists
+
+
+def test_the_rows_matrix_is_the_frames(bundle_frame):
+    _, frame = bundle_frame
+    rows = _rows(frame)
+    names = list(FeatureRows.names)
+    np.testing.assert_array_equal(rows.matrix(), frame[names].to_numpy(dtype="float64"))
+    pd.testing.assert_frame_equal(rows.frame()[names], frame[names])
+    sub = rows.take([5, 2])
+    pd.testing.assert_frame_equal(
+        sub.frame()[names], frame[names].iloc[[5, 2]].reset_index(drop=True)
+    )
+
+
+def test_the_anomaly_percentile_from_a_matrix_is_sklearns(bundle_frame):
+    bundle, frame = bundle_frame
+    rows = _rows(frame)  # 600 rows: sklearn's walk on the same matrix
+    cols = FloatColumns.from_matrix(rows.names, rows.matrix())
+    np.testing.assert_array_equal(
+        anomaly_percentile(bundle, None, cols), sklearn_percentile(bundle, frame)
+    )
