@@ -2,6 +2,7 @@
 
     python bench/bench_serve.py [--claims 60000] [--work DIR] [--singles 300] [--batches 5]
                                 [--clients 20] [--seconds 60] [--workers 2] [--out FILE]
+                                [--online-store memory|redis]
 
 Builds (once, cached in --work) a simulated province, trains and promotes a model, starts the
 service with --workers processes, then measures over HTTP:
@@ -15,6 +16,14 @@ each against the peer measured in the same run on the same claims: bare LightGBM
 row at a time, 1,000 at a time, and from as many threads as clients (the floor no service can
 beat); and the service's own in-process stages (validation, features, model, reasons, case store)
 so the gap is accounted for.
+
+The claims sent are the world's last ones moved into the month the model's snapshot ends in
+(the month the service scores: the snapshot holds the world up to its last day) under new MA_LK,
+every date-time shifted by the same days: the requests the per-key state answers, as the claims
+system would send new claims. (The world's own last claims lie in the snapshot's months before
+it: the state would hand every request to the compiled plan, ~1 s a claim.)
+`--online-store redis` starts a throwaway redis-server (tests/redis_proc.py) and runs the
+service and the in-process stages on it (CLAIMRADAR_ONLINE_STORE, separate databases).
 """
 
 from __future__ import annotations
@@ -38,6 +47,37 @@ STAGES = ("validation", "features", "model", "reasons", "store")
 
 def pct(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs) * 1000, q)) if xs else float("nan")
+
+
+def moved_to_snapshot_month(pool: list[dict]) -> list[dict]:
+    """The claims under new MA_LK (first character B), every date-time (yyyymmddHHMM) moved by
+    the days that bring the earliest into the month the snapshot ends in (the day after the
+    latest claim), the rest after it in order."""
+    from datetime import datetime, timedelta
+
+    def when(v: str) -> datetime:
+        return datetime.strptime(v, "%Y%m%d%H%M")
+
+    starts = [when(c["NGAY_VAO"]) for c in pool]
+    end = max(starts) + timedelta(days=1)
+    month_start = end.replace(day=1, hour=0, minute=0)
+    shift = timedelta(days=max(0, (month_start.date() - min(starts).date()).days))
+
+    def move(v):
+        if isinstance(v, str) and len(v) == 12 and v.isdigit() and v.startswith("20"):
+            return (when(v) + shift).strftime("%Y%m%d%H%M")
+        return v
+
+    def fields(d: dict) -> dict:
+        return {k: "B" + v[1:] if k == "MA_LK" else move(v) for k, v in d.items()}
+
+    out = []
+    for c in pool:
+        m = fields({k: v for k, v in c.items() if k not in ("xml2", "xml3")})
+        m["xml2"] = [fields(x) for x in c.get("xml2", [])]
+        m["xml3"] = [fields(x) for x in c.get("xml3", [])]
+        out.append(m)
+    return out
 
 
 def prepare(work: Path, claims: int) -> dict[str, str]:
@@ -163,22 +203,28 @@ def in_process(env, work: Path, singles, batch_pool, args) -> dict:
 
     store = Store(f"sqlite:///{tempfile.mkdtemp(prefix='bench-store-')}/cases.db")
     state = ScoringState(env["CLAIMRADAR_MLFLOW_TRACKING_URI"], work / "artifacts",
-                         DEV_LINKAGE_KEY, store=store)  # fmt: skip
+                         DEV_LINKAGE_KEY, store=store,
+                         online_store=args.in_process_store)  # fmt: skip
     served = state.load()
     booster = served.bundle.risk
     timed = hasattr(state, "stage_times")  # the service's own stage clock (issue 14)
     if timed:
         state.stage_times = {}
     seen: list = []  # the feature frames the service computed, for the bare model
-    featurize = served.plan.features
-    served.plan.features = lambda tables: seen.append(featurize(tables)) or seen[-1]
+    rowwise = hasattr(served.plan, "feature_rows")  # the service reads rows, no frame
+    name = "feature_rows" if rowwise else "features"
+    featurize = getattr(served.plan, name)
+    setattr(served.plan, name, lambda tables: seen.append(featurize(tables)) or seen[-1])
+
+    def as_frame(got):
+        return got.frame() if rowwise else got
 
     def stages(claims) -> tuple[dict[str, float], object]:
         """Seconds per stage for one request, and the feature frame of its claims."""
         if timed:
             state.stage_times.clear()
             state.score_records(claims, actor="bench")
-            frame = seen.pop()
+            frame = as_frame(seen.pop())  # after the clock: the bare model's input
             return {k: sum(state.stage_times.get(k, [0.0])) for k in STAGES}, frame
         # the service before issue 14: the same three calls as ScoringState._score
         from contract.ingest import Limits, validate_batch
@@ -253,6 +299,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="concurrency phase (0: skip)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", type=Path, help="write the results as JSON here")
+    ap.add_argument("--online-store", choices=("memory", "redis"), default="memory")
     args = ap.parse_args()
     from claims_json import claims_json
 
@@ -261,20 +308,33 @@ def main() -> None:
     env = prepare(args.work, args.claims)
     # the claims of the last simulated month, as the claims system would send them
     pool = claims_json(args.work / "world", 1000 * args.batches + args.singles)
+    pool = moved_to_snapshot_month(pool)
     singles, batch_pool = pool[: args.singles], pool[args.singles :]
+    redis = None
+    args.in_process_store = "memory"
+    if args.online_store == "redis":
+        from redis_proc import RedisServer
 
-    svc = process.start(env, args.work / "service.log", key_name=f"bench-{time.time_ns()}",
-                        workers=args.workers, demo=True)  # fmt: skip
+        redis = RedisServer()
+        env = {**env, "CLAIMRADAR_ONLINE_STORE": redis.url(0)}
+        args.in_process_store = redis.url(1)  # its own remembered claims
     try:
-        http = over_http(svc, singles, batch_pool, args)
+        svc = process.start(env, args.work / "service.log", key_name=f"bench-{time.time_ns()}",
+                            workers=args.workers, demo=True)  # fmt: skip
+        try:
+            http = over_http(svc, singles, batch_pool, args)
+        finally:
+            svc.stop()
+        local = in_process(env, args.work, singles, batch_pool, args)
     finally:
-        svc.stop()
-    local = in_process(env, args.work, singles, batch_pool, args)
+        if redis is not None:
+            redis.stop()
 
     lat, bt, bare = http["lat"], http["bt"], local["bare"]
     per_claim_http = http["n_scored"] / sum(bt) if bt else float("nan")
     per_claim_bare = 1000 * len(bt) / sum(local["bare_batch"]) if bt else float("nan")
     res = {
+        "online_store": args.online_store,
         "workers": args.workers,
         "history_claims": local["history"],
         "single_p50_ms": pct(lat, 50),
