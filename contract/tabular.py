@@ -147,8 +147,8 @@ def tabular_batches(
     Rows go to bucket ``hash(MA_LK) % k`` (k = claims / chunk_claims), and bucket b to batch
     ``b * parts // k`` (SPILL_BATCHES buckets per batch). The tables are read in record batches
     and their rows spilled to their batch's Arrow IPC file (under ``spill_dir``, or a temporary
-    folder; in memory when there is one batch); one batch at a time is read back, in bucket order
-    with file order within a bucket. Memory is a batch's size, not the input's.
+    folder; in memory when there is one batch); one batch at a time is read back, in file order.
+    Memory is a batch's size, not the input's.
     """
     sources: dict[str, tuple[Path, Table]] = {}
     for stem, table in (("xml1", CLAIMS), ("xml2", DRUG_LINES), ("xml3", SERVICE_LINES)):
@@ -181,6 +181,9 @@ def tabular_batches(
                 ).append_column(GROUP, pa.array(groups, pa.large_string()))
                 record += n
                 schemas[name] = piece.schema
+                if parts == 1:
+                    spill.add(0, piece)
+                    continue
                 part = _bucket(groups, k) * parts // k
                 order = np.argsort(part, kind="stable")
                 bounds = np.searchsorted(part[order], np.arange(parts + 1))
@@ -192,12 +195,11 @@ def tabular_batches(
             if name not in schemas:  # an empty file
                 schemas[name] = pa.schema([])
         for q in range(parts):
-            yield from _partition_batches(spills, schemas, sources, q, parts, k, n_claims)
+            yield _partition_batch(spills, schemas, sources, q, n_claims)
 
 
-def _partition_batches(spills, schemas, sources, q, parts, k, n_claims):
-    """Partition q as one batch: its rows read back and put in bucket order (file order within
-    a bucket), so the tables come out in the order bucket-by-bucket batches gave."""
+def _partition_batch(spills, schemas, sources, q, n_claims):
+    """Partition q as one batch: its rows read back, in file order."""
     batch: dict[str, pd.DataFrame] = {}
     for name, spill in spills.items():
         t = spill.take(q, schemas[name])
@@ -208,7 +210,6 @@ def _partition_batches(spills, schemas, sources, q, parts, k, n_claims):
         df = df[[c for c in df.columns if c not in (RECORD, GROUP)] + [RECORD, GROUP]]
         if len(df):
             df[GROUP] = df[GROUP].astype("str")
-        bucket = _bucket(df[GROUP].to_numpy(dtype=object), k)
-        batch[name] = df.take(np.argsort(bucket, kind="stable"))
+        batch[name] = df
         del df
-    yield batch, len(batch["claims"]), n_claims
+    return batch, len(batch["claims"]), n_claims

@@ -6,7 +6,6 @@ rejection rows naming the field; semantic inconsistencies (totals vs lines, expi
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import re
@@ -318,9 +317,7 @@ def keyed_hash(values: pd.Series, key: str, prefix: str) -> pd.Series:
     """HMAC-SHA256 of each value (16 hex chars); NA stays NA. Links records without storing them."""
     k = key.encode()
     uniq = values.dropna().unique()
-    table = {
-        v: hmac.new(k, f"{prefix}:{v}".encode(), hashlib.sha256).hexdigest()[:16] for v in uniq
-    }
+    table = {v: hmac.digest(k, f"{prefix}:{v}".encode(), "sha256")[:8].hex() for v in uniq}
     return values.map(table).astype("str")
 
 
