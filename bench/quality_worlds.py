@@ -42,6 +42,7 @@ GRID = {
     "facility_shift": (0.0, 0.25, 0.5, 0.75, 1.0),
     "head_pct": (0.0, 1.5, 2.0, 2.5, 3.0),
     "min_gain": (0.0, 0.05, 0.1, 0.2),
+    "keep": (0.9, 0.95),
 }
 
 
@@ -203,7 +204,7 @@ def queue(p: pd.DataFrame, setting: dict[str, float]) -> tuple[np.ndarray, dict]
         val["expected"].to_numpy(), _terms(val), val["claimed"].to_numpy(),
         val["label_amount"].to_numpy(), val["label_positive"].to_numpy(),
         shift_weight=setting["facility_shift"], head_pct=setting["head_pct"],
-        min_gain=setting.get("min_gain", 0.0),
+        min_gain=setting.get("min_gain", 0.0), keep=setting.get("keep", 0.9),
     )  # fmt: skip
     e = hold["expected"].to_numpy()
     pr = money_at_stake(e, _terms(hold), fit.weights, hold["claimed"].to_numpy())
@@ -343,7 +344,8 @@ def main() -> None:
         return
     cfg = load_config(args.config)
     p = cfg.priority
-    setting = {"facility_shift": p.facility_shift, "head_pct": p.head_pct, "min_gain": p.min_gain}
+    setting = {"facility_shift": p.facility_shift, "head_pct": p.head_pct, "min_gain": p.min_gain,
+               "keep": p.keep}  # fmt: skip
     per = pd.DataFrame(
         {s: {**report_world(worlds[s], setting), **warning_stats(folders[s])} for s in seeds}
     ).T

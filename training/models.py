@@ -219,6 +219,7 @@ def fit_queue_order(
         shift_weight=p.facility_shift, head_pct=p.head_pct, high_pct=cfg.band_high_pct,
         review_pct=cfg.band_review_pct, watch_pct=cfg.band_watch_pct,
         grid={"rules": p.rules_grid, "novelty": p.novelty_grid}, min_gain=p.min_gain,
+        keep=p.keep,
     )  # fmt: skip
     bundle.rank_weights = fit.weights
     bundle.head_expected = fit.head_expected

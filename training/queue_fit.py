@@ -7,7 +7,7 @@ validation months with the labels known by the cutoff:
 - the rules and novelty weights: every term off, unless a setting of the small grid finds more
   labelled money in the queue's top `review_pct`% by at least `min_gain` (a share: labels of two
   months are few, and a gain within their noise does not carry), at least the model order's
-  labelled money there, and keeps `KEEP` of the labelled abusive claims the model order holds
+  labelled money there, and keeps `keep` (KEEP) of the labelled abusive claims the model order holds
   there; the best such setting by money, ties to the smaller weights. The facility-shift weight is
   fixed: its schemes are the ones no label has caught yet, so it is chosen on randomized worlds
   (bench/quality_worlds.py), like `head_pct`;
@@ -89,6 +89,7 @@ def fit_queue(
     watch_pct: float = 15.0,
     grid: dict[str, tuple[float, ...]] = GRID,
     min_gain: float = 0.0,
+    keep: float = KEEP,
 ) -> QueueFit:
     """The queue fit on the validation months (arrays over every claim of those months; label
     amounts 0 and label_positive False where no abuse is known)."""
@@ -115,7 +116,7 @@ def fit_queue(
         if base is None:
             base = (w, th, money)
         gain = money >= base[2] * (1 + min_gain) + 1e-6 if any(combo) else True
-        ok = gain and money >= model_money - 1e-6 and kept >= KEEP and any(combo)
+        ok = gain and money >= model_money - 1e-6 and kept >= keep and any(combo)
         rows.append({**w, "money": money, "model_money": model_money, "kept": kept, "ok": ok})
         if ok and (best is None or (money, -sum(combo)) > best[0]):
             best = ((money, -sum(combo)), w, th)
