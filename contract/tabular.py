@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from contract.limits import Limits
@@ -67,6 +68,16 @@ def _check_columns(names: list[str], path: Path, table: Table) -> None:
         )
 
 
+def _file_schema(path: Path) -> pa.Schema:
+    """The columns of a table file (CSV: its header, every column text)."""
+    if path.suffix == ".csv":
+        names = pd.read_csv(path, nrows=0, encoding="utf-8-sig").columns
+        return pa.schema([pa.field(str(c), pa.large_string()) for c in names])
+    if path.is_dir():  # a folder of parquet files (a dataset)
+        return ds.dataset(path, format="parquet").schema
+    return pq.ParquetFile(path).schema_arrow
+
+
 def _read_pieces(path: Path) -> Iterator[pa.Table]:
     """A table file as Arrow pieces of READ_ROWS rows, in file order (CSV values as text)."""
     if path.suffix == ".csv":
@@ -79,6 +90,11 @@ def _read_pieces(path: Path) -> Iterator[pa.Table]:
             schema = schema or t.schema
             yield t.cast(schema)
         return
+    if path.is_dir():
+        data = ds.dataset(path, format="parquet")
+        for rb in data.scanner(batch_size=READ_ROWS).to_batches():  # in file order
+            yield pa.Table.from_batches([rb], schema=data.schema)
+        return
     f = pq.ParquetFile(path)
     for rb in f.iter_batches(batch_size=READ_ROWS):
         yield pa.Table.from_batches([rb], schema=f.schema_arrow)
@@ -87,6 +103,8 @@ def _read_pieces(path: Path) -> Iterator[pa.Table]:
 def _rows(path: Path) -> int:
     if path.suffix == ".csv":
         return sum(len(t) for t in _read_pieces(path))
+    if path.is_dir():
+        return ds.dataset(path, format="parquet").count_rows()
     return pq.ParquetFile(path).metadata.num_rows
 
 
@@ -157,12 +175,7 @@ def tabular_batches(
             if stem == "xml1":
                 raise ContractError(f"{src}: no xml1.parquet or xml1.csv (the claim summaries)")
             continue
-        names = (
-            list(pd.read_csv(p, nrows=0, encoding="utf-8-sig").columns)
-            if p.suffix == ".csv"
-            else pq.ParquetFile(p).schema_arrow.names
-        )
-        _check_columns(names, p, table)
+        _check_columns(_file_schema(p).names, p, table)
         sources[table.name] = (p, table)
     n_claims = _rows(sources["claims"][0])
     k = max(1, -(-n_claims // limits.chunk_claims))
@@ -192,8 +205,12 @@ def tabular_batches(
                     spill.add(int(q), piece.slice(bounds[q], bounds[q + 1] - bounds[q]))
             spill.close()
             piece = groups = None  # nothing of the input stays referenced
-            if name not in schemas:  # an empty file
-                schemas[name] = pa.schema([])
+            if name not in schemas:  # an empty table: its columns, no rows
+                schemas[name] = (
+                    _file_schema(p)
+                    .append(pa.field(RECORD, pa.int64()))
+                    .append(pa.field(GROUP, pa.large_string()))
+                )
         for q in range(parts):
             yield _partition_batch(spills, schemas, sources, q, n_claims)
 
@@ -203,7 +220,7 @@ def _partition_batch(spills, schemas, sources, q, n_claims):
     batch: dict[str, pd.DataFrame] = {}
     for name, spill in spills.items():
         t = spill.take(q, schemas[name])
-        df = t.to_pandas() if t.num_columns else pd.DataFrame({RECORD: [], GROUP: []})
+        df = t.to_pandas()
         del t
         df.columns = [c if c in (RECORD, GROUP) else str(c).strip().upper() for c in df.columns]
         df[SOURCE] = sources[name][0].name

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from corrupt_world import corrupt_world
+from factories import claim, drug, service, write_tabular
 
 import contract.tabular as tabular
 from contract.ingest import Limits, ingest, load_dataset
@@ -79,3 +80,20 @@ def test_one_partition_in_memory_at_a_time(corrupted, monkeypatch):
         del batch
     assert claims == 3_030
     assert peak < 0.35 * full, f"held {peak / full:.0%} of the input at once"
+
+
+def test_a_table_as_a_folder_of_parquet_files_and_an_empty_table(tmp_path):
+    """A table may be a folder of parquet files (read in file order) or hold no rows."""
+    ids = [f"F{i:03d}" for i in range(30)]
+    src = write_tabular(tmp_path / "src", [claim(i) for i in ids], [drug(ids[0])])
+    services = pd.DataFrame([service(i) for i in ids] + [service("NONE")])
+    (src / "xml3").mkdir()
+    services.iloc[:20].to_parquet(src / "xml3" / "part-0.parquet", index=False)
+    services.iloc[20:].to_parquet(src / "xml3" / "part-1.parquet", index=False)
+    pd.DataFrame([drug(ids[0])]).iloc[:0].to_parquet(src / "xml2.parquet", index=False)
+    r = ingest(src, tmp_path / "out", limits=Limits(chunk_claims=1), linkage_key=KEY)
+    t = load_dataset(tmp_path / "out")
+    assert r.read["claims"] == 30 and len(t["claims"]) == 30 and len(t["drug_lines"]) == 0
+    assert len(t["service_lines"]) == 30 and r.rejected["service_lines"] == 1
+    bad = t["rejections"]
+    assert list(bad["record"]) == ["30"] and list(bad["source_file"]) == ["xml3"]
