@@ -188,7 +188,9 @@ def score_dataset_spark(
             rows = spark.read.parquet(str(features))
         else:
             expr = feature_expression(eng, dataset, since=since)
-            rows = spark.table(eng.materialize("features", expr).get_name())
+            # computed once and cut from its plan: the feature plan is thousands of nodes, and
+            # every later stage would carry (and describe) it again (the driver ran out of heap)
+            rows = spark.table(eng.materialize("features", expr).get_name()).localCheckpoint()
         shift = None
         if bundle.rank_weights.get("facility_shift", 0) > 0:
             shift = facility_shift_frame(spark, dataset)
