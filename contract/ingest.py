@@ -257,6 +257,11 @@ def _ingest_tabular(src: Path, run: _Run, limits: Limits, progress: Progress | N
         done += n
         if progress:
             progress(done, total)
+    ingest_side_tables(src, run, limits)
+
+
+def ingest_side_tables(src: Path, run: _Run, limits: Limits) -> None:
+    """After the claims of a tabular folder: facilities and labels, the simulated truth copied."""
     run.report.files_read = sum(table_source(src, s) is not None for s in ("xml1", "xml2", "xml3"))
     for name in TRUTH_FILES:  # simulated ground truth travels with the data, unchanged
         if (src / name).exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +130,7 @@ class _Spill:
         self.folder, self.name, self.parts = folder, name, parts
         self.pieces: list[list[pa.Table]] = [[] for _ in range(parts)]
         self.writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
+        self.written: set[int] = set()
 
     def add(self, part: int, t: pa.Table) -> None:
         if self.folder is None:
@@ -143,18 +145,83 @@ class _Spill:
     def close(self) -> None:
         for w in self.writers.values():
             w.close()
+        self.written = set(self.writers)
+        self.writers = {}  # closed: the spill can be pickled into another process
 
     def take(self, part: int, schema: pa.Schema) -> pa.Table:
         if self.folder is None:
             pieces, self.pieces[part] = self.pieces[part], []
             return pa.concat_tables(pieces) if pieces else schema.empty_table()
-        if part not in self.writers:
+        if part not in self.written:
             return schema.empty_table()
         path = self.folder / f"{self.name}-{part}.arrow"
         with pa.memory_map(str(path)) as mm:
             t = pa.ipc.open_file(mm).read_all()
-        path.unlink()
+        path.unlink(missing_ok=True)
         return t
+
+
+@dataclass
+class Spilled:
+    """A tabular input cut into partitions of whole claims (see tabular_batches)."""
+
+    sources: dict[str, tuple[Path, Table]]
+    spills: dict[str, _Spill]
+    schemas: dict[str, pa.Schema]
+    parts: int
+    n_claims: int
+
+    def batch(self, q: int) -> tuple[dict[str, pd.DataFrame], int, int]:
+        return _partition_batch(self.spills, self.schemas, self.sources, q, self.n_claims)
+
+
+def spill_tabular(src: Path, limits: Limits, folder: Path | None) -> Spilled:
+    """Read the tables of SRC in record batches and spill their rows to partitions by claim key
+    (Arrow IPC files in FOLDER; kept in memory when there is one partition and no folder)."""
+    sources: dict[str, tuple[Path, Table]] = {}
+    for stem, table in (("xml1", CLAIMS), ("xml2", DRUG_LINES), ("xml3", SERVICE_LINES)):
+        p = table_source(src, stem)
+        if p is None:
+            if stem == "xml1":
+                raise ContractError(f"{src}: no xml1.parquet or xml1.csv (the claim summaries)")
+            continue
+        _check_columns(_file_schema(p).names, p, table)
+        sources[table.name] = (p, table)
+    n_claims = _rows(sources["claims"][0])
+    k = max(1, -(-n_claims // limits.chunk_claims))
+    parts = -(-k // SPILL_BATCHES)
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
+    spills, schemas = {}, {}
+    for name, (p, _) in sources.items():
+        spill = spills[name] = _Spill(folder, name, parts)
+        record = 2 if p.suffix == ".csv" else 0  # CSV: the line number in the file
+        for piece in _read_pieces(p):
+            groups = _groups(piece).to_numpy(dtype=object)
+            n = len(piece)
+            piece = piece.append_column(
+                RECORD, pa.array(np.arange(record, record + n))
+            ).append_column(GROUP, pa.array(groups, pa.large_string()))
+            record += n
+            schemas[name] = piece.schema
+            if parts == 1:
+                spill.add(0, piece)
+                continue
+            part = _bucket(groups, k) * parts // k
+            order = np.argsort(part, kind="stable")
+            bounds = np.searchsorted(part[order], np.arange(parts + 1))
+            piece = piece.take(order)
+            for q in np.flatnonzero(np.diff(bounds)):
+                spill.add(int(q), piece.slice(bounds[q], bounds[q + 1] - bounds[q]))
+        spill.close()
+        piece = groups = None  # nothing of the input stays referenced
+        if name not in schemas:  # an empty table: its columns, no rows
+            schemas[name] = (
+                _file_schema(p)
+                .append(pa.field(RECORD, pa.int64()))
+                .append(pa.field(GROUP, pa.large_string()))
+            )
+    return Spilled(sources, spills, schemas, parts, n_claims)
 
 
 def tabular_batches(
@@ -168,51 +235,18 @@ def tabular_batches(
     folder; in memory when there is one batch); one batch at a time is read back, in file order.
     Memory is a batch's size, not the input's.
     """
-    sources: dict[str, tuple[Path, Table]] = {}
-    for stem, table in (("xml1", CLAIMS), ("xml2", DRUG_LINES), ("xml3", SERVICE_LINES)):
-        p = table_source(src, stem)
-        if p is None:
-            if stem == "xml1":
-                raise ContractError(f"{src}: no xml1.parquet or xml1.csv (the claim summaries)")
-            continue
-        _check_columns(_file_schema(p).names, p, table)
-        sources[table.name] = (p, table)
-    n_claims = _rows(sources["claims"][0])
-    k = max(1, -(-n_claims // limits.chunk_claims))
-    parts = -(-k // SPILL_BATCHES)
     with tempfile.TemporaryDirectory(prefix=".ingest-spill-", dir=spill_dir) as tmp:
-        folder = Path(tmp) if parts > 1 else None
-        spills, schemas = {}, {}
-        for name, (p, _) in sources.items():
-            spill = spills[name] = _Spill(folder, name, parts)
-            record = 2 if p.suffix == ".csv" else 0  # CSV: the line number in the file
-            for piece in _read_pieces(p):
-                groups = _groups(piece).to_numpy(dtype=object)
-                n = len(piece)
-                piece = piece.append_column(
-                    RECORD, pa.array(np.arange(record, record + n))
-                ).append_column(GROUP, pa.array(groups, pa.large_string()))
-                record += n
-                schemas[name] = piece.schema
-                if parts == 1:
-                    spill.add(0, piece)
-                    continue
-                part = _bucket(groups, k) * parts // k
-                order = np.argsort(part, kind="stable")
-                bounds = np.searchsorted(part[order], np.arange(parts + 1))
-                piece = piece.take(order)
-                for q in np.flatnonzero(np.diff(bounds)):
-                    spill.add(int(q), piece.slice(bounds[q], bounds[q + 1] - bounds[q]))
-            spill.close()
-            piece = groups = None  # nothing of the input stays referenced
-            if name not in schemas:  # an empty table: its columns, no rows
-                schemas[name] = (
-                    _file_schema(p)
-                    .append(pa.field(RECORD, pa.int64()))
-                    .append(pa.field(GROUP, pa.large_string()))
-                )
-        for q in range(parts):
-            yield _partition_batch(spills, schemas, sources, q, n_claims)
+        k = max(1, -(-_rows_of_claims(src) // limits.chunk_claims))
+        spilled = spill_tabular(src, limits, Path(tmp) if k > SPILL_BATCHES else None)
+        for q in range(spilled.parts):
+            yield spilled.batch(q)
+
+
+def _rows_of_claims(src: Path) -> int:
+    p = table_source(src, "xml1")
+    if p is None:
+        raise ContractError(f"{src}: no xml1.parquet or xml1.csv (the claim summaries)")
+    return _rows(p)
 
 
 def _partition_batch(spills, schemas, sources, q, n_claims):
