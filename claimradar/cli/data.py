@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -14,15 +15,24 @@ from claimradar.cli.common import SRC_HELP, _fail, _print_frame, _print_ingest, 
 def ingest(
     src: Annotated[Path, typer.Argument(help=SRC_HELP)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the canonical dataset.")],
+    engine: Annotated[
+        str, typer.Option(help="embedded (default) or spark (tabular input: tasks per partition).")
+    ] = "embedded",
 ) -> None:
     """Read claims into the canonical dataset; bad records go to rejections.parquet."""
-    from claimradar.settings import get_settings, ingest_limits
+    from claimradar.settings import get_settings, ingest_limits, spark_session
     from contract.ingest import ingest as run_ingest
     from contract.validate import ContractError
 
+    if engine not in ("embedded", "spark"):
+        raise _fail(f"--engine must be embedded or spark, not {engine!r}")
     settings = get_settings()
     try:
-        with progress_bar(f"ingest {src.name}") as update:
+        with progress_bar(f"ingest {src.name} ({engine})") as update:
+            if engine == "spark":
+                from contract.spark_ingest import ingest_spark
+
+                run_ingest = partial(ingest_spark, spark_session(settings, "claimradar-ingest"))
             report = run_ingest(
                 src,
                 out,
