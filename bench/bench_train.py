@@ -3,6 +3,8 @@
     python bench/bench_train.py [--claims N] [--months 12] [--work DIR] [--config FILE]
                                 [--dataset DIR]   # reuse an ingested dataset
                                 [--full]          # also time the whole `claimradar train`
+                                [--memory]        # only the whole train job, in a fresh
+                                                  # process: seconds and peak RSS
 
 Reports, separately: simulate, ingest, the feature step (features.pipeline via
 training.train.feature_frame), the fit step (training.models.fit_bundle: risk, amount, anomaly,
@@ -44,7 +46,16 @@ def main() -> None:
         help="also time the whole `claimradar train` job (training.train.train: features, fit,"
         " baselines, metrics, plots, snapshot, MLflow logging and registry) in a fresh store",
     )
+    ap.add_argument(
+        "--memory",
+        action="store_true",
+        help="only the whole train job (training.train.train) in a fresh process on --dataset or"
+        " the simulated world: its wall seconds and peak RSS (the issue-15 memory target)",
+    )
     args = ap.parse_args()
+    if args.memory:
+        train_memory(args)
+        return
 
     import shap
 
@@ -130,6 +141,38 @@ def main() -> None:
             }
         ).to_markdown()
     )
+
+
+def train_memory(args) -> None:
+    """The whole `claimradar train` job in a child process (nothing else loaded in it), timed,
+    with its peak resident memory (the kernel's max RSS of the child)."""
+    import resource
+    import subprocess
+    import sys
+    import tempfile
+
+    ds = args.dataset or args.work / "dataset"
+    if not (ds / "claims.parquet").exists():
+        from contract.ingest import ingest
+        from simulator import simulate
+
+        world = args.work / "world"
+        if not (world / "manifest.json").exists():
+            clock("simulate", simulate, world, args.claims, months=args.months, seed=args.seed)
+        clock("ingest", ingest, world, ds)
+    with tempfile.TemporaryDirectory() as tmp:
+        code = (
+            "from pathlib import Path; from training.train import train; "
+            f"r = train(Path({str(ds)!r}), config={str(args.config) if args.config else None!r}, "
+            f"tracking_uri='sqlite:///{tmp}/mlflow.db', artifact_root=Path({tmp!r}) / 'a'); "
+            "print('holdout', {k: round(v, 4) for k, v in r.metrics.items() "
+            "if k.startswith('holdout_model_') and 'top5' in k})"
+        )
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        wall = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # KiB -> GiB
+    print(f"whole train job: {wall:.1f} s, peak RSS {peak:.2f} GiB ({ds})")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def attach_targets(
 ) -> pd.DataFrame:
     """Add label columns (label, rejected_amount, decided_at) and, when given, truth columns
     (true_abuse, true_overbilled, scheme)."""
-    out = frame.copy()
+    out = frame.copy(deep=False)  # copy-on-write: the new columns never touch `frame`
     if labels is not None and len(labels):
         lab = labels.drop_duplicates("claim_id", keep="last").set_index("claim_id")
         out["label"] = out["claim_id"].map(lab["label"]).astype("Float64")

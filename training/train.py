@@ -38,23 +38,48 @@ class TrainResult:
     extras: dict = field(default_factory=dict)
 
 
+# the claim columns the baselines read beside the features (all that training reads of claims)
+EXTRA_CLAIM_COLUMNS = (
+    "primary_icd", "total_drugs", "total_supplies", "patient_copay", "patient_self_pay",
+    "treatment_days",
+)  # fmt: skip
+
+
+def _pruned_tables(dataset: Path) -> dict[str, pd.DataFrame]:
+    """The columns feature_frame reads beside the feature pipeline (which reads the files
+    itself, column-pruned): claim ids and the baseline columns, line claim ids for the counts.
+    Never the whole tables (names, card numbers and every line field of the period)."""
+    import pyarrow.parquet as pq
+
+    folder = Path(dataset)
+    want = {
+        "claims": ("claim_id", *EXTRA_CLAIM_COLUMNS),
+        "drug_lines": ("claim_id",),
+        "service_lines": ("claim_id",),
+    }
+    out = {}
+    for name, cols in want.items():
+        path = folder / f"{name}.parquet"
+        if path.exists():
+            have = set(pq.read_schema(path).names)
+            out[name] = pd.read_parquet(path, columns=[c for c in cols if c in have])
+    return out
+
+
 def feature_frame(dataset: Path, tables: dict | None = None) -> pd.DataFrame:
-    """The feature pipeline's frame plus the few claim columns baselines need."""
-    from contract.ingest import load_dataset
+    """The feature pipeline's frame plus the few claim columns baselines need. Without `tables`
+    the dataset's files are read column-pruned (what training at national size needs)."""
     from features.pipeline import build_features
 
-    tables = tables if tables is not None else load_dataset(dataset)
-    frame = build_features(tables)
+    if tables is None:
+        frame = build_features(Path(dataset))  # DuckDB reads the parquet files, pruned
+        tables, shift_source = _pruned_tables(dataset), Path(dataset)
+    else:
+        frame = build_features(tables)
+        shift_source = tables
     claims = tables["claims"].set_index("claim_id")
     extra = {}
-    for col in (
-        "primary_icd",
-        "total_drugs",
-        "total_supplies",
-        "patient_copay",
-        "patient_self_pay",
-        "treatment_days",
-    ):
+    for col in EXTRA_CLAIM_COLUMNS:
         if col not in frame.columns:
             extra[col] = frame["claim_id"].map(claims[col])
     for name, table in (("n_drug_lines", "drug_lines"), ("n_service_lines", "service_lines")):
@@ -66,7 +91,7 @@ def feature_frame(dataset: Path, tables: dict | None = None) -> pd.DataFrame:
     frame = pd.concat([frame, pd.DataFrame(extra, index=frame.index)], axis=1)
     from features.early_warning import with_facility_shift
 
-    return with_facility_shift(frame, tables)
+    return with_facility_shift(frame, shift_source)
 
 
 def _evaluate(
@@ -101,12 +126,14 @@ def train(
     cfg = load_config(config)
     dataset = Path(dataset)
     step("features", 0.05)
-    from contract.ingest import load_dataset
     from features.registry import feature_names
 
-    tables = load_dataset(dataset)  # read once: features, labels and the snapshot use it
-    frame = feature_frame(dataset, tables=tables)
-    label_table = tables.get("labels")
+    # the files are read column-pruned where they are used (features, labels, the snapshot), never
+    # held whole: memory grows with the feature frame, not with every table of the period
+    frame = feature_frame(dataset)
+    label_table = None
+    if (dataset / "labels.parquet").exists():
+        label_table = pd.read_parquet(dataset / "labels.parquet")
     if labels is not None:
         from contract.ingest import read_tabular_file
         from contract.schema import LABELS
@@ -119,6 +146,9 @@ def train(
     names = [n for n in feature_names() if n in frame.columns]
     anomaly = anomaly_features(names)
     population = frame[frame["discharged_at"] < split.cutoff]
+    # Serving scores new claims: its snapshot holds the profiles as of the data's end.
+    data_end = frame["admitted_at"].max().normalize() + pd.Timedelta(days=1)
+    del frame  # the split and the population are copies: the whole frame is not needed again
     step("model", 0.3)
     bundle = fit_bundle(split.train, split.val, split.val_all, population, names, anomaly, cfg)
     step("baselines", 0.6)
@@ -143,9 +173,7 @@ def train(
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             bdir = bundle.save(tmp / "bundle")
-            # Serving scores new claims: its snapshot holds the profiles as of the data's end.
-            data_end = frame["admitted_at"].max().normalize() + pd.Timedelta(days=1)
-            _save_snapshot(tables, data_end, bdir / "snapshot")
+            _save_snapshot(dataset, data_end, bdir / "snapshot")
             mlflow.log_artifacts(str(bdir), artifact_path="bundle")
             (tmp / "features.json").write_text(json.dumps(names, indent=1))
             mlflow.log_artifact(str(tmp / "features.json"))
@@ -273,10 +301,10 @@ def _log_queue_fit(bundle: ModelBundle) -> None:
         mlflow.log_table(pd.DataFrame(bundle.meta["queue_fit"]), "queue_fit.json")
 
 
-def _save_snapshot(tables: dict, cutoff: pd.Timestamp, folder: Path) -> None:
+def _save_snapshot(dataset: Path, cutoff: pd.Timestamp, folder: Path) -> None:
     from features.pipeline import build_snapshot
 
-    build_snapshot(tables, cutoff).save(folder)
+    build_snapshot(dataset, cutoff).save(folder)  # DuckDB reads the files, column-pruned
 
 
 def _log_model(bundle: ModelBundle, train: pd.DataFrame) -> None:
