@@ -72,6 +72,25 @@ def test_a_term_that_would_push_out_the_models_catches_is_not_kept():
     assert fit.weights["rules"] == 0.0
 
 
+def test_the_share_of_the_models_catches_kept_is_a_setting():
+    """A term keeping 95% of the model's labelled catches passes keep=0.9 and fails keep=0.97."""
+    expected, claimed, amount, _, missed = _month()
+    rules = np.zeros(N)
+    rules[missed] = 2000.0
+    # 40 lifted claims take the 40 places after the model's 60 catches; 3 more push 3 catches out
+    rules[np.argsort(expected)[:3]] = 1e5
+    grid = {"rules": (0.0, 1.0), "novelty": (0.0,)}
+    fits = {}
+    for keep in (0.9, 0.97):
+        fits[keep] = fit_queue(
+            expected, _terms(rules), claimed, amount, amount > 0, shift_weight=0.0, head_pct=0,
+            grid=grid, keep=keep,
+        )  # fmt: skip
+    assert {r["rules"]: r for r in fits[0.9].table}[1.0]["kept"] == pytest.approx(0.95)
+    assert fits[0.9].weights["rules"] == 1.0
+    assert fits[0.97].weights["rules"] == 0.0
+
+
 def test_the_head_is_in_the_high_band_and_the_bands_hold_their_shares():
     expected, claimed, amount, _, _ = _month(1)
     shift = np.zeros(N)
