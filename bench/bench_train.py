@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from claimradar.settings import DEV_LINKAGE_KEY
+
 
 def clock(label: str, fn, *args, **kwargs):
     t = time.perf_counter()
@@ -73,7 +75,7 @@ def main() -> None:
     if args.dataset is None and not (world / "manifest.json").exists():
         clock("simulate", simulate, world, args.claims, months=args.months, seed=args.seed)
     if not (ds / "labels.parquet").exists():
-        clock("ingest", ingest, world, ds)
+        clock("ingest", ingest, world, ds, linkage_key=DEV_LINKAGE_KEY)
     frame, t_feat = clock("feature step (feature_frame)", feature_frame, ds)
     frame = attach_targets(frame, load_dataset(ds).get("labels"), load_truth(ds))
     from features.registry import feature_names
@@ -159,7 +161,7 @@ def train_memory(args) -> None:
         world = args.work / "world"
         if not (world / "manifest.json").exists():
             clock("simulate", simulate, world, args.claims, months=args.months, seed=args.seed)
-        clock("ingest", ingest, world, ds)
+        clock("ingest", ingest, world, ds, linkage_key=DEV_LINKAGE_KEY)
     with tempfile.TemporaryDirectory() as tmp:
         code = (
             "from pathlib import Path; from training.train import train; "

@@ -149,13 +149,13 @@ def score(
     ] = "embedded",
 ) -> None:
     """Score every claim: risk, expected overbilled amount, rank, band, reasons, rule hits."""
-    from claimradar.settings import get_settings
-    from serving.batch import resolve_bundle, score_dataset, write_scores
-
     if engine not in ("embedded", "spark"):
         raise _fail(f"--engine must be embedded or spark, not {engine!r}")
     if engine == "spark" and (to_store or out.suffix == ".csv"):
         raise _fail("--engine spark writes a parquet folder; --to-store and .csv need embedded")
+    from claimradar.settings import get_settings
+    from serving.batch import resolve_bundle, score_dataset, write_scores
+
     s = get_settings()
     try:
         bundle, version = resolve_bundle(model, s.tracking_uri, s.artifact_root)
