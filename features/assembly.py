@@ -191,13 +191,16 @@ def enriched_claims(
     extra_points=None,
     reference=None,
     items=None,
+    counted=None,
 ):
     """Claims with their line aggregates. `reference`: a precomputed learned price reference
     (the online path's, from the history's price points); `items`: precomputed item
-    statistics (lines.item_reference of the same points)."""
+    statistics (lines.item_reference of the same points); `counted`: claims (claim_id) whose
+    lines `extra_points` already count (a claim re-sent from the history counts once)."""
     base = cf.claim_base(tables["claims"], tables["facilities"])
     lines = ln.line_table(tables["drug_lines"], tables["service_lines"])
-    points = ln.price_points(lines, base)
+    new = base if counted is None else base.anti_join(counted, base.claim_id == counted.claim_id)
+    points = ln.price_points(lines, new)
     if extra_points is not None:
         points = extra_points.union(points)
     pl = price_list_table(eng, price_list)

@@ -62,6 +62,7 @@ class OnlinePlan:
                                       base)  # fmt: skip
         points = None
         self._points_table: str | None = None  # the snapshot's price points, as a table
+        self._batch_points: str | None = None  # SQL: the batch's points, before it is history
         if len(snapshot.price_points):
             stored = eng.materialize("snap_points", eng.register("p", snapshot.price_points))
             self._points_table = stored.get_name()
@@ -75,6 +76,16 @@ class OnlinePlan:
         # feature query over them, and rolls back: the query reads plain tables, no union.
         hist = self._table("online_history", snapshot.history, enriched_b)
         procs = self._table("online_history_procs", snapshot.procedures, procs_b)
+        if points is not None:  # a claim re-sent from the history: the snapshot's points count it
+            known = hist.select("claim_id")
+            base_b, lines_b, _, enriched_b = enriched_claims(
+                eng, tables, snapshot.price_list, extra_points=points, counted=known
+            )
+            procs_b = ln.procedure_lines(lines_b, base_b)
+            # the batch's own points (claims not yet counted), which a remembered batch adds
+            fresh = base_b.anti_join(known, base_b.claim_id == known.claim_id)
+            pts_sql = eng._sql(ln.price_points(lines_b, fresh))
+            self._batch_points = "CREATE OR REPLACE TEMP TABLE online_batch_points AS " + pts_sql
 
         # full path
         self._full = self._compile("full", enriched_b, procs_b, hist, procs, ids)
@@ -82,13 +93,16 @@ class OnlinePlan:
         self._fast = None
         self._history_month: dict[str, int] = {}
         if len(snapshot.history):
-            ref = None
+            ref = items = None
             if points is not None and snapshot.price_list is None:
                 learned = ln.learned_price_reference(
                     points, PRICE_MONTHS, PRICE_QUANTILE, PRICE_MIN_LINES)  # fmt: skip
                 ref = cast_like(eng.materialize("snap_reference", learned), learned)
+            if points is not None:  # the item statistics of month M read earlier months only
+                stats = ln.item_reference(points)
+                items = cast_like(eng.materialize("snap_items", stats), stats)
             base_f, lines_f, _, enriched_f = enriched_claims(
-                eng, tables, snapshot.price_list, extra_points=points, reference=ref
+                eng, tables, snapshot.price_list, extra_points=points, reference=ref, items=items
             )
             parts = {
                 "facility_profile": pf.facility_profile(hist),
@@ -159,6 +173,8 @@ class OnlinePlan:
                           bind="online_facilities")  # fmt: skip
             eng.register("ids", claims_batch["claims"][["claim_id"]], name="online_ids")
             *steps, final = self._path(claims_batch["claims"])
+            if self.remember and self._batch_points is not None:
+                steps = [self._batch_points, *steps]
             con = eng.con.con
             con.execute("BEGIN TRANSACTION")
             try:
@@ -180,6 +196,10 @@ class OnlinePlan:
         newest = max([*self._history_month.values(), *months], default=0)
         cut = newest - pf.HISTORY_MONTHS
         con.execute(f"DELETE FROM online_history WHERE month < {int(cut)}")
+        if self._batch_points is not None:  # later months' learned prices and item statistics
+            con.execute(
+                f"INSERT INTO {self._points_table} BY NAME SELECT * FROM online_batch_points"
+            )
         con.execute("COMMIT")
         self._history_month.update(zip(claims["claim_id"], months, strict=True))
         if months:
