@@ -21,7 +21,8 @@ ITEM = ["dose_ratio_max", "dose_ratio_weighted", "dose_excess_amount", "pricier_
 def both(feature_tables) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The features of the world, and of the world whose claims admitted from CUTOFF on bill
     three times the drug quantities, five times the imaging prices (claims with imaging), and lab
-    tests under a code nobody billed before (claims without imaging)."""
+    tests under a code nobody billed before (claims without imaging), and five copies of each
+    (new MA_LK) diagnosed as a common cold."""
     c = feature_tables["claims"]
     ids = set(c.loc[c["admitted_at"] >= CUTOFF, "claim_id"])
     altered = dict(feature_tables)
@@ -34,14 +35,23 @@ def both(feature_tables) -> tuple[pd.DataFrame, pd.DataFrame]:
         s.loc[img, col] *= 5
     no_img = later & ~s["claim_id"].isin(set(s.loc[img, "claim_id"]))
     s.loc[no_img & (s["cost_group"] == 1), "service_code"] = "99.0001.0001"
-    altered["drug_lines"], altered["service_lines"] = d, s
+    altered["claims"], altered["drug_lines"], altered["service_lines"] = c, d, s
+    for k in range(1, 6):
+        cp = c[c["claim_id"].isin(ids)].assign(primary_icd="J06.9")
+        cp["claim_id"] = cp["claim_id"] + f"c{k}"
+        altered["claims"] = pd.concat([altered["claims"], cp], ignore_index=True)
+        for t, lines in (("drug_lines", d), ("service_lines", s)):
+            lc = lines[lines["claim_id"].isin(ids)].copy()
+            lc["claim_id"] = lc["claim_id"] + f"c{k}"
+            altered[t] = pd.concat([altered[t], lc], ignore_index=True)
     full = build_features(feature_tables).set_index("claim_id").sort_index()
     return full, build_features(altered).set_index("claim_id").sort_index()
 
 
 def test_claims_before_the_change_keep_every_feature(both):
     """Point in time: what claims admitted after a day bill changes no feature of a claim
-    admitted before it (the same month's statistics would leak: June 1-15 would see June 16+)."""
+    admitted before it (the same month's statistics would leak: June 1-15 would see June 16+;
+    fails when the dose statistic or the diagnosis counts read their own month)."""
     full, got = both
     early = full.index[full["admitted_at"] < CUTOFF]
     assert full.loc[early, ITEM].notna().sum().min() > 50  # the features are there to compare
@@ -69,11 +79,13 @@ def test_pricier_imaging_and_unknown_lab_codes(both):
     # imaging at five times the price: the pricier codes of their sibling group (chapter 18)
     img = late & (full["n_imaging"] > 0) & full["pricier_share"].notna()
     assert img.sum() > 20
+    img = full.index[img]
     assert (got.loc[img, "pricier_share"] >= full.loc[img, "pricier_share"]).all()
     assert got.loc[img, "pricier_share"].mean() > full.loc[img, "pricier_share"].mean() + 0.1
     # a lab code no claim of the diagnosis billed before is rare for it
     lab = late & (full["n_lab"] > 0) & (full["n_imaging"] == 0)
     lab &= full["rare_service_share"].notna()
     assert lab.sum() > 5
+    lab = full.index[lab]
     assert (got.loc[lab, "rare_lines"] >= full.loc[lab, "n_lab"]).all()
     assert (got.loc[lab, "rare_service_share"] > full.loc[lab, "rare_service_share"]).mean() > 0.9
