@@ -45,25 +45,28 @@ def attach_targets(
 ) -> pd.DataFrame:
     """Add label columns (label, rejected_amount, decided_at) and, when given, truth columns
     (true_abuse, true_overbilled, scheme)."""
-    out = frame.copy(deep=False)  # copy-on-write: the new columns never touch `frame`
+    ids = frame["claim_id"]
+    new: dict[str, pd.Series] = {}  # joined once: the frame's columns are neither copied nor split
     if labels is not None and len(labels):
         lab = labels.drop_duplicates("claim_id", keep="last").set_index("claim_id")
-        out["label"] = out["claim_id"].map(lab["label"]).astype("Float64")
-        out["rejected_amount"] = out["claim_id"].map(lab["rejected_amount"]).astype("float64")
+        new["label"] = ids.map(lab["label"]).astype("Float64")
+        new["rejected_amount"] = ids.map(lab["rejected_amount"]).astype("float64")
         # A label without a decision date is taken as known at discharge.
-        decided = out["claim_id"].map(lab["decided_at"])
-        out["decided_at"] = decided.fillna(out["discharged_at"]).where(out["label"].notna())
+        decided = ids.map(lab["decided_at"])
+        new["decided_at"] = decided.fillna(frame["discharged_at"]).where(new["label"].notna())
     else:
-        out["label"] = pd.Series(pd.NA, index=out.index, dtype="Float64")
-        out["rejected_amount"] = np.nan
-        out["decided_at"] = pd.NaT
+        new["label"] = pd.Series(pd.NA, index=frame.index, dtype="Float64")
+        new["rejected_amount"] = pd.Series(np.nan, index=frame.index)
+        new["decided_at"] = pd.Series(pd.NaT, index=frame.index, dtype="datetime64[us]")
     if truth is not None and len(truth):
         t = truth.groupby("claim_id").agg(
             true_overbilled=("overbilled", "sum"), scheme=("scheme", "first")
         )
-        out["true_overbilled"] = out["claim_id"].map(t["true_overbilled"]).fillna(0.0)
-        out["scheme"] = out["claim_id"].map(t["scheme"]).fillna("none")
-        out["true_abuse"] = (out["true_overbilled"] > 0).astype("int64")
+        new["true_overbilled"] = ids.map(t["true_overbilled"]).fillna(0.0)
+        new["scheme"] = ids.map(t["scheme"]).fillna("none")
+        new["true_abuse"] = (new["true_overbilled"] > 0).astype("int64")
+    kept = frame.drop(columns=[c for c in new if c in frame.columns])
+    out = pd.concat([kept, pd.DataFrame(new, index=frame.index)], axis=1)
     return out
 
 
