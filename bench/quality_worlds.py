@@ -38,11 +38,15 @@ from training.evaluate import ranking_metrics, recall_by_group, top_k_mask
 from training.queue_fit import fit_queue
 
 CUTOFF_DAY = f"{CUTOFF}-01"
+# min_gain 0.05 and keep 0.9 were chosen with the rest on this grid before the risk head existed
+# (min_gain in {0, .05, .1, .2}, keep in {.9, .95}: keep made no difference on any world); the
+# grid now varies what the risk head can change
 GRID = {
     "facility_shift": (0.0, 0.25, 0.5, 0.75, 1.0),
-    "head_pct": (0.0, 1.5, 2.0, 2.5, 3.0),
-    "min_gain": (0.0, 0.05, 0.1, 0.2),
-    "keep": (0.9, 0.95),
+    "head_pct": (0.0, 1.5, 2.0, 3.0),
+    "min_gain": (0.05,),
+    "keep": (0.9,),
+    "head_risk_pct": (0.0, 1.0, 2.0, 3.0),
 }
 
 
@@ -205,14 +209,16 @@ def queue(p: pd.DataFrame, setting: dict[str, float]) -> tuple[np.ndarray, dict]
         val["label_amount"].to_numpy(), val["label_positive"].to_numpy(),
         shift_weight=setting["facility_shift"], head_pct=setting["head_pct"],
         min_gain=setting.get("min_gain", 0.0), keep=setting.get("keep", 0.9),
+        risk=val["risk"].to_numpy(), head_risk_pct=setting.get("head_risk_pct", 0.0),
     )  # fmt: skip
     e = hold["expected"].to_numpy()
     pr = money_at_stake(e, _terms(hold), fit.weights, hold["claimed"].to_numpy())
     fitted = ModelBundle(
         risk=None, feature_names=[], categories={}, calibration=([], []),
-        head_expected=fit.head_expected, band_thresholds=fit.thresholds,
+        head_expected=fit.head_expected, band_thresholds=fit.thresholds, head_risk=fit.head_risk,
     )  # fmt: skip
-    return queue_order(band_of(fitted, pr, e), pr), fit.weights  # the scorer's own bands
+    bands = band_of(fitted, pr, e, hold["risk"].to_numpy())  # the scorer's own bands
+    return queue_order(bands, pr), fit.weights
 
 
 def money_top(order: np.ndarray, amount: np.ndarray, pct: float) -> float:
@@ -345,7 +351,7 @@ def main() -> None:
     cfg = load_config(args.config)
     p = cfg.priority
     setting = {"facility_shift": p.facility_shift, "head_pct": p.head_pct, "min_gain": p.min_gain,
-               "keep": p.keep}  # fmt: skip
+               "keep": p.keep, "head_risk_pct": p.head_risk_pct}  # fmt: skip
     per = pd.DataFrame(
         {s: {**report_world(worlds[s], setting), **warning_stats(folders[s])} for s in seeds}
     ).T

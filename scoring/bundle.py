@@ -37,6 +37,9 @@ class ModelBundle:
     # the model's own surest money: expected overbilled from which a claim is held in the review
     # band whatever the evidence terms lift above it (scoring.ranking.in_head); None: no head
     head_expected: float | None = None
+    # the claims the model is surest are abusive, whatever their amount: risk from which a claim
+    # is in the head too (a whole scheme of cheap, certain claims is not pushed out); None: none
+    head_risk: float | None = None
     band_thresholds: dict[str, float] = field(default_factory=dict)  # priority cut-offs
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -60,6 +63,7 @@ class ModelBundle:
             "rank_weights": self.rank_weights,
             "novelty_from": self.novelty_from,
             "head_expected": self.head_expected,
+            "head_risk": self.head_risk,
             "band_thresholds": self.band_thresholds,
             "meta": self.meta,
         }
@@ -86,6 +90,7 @@ class ModelBundle:
             rank_weights=doc.get("rank_weights", {}),
             novelty_from=doc.get("novelty_from", 0.9),
             head_expected=doc.get("head_expected"),
+            head_risk=doc.get("head_risk"),
             band_thresholds=doc["band_thresholds"],
             meta=doc["meta"],
         )

@@ -21,7 +21,10 @@ nothing. The cap keeps the money at stake within what the claim asks.
 The head: evidence may lift a claim above others, but not push out the model's own surest money.
 Claims whose expected overbilled amount is at or above `bundle.head_expected` (the model's top few
 per cent of the validation months) are in the high band, beside the claims with the most money at
-stake, so the queue's top 5% keeps the known schemes the model itself holds there. The queue is
+stake, so the queue's top 5% keeps the known schemes the model itself holds there; so are the claims
+whose risk is at or above `bundle.head_risk` (the model's surest few per cent by risk), so a scheme
+of cheap claims the model is near-certain of (duplicates, needless tests) is not pushed out by
+costlier lifted claims. The queue is
 worked band by band; within a band, money at stake orders.
 """
 
@@ -91,26 +94,35 @@ def money_at_stake(
     return np.minimum(money, np.maximum(claimed, 0.0))
 
 
-def in_head(bundle: ModelBundle, expected: np.ndarray) -> np.ndarray:
-    """Claims among the model's own surest money (in the high band)."""
+def in_head(
+    bundle: ModelBundle, expected: np.ndarray, risk: np.ndarray | None = None
+) -> np.ndarray:
+    """Claims among the model's own surest money, or (with `risk`) among the claims it is surest
+    are abusive (in the high band)."""
     expected = np.asarray(expected, dtype="float64")
-    if bundle.head_expected is None:
-        return np.zeros(len(expected), dtype=bool)
-    return expected >= bundle.head_expected
+    head = np.zeros(len(expected), dtype=bool)
+    if bundle.head_expected is not None:
+        head |= expected >= bundle.head_expected
+    if risk is not None and getattr(bundle, "head_risk", None) is not None:
+        head |= np.asarray(risk, dtype="float64") >= bundle.head_risk
+    return head
 
 
 def band_of(
-    bundle: ModelBundle, priority: np.ndarray, expected: np.ndarray | None = None
+    bundle: ModelBundle,
+    priority: np.ndarray,
+    expected: np.ndarray | None = None,
+    risk: np.ndarray | None = None,
 ) -> np.ndarray:
     """Bands by the money-at-stake cut-offs of the validation months; a head claim (when
-    `expected` is given) is in the high band."""
+    `expected`, and `risk`, are given) is in the high band."""
     priority = np.asarray(priority, dtype="float64")
     t = bundle.band_thresholds
     if not t:
         return np.full(len(priority), "low", dtype=object)
     high = priority >= t["high"]
     if expected is not None:
-        high |= in_head(bundle, expected)
+        high |= in_head(bundle, expected, risk)
     return np.select(
         [high, priority >= t["review"], priority >= t["watch"]],
         ["high", "review", "watch"],

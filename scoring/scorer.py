@@ -79,7 +79,7 @@ def _predict(
         "estimated_overbilled_if_abusive": np.round(amount, 2),
         "anomaly": anomaly,
         "priority": priority,
-        "band": band_of(bundle, priority, np.round(expected, 2)),  # as the head was cut
+        "band": band_of(bundle, priority, np.round(expected, 2), risk),  # as the head was cut
     }
 
 

@@ -75,6 +75,7 @@ class PriorityParams(BaseModel):
     novelty_grid: tuple[float, ...] = (0.0,)  # money above the peer median, most unusual claims
     facility_shift: float = 0.0  # money above the cell baseline at a facility warned this month
     head_pct: float = 0.0  # the model's own top share (%) in the high band
+    head_risk_pct: float = 0.0  # ... and its top share (%) by risk (surest, whatever the amount)
     min_gain: float = 0.0  # a fitted term must raise the labelled money in the top 5% this much
     keep: float = 0.9  # ... and keep this share of the labelled abuse the model order holds there
     novelty_from: float = 0.9  # anomaly percentile from which the novelty term counts

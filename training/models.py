@@ -219,10 +219,11 @@ def fit_queue_order(
         shift_weight=p.facility_shift, head_pct=p.head_pct, high_pct=cfg.band_high_pct,
         review_pct=cfg.band_review_pct, watch_pct=cfg.band_watch_pct,
         grid={"rules": p.rules_grid, "novelty": p.novelty_grid}, min_gain=p.min_gain,
-        keep=p.keep,
+        keep=p.keep, risk=s["risk_score"].to_numpy(), head_risk_pct=p.head_risk_pct,
     )  # fmt: skip
     bundle.rank_weights = fit.weights
     bundle.head_expected = fit.head_expected
+    bundle.head_risk = fit.head_risk
     bundle.band_thresholds = fit.thresholds
     bundle.meta["queue_fit"] = fit.table
     return fit

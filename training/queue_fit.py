@@ -3,7 +3,8 @@ labels can teach, the head (the model's own surest money) and the band cut-offs.
 
 The queue (scoring.ranking) orders by band, then by money at stake. Here, on every claim of the
 validation months with the labels known by the cutoff:
-- the head cut: the expected overbilled amount of the model's own top `head_pct`% of claims;
+- the head cut: the expected overbilled amount of the model's own top `head_pct`% of claims, and
+  the risk of its top `head_risk_pct`% (the claims it is surest are abusive, whatever their amount);
 - the rules and novelty weights: every term off, unless a setting of the small grid finds more
   labelled money in the queue's top `review_pct`% by at least `min_gain` (a share: labels of two
   months are few, and a gain within their noise does not carry), at least the model order's
@@ -36,6 +37,7 @@ class QueueFit:
     head_expected: float | None
     thresholds: dict[str, float]
     table: list[dict] = field(default_factory=list)  # every grid setting's validation figures
+    head_risk: float | None = None
 
 
 def head_cut(expected: np.ndarray, head_pct: float) -> float | None:
@@ -90,14 +92,20 @@ def fit_queue(
     grid: dict[str, tuple[float, ...]] = GRID,
     min_gain: float = 0.0,
     keep: float = KEEP,
+    risk: np.ndarray | None = None,
+    head_risk_pct: float = 0.0,
 ) -> QueueFit:
     """The queue fit on the validation months (arrays over every claim of those months; label
-    amounts 0 and label_positive False where no abuse is known)."""
+    amounts 0 and label_positive False where no abuse is known). With `risk` and `head_risk_pct`,
+    the claims in the model's top `head_risk_pct`% by risk are in the head too."""
     expected = np.asarray(expected, dtype="float64")
     amount = np.nan_to_num(np.asarray(label_amount, dtype="float64"))
     pos = np.asarray(label_positive, dtype=bool)
     cut = head_cut(expected, head_pct)
     head = expected >= cut if cut is not None else np.zeros(len(expected), dtype=bool)
+    risk_cut = head_cut(risk, head_risk_pct) if risk is not None else None
+    if risk_cut is not None:
+        head |= np.asarray(risk, dtype="float64") >= risk_cut
     model_top = top_k_mask(expected, review_pct)
     model_money = float(amount[model_top].sum())
     held = model_top & pos
@@ -121,4 +129,6 @@ def fit_queue(
         if ok and (best is None or (money, -sum(combo)) > best[0]):
             best = ((money, -sum(combo)), w, th)
     _, weights, thresholds = best if best is not None else (None, base[0], base[1])
-    return QueueFit(weights=weights, head_expected=cut, thresholds=thresholds, table=rows)
+    return QueueFit(
+        weights=weights, head_expected=cut, thresholds=thresholds, table=rows, head_risk=risk_cut
+    )

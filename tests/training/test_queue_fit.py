@@ -118,6 +118,36 @@ def test_the_head_is_in_the_high_band_and_the_bands_hold_their_shares():
     assert not set(np.flatnonzero(head)) <= set(np.argsort(-queue_order(off, pr))[:100])
 
 
+def test_cheap_claims_the_model_is_surest_of_stay_in_the_top_with_a_risk_head():
+    """A scheme of cheap claims the model is near-certain of (risk 0.99) sits in its top 5% by
+    expected amount only just; lifted claims with more money at stake push it out unless the head
+    also holds the model's top claims by risk (issue 12: duplicates pushed out in a world)."""
+    expected, claimed, amount, _, _ = _month(2)
+    order = np.argsort(-expected)
+    cheap = order[70:100]  # in the model's top 5%, below its top 1.5% by amount
+    risk = np.full(N, 0.3)
+    risk[cheap] = 0.99
+    shift = np.zeros(N)
+    shift[order[-60:]] = 1e5  # evidence lifting 60 claims the model ranks lowest
+    terms = {**_terms(), "facility_shift": shift}
+    for pct, kept in ((0.0, False), (1.5, True)):
+        fit = fit_queue(
+            expected, terms, claimed, amount, amount > 0, shift_weight=1.0, head_pct=1.5,
+            risk=risk, head_risk_pct=pct,
+        )  # fmt: skip
+        assert (fit.head_risk is not None) == (pct > 0)
+        bundle = ModelBundle(
+            risk=None, feature_names=[], categories={}, calibration=([], []),
+            rank_weights=fit.weights, head_expected=fit.head_expected,
+            band_thresholds=fit.thresholds, head_risk=fit.head_risk,
+        )  # fmt: skip
+        from scoring.ranking import money_at_stake
+
+        pr = money_at_stake(expected, terms, fit.weights, claimed)
+        top = np.argsort(-queue_order(band_of(bundle, pr, expected, risk), pr), kind="stable")
+        assert set(cheap) <= set(top[:100]) if kept else not set(cheap) <= set(top[:100])
+
+
 def test_band_cuts_without_a_head_are_the_plain_percentiles():
     pr = np.arange(1000, dtype="float64")
     th = cut_bands(pr, np.zeros(1000, bool), high_pct=1, review_pct=5, watch_pct=15)
