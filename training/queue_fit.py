@@ -49,6 +49,21 @@ def head_cut(expected: np.ndarray, head_pct: float) -> float | None:
     return float(np.sort(expected)[::-1][k - 1])
 
 
+def head_cut_at_most(values: np.ndarray, pct: float) -> float | None:
+    """The value from which a claim is in the top `pct`% — raised past a tie that would hold more
+    (calibrated risk comes in steps: one step can hold 5% of the claims, or 96%); None when even
+    the highest value is held by more than `pct`%."""
+    values = np.asarray(values, dtype="float64")
+    cut = head_cut(values, pct)
+    if cut is None:
+        return None
+    k = max(1, int(np.floor(len(values) * pct / 100)))
+    if (values >= cut).sum() <= k:
+        return cut
+    above = np.unique(values[values > cut])
+    return float(above[0]) if len(above) and (values >= above[0]).sum() <= k else None
+
+
 def cut_bands(
     priority: np.ndarray,
     head: np.ndarray,
@@ -103,7 +118,7 @@ def fit_queue(
     pos = np.asarray(label_positive, dtype=bool)
     cut = head_cut(expected, head_pct)
     head = expected >= cut if cut is not None else np.zeros(len(expected), dtype=bool)
-    risk_cut = head_cut(risk, head_risk_pct) if risk is not None else None
+    risk_cut = head_cut_at_most(risk, head_risk_pct) if risk is not None else None
     if risk_cut is not None:
         head |= np.asarray(risk, dtype="float64") >= risk_cut
     model_top = top_k_mask(expected, review_pct)

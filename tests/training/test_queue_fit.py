@@ -9,7 +9,7 @@ import pytest
 
 from scoring.bundle import ModelBundle
 from scoring.ranking import band_of, queue_order
-from training.queue_fit import cut_bands, fit_queue, head_cut
+from training.queue_fit import cut_bands, fit_queue, head_cut, head_cut_at_most
 
 N = 2000
 
@@ -154,3 +154,12 @@ def test_band_cuts_without_a_head_are_the_plain_percentiles():
     assert (pr >= th["high"]).sum() == 10
     assert ((pr >= th["review"]) | (pr >= th["high"])).sum() == 50
     assert (pr >= th["watch"]).sum() == 150
+
+
+def test_a_risk_head_never_holds_more_than_its_share_at_a_tie():
+    risk = np.r_[np.full(50, 1.0), np.full(900, 0.5), np.linspace(0.0, 0.4, 1050)]
+    assert head_cut_at_most(risk, 3.0) == 1.0  # 2.5%: the next step would hold 47.5%
+    assert head_cut_at_most(risk, 2.0) is None  # even the top step holds more than 2%
+    assert head_cut_at_most(np.linspace(0, 1, 1000), 2.0) == pytest.approx(
+        head_cut(np.linspace(0, 1, 1000), 2.0)
+    )
