@@ -15,8 +15,15 @@ The statistics. The within-cell change is tested with a z statistic whose varian
 own cost variance per cell (and the baseline mean's uncertainty), so a facility of 150 claims
 needs a much larger relative change than one of 5,000 to be flagged. The relative change is then
 shrunk toward the facility's same-level peers (empirical Bayes on volume), compared with the
-peers' median change (a tariff change moves everyone) and with the facility's own month-to-month
-variation (a control chart on its own series). A warning needs all three.
+peers' median change (the other facilities', never its own; a tariff change moves everyone) and
+with the facility's own month-to-month variation (a control chart on its own series). A test
+passes when all three do.
+
+Two tests, each with its own baseline: the month test against the TREND_MONTHS months before (a
+jump), the drift test against the TREND_MONTHS months before the last DRIFT_GAP (a climb spread
+over months hides in a baseline that climbs with it). A facility is warned when either passes;
+its row's baseline figures (`claims_trend`, `cost_per_visit_trend`, the effects) are those of the
+test in `test` (the month test when both passed), and the shift evidence uses the same baseline.
 """
 
 from __future__ import annotations
@@ -309,18 +316,27 @@ def _sequence(cells: pd.DataFrame, lines: pd.DataFrame, months) -> dict[int, pd.
 
 
 MIN_PEERS = 2  # fewer other facilities of the level: the peers are every other facility
-EXACT_PEERS = 50  # above this many facilities a level's median stands for its leave-one-out one
 
 
 def _leave_one_out(values: np.ndarray) -> np.ndarray:
-    if len(values) > EXACT_PEERS:
-        return np.full(len(values), np.nanmedian(values)) if len(values) else values
+    """Each value's median of the OTHER values (NaN values are no one's peer; their own median is
+    of all the others), from one sort; NaN where fewer than MIN_PEERS others."""
+    values = np.asarray(values, dtype="float64")
     out = np.full(len(values), np.nan)
-    for i in range(len(values)):
-        others = np.delete(values, i)
-        others = others[~np.isnan(others)]
-        if len(others) >= MIN_PEERS:
-            out[i] = np.median(others)
+    have = ~np.isnan(values)
+    s = np.sort(values[have])
+    n = len(s)
+    if n and (~have).any() and n >= MIN_PEERS:
+        out[~have] = np.median(s)
+    if n - 1 < MIN_PEERS:
+        return out
+    j = np.argsort(np.argsort(values[have], kind="stable"), kind="stable")  # sorted positions
+
+    def others_at(r: int) -> np.ndarray:  # the r-th of the others, per removed position j
+        return np.where(r < j, s[r], s[np.minimum(r + 1, n - 1)])
+
+    m = (n - 1) // 2
+    out[have] = others_at(m) if (n - 1) % 2 else (others_at(m - 1) + others_at(m)) / 2
     return out
 
 

@@ -24,10 +24,11 @@ CUTOFF = "2025-10"  # the first holdout month: the held-out scheme starts here
 # Seeds the design is chosen on, and seeds it is reported on (never chosen with). 201-206 and
 # 301-306 were earlier report sets, seen while the selection rule was settled (docs/training.md);
 # 401-406 were the next report set: seen twice, and world 403's unflagged gradual climb was
-# looked at while the early warning's drift test was designed, so they are retired too; the
-# figures are on 501-506, run once on the final configuration.
+# looked at while the early warning's drift test was designed, so they are retired too; 501-506
+# were run once and showed a known scheme pushed out (duplicates, world 503), which led to the risk
+# head (chosen on the selection seeds); the figures are on 601-606, run once after that.
 SELECTION_SEEDS = tuple(range(101, 113))
-REPORT_SEEDS = (501, 502, 503, 504, 505, 506)
+REPORT_SEEDS = (601, 602, 603, 604, 605, 606)
 
 
 @dataclass

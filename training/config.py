@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train.toml"
 
@@ -77,7 +77,8 @@ class PriorityParams(BaseModel):
     head_pct: float = 0.0  # the model's own top share (%) in the high band
     head_risk_pct: float = 0.0  # ... and its top share (%) by risk (surest, whatever the amount)
     min_gain: float = 0.0  # a fitted term must raise the labelled money in the top 5% this much
-    keep: float = 0.9  # ... and keep this share of the labelled abuse the model order holds there
+    keep: float = Field(0.9, ge=0.0, le=1.0)  # ... and keep this share of the labelled abuse
+    # the model order holds there
     novelty_from: float = 0.9  # anomaly percentile from which the novelty term counts
 
 

@@ -173,3 +173,22 @@ def test_a_facility_is_never_its_own_peer():
     )
     assert bool(jumped.loc["49001", "warning"])
     assert not bool(still.loc["49001", "warning"])
+
+
+def test_the_leave_one_out_median_is_exact_at_any_level_size():
+    """Each facility's peers' median is of the others only, in a level of 5 or of 51 (one
+    climbing facility among steady ones is measured against 0, not its own change)."""
+    rng = np.random.default_rng(0)
+    for n in (3, 5, 51, 400):
+        v = rng.normal(size=n)
+        v[rng.random(n) < 0.1] = np.nan
+        got = ew._leave_one_out(v)
+        for i in range(n):
+            others = np.delete(v, i)
+            others = others[~np.isnan(others)]
+            if len(others) < ew.MIN_PEERS:
+                assert np.isnan(got[i])
+            else:
+                assert got[i] == pytest.approx(np.median(others), abs=1e-12)
+    level = np.r_[0.5, np.zeros(50)]
+    assert ew._leave_one_out(level)[0] == 0.0
