@@ -222,11 +222,14 @@ def ingest(
     limits: Limits | None = None,
     linkage_key: str,
     progress: Progress | None = None,
+    spill_dir: Path | None = None,
 ) -> IngestReport:
     """Read SRC (an envelope file, a folder of envelopes, or a tabular folder) into OUT.
 
     ``linkage_key`` keys the hashes that link people and cards; the caller passes it (there is no
-    default, so a deployment cannot silently fall back to a public development key)."""
+    default, so a deployment cannot silently fall back to a public development key).
+    ``spill_dir``: where a large tabular input is spilled (a private temporary folder is made
+    under it; default the system temporary folder, never OUT: the spill holds personal data)."""
     src, out = Path(src), Path(out)
     if not src.exists():
         raise FileNotFoundError(f"{src} does not exist")
@@ -238,7 +241,7 @@ def ingest(
     run = _Run(out, report, linkage_key, limits)
     try:
         if is_tabular(src):
-            _ingest_tabular(src, run, limits, progress)
+            _ingest_tabular(src, run, limits, progress, spill_dir)
         else:
             _ingest_envelopes(src, run, limits, progress)
     finally:
@@ -250,9 +253,11 @@ def ingest(
 TRUTH_FILES = ("truth.parquet", "truth_lines.parquet")
 
 
-def _ingest_tabular(src: Path, run: _Run, limits: Limits, progress: Progress | None) -> None:
+def _ingest_tabular(
+    src: Path, run: _Run, limits: Limits, progress: Progress | None, spill_dir: Path | None
+) -> None:
     done = 0
-    for batch, n, total in tabular_batches(src, limits, spill_dir=run.out):
+    for batch, n, total in tabular_batches(src, limits, spill_dir=spill_dir):
         commit(validate_batch(batch, limits, run.linkage_key), run)
         done += n
         if progress:

@@ -8,8 +8,10 @@ checks of contract.fast_check and the cross-claim checks of contract.batch: dupl
 without their claim) and writes its part of every table and of the rejection report; the driver
 joins the parts in partition order, so the tables and the rejection report are the embedded
 engine's, row for row. The cross-claim checks are exact without a shuffle because a claim key
-never spans two partitions. The spill folder and OUT must be visible to the executors (one
-machine in local mode; a shared filesystem on a cluster).
+never spans two partitions. The work folder (the spill, which holds personal data in clear, and
+the tasks' parts) is a private temporary folder outside OUT, under ``spill_dir`` (default the
+system temporary folder); it and OUT must be visible to the executors (one machine in local mode;
+on a cluster pass a ``spill_dir`` on a shared filesystem).
 
 This module sits in contract (the lowest layer) and never imports pyspark or features: the
 caller passes a running SparkSession (claimradar.settings.spark_session starts one).
@@ -61,6 +63,7 @@ def ingest_spark(
     limits: Limits | None = None,
     linkage_key: str,
     progress: Progress | None = None,
+    spill_dir: Path | None = None,
 ) -> IngestReport:
     """contract.ingest.ingest for a tabular folder, the partitions validated by Spark tasks."""
     src, out = Path(src), Path(out)
@@ -73,9 +76,10 @@ def ingest_spark(
     limits = limits or Limits()
     out.mkdir(parents=True, exist_ok=True)
     report = IngestReport(out)
-    work = Path(tempfile.mkdtemp(prefix=".ingest-spark-", dir=out))
+    work = Path(tempfile.mkdtemp(prefix="claimradar-ingest-spark-", dir=spill_dir))  # 0700
     try:
-        spilled = spill_tabular(src, limits, work / "spill")
+        # keep: a retried task takes its partition again (the work folder goes in the finally)
+        spilled = spill_tabular(src, limits, work / "spill", keep=True)
         parts_dir = str(work / "parts")
         sc = spark.sparkContext
         results = (

@@ -3,6 +3,7 @@ or CSV with XML 130 column names, read and cut into batches of whole claims for 
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -93,12 +94,38 @@ def _read_pieces(path: Path) -> Iterator[pa.Table]:
         return
     if path.is_dir():
         data = ds.dataset(path, format="parquet")
-        for rb in data.scanner(batch_size=READ_ROWS).to_batches():  # in file order
-            yield pa.Table.from_batches([rb], schema=data.schema)
+        try:
+            for rb in data.scanner(batch_size=READ_ROWS).to_batches():  # in file order
+                yield pa.Table.from_batches([rb], schema=data.schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+            raise _type_mismatch(path, data, e) from None
         return
     f = pq.ParquetFile(path)
     for rb in f.iter_batches(batch_size=READ_ROWS):
         yield pa.Table.from_batches([rb], schema=f.schema_arrow)
+
+
+def _type_mismatch(path: Path, data: ds.FileSystemDataset, err: Exception) -> ContractError:
+    """The file and column of a folder of parquet files whose column types differ."""
+    first = data.files[0]
+    for f in data.files[1:]:
+        schema = pq.read_schema(f)
+        for field in schema:
+            i = data.schema.get_field_index(field.name)
+            if i >= 0 and data.schema.field(i).type != field.type:
+                return ContractError(
+                    f"{path.name}/{Path(f).name}: column {field.name} is {field.type} there but "
+                    f"{data.schema.field(i).type} in {Path(first).name} (the files of a table "
+                    "must give each column the same type)"
+                )
+    return ContractError(f"{path.name}: its parquet files cannot be read as one table ({err})")
+
+
+def _used(names: list[str], table: Table) -> list[int]:
+    """The columns of a table the contract reads (its fields and their aliases): the others,
+    personal or not, are never spilled."""
+    known = table.by_xml()
+    return [i for i, c in enumerate(names) if str(c).strip().upper() in known]
 
 
 def _rows(path: Path) -> int:
@@ -124,10 +151,15 @@ def _bucket(groups: np.ndarray, k: int) -> np.ndarray:
 
 class _Spill:
     """Arrow pieces of one table sorted into partitions: IPC files on disk, or (one partition)
-    kept in memory."""
+    kept in memory. A partition's file is deleted once taken, unless ``keep`` (Spark: a retried
+    task takes its partition again; the caller removes the folder).
 
-    def __init__(self, folder: Path | None, name: str, parts: int):
-        self.folder, self.name, self.parts = folder, name, parts
+    One IPC file per partition is open while a table is read: at national scale (thousands of
+    partitions) the process's open-files limit (``ulimit -n``) must exceed the partition count,
+    or chunk_claims be raised."""
+
+    def __init__(self, folder: Path | None, name: str, parts: int, keep: bool = False):
+        self.folder, self.name, self.parts, self.keep = folder, name, parts, keep
         self.pieces: list[list[pa.Table]] = [[] for _ in range(parts)]
         self.writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
         self.written: set[int] = set()
@@ -143,10 +175,19 @@ class _Spill:
         self.writers[part].write_table(t)
 
     def close(self) -> None:
+        try:
+            for w in self.writers.values():
+                w.close()
+        finally:
+            self.written = set(self.writers)
+            self.writers = {}  # closed: the spill can be pickled into another process
+
+    def abort(self) -> None:
+        """Close every writer after an error, keeping that error (not a later one of closing)."""
         for w in self.writers.values():
-            w.close()
-        self.written = set(self.writers)
-        self.writers = {}  # closed: the spill can be pickled into another process
+            with contextlib.suppress(Exception):  # the error being raised is the one to report
+                w.close()
+        self.writers = {}
 
     def take(self, part: int, schema: pa.Schema) -> pa.Table:
         if self.folder is None:
@@ -157,7 +198,8 @@ class _Spill:
         path = self.folder / f"{self.name}-{part}.arrow"
         with pa.memory_map(str(path)) as mm:
             t = pa.ipc.open_file(mm).read_all()
-        path.unlink(missing_ok=True)
+        if not self.keep:
+            path.unlink(missing_ok=True)
         return t
 
 
@@ -175,9 +217,11 @@ class Spilled:
         return _partition_batch(self.spills, self.schemas, self.sources, q, self.n_claims)
 
 
-def spill_tabular(src: Path, limits: Limits, folder: Path | None) -> Spilled:
+def spill_tabular(src: Path, limits: Limits, folder: Path | None, keep: bool = False) -> Spilled:
     """Read the tables of SRC in record batches and spill their rows to partitions by claim key
-    (Arrow IPC files in FOLDER; kept in memory when there is one partition and no folder)."""
+    (Arrow IPC files in FOLDER; kept in memory when there is one partition and no folder). Only
+    the columns the contract reads are spilled. ``keep``: a partition can be taken again (Spark
+    task retries); FOLDER is then the caller's to remove."""
     sources: dict[str, tuple[Path, Table]] = {}
     for stem, table in (("xml1", CLAIMS), ("xml2", DRUG_LINES), ("xml3", SERVICE_LINES)):
         p = table_source(src, stem)
@@ -193,35 +237,46 @@ def spill_tabular(src: Path, limits: Limits, folder: Path | None) -> Spilled:
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     spills, schemas = {}, {}
-    for name, (p, _) in sources.items():
-        spill = spills[name] = _Spill(folder, name, parts)
-        record = 2 if p.suffix == ".csv" else 0  # CSV: the line number in the file
-        for piece in _read_pieces(p):
-            groups = _groups(piece).to_numpy(dtype=object)
-            n = len(piece)
-            piece = piece.append_column(
-                RECORD, pa.array(np.arange(record, record + n))
-            ).append_column(GROUP, pa.array(groups, pa.large_string()))
-            record += n
-            schemas[name] = piece.schema
-            if parts == 1:
-                spill.add(0, piece)
-                continue
-            part = _bucket(groups, k) * parts // k
-            order = np.argsort(part, kind="stable")
-            bounds = np.searchsorted(part[order], np.arange(parts + 1))
-            piece = piece.take(order)
-            for q in np.flatnonzero(np.diff(bounds)):
-                spill.add(int(q), piece.slice(bounds[q], bounds[q + 1] - bounds[q]))
+    for name, (p, table) in sources.items():
+        spill = spills[name] = _Spill(folder, name, parts, keep)
+        try:
+            _spill_table(p, table, spill, schemas, name, k)
+        except BaseException:
+            spill.abort()
+            raise
         spill.close()
-        piece = groups = None  # nothing of the input stays referenced
         if name not in schemas:  # an empty table: its columns, no rows
+            schema = _file_schema(p)
             schemas[name] = (
-                _file_schema(p)
+                pa.schema([schema.field(i) for i in _used(schema.names, table)])
                 .append(pa.field(RECORD, pa.int64()))
                 .append(pa.field(GROUP, pa.large_string()))
             )
     return Spilled(sources, spills, schemas, parts, n_claims)
+
+
+def _spill_table(p: Path, table: Table, spill: _Spill, schemas: dict, name: str, k: int) -> None:
+    parts = spill.parts
+    record = 2 if p.suffix == ".csv" else 0  # CSV: the line number in the file
+    for piece in _read_pieces(p):
+        groups = _groups(piece).to_numpy(dtype=object)
+        n = len(piece)
+        piece = (
+            piece.select(_used(piece.column_names, table))
+            .append_column(RECORD, pa.array(np.arange(record, record + n)))
+            .append_column(GROUP, pa.array(groups, pa.large_string()))
+        )
+        record += n
+        schemas[name] = piece.schema
+        if parts == 1:
+            spill.add(0, piece)
+            continue
+        part = _bucket(groups, k) * parts // k
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(parts + 1))
+        piece = piece.take(order)
+        for q in np.flatnonzero(np.diff(bounds)):
+            spill.add(int(q), piece.slice(bounds[q], bounds[q + 1] - bounds[q]))
 
 
 def tabular_batches(
@@ -231,11 +286,14 @@ def tabular_batches(
 
     Rows go to bucket ``hash(MA_LK) % k`` (k = claims / chunk_claims), and bucket b to batch
     ``b * parts // k`` (SPILL_BATCHES buckets per batch). The tables are read in record batches
-    and their rows spilled to their batch's Arrow IPC file (under ``spill_dir``, or a temporary
-    folder; in memory when there is one batch); one batch at a time is read back, in file order.
-    Memory is a batch's size, not the input's.
+    and their rows spilled to their batch's Arrow IPC file (in memory when there is one batch);
+    one batch at a time is read back, in file order. Memory is a batch's size, not the input's.
+
+    The spill holds personal data in clear (the columns the contract hashes): it goes to a private
+    (0700) temporary folder, never the dataset folder, under ``spill_dir`` (default: the system
+    temporary folder) and is removed when the batches end (or the generator is closed).
     """
-    with tempfile.TemporaryDirectory(prefix=".ingest-spill-", dir=spill_dir) as tmp:
+    with tempfile.TemporaryDirectory(prefix="claimradar-spill-", dir=spill_dir) as tmp:
         k = max(1, -(-_rows_of_claims(src) // limits.chunk_claims))
         spilled = spill_tabular(src, limits, Path(tmp) if k > SPILL_BATCHES else None)
         for q in range(spilled.parts):

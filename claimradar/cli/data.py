@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from functools import partial
 from pathlib import Path
 from typing import Annotated
@@ -9,6 +10,10 @@ from typing import Annotated
 import typer
 
 from claimradar.cli.common import SRC_HELP, _fail, _print_frame, _print_ingest, app, progress_bar
+
+
+def _exit_on_sigterm(signum, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 @app.command()
@@ -27,6 +32,9 @@ def ingest(
     if engine not in ("embedded", "spark"):
         raise _fail(f"--engine must be embedded or spark, not {engine!r}")
     settings = get_settings()
+    # SIGTERM (`timeout`, systemd, a container stop) exits through the finally blocks, so the
+    # spill of personal data and the partial work folders are removed
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         with progress_bar(f"ingest {src.name} ({engine})") as update:
             if engine == "spark":
@@ -42,6 +50,8 @@ def ingest(
             )
     except (ContractError, FileNotFoundError) as e:
         raise _fail(str(e)) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     _print_ingest(report)
     typer.echo(report.summary())
 

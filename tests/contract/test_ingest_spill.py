@@ -1,0 +1,193 @@
+"""The spill of a tabular ingest (contract.tabular): it holds personal data in clear, so it lives in
+a private temporary folder outside the dataset, holds only the columns the contract reads, and is
+removed when the ingest ends, also on SIGTERM; a Spark task that is run again finds its partition;
+a folder of parquet files whose column types differ is a clear ContractError."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from factories import claim, drug, service, write_tabular
+
+import contract.tabular as tabular
+from contract.ingest import Limits, ingest, load_dataset
+from contract.validate import ContractError
+
+KEY = "spill-test-key"
+SECRET_NOTE = "ghi chu rieng 0912345678"  # a column the contract does not read
+
+
+def _world(root: Path, n: int = 40) -> Path:
+    ids = [f"P{i:03d}" for i in range(n)]
+    return write_tabular(
+        root,
+        [claim(i, GHI_CHU_RIENG=SECRET_NOTE) for i in ids],
+        [drug(i) for i in ids],
+        [service(i) for i in ids],
+    )
+
+
+def test_the_spill_is_private_outside_the_dataset_and_holds_only_contract_columns(
+    tmp_path, monkeypatch
+):
+    src = _world(tmp_path / "src")
+    systmp = tmp_path / "systmp"
+    systmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(systmp))  # the system temporary folder
+    monkeypatch.setattr(tabular, "SPILL_BATCHES", 2)  # 4 partitions spilled to disk
+    seen: list[tuple[Path, int, set[str]]] = []
+    real = tabular.spill_tabular
+
+    def spy(src, limits, folder, *a, **k):
+        spilled = real(src, limits, folder, *a, **k)
+        files = sorted(folder.glob("*.arrow"))
+        columns: set[str] = set()
+        for f in files:
+            with pa.memory_map(str(f)) as mm:
+                columns |= set(pa.ipc.open_file(mm).schema.names)
+        seen.append((folder, stat.S_IMODE(folder.stat().st_mode), columns))
+        return spilled
+
+    monkeypatch.setattr(tabular, "spill_tabular", spy)
+    out = tmp_path / "out"
+    r = ingest(src, out, limits=Limits(chunk_claims=5), linkage_key=KEY)
+    assert r.written["claims"] == 40
+    [(folder, mode, columns)] = seen
+    assert out.resolve() not in folder.resolve().parents, folder  # never inside the dataset
+    assert folder.resolve().is_relative_to(systmp.resolve())
+    assert mode == 0o700
+    assert "HO_TEN" in columns and "GHI_CHU_RIENG" not in columns
+    assert not folder.exists() and not list(systmp.iterdir())  # removed
+    assert sorted(p.name for p in out.iterdir()) == [
+        "claims.parquet", "drug_lines.parquet", "rejections.parquet", "service_lines.parquet"
+    ]  # fmt: skip
+    assert not any(SECRET_NOTE.encode() in p.read_bytes() for p in out.iterdir())
+
+
+_SLOW_CLI = """
+import sys, time
+import contract.ingest
+ing = sys.modules["contract.ingest"]  # (contract.ingest the name is also the function)
+real = ing.validate_batch
+def slow(*a, **k):
+    print("validating", flush=True)
+    time.sleep(0.3)
+    return real(*a, **k)
+ing.validate_batch = slow
+from claimradar.cli import app
+app(["ingest", sys.argv[1], "--out", sys.argv[2]])
+"""
+
+
+def test_sigterm_during_cli_ingest_leaves_no_spill(tmp_path):
+    src = _world(tmp_path / "src", n=200)
+    systmp = tmp_path / "systmp"
+    systmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(systmp), "CLAIMRADAR_INGEST_CHUNK_CLAIMS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_CLI, str(src), str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "validating", proc.stderr.read()
+        # spilled (to the private folder) while the batches are validated
+        assert list(systmp.rglob("*.arrow")) + list((tmp_path / "out").rglob("*.arrow"))
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert not list(systmp.iterdir())
+    assert not list((tmp_path / "out").rglob("*.arrow"))
+
+
+class _TwiceContext:
+    """A driver that runs every task twice (as Spark does on a retried or speculative attempt)."""
+
+    def parallelize(self, items, _n):
+        self.items = list(items)
+        return self
+
+    def map(self, f):
+        self.f = f
+        return self
+
+    def collect(self):
+        first = [self.f(q) for q in self.items]
+        again = [self.f(q) for q in self.items]
+        assert first == again
+        return again
+
+
+class _TwiceSpark:
+    sparkContext = _TwiceContext()
+
+
+def test_a_spark_task_run_again_takes_its_partition_again(tmp_path, monkeypatch):
+    from contract.spark_ingest import ingest_spark
+
+    src = _world(tmp_path / "src")
+    monkeypatch.setattr(tabular, "SPILL_BATCHES", 2)  # 4 partitions
+    limits = Limits(chunk_claims=5)
+    r = ingest_spark(_TwiceSpark(), src, tmp_path / "spark", limits=limits, linkage_key=KEY)
+    ingest(src, tmp_path / "embedded", limits=limits, linkage_key=KEY)
+    assert r.written["claims"] == 40
+    a, b = load_dataset(tmp_path / "embedded"), load_dataset(tmp_path / "spark")
+    for name in ("claims", "drug_lines", "service_lines"):
+        pd.testing.assert_frame_equal(a[name], b[name], obj=name)
+    # the embedded engine still frees each partition's file once read
+    spilled = tabular.spill_tabular(src, limits, tmp_path / "spill")
+    spilled.batch(0)
+    assert not (tmp_path / "spill" / "claims-0.arrow").exists()
+
+
+def test_a_spill_error_is_reported_not_a_later_one_of_closing(tmp_path, monkeypatch):
+    src = _world(tmp_path / "src")
+    monkeypatch.setattr(tabular, "SPILL_BATCHES", 1)  # 8 partitions
+    real = tabular._Spill.add
+    calls = []
+
+    def failing(self, part, t):
+        calls.append(part)
+        if len(calls) == 3:
+            raise OSError(24, "Too many open files (the original error)")
+        real(self, part, t)
+
+    monkeypatch.setattr(tabular._Spill, "add", failing)
+    spill = tmp_path / "spill"
+    with pytest.raises(OSError, match="the original error"):
+        tabular.spill_tabular(src, Limits(chunk_claims=5), spill)
+    # every writer was closed: the files can be removed (and were finished, not left open)
+    for f in spill.glob("*.arrow"):
+        with pa.memory_map(str(f)) as mm:
+            assert pa.ipc.open_file(mm).num_record_batches >= 1
+
+
+def test_parquet_files_of_one_table_with_differing_column_types(tmp_path):
+    ids = [f"F{i:03d}" for i in range(10)]
+    src = write_tabular(tmp_path / "src", [claim(i) for i in ids])
+    (src / "xml3").mkdir()
+    a = pd.DataFrame([service(i) for i in ids[:5]])
+    b = pd.DataFrame([service(i) for i in ids[5:]])
+    b["STT"] = b["STT"].astype(str)  # text in one file ("1" reads as 1; "1.5" cannot)
+    b.loc[0, "STT"] = "1.5"
+    a.to_parquet(src / "xml3" / "part-0.parquet", index=False)
+    b.to_parquet(src / "xml3" / "part-1.parquet", index=False)
+    with pytest.raises(
+        ContractError, match=r"xml3/part-1.parquet: column STT is large_string there but int64"
+    ):
+        ingest(src, tmp_path / "out", linkage_key=KEY)
