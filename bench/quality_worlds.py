@@ -120,10 +120,15 @@ def world_parts(seed: int, work: Path, claims: int | None) -> Path:
 
 
 def _shift_terms(part: pd.DataFrame, evidence: pd.DataFrame) -> None:
+    """The evidence's money per claim as ranking terms (capped by the fund amount claimed): its
+    variants, and `t_facility_shift` (the variant the queue uses) — refreshed together."""
+    from features.early_warning import SHIFT_MONEY
+
     shift = evidence.set_index("claim_id")
     claimed = part["claimed"].to_numpy()
-    for v in ("shift_claim", "shift_cell", "shift_share"):
+    for v in ("shift_claim", "shift_cell", "shift_share", "facility_shift"):
         part[f"t_{v}"] = np.minimum(part["claim_id"].map(shift[v]).fillna(0.0).to_numpy(), claimed)
+    assert np.allclose(part["t_facility_shift"], part[f"t_{SHIFT_MONEY}"])
 
 
 def refresh_evidence(folder: Path) -> None:
