@@ -60,12 +60,13 @@ class FloatColumns:
         for k, v in enumerate(extra.values()):
             self._full[len(names) + k] = v
         key = (tuple(names), tuple(extra))
-        if key not in _LOCS:  # the same names every request: one dict, one Index
+        entry = _LOCS.get(key)  # the same names every request: one dict, one Index
+        if entry is None:  # read once: another thread may clear the cache meanwhile
             every = [*names, *extra]
             if len(_LOCS) > 16:
                 _LOCS.clear()
-            _LOCS[key] = ({n: i for i, n in enumerate(every)}, pd.Index(every))
-        self._loc, self._index = _LOCS[key]
+            entry = _LOCS[key] = ({n: i for i, n in enumerate(every)}, pd.Index(every))
+        self._loc, self._index = entry
         return self
 
     def frame(self) -> pd.DataFrame:
