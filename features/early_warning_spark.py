@@ -13,11 +13,11 @@ the control chart, the thresholds) are features.early_warning's, called through 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pandas as pd
 
+from features.early_warning import _parse_month as _parse
 from features.early_warning import warnings_by_month
 
 CLAIM_COLUMNS = (
@@ -81,13 +81,6 @@ def warning_tables(spark, dataset: Path, until_month: int | None = None) -> dict
         out["facilities"] = _to_pandas(facilities)
     claims.unpersist()
     return out
-
-
-def _parse(month: str) -> int:
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(month)):
-        raise ValueError(f"month must be YYYY-MM, got {month!r}")
-    period = pd.Period(month, freq="M")
-    return period.year * 12 + period.month - 1
 
 
 def warnings_by_month_spark(spark, dataset: Path, months: list[str]) -> dict[str, pd.DataFrame]:
