@@ -216,14 +216,23 @@ def test_accept_and_reject_in_full_are_final_below_the_threshold(filled):
 
 
 def _small_case(store) -> dict:
-    with store.session() as s:
+    """An open review-band case asking less than the threshold. Which claims the trained model
+    puts in the review band changes with its features; when every one asks more, one of them is
+    arranged to ask less (the rule under test is the threshold, not the banding)."""
+    with store.session.begin() as s:
         c = s.execute(
-            select(Case.id, Case.version, Case.claim_id)
+            select(Case.id, Case.version, Case.claim_id, ScoredClaim.id, ScoredClaim.fund_claimed)
             .join(ScoredClaim, Case.scored_claim_id == ScoredClaim.id)
-            .where(ScoredClaim.fund_claimed < THRESHOLD, Case.status == "open")
+            .where(Case.status == "open")
             .where(ScoredClaim.band != "high")  # a high-band accept waits for a supervisor
-            .order_by(Case.id)
-        ).first()
+            .order_by(ScoredClaim.fund_claimed < THRESHOLD, Case.id.desc())
+        ).all()[-1]
+        if c[4] >= THRESHOLD:
+            s.execute(
+                ScoredClaim.__table__.update()
+                .where(ScoredClaim.id == c[3])
+                .values(fund_claimed=THRESHOLD / 2)
+            )
     return {"id": c[0], "version": c[1], "claim_id": c[2]}
 
 
