@@ -38,15 +38,7 @@ def read_tabular_file(path: Path, table: Table) -> pd.DataFrame:
     else:
         df = pd.read_parquet(path)
     df.columns = [str(c).strip().upper() for c in df.columns]
-    present = set(df.columns)
-    missing = [
-        f.xml for f in table.required if f.xml not in present and not present & set(f.aliases)
-    ]
-    if missing:
-        raise ContractError(
-            f"{path.name}: missing required column(s) {', '.join(missing)} "
-            f"for table {table.name} ({table.xml_table or 'tabular input'})"
-        )
+    _check_columns(list(df.columns), path, table)
     return df
 
 
