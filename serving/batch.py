@@ -55,6 +55,11 @@ def score_dataset(
 
         frame = with_facility_shift(frame, Path(dataset))
     scored = score(bundle, frame, model_version=version, explain_top_pct=explain_top)
+    if "facility_shift" in frame.columns:  # the weighted shift money the priority holds
+        w = bundle.rank_weights.get("facility_shift", 0.0)
+        claimed = pd.to_numeric(frame["fund_claimed"], errors="coerce").fillna(0.0).clip(lower=0)
+        added = w * frame["facility_shift"].clip(upper=claimed)
+        scored["shift_added"] = scored["claim_id"].map(pd.Series(added.values, frame["claim_id"]))
     keep = frame[
         ["claim_id", "facility_id", "facility_level", "visit_type", "admitted_at", "fund_claimed"]
     ]

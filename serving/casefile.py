@@ -440,6 +440,7 @@ def _score_row(r: dict, m: pd.Series, doc: dict, content_hash: str | None) -> di
             "risk_score": float(r["risk_score"]),
             "expected_overbilled": float(r["expected_overbilled"]),
             "priority": float(r["priority"]),
+            "shift_added": r.get("shift_added"),  # the early warning's money in it (batch)
             "band": r["band"],
             "facility_id": m["facility_id"],
             "facility_level": m["facility_level"],
@@ -459,18 +460,36 @@ def write_facility_months(store, tables: dict[str, pd.DataFrame], months: int = 
     from sqlalchemy import delete
 
     from features.early_warning import warnings_by_month
-    from serving.store import FacilityMonth, now
+    from serving.store import FacilityMonth
 
     claims = tables["claims"]
     if claims.empty:
         return 0
     all_months = sorted(pd.to_datetime(claims["admitted_at"]).dt.strftime("%Y-%m").unique())
-    frames = []
-    for w in warnings_by_month(tables, all_months[-months:]).values():
-        w["peer_cost_per_visit"] = w.groupby("facility_level")["cost_per_visit"].transform("median")
-        frames.append(w)
-    out = pd.concat(frames, ignore_index=True)
-    rows = [
+    out = pd.concat(warnings_by_month(tables, all_months[-months:]).values(), ignore_index=True)
+    rows = facility_month_rows(out)
+    with store.session.begin() as s:
+        for m in out["month"].unique():
+            ids = out.loc[out["month"] == m, "facility_id"].astype(str).tolist()
+            s.execute(
+                delete(FacilityMonth).where(
+                    FacilityMonth.month == str(m), FacilityMonth.facility_id.in_(ids)
+                )
+            )
+        s.add_all(rows)
+    return len(rows)
+
+
+def facility_month_rows(warnings: pd.DataFrame) -> list:
+    """facility_months rows of early-warning tables (features.early_warning, one or more months):
+    each month's same-level median cost per visit beside each facility's."""
+    from serving.store import FacilityMonth, now
+
+    out = warnings.copy()
+    out["peer_cost_per_visit"] = out.groupby(["month", "facility_level"])[
+        "cost_per_visit"
+    ].transform("median")
+    return [
         FacilityMonth(
             facility_id=str(r["facility_id"]),
             month=str(r["month"]),
@@ -494,13 +513,3 @@ def write_facility_months(store, tables: dict[str, pd.DataFrame], months: int = 
         )
         for r in out.to_dict("records")
     ]
-    with store.session.begin() as s:
-        for m in out["month"].unique():
-            ids = out.loc[out["month"] == m, "facility_id"].astype(str).tolist()
-            s.execute(
-                delete(FacilityMonth).where(
-                    FacilityMonth.month == str(m), FacilityMonth.facility_id.in_(ids)
-                )
-            )
-        s.add_all(rows)
-    return len(rows)

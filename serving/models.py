@@ -90,6 +90,8 @@ class ScoredClaim(Base):
     content_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     claim_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     identity: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # 0006: the weighted facility-shift money the priority holds (serving/month_close.py)
+    shift_added: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Case(Base):

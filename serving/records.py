@@ -36,7 +36,7 @@ RETRY_SQLSTATES = {"40P01", "40001"}
 
 SCORED_FIELDS = (
     "claim_id", "risk_score", "expected_overbilled", "priority", "band", "facility_id",
-    "facility_level", "month", "fund_claimed", "reasons", "rule_hits", "person_key",
+    "facility_level", "month", "fund_claimed", "reasons", "rule_hits", "person_key", "shift_added",
 )  # fmt: skip
 
 
