@@ -1,4 +1,4 @@
-"""Model commands: train, promote, models, score."""
+"""Model commands: train, promote, models, score, close-month."""
 
 from __future__ import annotations
 
@@ -206,3 +206,35 @@ def _to_store(data: Path, scored, frame) -> int:
     store = _store()
     with progress_bar("record in the case store") as update:
         return fill_store(store, scored, load_dataset(data), frame, "cli:score", progress=update)
+
+
+@app.command("close-month")
+def close_month(
+    month: Annotated[str, typer.Option(help="The month to close, YYYY-MM.")],
+) -> None:
+    """Close a month in the case store: the facility early warning over the claims scored so far
+    (through the API or in batch), the facility page's months, and the warned facilities' claims
+    re-ranked by the money their shift puts at stake (opening cases for those lifted into a
+    review band). Run again when late claims arrive: it replaces what it added."""
+    import re
+
+    from claimradar.settings import get_settings
+    from serving.batch import resolve_bundle
+    from serving.month_close import close_month as close
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", month):
+        raise _fail(f"--month must be YYYY-MM, got {month!r}")
+    s = get_settings()
+
+    def bundle_for(version: str):
+        try:
+            return resolve_bundle(str(version), s.tracking_uri, s.artifact_root)[0]
+        except ValueError as e:
+            raise _fail(f"model v{version} of the stored scores: {e}") from None
+
+    out = close(_store(), month, bundle_for)
+    typer.echo(
+        f"{month}: {out.claims_read:,} claims read, {len(out.warned)} facilities warned"
+        f"{' (' + ', '.join(out.warned) + ')' if out.warned else ''}; {out.rows_reranked:,} scored "
+        f"rows re-ranked, {out.cases_opened:,} cases opened, {out.cases_updated:,} cases updated"
+    )

@@ -6,6 +6,7 @@ On SQLite and on a real PostgreSQL (`store_url`)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -91,3 +92,20 @@ def test_score_to_store_killed_mid_run_then_run_again(
     want = set(scored.loc[scored["band"].isin(["high", "review"]), "MA_LK"])
     assert len(cases) == len(set(cases)) and set(cases) == want
     assert opened == len(want)
+
+    # closing the last month over what the store holds (the month's evidence replaces what the
+    # batch put in, never added twice): exit 0, every priority within its fund amount
+    month = pd.to_datetime(scored["admitted_at"]).max().strftime("%Y-%m")
+    cmd = [sys.executable, "-m", "claimradar", "close-month", "--month", month]
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(rf"^{month}: [\d,]+ claims read, \d+ facilities warned", done.stdout, re.M)
+    bad = subprocess.run([*cmd[:-1], "2025-13"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert bad.returncode != 0 and "YYYY-MM" in bad.stdout + bad.stderr
+    eng = create_engine(store_url, poolclass=NullPool)
+    try:
+        with eng.connect() as c:
+            rows = c.execute(select(ScoredClaim.priority, ScoredClaim.fund_claimed)).all()
+    finally:
+        eng.dispose()
+    assert all(p <= max(f or 0.0, 0.0) + 1e-6 for p, f in rows)
