@@ -21,6 +21,7 @@ from lxml import etree
 from contract.limits import Limits
 from contract.schema import XML_LAYOUT
 from contract.validate import GROUP, INTERNAL, RECORD, SOURCE
+from contract.xml_tables import read_tables
 
 # One raw record: its field names in document order and their texts.
 Rec = tuple[tuple[str, ...], tuple[str | None, ...]]
@@ -141,6 +142,12 @@ def _parse_table(loai: str, payload: bytes | etree._Element, limits: Limits) -> 
     return out
 
 
+# Dossiers read ahead so that their tables are read together (contract.xml_tables): at most
+# this many, or this many bytes of decoded tables.
+READ_AHEAD = 256
+READ_AHEAD_BYTES = 16 * 1024**2
+
+
 def read_envelope(source: Path | bytes, limits: Limits) -> Iterator[Dossier]:
     """Yield the dossiers of one GIAMDINHHS file (a path, or the bytes of one); raise HostileInput
     / etree.XMLSyntaxError where the file stops being acceptable (dossiers before that point were
@@ -167,32 +174,55 @@ def read_envelope(source: Path | bytes, limits: Limits) -> Iterator[Dossier]:
         remove_comments=True,
         remove_pis=True,
     )
-    for event, elem in context:
-        if event == "start":
-            depth += 1
-            if depth > limits.max_depth:
-                raise HostileInput(f"elements nested deeper than {limits.max_depth}")
-            if depth == 1 and _local(elem.tag) != "GIAMDINHHS":
-                raise HostileInput(f"root element is {_local(elem.tag)}, expected GIAMDINHHS")
-            continue
-        depth -= 1
-        if _local(elem.tag) != "HOSO":
-            continue
-        number += 1
-        yield _read_dossier(elem, number, limits)
-        # Free what has been read: the dossier and the siblings before it.
-        elem.clear()
-        parent = elem.getparent()
-        if parent is not None:
-            while elem.getprevious() is not None:
-                del parent[0]
-    del context
+    ahead: list[_Gathered] = []
+    ahead_bytes = 0
+    try:
+        for event, elem in context:
+            if event == "start":
+                depth += 1
+                if depth > limits.max_depth:
+                    raise HostileInput(f"elements nested deeper than {limits.max_depth}")
+                if depth == 1 and _local(elem.tag) != "GIAMDINHHS":
+                    raise HostileInput(f"root element is {_local(elem.tag)}, expected GIAMDINHHS")
+                continue
+            depth -= 1
+            if _local(elem.tag) != "HOSO":
+                continue
+            number += 1
+            g = _gather(elem, number, limits)
+            ahead.append(g)
+            ahead_bytes += g.pending_bytes
+            # Free what has been read: the dossier and the siblings before it.
+            elem.clear()
+            parent = elem.getparent()
+            if parent is not None:
+                while elem.getprevious() is not None:
+                    del parent[0]
+            if len(ahead) >= READ_AHEAD or ahead_bytes >= READ_AHEAD_BYTES:
+                yield from _finish(ahead, limits)
+                ahead, ahead_bytes = [], 0
+    except Exception:
+        # The file stops being acceptable here: the dossiers complete before this point first.
+        yield from _finish(ahead, limits)
+        raise
+    finally:
+        del context
+    yield from _finish(ahead, limits)
 
 
-def _read_dossier(elem: etree._Element, number: int, limits: Limits) -> Dossier:
-    records: dict[str, list] = {}
-    errors: list[tuple[str, str, str, str]] = []
-    skipped: list[str] = []
+# A dossier's FILEHOSO in document order, each a slot: ("skip", loai), ("error", (table, field,
+# value, error)), ("records", loai, records), or ("bytes", loai, decoded table, withheld text)
+# waiting to be read with the tables of the dossiers around it.
+@dataclass
+class _Gathered:
+    number: int
+    slots: list[tuple]
+    pending_bytes: int = 0
+
+
+def _gather(elem: etree._Element, number: int, limits: Limits) -> _Gathered:
+    """A dossier's tables, decoded (base64) but not yet read."""
+    g = _Gathered(number, [])
     for fh in elem:
         if _local(fh.tag) != "FILEHOSO":
             continue
@@ -205,21 +235,62 @@ def _read_dossier(elem: etree._Element, number: int, limits: Limits) -> Dossier:
                 content = c
         loai = (loai_el.text or "").strip().upper() if loai_el is not None else ""
         if loai not in XML_LAYOUT:
-            skipped.append(loai or "(none)")
+            g.slots.append(("skip", loai or "(none)"))
             continue
         if content is None:
-            errors.append((loai, "NOIDUNGFILE", "", "missing NOIDUNGFILE"))
+            g.slots.append(("error", (loai, "NOIDUNGFILE", "", "missing NOIDUNGFILE")))
             continue
         try:
             payload = _decode_table(content, limits)
-            records.setdefault(loai, []).extend(_parse_table(loai, payload, limits))
+            if isinstance(payload, bytes):
+                g.slots.append(("bytes", loai, payload, _withheld(content)))
+                g.pending_bytes += len(payload)
+            else:
+                g.slots.append(("records", loai, _parse_table(loai, payload, limits)))
         except (ValueError, etree.XMLSyntaxError) as e:
-            errors.append((loai, "NOIDUNGFILE", _withheld(content), f"{loai}: {e}"))
+            g.slots.append(("error", (loai, "NOIDUNGFILE", _withheld(content), f"{loai}: {e}")))
+    return g
+
+
+def _finish(gathered: list[_Gathered], limits: Limits) -> Iterator[Dossier]:
+    """Read the waiting tables of these dossiers together, type by type (the fast path, or the
+    lxml parser for a table outside it), and yield the dossiers."""
+    waiting: dict[str, list[tuple[_Gathered, int]]] = {}
+    for g in gathered:
+        for i, slot in enumerate(g.slots):
+            if slot[0] == "bytes":
+                waiting.setdefault(slot[1], []).append((g, i))
+    for loai, where in waiting.items():
+        payloads = [g.slots[i][2] for g, i in where]
+        for (g, i), recs, payload in zip(where, read_tables(loai, payloads), payloads, strict=True):
+            if recs is None:  # outside the fast path: the hardened parser reads it
+                try:
+                    recs = _parse_table(loai, payload, limits)
+                except (ValueError, etree.XMLSyntaxError) as e:
+                    withheld = g.slots[i][3]
+                    g.slots[i] = ("error", (loai, "NOIDUNGFILE", withheld, f"{loai}: {e}"))
+                    continue
+            g.slots[i] = ("records", loai, recs)
+    for g in gathered:
+        yield _dossier(g)
+
+
+def _dossier(g: _Gathered) -> Dossier:
+    records: dict[str, list] = {}
+    errors: list[tuple[str, str, str, str]] = []
+    skipped: list[str] = []
+    for slot in g.slots:
+        if slot[0] == "skip":
+            skipped.append(slot[1])
+        elif slot[0] == "error":
+            errors.append(slot[1])
+        else:
+            records.setdefault(slot[1], []).extend(slot[2])
     if "XML1" not in records and not errors:
         errors.append(("XML1", "LOAIHOSO", "", "dossier has no XML1 claim summary"))
     if len(records.get("XML1", [])) > 1:
         errors.append(("XML1", "TONG_HOP", "", "dossier has more than one XML1 claim summary"))
-    return Dossier(number, records, errors, skipped)
+    return Dossier(g.number, records, errors, skipped)
 
 
 def _withheld(content: etree._Element) -> str:
