@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -52,6 +53,15 @@ Row = dict  # one raw record: XML 130 names (or 4210 aliases) -> text or None, p
 Error = tuple[int, str, object, str]  # (row, XML field, value shown, message)
 
 
+@dataclass
+class RowsResult(BatchResult):
+    """validate_rows' answer; `records`: the good rows as dicts too (the canonical values the
+    frames hold, as Python values: None for missing, datetime, int, float, str; the INTERNAL
+    keys; the claims' linkage keys), for consumers that take records (serving.caserows)."""
+
+    records: dict[str, list[dict]] = field(default_factory=dict)
+
+
 def validate_rows(
     raw: dict[str, list[Row]],
     limits: Limits,
@@ -59,11 +69,15 @@ def validate_rows(
     prior_errors: pd.DataFrame | None = None,
     from_xml: bool = False,
     max_time: pd.Timestamp | None = None,
-) -> BatchResult:
+    *,
+    internal: bool = True,
+) -> RowsResult:
     """`validate_batch` for records: ``raw`` maps table name (claims, drug_lines, service_lines)
     -> records whose values are text (or None), as the XML reader and the API give them, with the
     INTERNAL keys (GROUP, SOURCE, RECORD). The result's `checked` is empty (no Checked frames are
-    built); everything else is as validate_batch returns it."""
+    built); everything else is as validate_batch returns it, and the good rows are also given as
+    records (RowsResult.records). internal=False: the good frames without the INTERNAL columns
+    (what a scorer reads; the records keep them)."""
     tables = {
         t.name: _Rows.check(raw.get(t.name), t, limits.max_field_chars, from_xml, max_time)
         for t in (CLAIMS, *LINE_TABLES)
@@ -102,7 +116,7 @@ def validate_rows(
     bad_groups: set = set()
     for rows in tables.values():
         bad_groups.update(rows.internal[GROUP][i] for i in rows.bad)
-    result = BatchResult({}, {}, [])
+    result = RowsResult({}, {}, [])
     if prior_errors is not None and len(prior_errors):
         bad_groups.update(prior_errors[GROUP].tolist())
         result.rejections.append(prior_errors[list(REJECTIONS_COLUMNS)])
@@ -114,7 +128,8 @@ def validate_rows(
         keep = set(reject)
         good = [i for i in range(rows.n) if i not in keep]
         extra = _linkage_keys(rows, good, linkage_key) if name == "claims" else {}
-        result.good[name] = rows.frame(good, extra)
+        result.good[name] = rows.frame(good, extra, internal=internal)
+        result.records[name] = rows.records(good, extra)
     return result
 
 
@@ -168,7 +183,21 @@ class _Rows:
     def bad_rows_of(self, message: str) -> set[int]:
         return {e[0] for e in self.errors if e[3] == message}
 
-    def frame(self, rows: list[int], extra: dict[str, list] | None = None) -> pd.DataFrame:
+    def records(self, rows: list[int], extra: dict[str, list]) -> list[dict]:
+        """The given rows as dicts: the canonical values, the INTERNAL keys, the `extra`
+        columns (the values `frame` holds, as Python values)."""
+        names = [f.name for f in self.table.fields]
+        cols = [self.values[n] for n in names] + [self.internal[c] for c in INTERNAL]
+        keys = names + list(INTERNAL)
+        out = [dict(zip(keys, [c[i] for c in cols], strict=True)) for i in rows]
+        for col, v in extra.items():
+            for rec, x in zip(out, v, strict=True):
+                rec[col] = x
+        return out
+
+    def frame(
+        self, rows: list[int], extra: dict[str, list] | None = None, internal: bool = True
+    ) -> pd.DataFrame:
         """The canonical frame of the given rows (and the INTERNAL columns, then the `extra`
         text columns), typed as check_table types it, indexed by row position as validate_batch
         leaves it. Built as one Arrow table (a pandas array per column costs more than the
@@ -179,7 +208,7 @@ class _Rows:
             arrays.append(pa.array([v[i] for i in rows], type=_ARROW[f.dtype]))
             names.append(f.name)
         later: dict[str, object] = {}
-        for col in INTERNAL:
+        for col in INTERNAL if internal else ():
             picked = [self.internal[col][i] for i in rows]
             if self._internal_kind[col] == "position":
                 later[col] = np.asarray(picked, dtype="int64")

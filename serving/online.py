@@ -203,11 +203,15 @@ class ScoringState:
         local_now = datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=7)
         max_time = pd.Timestamp(local_now + self.request_limits.clock_skew)
         t0 = time.perf_counter()
-        validate = validate_rows if isinstance(raw["claims"], list) else validate_batch
-        result = validate(raw, self.limits, self.linkage_key, prior, max_time=max_time)
-        rejections = pd.concat([r for r in result.rejections if len(r)] or [pd.DataFrame()])
+        rowwise = isinstance(raw["claims"], list)  # records: no frame for the case store
+        if rowwise:
+            result = validate_rows(raw, self.limits, self.linkage_key, prior, max_time=max_time,
+                                   internal=False)  # fmt: skip
+        else:
+            result = validate_batch(raw, self.limits, self.linkage_key, prior, max_time=max_time)
+        rejections = [r for r in result.rejections if len(r)]
         errors: dict[str, list[dict]] = {}
-        for r in rejections.itertuples() if len(rejections) else ():
+        for r in pd.concat(rejections).itertuples() if rejections else ():
             if r.field or r.table == "file":
                 errors.setdefault(_group_of(str(r.record)), []).append(
                     {
@@ -218,7 +222,7 @@ class ScoringState:
                     }
                 )
         good = {
-            k: v.drop(columns=[c for c in INTERNAL if c in v.columns])
+            k: v.drop(columns=[c for c in INTERNAL if c in v.columns]) if not rowwise else v
             for k, v in result.good.items()
         }
         scored_rows: list[dict] = []
@@ -246,15 +250,22 @@ class ScoringState:
                 )
             if self.writer is not None:  # with the claim documents the case page shows
                 t2 = time.perf_counter()
-                scored = pd.DataFrame(out, index=pd.RangeIndex(len(rows)))
-                # the feature columns the case documents show, not the whole frame
-                self.writer.write(scored, good, rows.frame(CASE_COLUMNS), actor)  # once committed
-                stages["store"] = time.perf_counter() - t2
+                if rowwise:  # records, recorded value by value (serving.caserows)
+                    self.writer.write(scored_records(out), result.records, case_records(rows),
+                                      actor)  # fmt: skip
+                else:
+                    scored = pd.DataFrame(out, index=pd.RangeIndex(len(rows)))
+                    # the feature columns the case documents show, not the whole frame
+                    self.writer.write(scored, good, rows.frame(CASE_COLUMNS), actor)
+                stages["store"] = time.perf_counter() - t2  # once committed
         if self.stage_times is not None:
             for k, v in stages.items():
                 self.stage_times.setdefault(k, []).append(v)
         self.counters["scored"] += len(scored_rows)
-        accepted = set(result.good["claims"][GROUP].astype(str))
+        if rowwise:
+            accepted = {str(r[GROUP]) for r in result.records["claims"]}
+        else:
+            accepted = set(result.good["claims"][GROUP].astype(str))
         failed = [
             {"index": i, "MA_LK": keys[i], "errors": errors.get(groups[i], [])}
             for i in range(len(keys))
@@ -266,6 +277,36 @@ class ScoringState:
             "errors": failed,
             "model_version": served.version,
         }
+
+
+SCORED_KEYS = ("claim_id", "model_version", "risk_score", "expected_overbilled", "priority",
+               "band", "reasons", "rule_hits")  # fmt: skip
+
+
+def scored_records(out: dict) -> list[dict]:
+    """scoring.scorer.score_rows' answer as the case store's scored records (the fields
+    serving.casefile records: the frame of `out` would give the same rows)."""
+    n = len(out["claim_id"])
+    cols = {k: out[k] if not isinstance(out[k], str) else [out[k]] * n for k in SCORED_KEYS}
+    return [{k: cols[k][i] for k in SCORED_KEYS} for i in range(n)]
+
+
+def case_records(rows) -> list[dict]:
+    """The feature values a case document shows (CASE_COLUMNS) for each of the rows
+    (features.online_state.rows.FeatureRows), with the claim and its facility level: the
+    records of `rows.frame(CASE_COLUMNS)` (every one of those features a float column) without
+    building it."""
+    names = list(rows.names)
+    at = [(c, names.index(c)) for c in CASE_COLUMNS if c in names]
+    values = rows.values
+    out = []
+    for i, ids in enumerate(rows.ids):
+        rec = {"claim_id": ids["claim_id"], "facility_level": ids.get("facility_level")}
+        v = values[i]
+        for c, j in at:
+            rec[c] = float(v[j])
+        out.append(rec)
+    return out
 
 
 def _online_store(setting: str):

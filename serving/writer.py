@@ -11,6 +11,11 @@ a request the client sends again, or two workers recording the same claim at the
 loser's transaction is retried once), never records a claim twice. `close` stops taking writes and
 drains the queue: every write accepted before it is recorded (the service calls it when a worker
 shuts down; an interpreter exit does too).
+
+A request's rows come as frames or, from the API's small requests, as records (lists of dicts:
+no DataFrame is built for them); the default fill (serving.caserows.fill_batch) records records
+and small batches value by value, larger frames through serving.casefile.fill_store. Requests
+of the two kinds never share a transaction.
 """
 
 from __future__ import annotations
@@ -38,9 +43,9 @@ class WriterClosed(RuntimeError):
 
 @dataclass
 class _Job:
-    scored: pd.DataFrame
-    tables: dict[str, pd.DataFrame]
-    frame: pd.DataFrame | None
+    scored: pd.DataFrame | list[dict]  # records: serving.caserows
+    tables: dict[str, pd.DataFrame] | dict[str, list[dict]]
+    frame: pd.DataFrame | list[dict] | None
     actor: str
     done: threading.Event = field(default_factory=threading.Event)
     new: int = 0
@@ -62,9 +67,10 @@ class CaseWriter:
         fill: Callable | None = None,
     ) -> None:
         """max_claims: claims per transaction at most (a request is never split). fill: the
-        function that records a scored batch (default serving.casefile.fill_store)."""
+        function that records a scored batch (default serving.caserows.fill_batch: frames or
+        records)."""
         if fill is None:
-            from serving.casefile import fill_store as fill
+            from serving.caserows import fill_batch as fill
         self.store, self.open_bands, self.max_claims = store, open_bands, max_claims
         self._fill = fill
         self._queue: queue.Queue = queue.Queue()
@@ -80,15 +86,16 @@ class CaseWriter:
     # -- the request side ------------------------------------------------------------------------
     def write(
         self,
-        scored: pd.DataFrame,
-        tables: dict[str, pd.DataFrame],
-        frame: pd.DataFrame | None,
+        scored: pd.DataFrame | list[dict],
+        tables: dict,
+        frame: pd.DataFrame | list[dict] | None,
         actor: str,
         timeout: float | None = None,
     ) -> int:
-        """Record scored rows (scoring.scorer.score) with their canonical tables and feature rows;
-        returns once committed, with the number of new scored claims. Raises the store's error
-        when the commit failed, WriterClosed after close(), TimeoutError after `timeout`."""
+        """Record scored rows (scoring.scorer.score) with their canonical tables and feature rows,
+        all frames or all records (serving.caserows); returns once committed, with the number
+        of new scored claims. Raises the store's error when the commit failed, WriterClosed
+        after close(), TimeoutError after `timeout`."""
         job = _Job(scored, tables, frame, actor)
         with self._lock:
             if self._closed:
@@ -179,9 +186,10 @@ def _groups(jobs: list[_Job]) -> list[list[_Job]]:
     groups: list[list[_Job]] = []
     keys: list[set] = []
     for j in jobs:
-        ids = set(j.scored["claim_id"].astype(str))
+        ids = _ids(j.scored)
         last = groups[-1] if groups else None
-        if last is not None and last[0].actor == j.actor and not (keys[-1] & ids):
+        same = last is not None and _rows(last[0]) == _rows(j) and last[0].actor == j.actor
+        if same and not (keys[-1] & ids):
             last.append(j)
             keys[-1] |= ids
         else:
@@ -190,11 +198,28 @@ def _groups(jobs: list[_Job]) -> list[list[_Job]]:
     return groups
 
 
-def _merge(jobs: list[_Job]) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], pd.DataFrame | None]:
-    """Several requests' rows (no claim key in two of them) as one batch."""
+def _rows(job: _Job) -> bool:
+    return isinstance(job.scored, list)
+
+
+def _ids(scored) -> set[str]:
+    if isinstance(scored, list):
+        return {str(r["claim_id"]) for r in scored}
+    return set(scored["claim_id"].astype(str))
+
+
+def _merge(jobs: list[_Job]) -> tuple:
+    """Several requests' rows (no claim key in two of them, all frames or all records) as one
+    batch."""
     if len(jobs) == 1:
         j = jobs[0]
         return j.scored, j.tables, j.frame
+    if _rows(jobs[0]):
+        names = {n for j in jobs for n, t in j.tables.items() if t is not None}
+        tables = {n: [r for j in jobs for r in j.tables.get(n) or ()] for n in names}
+        frames = [j.frame for j in jobs if j.frame is not None]
+        frame = [r for f in frames for r in f] if len(frames) == len(jobs) else None
+        return [r for j in jobs for r in j.scored], tables, frame
     names = {n for j in jobs for n, t in j.tables.items() if t is not None}
     tables = {
         n: pd.concat([j.tables[n] for j in jobs if j.tables.get(n) is not None], ignore_index=True)

@@ -1,0 +1,285 @@
+"""The case-store write of a request's few claims without pandas (serving.caserows) against the
+frame path (serving.casefile): the same content hashes, claim documents, claim meta and typical
+prices, and the same rows recorded in a real SQLite case store, over the simulated world's claims
+(nulls, dates, decimals, odd line numbers included) and over the records the row-wise validator
+gives for claims as the API receives them. Documents are compared as sorted JSON text, so an int
+where the frame path has a float (3 against 3.0) is a difference too."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from claims_json import claims_json
+from factories import claim, drug, service
+from sqlalchemy import select
+
+from claimradar.settings import DEV_LINKAGE_KEY
+from contract.ingest import load_dataset
+from contract.limits import Limits
+from contract.validate_rows import validate_rows
+from features.online_state.rows import FeatureRows
+from serving import casefile as cf
+from serving import caserows as cr
+from serving.casefile import OTHER_FEATURES, PEER_FEATURES
+from serving.online import CASE_COLUMNS, case_records, raw_records
+from serving.store import Case, ScoredClaim, Store
+
+FEATURES = [c for p in PEER_FEATURES for c in p[:2]] + list(OTHER_FEATURES)
+
+
+def text(x) -> str:
+    """Sorted JSON text of a document as it is (a NaN or a numpy value shows)."""
+    return json.dumps(x, sort_keys=True, ensure_ascii=False, default=repr)
+
+
+def plain(x) -> str:
+    """Of a value as the store records it (serving.casefile._plain'd: the scored row's meta)."""
+    return text(cf._plain(x))
+
+
+def records(tables: dict) -> dict:
+    return {k: None if v is None else v.to_dict("records") for k, v in tables.items()}
+
+
+@pytest.fixture(scope="module")
+def world(sim_dataset) -> dict:
+    """150 claims of the world with their lines and facilities, made harder: decimals of every
+    kind, a missing and a repeated line number, missing dates, names and money, a claim whose
+    facility is not in the facilities table; and a feature frame with missing values."""
+    tables = load_dataset(sim_dataset)
+    claims = tables["claims"]
+    # the claims with the most missing fields first, then any
+    nulls = claims.isna().sum(axis=1).sort_values(ascending=False, kind="stable")
+    ids = list(nulls.index[:75]) + list(claims.index[:75])
+    claims = claims.loc[list(dict.fromkeys(ids))].reset_index(drop=True)
+    keep = set(claims["claim_id"])
+    drugs = tables["drug_lines"][tables["drug_lines"]["claim_id"].isin(keep)]
+    services = tables["service_lines"][tables["service_lines"]["claim_id"].isin(keep)]
+    drugs, services = drugs.reset_index(drop=True), services.reset_index(drop=True)
+    claims.loc[0, "fund_claimed"] = 1234567.8949
+    claims.loc[1, "total_cost"] = np.nan
+    claims.loc[2, "discharged_at"] = pd.NaT
+    claims.loc[3, "patient_name"] = None
+    claims.loc[4, "facility_id"] = "NOT-A-FACILITY"
+    claims.loc[5, "birth_date"] = None
+    drugs.loc[0, "unit_price"] = 0.33333333
+    drugs.loc[1, "quantity"] = 2.5
+    per_claim = drugs.groupby("claim_id")["line_no"].transform("size")
+    many = drugs.index[per_claim >= 3]
+    drugs.loc[many[0], "line_no"] = pd.NA  # the first line of a claim: sorts last
+    other = drugs.loc[many[many > many[0]], "claim_id"].iloc[-1]
+    mine = drugs.index[drugs["claim_id"] == other]
+    drugs.loc[mine, "line_no"] = 7  # one number for every line of a claim: their order kept
+    assert drugs.loc[many[0], "claim_id"] != other
+    services.loc[0, "unit_price"] = 1e-05
+    services.loc[1, "service_code"] = None  # priced by its supply code
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"claim_id": claims["claim_id"].astype("str")})
+    frame["facility_level"] = pd.Series(rng.choice(["1", "2", "3", None], len(frame)), dtype="str")
+    for c in FEATURES:
+        v = rng.normal(1e5, 3e4, len(frame)).round(rng.integers(0, 6))
+        v[rng.random(len(frame)) < 0.2] = np.nan
+        frame[c] = v
+    out = {"claims": claims, "drug_lines": drugs, "service_lines": services}
+    return {"tables": out, "facilities": tables["facilities"], "frame": frame}
+
+
+@pytest.mark.parametrize("n", [1, 5, 150])
+@pytest.mark.parametrize("with_facilities", [False, True])
+def test_hashes_documents_and_meta_equal_the_frame_path(world, n, with_facilities):
+    tables = {k: v for k, v in world["tables"].items()}
+    if with_facilities:
+        tables["facilities"] = world["facilities"]
+    claims = tables["claims"].iloc[:n]
+    tables = {**tables, "claims": claims}
+    ids = set(claims["claim_id"].astype(str))
+    frame = world["frame"][world["frame"]["claim_id"].isin(ids)]
+    recs, frame_recs = records(tables), frame.to_dict("records")
+
+    assert cr.content_hashes(recs, ids) == cf.content_hashes(tables, ids)
+    assert len(set(cr.content_hashes(recs).values())) == len(ids)  # every claim its own
+    assert cr.typical_prices(recs, frame_recs) == cf.typical_prices(tables, frame)
+    for f, fr in ((frame, frame_recs), (None, None)):
+        want = cf.claim_documents(tables, f)
+        got = cr.claim_documents(recs, fr)
+        assert list(got) == list(want)
+        for cid in want:
+            assert text(got[cid]) == text(want[cid]), cid
+        scored = pd.DataFrame({"claim_id": claims["claim_id"]})
+        meta = cf._claim_meta(scored, tables, f)
+        rows = cr.claim_meta(list(claims["claim_id"]), recs, fr)
+        for cid in claims["claim_id"]:
+            assert plain(rows[cid]) == plain(meta.loc[cid].to_dict()), cid
+
+
+def test_the_comparison_sees_a_changed_field(world):
+    """The checks above are not vacuous: one decimal, one minute or one line number changed
+    gives another hash and another document."""
+    tables = {k: v.iloc[:3] if k == "claims" else v for k, v in world["tables"].items()}
+    base = records(tables)
+    cid = base["claims"][0]["claim_id"]
+    before = (cr.content_hashes(base)[cid], text(cr.claim_documents(base)[cid]))
+    for table, key, change in (
+        ("claims", "fund_claimed", lambda v: v + 0.001),
+        ("claims", "admitted_at", lambda v: v + pd.Timedelta(minutes=1)),
+    ):
+        changed = records(tables)
+        changed[table][0][key] = change(changed[table][0][key])
+        after = (cr.content_hashes(changed)[cid], text(cr.claim_documents(changed)[cid]))
+        assert after[0] != before[0] and after[1] != before[1], key
+
+
+def api_claims(sim_dataset) -> list[dict]:
+    """Claims as the API receives them: the world's last ones and hand-made ones with decimals,
+    times to the minute and missing optional fields."""
+    out = claims_json(sim_dataset.parent / "tabular", 20)
+    for i, price in enumerate(("12500.5", "0.125", "7")):
+        c = claim(f"RW{i}", T_TONGCHI_BV=1234567.891, T_NGUONKHAC=None, NGAY_TTOAN=None)
+        c["xml2"] = [drug(f"RW{i}", 1, DON_GIA=price), drug(f"RW{i}", 2, SO_LUONG="0.5")]
+        c["xml3"] = [service(f"RW{i}", 1)]
+        out.append(c)
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 23])
+def test_validator_records_give_what_its_frames_give(sim_dataset, n):
+    """What the API's requests hand the case store: the row-wise validator's records against
+    its frames (the same good rows)."""
+    claims = api_claims(sim_dataset)[-n:]
+    res = validate_rows(raw_records(claims), Limits(workers=1), DEV_LINKAGE_KEY, internal=False)
+    assert len(res.good["claims"]) == n, pd.concat(res.rejections)
+    tables, recs = res.good, res.records
+    assert "_group" not in tables["claims"].columns and "_group" in recs["claims"][0]
+    for name, frame in tables.items():
+        assert len(recs[name]) == len(frame)
+    assert cr.content_hashes(recs) == cf.content_hashes(tables)
+    want, got = cf.claim_documents(tables), cr.claim_documents(recs)
+    assert {c: text(d) for c, d in got.items()} == {c: text(d) for c, d in want.items()}
+    meta = cf._claim_meta(tables["claims"][["claim_id"]], tables, None)
+    rows = cr.claim_meta([r["claim_id"] for r in recs["claims"]], recs, None)
+    assert {c: plain(m) for c, m in rows.items()} == {
+        c: plain(meta.loc[c].to_dict()) for c in meta.index
+    }
+
+
+def test_case_records_are_the_case_frame_rows():
+    """The feature values the online path hands the case store equal the records of
+    FeatureRows.frame(CASE_COLUMNS), missing and infinite values included."""
+    rng = np.random.default_rng(3)
+    names = list(FeatureRows.names)
+    values = rng.normal(0, 1e4, (6, len(names))).round(3)
+    values[:, ::2] = values[:, ::2].round()  # whole numbers: still floats in the frame
+    values[rng.random(values.shape) < 0.2] = np.nan
+    values[0, names.index("claim_cost")] = np.inf  # as from_rows leaves it: NaN
+    values[np.isinf(values)] = np.nan
+    ids = [
+        {"claim_id": f"C{i}", "admitted_at": pd.Timestamp("2025-03-01 08:00"),
+         "discharged_at": None, "facility_id": "F1", "facility_level": [None, "2"][i % 2],
+         "visit_type": "01", "fund_claimed": 1.0, "total_cost": 2.0}
+        for i in range(6)
+    ]  # fmt: skip
+    rows = FeatureRows(ids, values)
+    want = rows.frame(CASE_COLUMNS).to_dict("records")
+    got = case_records(rows)
+    assert [plain({k: r[k] for k in g}) for r, g in zip(want, got, strict=True)] == [
+        plain(g) for g in got
+    ]
+    assert set(CASE_COLUMNS) <= set(got[0])
+
+
+def recorded(store: Store) -> list[dict]:
+    with store.session() as s:
+        rows = s.scalars(select(ScoredClaim).order_by(ScoredClaim.claim_key)).all()
+        cases = {c.claim_key: c.claim_version for c in s.scalars(select(Case))}
+        return [
+            {
+                "key": r.claim_key, "hash": r.content_hash, "version": r.claim_version,
+                "claim": text(r.claim), "facility_level": r.facility_level, "month": r.month,
+                "fund": r.fund_claimed, "person": r.person_key, "band": r.band,
+                "sealed": r.identity is not None, "case": cases.get(r.claim_key),
+                "codes": r.rule_codes, "features": r.reason_features,
+            }
+            for r in rows
+        ]  # fmt: skip
+
+
+def test_fill_rows_records_what_fill_store_records(world, tmp_path):
+    """Both ways into two real SQLite stores: the same scored rows, documents and cases; then
+    the same claims again with one changed (a new version moving its case) and unchanged."""
+    tables = dict(world["tables"])
+    claims = tables["claims"].iloc[:12]
+    tables["claims"] = claims
+    frame = world["frame"][world["frame"]["claim_id"].isin(set(claims["claim_id"]))]
+    scored = pd.DataFrame(
+        {
+            "claim_id": claims["claim_id"],
+            "model_version": "3",
+            "risk_score": np.linspace(0.1, 0.9, len(claims)),
+            "expected_overbilled": 1000.5,
+            "priority": np.linspace(10, 1e6, len(claims)),
+            "band": ["review", "low", "high", "watch"] * 3,
+            "reasons": [[{"feature": "drug_share", "value": 0.5}]] * len(claims),
+            "rule_hits": [[{"code": "R13", "amount": 10.0}], []] * 6,
+        }
+    )
+    a = Store(f"sqlite:///{tmp_path / 'frames.db'}")
+    b = Store(f"sqlite:///{tmp_path / 'rows.db'}")
+    kw = {"open_bands": ("high", "review"), "facility_months": False}
+    assert cf.fill_store(a, scored, tables, frame, "t", **kw) == 12
+    got = cr.fill_batch(b, scored.to_dict("records"), records(tables), frame.to_dict("records"),
+                        "t", **kw)  # fmt: skip
+    assert got == 12
+    assert recorded(b) == recorded(a)
+    # again: the first claim changed (a case: it moves), a low one changed, the rest as they were
+    again = claims.copy()
+    again.loc[0, "fund_claimed"] = again.loc[0, "fund_claimed"] + 1
+    again.loc[1, "total_cost"] = 1.5
+    tables2 = {**tables, "claims": again}
+    assert cf.fill_store(a, scored, tables2, frame, "t", **kw) == 2
+    # as frames (small: row-wise inside fill_batch) this time
+    assert cr.fill_batch(b, scored, tables2, frame, "t", **kw) == 2
+    assert recorded(b) == recorded(a)
+    assert {r["version"] for r in recorded(a)} == {1, 2}
+
+
+def test_the_writer_records_requests_of_records_and_of_frames(tmp_path):
+    """The API's small requests hand the case writer records: recorded before write returns,
+    replays idempotent, and never in one transaction with a request of frames."""
+    from serving.writer import CaseWriter, _groups, _Job
+
+    def request(ids: list[str]):
+        claims = []
+        for i in ids:
+            c = claim(i)
+            c["xml2"], c["xml3"] = [drug(i, 1)], [service(i, 1)]
+            claims.append(c)
+        res = validate_rows(raw_records(claims), Limits(workers=1), DEV_LINKAGE_KEY, internal=False)
+        scored = [
+            {"claim_id": i, "model_version": "1", "risk_score": 0.5, "expected_overbilled": 1.0,
+             "priority": 2.0, "band": "review", "reasons": [], "rule_hits": []}
+            for i in ids
+        ]  # fmt: skip
+        return scored, res
+
+    store = Store(f"sqlite:///{tmp_path / 'cases.db'}")
+    w = CaseWriter(store)
+    try:
+        scored, res = request(["K1", "K2"])
+        assert w.write(scored, res.records, None, "api:t") == 2
+        assert w.write(scored, res.records, None, "api:t") == 0  # sent again
+        other, res2 = request(["K3"])
+        assert w.write(pd.DataFrame(other), res2.good, None, "api:t") == 1
+    finally:
+        w.close()
+    with store.session() as s:
+        assert len(s.scalars(select(Case)).all()) == 3
+    jobs = [
+        _Job(scored, res.records, None, "a"),
+        _Job(pd.DataFrame(other), res2.good, None, "a"),
+        _Job(other, res2.records, None, "a"),
+    ]
+    assert [len(g) for g in _groups(jobs)] == [1, 1, 1]  # kinds apart, then K3 twice
+    assert [len(g) for g in _groups([jobs[0], jobs[2]])] == [2]
