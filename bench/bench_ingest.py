@@ -3,12 +3,15 @@ and tabular ingest at several sizes against a pyarrow read of the same parquet t
 
     uv run python bench/bench_ingest.py [--claims 20000] [--big-gb 1.0] [--workdir DIR]
     uv run python bench/bench_ingest.py --tabular 100000,1000000 --claims 0 --big-gb 0
+    uv run python bench/bench_ingest.py --xml 100000,1000000 --claims 0 --big-gb 0
 
 Prints claims/s for claimradar's ingest (all workers) and for the reference, their ratio, and the
 peak memory (RSS) of ingesting one big batch file, each measured in a fresh subprocess. With
 --tabular: per size, a simulated world (simulator, 12 months) ingested in a fresh subprocess
 (wall and CPU seconds, claims/s, peak RSS) beside pyarrow reading its xml1/xml2/xml3 parquet
 into pandas (the read alone, no checks), so linearity shows as flat claims/s across sizes.
+With --xml: per size, envelopes ingested (all workers) beside the reference parse of the same
+files, each in a fresh subprocess (claims/s, their ratio, peak RSS of the ingest).
 """
 
 from __future__ import annotations
@@ -102,6 +105,45 @@ def tabular_bench(work: Path, sizes: list[int]) -> None:
         )
 
 
+def xml_bench(work: Path, sizes: list[int], workers: int) -> None:
+    """Per size: envelopes (1,000 dossiers a file) ingested in a fresh subprocess beside the
+    reference parse of the same files in another (claims/s, ratio, peak RSS), so linearity shows
+    as flat claims/s across sizes."""
+    print(f"\n{'xml':10} {'claims':>9} {'ingest s':>9} {'claims/s':>9} {'RSS MB':>7} "
+          f"{'ref s':>7} {'ref/s':>7} {'ratio':>6}")  # fmt: skip
+    for n in sizes:
+        src = work / f"xml-{n}"
+        if not (src / ".done").exists():
+            _child(
+                "import sys; sys.path.insert(0, 'bench'); from pathlib import Path;"
+                f" from envelopes import write_envelopes; write_envelopes(Path({str(src)!r}), {n});"
+                f" Path({str(src)!r}, '.done').touch(); print('{{}}')"
+            )
+        ref = _child(
+            "import sys, json, time; sys.path.insert(0, 'bench'); from pathlib import Path\n"
+            "from bench_ingest import reference_parse\n"
+            f"t = time.perf_counter(); n = reference_parse(Path({str(src)!r}))\n"
+            + PEAK
+            + "print(json.dumps({'s': time.perf_counter() - t, 'claims': n, 'peak_rss_mb': _m}))"
+        )
+        out = work / f"xml-out-{n}"
+        ours = _child(
+            "import json, time; from pathlib import Path\n"
+            "from contract.ingest import ingest, Limits\n"
+            f"t = time.perf_counter(); r = ingest(Path({str(src)!r}), Path({str(out)!r}),"
+            f" limits=Limits(workers={workers}), linkage_key='bench-key')\n"
+            + PEAK
+            + "print(json.dumps({'s': time.perf_counter() - t, 'claims': r.written['claims'], "
+            "'peak_rss_mb': _m}))"
+        )
+        ours_rate, ref_rate = ours["claims"] / ours["s"], ref["claims"] / ref["s"]
+        print(
+            f"{'':10} {ours['claims']:>9,} {ours['s']:>9.1f} {ours_rate:>9,.0f} "
+            f"{ours['peak_rss_mb']:>7,.0f} {ref['s']:>7.1f} {ref_rate:>7,.0f} "
+            f"{ours_rate / ref_rate:>5.2f}x"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--claims", type=int, default=20_000)
@@ -109,10 +151,18 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--tabular", default="", help="comma-separated sizes (claims), e.g. 100000")
+    ap.add_argument(
+        "--xml",
+        default="",
+        help="comma-separated sizes (claims) of an XML sweep, e.g. 100000,1000000 (about 23 KB of"
+        " envelope a claim: 1M claims is 23 GB in WORKDIR; use --claims 0 --big-gb 0 beside it)",
+    )
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     if args.tabular:
         tabular_bench(work, [int(x) for x in args.tabular.split(",")])
+    if args.xml:
+        xml_bench(work, [int(x) for x in args.xml.split(",")], args.workers)
     if args.claims <= 0:
         return
     from envelopes import write_big_envelope, write_envelopes

@@ -98,6 +98,10 @@ def _decode_table(node: etree._Element, limits: Limits) -> bytes | etree._Elemen
     if text.startswith("<"):  # plain XML as text or CDATA
         return text.encode("utf-8")
     try:
+        return base64.b64decode(text, validate=True)  # the usual case: no line breaks
+    except (binascii.Error, ValueError):
+        pass
+    try:
         return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as e:
         raise ValueError(f"NOIDUNGFILE is neither base64 nor XML ({e})") from None
@@ -211,7 +215,7 @@ def read_envelope(source: Path | bytes, limits: Limits) -> Iterator[Dossier]:
 
 
 # A dossier's FILEHOSO in document order, each a slot: ("skip", loai), ("error", (table, field,
-# value, error)), ("records", loai, records), or ("bytes", loai, decoded table, withheld text)
+# value, error)), ("records", loai, records), or ("bytes", loai, decoded table, NOIDUNGFILE)
 # waiting to be read with the tables of the dossiers around it.
 @dataclass
 class _Gathered:
@@ -242,8 +246,8 @@ def _gather(elem: etree._Element, number: int, limits: Limits) -> _Gathered:
             continue
         try:
             payload = _decode_table(content, limits)
-            if isinstance(payload, bytes):
-                g.slots.append(("bytes", loai, payload, _withheld(content)))
+            if isinstance(payload, bytes):  # (the withheld text: only if it cannot be read)
+                g.slots.append(("bytes", loai, payload, content))
                 g.pending_bytes += len(payload)
             else:
                 g.slots.append(("records", loai, _parse_table(loai, payload, limits)))
@@ -267,7 +271,7 @@ def _finish(gathered: list[_Gathered], limits: Limits) -> Iterator[Dossier]:
                 try:
                     recs = _parse_table(loai, payload, limits)
                 except (ValueError, etree.XMLSyntaxError) as e:
-                    withheld = g.slots[i][3]
+                    withheld = _withheld(g.slots[i][3])
                     g.slots[i] = ("error", (loai, "NOIDUNGFILE", withheld, f"{loai}: {e}"))
                     continue
             g.slots[i] = ("records", loai, recs)

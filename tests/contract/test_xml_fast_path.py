@@ -248,3 +248,20 @@ def test_the_envelope_reader_with_and_without_the_fast_path(ahead):
 @given(mutated_envelope())
 def test_a_fuzzed_envelope_reads_the_same_with_and_without_the_fast_path(data):
     assert _dossiers(data, True, ahead=3) == _dossiers(data, False)
+
+
+def test_an_unreadable_table_is_withheld_from_the_rejection_with_its_size():
+    """Read with the others (read ahead), a table that fails shows its size, never its text."""
+    broken = base64.b64encode(b'<?xml version="1.0"?><TONG_HOP><MA_LK>SECRET</MA_LK>').decode()
+    data = raw_envelope([dossier("A"), {"XML1": broken}, dossier("B")])
+    for fast in (True, False):
+        dossiers, error = _dossiers(data, fast, ahead=3)
+        assert error is None
+        (table, fld, value, message), *_ = dossiers[1].errors
+        assert (table, fld, value) == (
+            "XML1",
+            "NOIDUNGFILE",
+            f"({len(broken):,} characters, not shown)",
+        )
+        assert message.startswith("XML1: ") and "SECRET" not in message
+        assert [d.records["XML1"][0][1][0] for d in (dossiers[0], dossiers[2])] == ["A", "B"]
