@@ -22,19 +22,20 @@ from features.assembly import (
 from features.engine import Engine
 from features.online_state import OnlineState
 from features.online_state import claim as oc
-from features.pipeline import build_features, build_snapshot
+from features.pipeline import build_snapshot
 
 AS_OF = pd.Timestamp("2025-05-01")
 
 
 @pytest.fixture(scope="module")
-def full(feature_tables) -> pd.DataFrame:
-    return build_features(feature_tables)
+def full(feature_frame) -> pd.DataFrame:
+    return feature_frame.copy()
 
 
 @pytest.fixture(scope="module")
-def snapshot(feature_tables):
-    return build_snapshot(feature_tables, AS_OF)
+def snapshot(may_snapshot):
+    assert may_snapshot.as_of == AS_OF
+    return may_snapshot
 
 
 def _subset(tables: dict, keep) -> dict:

@@ -11,7 +11,6 @@ from features.pipeline import (
     ID_COLUMNS,
     build_features,
     build_online,
-    build_snapshot,
     write_features,
 )
 from features.profiles import Snapshot
@@ -21,8 +20,8 @@ CUTOFF = pd.Timestamp("2025-04-10")
 
 
 @pytest.fixture(scope="module")
-def full(feature_tables) -> pd.DataFrame:
-    return build_features(feature_tables)
+def full(feature_frame) -> pd.DataFrame:
+    return feature_frame.copy()
 
 
 def _subset(tables: dict, keep: pd.Series) -> dict:
@@ -87,9 +86,10 @@ def test_row_order_never_matters(feature_tables, full):
     pd.testing.assert_frame_equal(full, build_features(shuffled))
 
 
-def test_batch_and_online_vectors_are_equal(feature_tables, full, tmp_path):
+def test_batch_and_online_vectors_are_equal(feature_tables, full, may_snapshot, tmp_path):
     as_of = pd.Timestamp("2025-05-01")
-    snap = build_snapshot(feature_tables, as_of)
+    snap = may_snapshot  # build_snapshot(feature_tables, as_of), shared (tests/features/conftest)
+    assert snap.as_of == as_of
     assert snap.history["admitted_at"].max() < as_of
     snap = Snapshot.load(snap.save(tmp_path / "snap"))
     c = feature_tables["claims"]
@@ -100,13 +100,12 @@ def test_batch_and_online_vectors_are_equal(feature_tables, full, tmp_path):
     _compare(batch, online)
 
 
-def test_both_online_paths_match_batch(feature_tables, full):
+def test_both_online_paths_match_batch(feature_tables, full, may_snapshot):
     """The compiled fast path (one month) and full path (months mixed, claims re-sent from the
     history) give the batch rows."""
     from features.pipeline import OnlinePlan
 
-    as_of = pd.Timestamp("2025-05-01")
-    plan = OnlinePlan(build_snapshot(feature_tables, as_of))
+    plan = OnlinePlan(may_snapshot)  # as of 2025-05-01
     c = feature_tables["claims"]
     may = (c["admitted_at"] >= "2025-05-01") & (c["admitted_at"] < "2025-05-11")
     mixed = (c["admitted_at"] >= "2025-04-20") & (c["admitted_at"] < "2025-05-11")
@@ -150,18 +149,17 @@ def test_a_dataset_without_lines_still_builds(feature_tables):
     assert (f["rule_totals_mismatch"] == 1).all()  # costs with no lines behind them
 
 
-def test_a_service_plan_remembers_what_it_scored(feature_tables, full):
+def test_a_service_plan_remembers_what_it_scored(feature_tables, full, may_snapshot):
     """With remember=True, claims scored earlier are history for later calls: the features of
     the later claims equal the batch features computed over everything."""
     from features.pipeline import OnlinePlan
 
-    as_of = pd.Timestamp("2025-05-01")
     c = feature_tables["claims"]
     early = (c["admitted_at"] >= "2025-05-01") & (c["admitted_at"] < "2025-05-16")
     late = (c["admitted_at"] >= "2025-05-16") & (c["admitted_at"] < "2025-06-01")
     june = (c["admitted_at"] >= "2025-06-01") & (c["admitted_at"] < "2025-06-11")
-    remembering = OnlinePlan(build_snapshot(feature_tables, as_of), remember=True)
-    forgetting = OnlinePlan(build_snapshot(feature_tables, as_of))
+    remembering = OnlinePlan(may_snapshot, remember=True)  # as of 2025-05-01
+    forgetting = OnlinePlan(may_snapshot)
     try:
         remembering.features(_subset(feature_tables, early))
         forgetting.features(_subset(feature_tables, early))
