@@ -71,13 +71,16 @@ def validate_rows(
     max_time: pd.Timestamp | None = None,
     *,
     internal: bool = True,
+    frames: bool = True,
 ) -> RowsResult:
     """`validate_batch` for records: ``raw`` maps table name (claims, drug_lines, service_lines)
     -> records whose values are text (or None), as the XML reader and the API give them, with the
     INTERNAL keys (GROUP, SOURCE, RECORD). The result's `checked` is empty (no Checked frames are
     built); everything else is as validate_batch returns it, and the good rows are also given as
     records (RowsResult.records). internal=False: the good frames without the INTERNAL columns
-    (what a scorer reads; the records keep them)."""
+    (what a scorer reads; the records keep them). frames=False: no good frames at all (`good`
+    is empty; a consumer of records skips their cost, most of this function's time for a
+    request's claim; canonical_frames makes them from the records when one is needed)."""
     tables = {
         t.name: _Rows.check(raw.get(t.name), t, limits.max_field_chars, from_xml, max_time)
         for t in (CLAIMS, *LINE_TABLES)
@@ -128,9 +131,28 @@ def validate_rows(
         keep = set(reject)
         good = [i for i in range(rows.n) if i not in keep]
         extra = _linkage_keys(rows, good, linkage_key) if name == "claims" else {}
-        result.good[name] = rows.frame(good, extra, internal=internal)
+        if frames:
+            result.good[name] = rows.frame(good, extra, internal=internal)
         result.records[name] = rows.records(good, extra)
     return result
+
+
+def canonical_frames(records: dict[str, list[dict]]) -> dict[str, pd.DataFrame]:
+    """RowsResult.records as the good frames of validate_rows(..., internal=False), indexed
+    0..n-1: for a consumer of the records that needs frames after all."""
+    out = {}
+    for t in (CLAIMS, *LINE_TABLES):
+        recs = records.get(t.name) or []
+        names = [f.name for f in t.fields]
+        arrays = [pa.array([r.get(f.name) for r in recs], type=_ARROW[f.dtype]) for f in t.fields]
+        for col in _LINKAGE if t is CLAIMS else ():
+            arrays.append(pa.array([r.get(col) for r in recs], type=pa.string()))
+            names.append(col)
+        out[t.name] = pa.Table.from_arrays(arrays, names=names).to_pandas(types_mapper=_INT64.get)
+    return out
+
+
+_LINKAGE = ("person_key", "card_key")  # the claims' extra columns (_linkage_keys)
 
 
 class _Rows:

@@ -204,9 +204,11 @@ class ScoringState:
         max_time = pd.Timestamp(local_now + self.request_limits.clock_skew)
         t0 = time.perf_counter()
         rowwise = isinstance(raw["claims"], list)  # records: no frame for the case store
+        # and none for the features either when the per-key state takes records
+        lean = rowwise and getattr(served.plan, "takes_records", False)
         if rowwise:
             result = validate_rows(raw, self.limits, self.linkage_key, prior, max_time=max_time,
-                                   internal=False)  # fmt: skip
+                                   internal=False, frames=not lean)  # fmt: skip
         else:
             result = validate_batch(raw, self.limits, self.linkage_key, prior, max_time=max_time)
         rejections = [r for r in result.rejections if len(r)]
@@ -221,10 +223,10 @@ class ScoringState:
                         "error": r.error,
                     }
                 )
-        good = {
+        good = result.records if lean else {
             k: v.drop(columns=[c for c in INTERNAL if c in v.columns]) if not rowwise else v
             for k, v in result.good.items()
-        }
+        }  # fmt: skip
         scored_rows: list[dict] = []
         stages = {"validation": time.perf_counter() - t0}
         if len(good["claims"]):

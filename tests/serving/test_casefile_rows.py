@@ -19,7 +19,7 @@ from sqlalchemy import select
 from claimradar.settings import DEV_LINKAGE_KEY
 from contract.ingest import load_dataset
 from contract.limits import Limits
-from contract.validate_rows import validate_rows
+from contract.validate_rows import canonical_frames, validate_rows
 from features.online_state.rows import FeatureRows
 from serving import casefile as cf
 from serving import caserows as cr
@@ -163,6 +163,20 @@ def test_validator_records_give_what_its_frames_give(sim_dataset, n):
     assert {c: plain(m) for c, m in rows.items()} == {
         c: plain(meta.loc[c].to_dict()) for c in meta.index
     }
+
+
+@pytest.mark.parametrize("n", [0, 1, 23])
+def test_the_records_make_the_validators_frames(sim_dataset, n):
+    """frames=False builds no frame and keeps the same records; canonical_frames turns them into
+    the frames it would have built (values and dtypes)."""
+    claims = api_claims(sim_dataset)[-n:] if n else []
+    raw = raw_records(claims)
+    res = validate_rows(raw, Limits(workers=1), DEV_LINKAGE_KEY, internal=False)
+    lean = validate_rows(raw, Limits(workers=1), DEV_LINKAGE_KEY, internal=False, frames=False)
+    assert lean.good == {} and lean.records == res.records
+    made = canonical_frames(lean.records)
+    for name, frame in res.good.items():
+        pd.testing.assert_frame_equal(made[name], frame.reset_index(drop=True))
 
 
 def test_case_records_are_the_case_frame_rows():
