@@ -265,3 +265,21 @@ def test_an_unreadable_table_is_withheld_from_the_rejection_with_its_size():
         )
         assert message.startswith("XML1: ") and "SECRET" not in message
         assert [d.records["XML1"][0][1][0] for d in (dossiers[0], dossiers[2])] == ["A", "B"]
+
+
+def test_scans_in_parts_and_big_tables_give_the_same_records(monkeypatch):
+    """Bounded memory: tables scanned in parts, a table over the size bound left to the parser."""
+    import contract.xml_tables as xml_tables
+
+    docs = [d for lo, d in CORPUS if lo == "XML3"]
+    whole = read_tables("XML3", docs)
+    monkeypatch.setattr(xml_tables, "_MAX_SCAN", 3000)  # a few tables a part
+    assert read_tables("XML3", docs) == whole
+    monkeypatch.setattr(xml_tables, "_MAX_TABLE", 3000)
+    parts = read_tables("XML3", docs)
+    assert [p for p, d in zip(parts, docs, strict=True) if len(d) > 3000] == [None] * sum(
+        len(d) > 3000 for d in docs
+    )
+    assert [p for p in parts if p is not None] == [
+        w for w, d in zip(whole, docs, strict=True) if len(d) <= 3000
+    ]
