@@ -157,31 +157,47 @@ def assemble(
     return t.select(*ID_COLUMNS, *feature_names())
 
 
-def finish_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """Dtypes (flags int8, features float64, categoricals integer codes), stable row order."""
-    out = {}
+def finish_frame(df: pd.DataFrame, consume: bool = False) -> pd.DataFrame:
+    """Dtypes (flags int8, features float64, categoricals integer codes), stable row order
+    (admitted_at, claim_id), inf as NaN. Built column by column in the final order, each column
+    taken once: at a million claims the frame is ~1.4 GB and a consolidated copy, a sorted copy and
+    an inf-replaced copy of it were each held beside the one before. `consume`: the input's columns
+    are dropped as they are converted (the caller hands over a frame it no longer needs)."""
     cats = set(categorical_names())
     flags = {r.flag for r in rl.RULES}
-    for c in ID_COLUMNS:
-        out[c] = df[c]
-    for c in feature_names():
-        col = pd.to_numeric(df[c], errors="coerce")
-        if c in flags:
-            out[c] = col.fillna(0).astype("int8")
-        elif c in cats or c == "rule_count":
-            out[c] = col.fillna(0).astype("int64")
+    text = ("claim_id", "facility_id", "facility_level", "visit_type")
+
+    def column(c: str) -> pd.Series:
+        s = df.pop(c) if consume else df[c]
+        if c in ("admitted_at", "discharged_at"):
+            return pd.to_datetime(s).astype("datetime64[us]")
+        if c in text:
+            return s.astype("str")
+        if c not in ID_COLUMNS:
+            col = pd.to_numeric(s, errors="coerce")
+            if c in flags:
+                return col.fillna(0).astype("int8")
+            if c in cats or c == "rule_count":
+                return col.fillna(0).astype("int64")
+            return col.astype("float64")
+        return s
+
+    admitted, ids = column("admitted_at"), column("claim_id")
+    keys = pd.DataFrame({"a": admitted.to_numpy(), "c": ids.reset_index(drop=True)})
+    order = keys.sort_values(["a", "c"], kind="stable").index.to_numpy()
+    del keys
+    out = {}
+    for c in (*ID_COLUMNS, *feature_names()):
+        s = admitted if c == "admitted_at" else ids if c == "claim_id" else column(c)
+        if s.dtype == "float64":  # inf from divisions by tiny values never reaches a model
+            v = s.to_numpy(dtype="float64")[order]
+            v[np.isinf(v)] = np.nan
+            out[c] = pd.Series(v, copy=False)
         else:
-            out[c] = col.astype("float64")
-    res = pd.DataFrame(out)
-    for c in ("admitted_at", "discharged_at"):
-        res[c] = pd.to_datetime(res[c]).astype("datetime64[us]")
-    for c in ("claim_id", "facility_id", "facility_level", "visit_type"):
-        res[c] = res[c].astype("str")
-    res = res.sort_values(["admitted_at", "claim_id"], kind="stable").reset_index(drop=True)
-    # inf from divisions by tiny values never reaches a model
-    num = res.select_dtypes("float64").columns
-    res[num] = res[num].replace([np.inf, -np.inf], np.nan)
-    return res
+            out[c] = s.take(order).reset_index(drop=True)
+        del s
+    # one block per column (no consolidated copy beside the columns); pandas consolidates lazily
+    return pd.DataFrame(out, copy=False)
 
 
 def enriched_claims(

@@ -87,10 +87,10 @@ def build_features(
         expr = feature_expression(
             eng, dataset, since=since, until=until, price_list=price_list, progress=progress
         )
-        df = eng.execute(expr)
+        df = eng.execute_lean(expr)
     if progress:
         progress(3, 3)
-    return finish_frame(df)
+    return finish_frame(df, consume=True)
 
 
 def write_features(
