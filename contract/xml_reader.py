@@ -1,6 +1,8 @@
-"""The hardened XML 130 reader: GIAMDINHHS envelopes streamed (lxml iterparse, one dossier in
-memory at a time) through a parser with no DTDs, no entities and no network, within limits on size,
-depth and field length; raw records to columnar frames. Validation is ingest's (contract.ingest).
+"""The hardened XML 130 reader: GIAMDINHHS envelopes streamed (lxml iterparse, a bounded number
+of dossiers in memory at a time) through a parser with no DTDs, no entities and no network, within
+limits on size, depth and field length; raw records to columnar frames. The decoded tables of the
+dossiers read ahead are read together by contract.xml_tables where they fall in its strict subset
+of XML, the others by the lxml parser here. Validation is ingest's (contract.ingest).
 """
 
 from __future__ import annotations
