@@ -67,15 +67,29 @@ def _month_number(ts: pd.Series) -> np.ndarray:
     return (ts.dt.year * 12 + ts.dt.month - 1).to_numpy()
 
 
-def _tables(dataset) -> dict[str, pd.DataFrame]:
+CELL_COLUMNS = ("claim_id", "facility_id", "admitted_at", "total_cost", "fund_claimed",
+                "primary_icd", "visit_type")  # fmt: skip
+LINE_COLUMNS = ("claim_id", "drug_code", "service_code", "supply_code", "quantity", "unit_price")
+
+
+def _tables(dataset, lines: bool = True) -> dict[str, pd.DataFrame]:
+    """The tables the early warning reads, column-pruned from a dataset folder; `lines`: the line
+    tables too (only the price effect of the decomposition reads them)."""
     if isinstance(dataset, dict):
-        return dataset
+        return dataset if lines else {k: v for k, v in dataset.items() if not k.endswith("_lines")}
+    import pyarrow.parquet as pq
+
     folder = Path(dataset)
+    want = {"claims": CELL_COLUMNS, "facilities": None}
+    if lines:
+        want |= {"drug_lines": LINE_COLUMNS, "service_lines": LINE_COLUMNS}
     out = {}
-    for name in ("claims", "drug_lines", "service_lines", "facilities"):
+    for name, cols in want.items():
         p = folder / f"{name}.parquet"
         if p.exists():
-            out[name] = pd.read_parquet(p)
+            have = pq.read_schema(p).names
+            keep = None if cols is None else [c for c in cols if c in have]
+            out[name] = pd.read_parquet(p, columns=keep)
     return out
 
 
@@ -438,7 +452,8 @@ def shift_evidence(dataset, months: list[int] | None = None) -> pd.DataFrame:
     cell (the fund's share of it), the evidence the review queue's `facility_shift` term uses.
     `months` are month numbers (year x 12 + month - 1); default every month.
     Claims of months or facilities without a warning are not listed (their shift money is 0)."""
-    tables = _tables(dataset)
+    # the lines feed only the decomposition's price effect, never a flag or the evidence
+    tables = _tables(dataset, lines=False)
     cells = claim_cells(tables)
     lines = _line_prices(tables, cells)
     have = sorted(cells["month"].unique())
