@@ -43,6 +43,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--dataset", type=Path, default=None, help="an ingested dataset to reuse")
     ap.add_argument(
+        "--tile",
+        type=int,
+        default=1,
+        help="--memory on K renamed copies of the dataset (K provinces, labels and truth too):"
+        " 1M claims from a 200k world without simulating one",
+    )
+    ap.add_argument(
         "--full",
         action="store_true",
         help="also time the whole `claimradar train` job (training.train.train: features, fit,"
@@ -162,6 +169,11 @@ def train_memory(args) -> None:
         if not (world / "manifest.json").exists():
             clock("simulate", simulate, world, args.claims, months=args.months, seed=args.seed)
         clock("ingest", ingest, world, ds, linkage_key=DEV_LINKAGE_KEY)
+    if args.tile > 1:
+        tiled = args.work / f"tiled-{args.tile}"
+        if not (tiled / "claims.parquet").exists():
+            clock(f"tile x{args.tile}", tile_dataset, ds, tiled, args.tile)
+        ds = tiled
     with tempfile.TemporaryDirectory() as tmp:
         code = (
             "from pathlib import Path; from training.train import train; "
@@ -175,6 +187,28 @@ def train_memory(args) -> None:
         wall = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # KiB -> GiB
     print(f"whole train job: {wall:.1f} s, peak RSS {peak:.2f} GiB ({ds})")
+
+
+def tile_dataset(src: Path, dst: Path, k: int) -> None:
+    """bench_features.tile (claims, lines, facilities as K provinces) plus the labels and the
+    simulated truth, their claim ids renamed the same way."""
+    import duckdb
+    from bench_features import tile
+
+    tile(src, dst, k)
+    con = duckdb.connect()
+    for name, col in (("labels", "claim_id"), ("truth", "MA_LK"), ("truth_lines", "MA_LK")):
+        f = f"read_parquet('{src / name}.parquet')"
+        if not (src / f"{name}.parquet").exists():
+            continue
+        cols = [c[0] for c in con.execute(f"SELECT * FROM {f} LIMIT 0").description]
+        parts = []
+        for i in range(k):
+            sel = [f'\'{i}\' || "{c}" AS "{c}"' if c == col else f'"{c}"' for c in cols]
+            parts.append(f"SELECT {', '.join(sel)} FROM {f}")
+        con.execute(
+            f"COPY ({' UNION ALL '.join(parts)}) TO '{dst / name}.parquet' (FORMAT parquet)"
+        )
 
 
 if __name__ == "__main__":

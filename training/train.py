@@ -126,6 +126,46 @@ def train(
     cfg = load_config(config)
     dataset = Path(dataset)
     step("features", 0.05)
+    with tempfile.TemporaryDirectory(prefix="claimradar-train-") as tmp:
+        # the serving snapshot first, alone in memory: built at the end, its history frame met the
+        # split frames (the peak of training at a million claims)
+        snapshot = Path(tmp) / "snapshot"
+        _save_snapshot(dataset, _data_end(dataset), snapshot)
+        bundle, split, names = _fit(dataset, cfg, cutoff, labels, step)
+        step("baselines", 0.6)
+        table, per_scheme, per_level = _metrics_table(bundle, split, names, cfg)
+        metrics = _flatten(table)
+        bundle.meta = {
+            **bundle.meta,  # the queue's fit on the validation months (training.queue_fit)
+            "data_window": split.window(),
+            "holdout_source": split.holdout_source,
+            "schema_version": SCHEMA_VERSION,
+            "rows": {k: len(getattr(split, k)) for k in ("train", "val", "holdout")},
+            "metrics": metrics,
+            "config": cfg.model_dump(),
+        }
+        step("mlflow", 0.8)
+        run_id, version, card = _log_run(
+            bundle, split, names, cfg, dataset, snapshot, (table, per_scheme, per_level),
+            tracking_uri, artifact_root, register,
+        )  # fmt: skip
+    card_path = None
+    if models_dir is not None:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        card_path = models_dir / f"{tracking.MODEL_NAME}-v{version or 'unregistered'}.md"
+        card_path.write_text(card.replace("{version}", str(version)))
+    step("done", 1.0)
+    return TrainResult(run_id, version, metrics, table, per_scheme, card_path)
+
+
+def _data_end(dataset: Path) -> pd.Timestamp:
+    """The day after the last admission: serving's snapshot holds the profiles as of then."""
+    adm = pd.read_parquet(dataset / "claims.parquet", columns=["admitted_at"])["admitted_at"]
+    return pd.to_datetime(adm).max().normalize() + pd.Timedelta(days=1)
+
+
+def _fit(dataset: Path, cfg: TrainConfig, cutoff, labels, step) -> tuple[ModelBundle, Split, list]:
+    """The feature frame, its targets and time split, and the bundle fit on it."""
     from features.registry import feature_names
 
     # the files are read column-pruned where they are used (features, labels, the snapshot), never
@@ -146,24 +186,21 @@ def train(
     names = [n for n in feature_names() if n in frame.columns]
     anomaly = anomaly_features(names)
     population = frame[frame["discharged_at"] < split.cutoff]
-    # Serving scores new claims: its snapshot holds the profiles as of the data's end.
-    data_end = frame["admitted_at"].max().normalize() + pd.Timedelta(days=1)
     del frame  # the split and the population are copies: the whole frame is not needed again
     step("model", 0.3)
     bundle = fit_bundle(split.train, split.val, split.val_all, population, names, anomaly, cfg)
-    step("baselines", 0.6)
-    table, per_scheme, per_level = _metrics_table(bundle, split, names, cfg)
-    metrics = _flatten(table)
-    bundle.meta = {
-        **bundle.meta,  # the queue's fit on the validation months (training.queue_fit)
-        "data_window": split.window(),
-        "holdout_source": split.holdout_source,
-        "schema_version": SCHEMA_VERSION,
-        "rows": {"train": len(split.train), "val": len(split.val), "holdout": len(split.holdout)},
-        "metrics": metrics,
-        "config": cfg.model_dump(),
-    }
-    step("mlflow", 0.8)
+    return bundle, split, names
+
+
+def _log_run(
+    bundle, split, names, cfg, dataset, snapshot, tables, tracking_uri, artifact_root, register
+) -> tuple[str, int | None, str]:
+    """The run in MLflow (parameters, metrics, the bundle with its snapshot, tables, plots, the
+    model and its card), registered as the challenger. Returns run id, version and the card."""
+    import shutil
+
+    table, per_scheme, per_level = tables
+    metrics = bundle.meta["metrics"]
     client = tracking.connect(tracking_uri, artifact_root)
     with mlflow.start_run(run_name=f"train cutoff {split.cutoff:%Y-%m-%d}") as run:
         mlflow.log_params({**_params(cfg, split, names), "data.path": str(dataset.resolve())})
@@ -173,7 +210,7 @@ def train(
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             bdir = bundle.save(tmp / "bundle")
-            _save_snapshot(dataset, data_end, bdir / "snapshot")
+            shutil.move(str(snapshot), str(bdir / "snapshot"))
             mlflow.log_artifacts(str(bdir), artifact_path="bundle")
             (tmp / "features.json").write_text(json.dumps(names, indent=1))
             mlflow.log_artifact(str(tmp / "features.json"))
@@ -203,13 +240,7 @@ def train(
                 "holdout_amount_top5pct",
                 f"{metrics.get(tracking.HEADLINE, float('nan')):.4f}",
             )
-    card_path = None
-    if models_dir is not None:
-        models_dir.mkdir(parents=True, exist_ok=True)
-        card_path = models_dir / f"{tracking.MODEL_NAME}-v{version or 'unregistered'}.md"
-        card_path.write_text(card.replace("{version}", str(version)))
-    step("done", 1.0)
-    return TrainResult(run.info.run_id, version, metrics, table, per_scheme, card_path)
+    return run.info.run_id, version, card
 
 
 def anomaly_features(names: list[str]) -> list[str]:
