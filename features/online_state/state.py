@@ -152,18 +152,20 @@ class OnlineState:
         return self.parts.items.get((key, level)) if month == self.month else None
 
     # -- a request ---------------------------------------------------------------------------
-    def why_not(self, claims: pd.DataFrame) -> str | None:
+    takes_records = True  # feature_rows takes contract.validate_rows' records as well as frames
+
+    def why_not(self, claims: pd.DataFrame | list[dict]) -> str | None:
         """Why the state cannot answer these claims exactly (None: it can)."""
         if not len(claims):
             return "no claims"
-        months = {month_number(t) for t in claims["admitted_at"]}
+        months = {month_number(t) for t in _column(claims, "admitted_at")}
         if len(months) != 1:
             return "claims of several months"
         (m,) = months
         if m < self.month:
             return "a month before the state's"
         index = self.keys.index  # claim_id -> (person, fkey, clinician, Visit, procs)
-        if any(c in index and index[c][3].month < m for c in claims["claim_id"]):
+        if any(c in index and index[c][3].month < m for c in _column(claims, "claim_id")):
             return "a claim re-sent from an earlier month"
         return None
 
@@ -172,13 +174,15 @@ class OnlineState:
         frame build_features gives (assembly.finish_frame's dtypes and order)."""
         return self.feature_rows(claims_batch).frame()
 
-    def feature_rows(self, claims_batch: dict[str, pd.DataFrame]) -> FeatureRows:
-        """The same rows as ids + a float matrix (rows.FeatureRows), no DataFrame built."""
+    def feature_rows(self, claims_batch: dict) -> FeatureRows:
+        """The same rows as ids + a float matrix (rows.FeatureRows), no DataFrame built. The
+        tables may be frames or records (contract.validate_rows' RowsResult.records: a request's
+        claims are never made frames unless the compiled plan must answer them)."""
         with self._lock:
             claims = claims_batch["claims"]
             if self.why_not(claims) is not None:
-                return FeatureRows.from_frame(self._fallback(claims_batch))
-            m = month_number(claims["admitted_at"].iloc[0])
+                return FeatureRows.from_frame(self._fallback(_frames(claims_batch)))
+            m = month_number(_column(claims, "admitted_at")[0])
             if m > self.month:
                 self._roll(m)
             facs = self.facilities
@@ -191,7 +195,7 @@ class OnlineState:
             procs = [procedures(r) for r in rows]
             got = self.store.exchange(rows, procs, month=m, remember=self.remember)
             if got is None:  # a claim remembered (by any replica) in an earlier month
-                return FeatureRows.from_frame(self._fallback(claims_batch))
+                return FeatureRows.from_frame(self._fallback(_frames(claims_batch)))
             if got["epoch"] != self.epoch:  # a late claim reached back before this month
                 self.epoch = got["epoch"]
                 self._monthly(self.month)
@@ -329,3 +333,17 @@ def _profile(found: dict | None, columns: tuple[str, ...]) -> dict:
     if found is None:
         return dict.fromkeys(columns)
     return {c: found[c] for c in columns}
+
+
+def _column(table, name: str) -> list:
+    """One column of a frame or of records."""
+    return [r[name] for r in table] if isinstance(table, list) else table[name].tolist()
+
+
+def _frames(batch: dict) -> dict:
+    """The batch as frames (records made the validator's frames: contract.validate_rows)."""
+    if not isinstance(batch["claims"], list):
+        return batch
+    from contract.validate_rows import canonical_frames
+
+    return {**batch, **canonical_frames(batch)}

@@ -36,6 +36,22 @@ class RecordsPlan:
         return getattr(self.plan, name)
 
 
+class FramesPlan:
+    """The served state made to take frames (the path of larger requests), as the baseline."""
+
+    takes_records = False
+
+    def __init__(self, plan) -> None:
+        self.plan = plan
+
+    def feature_rows(self, batch: dict):
+        assert not any(isinstance(t, list) for t in batch.values())
+        return self.plan.feature_rows(batch)
+
+    def __getattr__(self, name):
+        return getattr(self.plan, name)
+
+
 @pytest.fixture(scope="module")
 def states(trained_model, mlflow_store, tmp_path_factory):
     out = []
@@ -76,10 +92,26 @@ def test_records_all_the_way_answer_as_frames_do(states, sim_dataset):
     claims = claims_json(sim_dataset.parent / "tabular", 12)
     claims[3]["NGAY_VAO"] = "2025-13-45"  # a field error: not scored, the others are
     requests = [[c] for c in claims[:8]] + [claims[8:12], [claims[0]]]  # the first again
+    as_frames = replace(frames.served, plan=FramesPlan(frames.served.plan))
     for req in requests:
-        want = frames.score_records(req, actor="api:test")
+        want = frames.score_records(req, actor="api:test", served=as_frames)
         got = records.score_records(req, actor="api:test", served=served)
         assert answer(got) == answer(want)
     assert plan.calls == len(requests) - 1  # not for the request with only the bad claim
     assert recorded(records.store) == recorded(frames.store)
     assert len(recorded(frames.store)) > 10
+
+
+def test_the_served_state_takes_records_and_answers_as_frames_do(states, sim_dataset):
+    """The per-key state itself (features.online_state, `takes_records`): records reach it
+    (nothing wraps it) and it answers request after request as it does from frames."""
+    frames, records = states
+    assert getattr(records.served.plan, "takes_records", False)
+    as_frames = replace(frames.served, plan=FramesPlan(frames.served.plan))
+    claims = claims_json(sim_dataset.parent / "tabular", 24)[12:]
+    requests = [[c] for c in claims[:8]] + [claims[8:12], [claims[2]]]  # one again
+    for req in requests:
+        want = frames.score_records(req, actor="api:test", served=as_frames)
+        got = records.score_records(req, actor="api:test")
+        assert answer(got) == answer(want)
+    assert recorded(records.store) == recorded(frames.store)
