@@ -80,13 +80,19 @@ def build_features(
     until=None,
     price_list: Path | None = None,
     progress: Progress | None = None,
+    out_of_core: bool = False,
 ) -> pd.DataFrame:
     """One row per claim admitted in [since, until] (dates, inclusive; default all): ID_COLUMNS
-    then registry.feature_names(). Every claim in the dataset serves as history."""
-    with Engine.connect(engine) as eng:
+    then registry.feature_names(). Every claim in the dataset serves as history.
+    `out_of_core` (DuckDB): the plan's stages materialized one by one in a database file in the
+    temp folder (as write_features does), not held in memory: for whole periods (training,
+    batch scoring; at a million claims peak 5.8 -> 3.6 GiB and faster)."""
+    staged = out_of_core and engine == "duckdb"
+    with Engine.connect(engine, on_disk=staged) as eng:
         expr = feature_expression(
-            eng, dataset, since=since, until=until, price_list=price_list, progress=progress
-        )
+            eng, dataset, since=since, until=until, price_list=price_list, progress=progress,
+            staged=staged,
+        )  # fmt: skip
         df = eng.execute_lean(expr)
     if progress:
         progress(3, 3)
@@ -161,11 +167,11 @@ def build_snapshot(
         pts = points.filter(points.month >= m - max(PRICE_MONTHS, ln.ITEM_MONTHS))
         procs = ln.procedure_lines(lines, base)
         procs = procs.filter(procs.start_day >= day_number(as_of) - 2)
-        parts = {
-            "history": eng.execute(hist),
-            "price_points": eng.execute(pts),
-            "procedures": eng.execute(procs),
-            "facilities": eng.execute(tables["facilities"]),
+        parts = {  # the same frames as eng.execute gives (no decimals here), in about their size
+            "history": eng.execute_lean(hist),
+            "price_points": eng.execute_lean(pts),
+            "procedures": eng.execute_lean(procs),
+            "facilities": eng.execute_lean(tables["facilities"]),
         }
     pl = None
     if price_list is not None:

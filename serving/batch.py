@@ -48,7 +48,7 @@ def score_dataset(
     (what the case store keeps beside a case: the claim against its peers)."""
     from features.pipeline import build_features
 
-    frame = build_features(Path(dataset), since=since)
+    frame = build_features(Path(dataset), since=since, out_of_core=True)
     if bundle.rank_weights.get("facility_shift", 0) > 0:
         # the early warning's evidence: money above the cell baseline at warned facility-months
         from features.early_warning import with_facility_shift

@@ -72,7 +72,8 @@ def feature_frame(dataset: Path, tables: dict | None = None) -> pd.DataFrame:
     from features.pipeline import build_features
 
     if tables is None:
-        frame = build_features(Path(dataset))  # DuckDB reads the parquet files, pruned
+        # DuckDB reads the parquet files, pruned, its stages on disk
+        frame = build_features(Path(dataset), out_of_core=True)
         tables, shift_source = _pruned_tables(dataset), Path(dataset)
     else:
         frame = build_features(tables)
