@@ -255,7 +255,11 @@ def _records(t: _Tokens, level: np.ndarray, fd: int) -> tuple[list[Rec], np.ndar
     f_rec = rec_id[fields]
     f_name = t.name[fields]
     texts = pc.take(t.segs, pa.array(2 * fields + 1))
-    values = pc.if_else(pc.equal(pc.binary_length(texts), 0), None, texts).to_pylist()
+    # a self-closing field (<F/>) has no text, as lxml reads it: the segment after it is the
+    # whitespace before the next tag, not its value
+    empty = pa.array(t.kind[fields] == EMPTY)
+    none = pc.or_(pc.equal(pc.binary_length(texts), 0), empty)
+    values = pc.if_else(none, None, texts).to_pylist()
     # Records of the same field names share one tuple of names (found from their bytes).
     bounds = np.searchsorted(f_rec, np.arange(rec_id[-1] + 2)).tolist()
     sigs = f_name.astype(np.int32).tobytes()
