@@ -59,7 +59,9 @@ def score_dataset(
         w = bundle.rank_weights.get("facility_shift", 0.0)
         claimed = pd.to_numeric(frame["fund_claimed"], errors="coerce").fillna(0.0).clip(lower=0)
         added = w * frame["facility_shift"].clip(upper=claimed)
-        scored["shift_added"] = scored["claim_id"].map(pd.Series(added.values, frame["claim_id"]))
+        # score() keeps the frame's rows in order (MA_LK alone is unique only per facility)
+        assert (scored["claim_id"].to_numpy() == frame["claim_id"].to_numpy()).all()
+        scored["shift_added"] = added.to_numpy()
     keep = frame[
         ["claim_id", "facility_id", "facility_level", "visit_type", "admitted_at", "fund_claimed"]
     ]

@@ -92,6 +92,8 @@ class ScoredClaim(Base):
     identity: Mapped[str | None] = mapped_column(Text, nullable=True)
     # 0006: the weighted facility-shift money the priority holds (serving/month_close.py)
     shift_added: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # 0006: its money at stake without the shift, kept when a month close first re-ranks it
+    priority_base: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Case(Base):

@@ -115,10 +115,15 @@ def close_month(
         return out
     warnings = warnings_by_month(tables, [month])[month]
     out.warned = sorted(warnings.loc[warnings["warning"], "facility_id"].astype(str))
-    _write_facility_months(store, warnings)
     evidence = shift_evidence(tables, [_month_number(month)])
     shift = evidence.set_index("claim_id")["facility_shift"].to_dict()
-    _rerank(store, month, shift, bundle_for, actor, open_bands, out)
+    with store.session() as s:  # every model's bundle before the write transaction opens
+        versions = s.scalars(
+            select(ScoredClaim.model_version).where(ScoredClaim.month == month).distinct()
+        ).all()
+    bundles = {v: bundle_for(v) for v in versions}
+    _rerank(store, month, shift, bundles, actor, open_bands, out)
+    _write_facility_months(store, warnings)  # after the re-rank: shown once it took effect
     log.info(
         "closed %s: %d claims read, %d facilities warned, %d rows re-ranked, %d cases opened",
         month, out.claims_read, len(out.warned), out.rows_reranked, out.cases_opened,
@@ -142,47 +147,58 @@ def _write_facility_months(store, warnings: pd.DataFrame) -> None:
         s.add_all(rows)
 
 
-def _new_priority(row: ScoredClaim, add: float) -> float:
+def _base(row: ScoredClaim) -> float:
+    """The row's money at stake without the shift: kept at its first close (`priority_base`);
+    before that, its priority less the shift money in it (none for the API's rows). A batch row
+    capped at the fund amount with shift money in it has only a lower bound (fund - shift)."""
+    if row.priority_base is not None:
+        return float(row.priority_base)
     claimed = max(float(row.fund_claimed or 0.0), 0.0)
     old = float(row.shift_added or 0.0)
     prio = float(row.priority or 0.0)
-    base = prio - old if prio < claimed - EPS else claimed - old  # capped: the lower bound
-    return float(min(claimed, max(base, 0.0) + add))
+    if old <= 0 or prio < claimed - EPS:
+        return max(prio - old, 0.0)
+    return max(claimed - old, 0.0)
 
 
-def _rerank(store, month, shift, bundle_for, actor, open_bands, out: MonthClose) -> None:
+def _rerank(store, month, shift, bundles, actor, open_bands, out: MonthClose) -> None:
     from scoring.ranking import band_of
 
-    bundles: dict[str, object] = {}
     with store.session.begin() as s:
         rows = s.scalars(select(ScoredClaim).where(ScoredClaim.month == month)).all()
-        cases = {
-            c.claim_key: c
-            for c in s.scalars(
-                select(Case).where(Case.claim_key.in_({r.claim_key for r in rows if r.claim_key}))
-            )
-        }
+        keys = sorted({r.claim_key for r in rows if r.claim_key})
+        cases: dict[str, Case] = {}
+        for i in range(0, len(keys), 500):  # bounded IN lists (SQLite and PostgreSQL limits)
+            part = keys[i : i + 500]
+            cases.update({c.claim_key: c for c in s.scalars(select(Case).where(
+                Case.claim_key.in_(part)))})  # fmt: skip
+        # a case opens only on a claim's latest version, as the latest model scored it
+        latest: dict[str, tuple] = {}
+        for r in rows:
+            rank = (r.claim_version or 0, r.id)
+            if r.claim_key not in latest or rank > latest[r.claim_key]:
+                latest[r.claim_key] = rank
         for r in sorted(rows, key=lambda r: (r.claim_key or "", r.id)):
-            if r.model_version not in bundles:
-                bundles[r.model_version] = bundle_for(r.model_version)
             bundle = bundles[r.model_version]
             w = float((bundle.rank_weights or {}).get("facility_shift", 0.0))
             claimed = max(float(r.fund_claimed or 0.0), 0.0)
             add = w * min(float(shift.get(r.claim_key, 0.0)), claimed)
-            prio = _new_priority(r, add)
+            base = _base(r)
+            prio = float(min(claimed, base + add))
             expected = np.round([float(r.expected_overbilled)], 2)
             band = str(band_of(bundle, np.array([prio]), expected, np.array([r.risk_score]))[0])
             same = abs(prio - r.priority) < EPS and abs(add - (r.shift_added or 0.0)) < EPS
             if same and band == r.band:
                 continue
             before = {"priority": r.priority, "band": r.band, "shift_added": r.shift_added}
-            r.priority, r.band, r.shift_added = prio, band, add
+            r.priority, r.band, r.shift_added, r.priority_base = prio, band, add, base
             out.rows_reranked += 1
             store.audit(s, actor, "rerank", "scored_claim", r.id, before=before, after={
                 "claim": r.claim_key, "priority": prio, "band": band, "shift_added": add,
             })  # fmt: skip
             case = cases.get(r.claim_key)
-            if case is None and band in open_bands:
+            is_latest = latest.get(r.claim_key) == (r.claim_version or 0, r.id)
+            if case is None and band in open_bands and is_latest:
                 case = Case(
                     claim_id=r.claim_id, claim_key=r.claim_key, scored_claim_id=r.id,
                     priority=prio, claim_version=r.claim_version,
@@ -197,5 +213,13 @@ def _rerank(store, month, shift, bundle_for, actor, open_bands, out: MonthClose)
                     "facility_shift": add,
                 })  # fmt: skip
             elif case is not None and case.scored_claim_id == r.id:
-                s.execute(update(Case).where(Case.id == case.id).values(priority=prio))
-                out.cases_updated += 1
+                # only while the case is still on this row (a resubmission may have moved it)
+                done = s.execute(
+                    update(Case)
+                    .where(Case.id == case.id, Case.scored_claim_id == r.id)
+                    .values(priority=prio)
+                )
+                if done.rowcount:
+                    out.cases_updated += 1
+                    store.audit(s, actor, "rerank", "case", case.id, before={
+                        "priority": case.priority}, after={"priority": prio})  # fmt: skip

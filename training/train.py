@@ -162,7 +162,10 @@ def train(
 def _data_end(dataset: Path) -> pd.Timestamp:
     """The day after the last admission: serving's snapshot holds the profiles as of then."""
     adm = pd.read_parquet(dataset / "claims.parquet", columns=["admitted_at"])["admitted_at"]
-    return pd.to_datetime(adm).max().normalize() + pd.Timedelta(days=1)
+    last = pd.to_datetime(adm, errors="coerce").max()
+    if pd.isna(last):
+        raise ValueError(f"{dataset}: no claim with an admission date to train on")
+    return last.normalize() + pd.Timedelta(days=1)
 
 
 def _fit(dataset: Path, cfg: TrainConfig, cutoff, labels, step) -> tuple[ModelBundle, Split, list]:

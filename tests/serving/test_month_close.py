@@ -162,3 +162,46 @@ def test_closing_an_empty_or_malformed_month(world):
     assert close_month(store, "2026-03", lambda v: _bundle(0.5)).rows_reranked == 0
     with pytest.raises(ValueError):
         close_month(store, "2025-13", lambda v: _bundle(0.5))
+
+
+def test_capped_rows_and_resubmitted_claims(store_url):
+    """A priority capped at the fund amount comes back to it when the shift goes (review
+    finding: the lower bound fund - shift was written); a resubmitted claim's case opens on
+    its latest version, and a re-close updates that case."""
+    store = Store(store_url)
+    try:
+        claims = _claims()
+        climb = claims[(claims["facility_id"] == CLIMBER) & (claims["month"] == CLOSED)]
+        capped = climb["claim_id"].iloc[0]
+        claims.loc[claims["claim_id"] == capped, "fund_claimed"] = 5_000  # below EXPECTED
+        rows = _rows(claims)
+        store.record_scores(rows, actor="api:test", open_bands=("high", "review"))
+        again = [
+            dict(r, content_hash=f"v2-{r['claim_id']}", risk_score=0.2)
+            for r in rows
+            if r["claim_id"] in set(climb["claim_id"].iloc[1:20])
+        ]
+        store.record_scores(again, actor="api:test", open_bands=("high", "review"))
+        close_month(store, CLOSED, lambda v: _bundle(0.5))
+        with store.session() as s:
+            cases = {c.claim_id: c for c in s.scalars(select(Case))}
+            rows_of = {}
+            for r in s.scalars(select(ScoredClaim)):
+                rows_of.setdefault(r.claim_id, {})[r.claim_version] = r
+        resent = {r["claim_id"] for r in again}
+        assert resent & set(cases), "no resubmitted claim was lifted into a case"
+        for cid in resent & set(cases):
+            assert cases[cid].claim_version == 2
+            assert cases[cid].scored_claim_id == rows_of[cid][2].id
+        assert rows_of[capped][1].priority == pytest.approx(5_000)
+        close_month(store, CLOSED, lambda v: _bundle(0.0))  # the shift goes again
+        with store.session() as s:
+            row = s.scalars(select(ScoredClaim).where(ScoredClaim.claim_id == capped)).one()
+            case_prio = {c.claim_id: c.priority for c in s.scalars(select(Case))}
+            v2 = {r.claim_id: r.priority for r in s.scalars(
+                select(ScoredClaim).where(ScoredClaim.claim_version == 2))}  # fmt: skip
+        assert row.priority == pytest.approx(5_000) and row.shift_added == 0
+        for cid in resent & set(case_prio):
+            assert case_prio[cid] == pytest.approx(v2[cid]) == pytest.approx(EXPECTED)
+    finally:
+        store.engine.dispose()
