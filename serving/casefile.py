@@ -74,6 +74,26 @@ def _records(df: pd.DataFrame, cols: Iterable[str]) -> list[dict]:
     return [{k: _plain(v) for k, v in r.items()} for r in df[cols].to_dict("records")]
 
 
+def line_entry(kind: str, rec: dict, level: str, typical: dict) -> dict:
+    """One line of a claim document: its id (D/S + line number), code, name, cost group, fields
+    and the typical unit price of its item at the claim's level (`rec` is consumed)."""
+    code = rec.pop("drug_code", None) or rec.pop("service_code", None)
+    code = code or rec.get("supply_code")
+    rec.pop("supply_code", None)
+    name = rec.pop("drug_name", None) or rec.pop("service_name", None)
+    name = name or rec.pop("supply_name", None)
+    rec.pop("supply_name", None)
+    return {
+        "line_id": f"{kind}{rec.get('line_no')}",
+        "kind": "drug" if kind == "D" else "service",
+        "code": code,
+        "name": name,
+        "group": GROUP_OF.get(rec.get("cost_group"), "other"),
+        **rec,
+        "typical_price": _plain(typical.get((kind, code, level))),
+    }
+
+
 def typical_prices(
     tables: dict[str, pd.DataFrame], frame: pd.DataFrame | None = None
 ) -> dict[tuple, float]:
@@ -153,25 +173,8 @@ def claim_documents(
         lines = lines[lines["claim_id"].isin(docs.keys())].sort_values(["claim_id", "line_no"])
         ids = lines["claim_id"].astype(str).tolist()
         for cid, rec in zip(ids, _records(lines, cols), strict=True):
-            code = rec.pop("drug_code", None) or rec.pop("service_code", None)
-            code = code or rec.get("supply_code")
-            rec.pop("supply_code", None)
-            name = rec.pop("drug_name", None) or rec.pop("service_name", None)
-            name = name or rec.pop("supply_name", None)
-            rec.pop("supply_name", None)
             level = _plain(claim_level.get(cid)) or ""
-            doc = docs[cid]
-            doc["lines"].append(
-                {
-                    "line_id": f"{kind}{rec.get('line_no')}",
-                    "kind": "drug" if kind == "D" else "service",
-                    "code": code,
-                    "name": name,
-                    "group": GROUP_OF.get(rec.get("cost_group"), "other"),
-                    **rec,
-                    "typical_price": _plain(typical.get((kind, code, level))),
-                }
-            )
+            docs[cid]["lines"].append(line_entry(kind, rec, level, typical))
 
     if frame is not None and len(frame):
         f = frame[frame["claim_id"].isin(docs.keys())]

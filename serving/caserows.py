@@ -25,7 +25,6 @@ from contract.schema import CLAIMS, DRUG_LINES, SERVICE_LINES, VISIT_TYPES
 from contract.validate_rows import ROW_WISE_MAX
 from serving.casefile import (
     DRUG,
-    GROUP_OF,
     IDENTITY,
     OTHER_FEATURES,
     PEER_FEATURES,
@@ -35,6 +34,7 @@ from serving.casefile import (
     _score_row,
     _text,
     fill_store,
+    line_entry,
 )
 
 Records = list[dict]
@@ -153,24 +153,6 @@ def _typical(tables: dict[str, Records], levels: dict) -> dict[tuple, float]:
     return out
 
 
-def _line_entry(kind: str, rec: dict, level: str, typical: dict) -> dict:
-    code = rec.pop("drug_code", None) or rec.pop("service_code", None)
-    code = code or rec.get("supply_code")
-    rec.pop("supply_code", None)
-    name = rec.pop("drug_name", None) or rec.pop("service_name", None)
-    name = name or rec.pop("supply_name", None)
-    rec.pop("supply_name", None)
-    return {
-        "line_id": f"{kind}{rec.get('line_no')}",
-        "kind": "drug" if kind == "D" else "service",
-        "code": code,
-        "name": name,
-        "group": GROUP_OF.get(rec.get("cost_group"), "other"),
-        **rec,
-        "typical_price": _plain(typical.get((kind, code, level))),
-    }
-
-
 def claim_documents(
     tables: dict[str, Records],
     frame: Records | None = None,
@@ -205,7 +187,7 @@ def claim_documents(
             cid = str(line.get("claim_id"))
             rec = {k: _plain(line[k]) for k in cols if k in line}
             level = _plain(levels.get(cid)) or ""
-            docs[cid]["lines"].append(_line_entry(kind, rec, level, typical))
+            docs[cid]["lines"].append(line_entry(kind, rec, level, typical))
 
     if frame:
         have_peer = [p for p in PEER_FEATURES if p[0] in frame[0] and p[1] in frame[0]]
