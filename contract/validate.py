@@ -309,6 +309,8 @@ def _record_json(rec: dict, t: Table) -> str:
             v = int(v)
         elif isinstance(v, np.floating):
             v = float(v)
+        if isinstance(v, float):
+            v += 0.0  # no negative zero: "-0.0" and 0.0 are one value to show (both validators)
         out[by[k].xml] = v
     return json.dumps(out, ensure_ascii=False, default=str)
 
