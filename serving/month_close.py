@@ -63,20 +63,19 @@ def store_tables(store, month: str) -> dict[str, pd.DataFrame]:
     """The claims of `month` and the CONTEXT_MONTHS before it as the early warning reads them: one
     row per claim (its latest version), `claim_id` the claim key (MA_LK is unique only within a
     facility), and the facilities' levels."""
+    summary = [ScoredClaim.claim[("summary", f)].as_string() for f in SUMMARY_FIELDS]
     rows = []
     with store.session() as s:
         q = (
             select(
                 ScoredClaim.claim_key, ScoredClaim.claim_version, ScoredClaim.id,
                 ScoredClaim.facility_id, ScoredClaim.facility_level, ScoredClaim.fund_claimed,
-                ScoredClaim.claim,
+                *summary,  # the summary's fields extracted by the database, not whole documents
             )
             .where(ScoredClaim.month.in_(_window(month)))
             .execution_options(yield_per=5000)
         )  # fmt: skip
-        for key, version, rid, fac, level, fund, doc in s.execute(q):
-            summary = (doc or {}).get("summary") or {}
-            values = [summary.get(f) for f in SUMMARY_FIELDS]
+        for key, version, rid, fac, level, fund, *values in s.execute(q):
             rows.append((key, version or 0, rid, fac, level, fund, *values))
     cols = ["claim_id", "claim_version", "id", "facility_id", "level", "fund_claimed",
             *SUMMARY_FIELDS]  # fmt: skip
@@ -87,6 +86,7 @@ def store_tables(store, month: str) -> dict[str, pd.DataFrame]:
     df = df.drop_duplicates("claim_id", keep="last")
     df = df[df["admitted_at"].notna() & df["facility_id"].notna()]
     df["admitted_at"] = pd.to_datetime(df["admitted_at"], errors="coerce")
+    df["total_cost"] = pd.to_numeric(df["total_cost"], errors="coerce")
     df = df[df["admitted_at"].notna()]
     claims = df.drop(columns=["claim_version", "id", "level"]).reset_index(drop=True)
     fac = df[["facility_id", "level"]].dropna().drop_duplicates("facility_id", keep="last")
