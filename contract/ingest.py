@@ -237,6 +237,7 @@ def ingest(
     if not linkage_key:
         raise ValueError("ingest needs a linkage key")
     out.mkdir(parents=True, exist_ok=True)
+    batch_memory_pool()
     report = IngestReport(out)
     run = _Run(out, report, linkage_key, limits)
     try:
@@ -247,6 +248,24 @@ def ingest(
     finally:
         run.close()
     return report
+
+
+def batch_memory_pool() -> None:
+    """Arrow's allocations of this process from jemalloc rather than the default (mimalloc).
+
+    Ingest allocates and frees the same large buffers batch after batch; mimalloc hands them back
+    to the operating system at once and takes them again as fresh pages, and on the 2-core
+    machine page faults were a third of ingest's CPU time (tabular 100k: system time 2.6-3.9 s
+    with mimalloc, 0.75-1.7 s with jemalloc, user time the same). jemalloc keeps freed pages for
+    a while (its decay), so batch k+1 reuses batch k's. A process-wide setting: ingest is a
+    batch process (the CLI, a Spark task), and buffers already made keep their own pool. Where
+    pyarrow is built without jemalloc, the default pool stays."""
+    try:
+        pool = pa.jemalloc_memory_pool()
+    except (NotImplementedError, pa.ArrowNotImplementedError):
+        return
+    if pa.default_memory_pool().backend_name != pool.backend_name:
+        pa.set_memory_pool(pool)
 
 
 # Ground truth of a simulated world (simulator/): not part of the contract, copied as is.

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hmac
 import json
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -317,37 +316,61 @@ def _record_json(rec: dict, t: Table) -> str:
 
 def keyed_hash(values: pd.Series, key: str, prefix: str) -> pd.Series:
     """HMAC-SHA256 of each value (16 hex chars); NA stays NA. Links records without storing them."""
-    k = key.encode()
-    uniq = values.dropna().unique()
-    table = {v: hmac.digest(k, f"{prefix}:{v}".encode(), "sha256")[:8].hex() for v in uniq}
-    return values.map(table).astype("str")
+    return pd.Series(
+        _keyed_hash(arrow_text(_as_str(values)), key, prefix).to_pandas(), index=values.index
+    )
 
 
-_SI = re.compile(r"^[A-Z]{2}[0-9]{3}([0-9]{10})")
+def _keyed_hash(values: pa.Array, key: str, prefix: str) -> pa.Array:
+    """keyed_hash over an Arrow text array: one HMAC per distinct value (dictionary-encoded),
+    spread back to the rows with a take; nulls stay null."""
+    enc = pc.dictionary_encode(values)
+    k, p = key.encode(), f"{prefix}:"
+    hexes = [
+        hmac.digest(k, (p + v).encode(), "sha256")[:8].hex() for v in enc.dictionary.to_pylist()
+    ]
+    return pa.array(hexes, pa.large_string()).take(enc.indices)
+
+
+# The first card of a list: Python's re.sub(r";.*\Z", "") in RE2 ("." stops at a newline there
+# too, RE2 has no \Z); the social-insurance number inside it.
+_FIRST_CARD_REST = r";[^\n]*\z"
+_SI = r"^[A-Z]{2}[0-9]{3}(?P<si>[0-9]{10})"
 
 
 def linkage_keys(claims: pd.DataFrame, key: str) -> pd.DataFrame:
     """person_key (social-insurance number, else national ID, else facility + patient ID) and
-    card_key (the first card number), both keyed hashes."""
+    card_key (the first card number), both keyed hashes. Arrow kernels over whole columns
+    (tests/contract/test_validate_nulls.py checks them against the pandas rules they replaced)."""
     # Every column as strings: a column that is null everywhere (no card in the whole batch) may
-    # come typed as floats, and the .str accessor refuses those.
+    # come typed as floats.
     text = {
-        c: _as_str(claims[c]) for c in ("card_number", "national_id", "facility_id", "patient_id")
+        c: arrow_text(_as_str(claims[c]))
+        for c in ("card_number", "national_id", "facility_id", "patient_id")
     }
-    first_card = text["card_number"].str.replace(r";.*\Z", "", regex=True)
-    first_card = _as_str(first_card.where(first_card != ""))
-    si = _as_str(first_card.str.extract(_SI, expand=False))
-    basis = ("SI:" + si).fillna("ID:" + text["national_id"])
-    basis = basis.fillna("BN:" + text["facility_id"] + ":" + text["patient_id"])
+    first = pc.replace_substring_regex(text["card_number"], _FIRST_CARD_REST, "")
+    first = pc.if_else(pc.equal(first, ""), pa.scalar(None, first.type), first)
+    si = pc.struct_field(pc.extract_regex(first, _SI), [0])
+
+    def s(v: str) -> pa.Scalar:
+        return pa.scalar(v, pa.large_string())
+
+    join = pc.binary_join_element_wise  # null if any part is null, as pandas' "+"
+    basis = pc.coalesce(
+        join(s("SI:"), si, s("")),
+        join(s("ID:"), text["national_id"], s("")),
+        join(s("BN:"), text["facility_id"], s(":"), text["patient_id"], s("")),
+    )
     return pd.DataFrame(
         {
-            "person_key": keyed_hash(basis, key, "person"),
-            "card_key": keyed_hash(first_card, key, "card"),
-        },
-        index=claims.index,
-    )
+            "person_key": _keyed_hash(basis, key, "person").to_pandas(),
+            "card_key": _keyed_hash(first, key, "card").to_pandas(),
+        }
+    ).set_axis(claims.index)
 
 
 def _as_str(s: pd.Series) -> pd.Series:
     """A column as the string dtype, missing values kept missing (even when all are missing)."""
+    if s.dtype == "str":
+        return s
     return s.astype("object").where(s.notna(), None).astype("str")
