@@ -62,34 +62,47 @@ def _np_bool(a: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 class _Column:
-    """One raw column as text (trimmed, empty -> null) plus, for numeric input, its numbers."""
+    """One raw column as text (trimmed, empty -> null) plus, for numeric input, its numbers.
+
+    The text of a numeric column is made only when a rule reads it (text, code and date fields):
+    number fields type the numbers themselves, and most numeric columns are number fields."""
 
     def __init__(self, s: pd.Series):
         self.n = len(s)
         self.suspect = np.zeros(self.n, dtype=bool)
         self.ints: np.ndarray | None = None  # int64 values (no nulls) of an integer column
         self.floats: np.ndarray | None = None  # float64 values of a float column
+        self._text: pa.Array | None = None
         dtype = s.dtype
         if dtype == "str":
-            text = pc.utf8_trim_whitespace(arrow_text(s))
+            self._set_text(pc.utf8_trim_whitespace(arrow_text(s)))
         elif isinstance(dtype, np.dtype) and (dtype.kind == "b" or dtype in _INTS):
             self.ints = s.to_numpy().astype(np.int64)
-            text = pc.cast(pa.array(self.ints), _TEXT)
+            self.present = np.ones(self.n, dtype=bool)  # the text of a number is never empty
         elif dtype == np.float64:
             x = s.to_numpy()
             self.floats = x
+            self.present = ~np.isnan(x)
             with np.errstate(invalid="ignore"):
-                whole = np.isfinite(x) & (x % 1 == 0) & (np.abs(x) < 2.0**62)
-            ints = np.where(whole, x, 0).astype(np.int64)
-            text = pc.cast(pa.array(ints, mask=~whole), _TEXT)
+                self.whole = np.isfinite(x) & (x % 1 == 0) & (np.abs(x) < 2.0**62)
             # Non-integral or huge floats: their text is Python's repr; the pandas rules make it.
-            self.suspect = ~whole & ~np.isnan(x)
+            self.suspect = ~self.whole & self.present
         else:
             raise TypeError(dtype)
-        self.text = pc.if_else(pc.equal(text, ""), _NULL, text)
-        self.present = _np_bool(pc.is_valid(self.text))
-        if self.floats is not None:
-            self.present = ~np.isnan(self.floats)
+
+    def _set_text(self, text: pa.Array) -> None:
+        self._text = pc.if_else(pc.equal(text, ""), _NULL, text)
+        self.present = _np_bool(pc.is_valid(self._text))
+
+    @property
+    def text(self) -> pa.Array:
+        if self._text is None:
+            if self.ints is not None:
+                self._text = pc.cast(pa.array(self.ints), _TEXT)
+            else:
+                ints = np.where(self.whole, self.floats, 0).astype(np.int64)
+                self._text = pc.cast(pa.array(ints, mask=~self.whole), _TEXT)
+        return self._text
 
 
 def screen(
@@ -239,8 +252,11 @@ def _typed(x: np.ndarray, col: _Column, f: Field, bad: np.ndarray) -> tuple[pd.S
 def _stamp(col: _Column, f: Field) -> tuple[pd.Series, np.ndarray]:
     allow8 = f.kind == "date" or f.name == "decided_at"
     text = col.text
-    ok12 = _np_bool(pc.match_substring_regex(text, "^[0-9]{12}$"))
-    ok8 = _np_bool(pc.match_substring_regex(text, "^[0-9]{8}$"))
+    # "^[0-9]{12}$" and "^[0-9]{8}$": ASCII digits only (any other byte is not one), so the byte
+    # length is the character count
+    digits = _np_bool(pc.ascii_is_decimal(text))
+    size = pc.fill_null(pc.binary_length(text), 0).to_numpy(zero_copy_only=False)
+    ok12, ok8 = digits & (size == 12), digits & (size == 8)
     shape = ok8 if f.kind == "date" else ok12 | (ok8 & allow8)
     digits = pc.cast(pc.if_else(pa.array(shape), text, _NULL), pa.int64())
     v = pc.fill_null(digits, 0).to_numpy(zero_copy_only=False)

@@ -83,6 +83,9 @@ HOSTILE_TEXT = [
     "220101010000",
     "000101010000",
     "2025-01-01",
+    "202501\u0660",  # 8 bytes, 7 characters, one an Arabic-Indic zero: not 8 digits
+    "2025010112\u0660",  # 12 bytes
+    "２０２５０１０１",  # fullwidth digits
     "49001",
     "4900",
     "DN4490123456789",
