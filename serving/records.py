@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from serving.models import Case, Decision, ScoredClaim, now
+from serving.models import AuditEvent, Case, Decision, ScoredClaim, now
 
 log = logging.getLogger("claimradar.records")
 ATTEMPTS = 8
@@ -103,7 +103,7 @@ def _known(s, keys: list[str]) -> tuple[dict, dict, dict]:
 def _record(store, s, rows: list[dict], actor: str, open_bands: tuple[str, ...]) -> int:
     keys = sorted({claim_key(r.get("facility_id"), r["claim_id"]) for r in rows})
     versions, models, cases = _known(s, keys)
-    added: list[tuple[ScoredClaim, dict, bool]] = []
+    added: list[tuple[dict, dict, bool]] = []
     for r in rows:
         key = claim_key(r.get("facility_id"), r["claim_id"])
         h = r.get("content_hash") or document_hash(r.get("claim"))
@@ -125,45 +125,91 @@ def _record(store, s, rows: list[dict], actor: str, open_bands: tuple[str, ...])
         if model in models.setdefault((key, version), set()):
             continue  # this content, scored by this model, is recorded
         models[(key, version)].add(model)
-        sc = ScoredClaim(**{k: r.get(k) for k in SCORED_FIELDS if k in r})
-        sc.claim_id, sc.model_version = str(r["claim_id"]), model
-        sc.claim_key, sc.content_hash, sc.claim_version = key, h, version
+        sc = {**_SCORED_DEFAULTS, **{k: r[k] for k in SCORED_FIELDS if k in r}}
+        sc["claim_id"], sc["model_version"] = str(r["claim_id"]), model
+        sc["claim_key"], sc["content_hash"], sc["claim_version"] = key, h, version
         _derive(sc, r.get("claim"))
         added.append((sc, dict(r.get("claim") or {}), fresh))
-    opened: dict[str, list] = {}  # claim key -> [new case, its scored row]
+    opened: dict[str, dict] = {}  # claim key -> the scored row its new case is on
     for sc, doc, fresh in added:
-        case = cases.get(sc.claim_key)
-        _keep_document(store, sc, doc, case is not None or sc.band in open_bands)
-        s.add(sc)
-        if case is None and sc.band in open_bands:
-            cases[sc.claim_key] = {"id": None, "version": 1, "claim_version": sc.claim_version}
-            opened[sc.claim_key] = [Case(claim_id=sc.claim_id, claim_key=sc.claim_key), sc]
-        elif sc.claim_key in opened and fresh:  # a newer content in the same batch
-            opened[sc.claim_key][1] = sc
-    s.flush()  # ids of the scored rows
-    for c, sc in opened.values():
-        c.scored_claim_id, c.priority, c.claim_version = sc.id, sc.priority, sc.claim_version
-        s.add(c)
-    s.flush()  # ids of the new cases
-    for c, sc in opened.values():
-        store.audit(s, actor, "open", "case", c.id, after={
-            "claim": sc.claim_key, "claim_version": sc.claim_version, "priority": sc.priority,
-            "expected_overbilled": sc.expected_overbilled, "band": sc.band,
-        })  # fmt: skip
+        case = cases.get(sc["claim_key"])
+        _keep_document(store, sc, doc, case is not None or sc["band"] in open_bands)
+        if case is None and sc["band"] in open_bands:
+            version = sc["claim_version"]
+            cases[sc["claim_key"]] = {"id": None, "version": 1, "claim_version": version}
+            opened[sc["claim_key"]] = sc
+        elif sc["claim_key"] in opened and fresh:  # a newer content in the same batch
+            opened[sc["claim_key"]] = sc
+    # one multi-row INSERT per table (ids back in the rows' order), not one statement a row
+    ids = _insert(s, ScoredClaim, [sc for sc, _doc, _fresh in added])
+    for (sc, _doc, _fresh), i in zip(added, ids, strict=True):
+        sc["id"] = i
+    case_ids = _insert(s, Case, [
+        {"claim_id": sc["claim_id"], "claim_key": sc["claim_key"], "scored_claim_id": sc["id"],
+         "priority": sc["priority"], "claim_version": sc["claim_version"]}
+        for sc in opened.values()
+    ])  # fmt: skip
+    events = [
+        _audit_row(actor, "open", "case", i, _opening(sc))
+        for sc, i in zip(opened.values(), case_ids, strict=True)
+    ]
+    _insert(s, AuditEvent, events, returning=False)
     for sc, _doc, fresh in added:
-        case = cases.get(sc.claim_key)
-        if fresh and case and case["id"] and sc.claim_version > (case["claim_version"] or 1):
+        case = cases.get(sc["claim_key"])
+        if fresh and case and case["id"] and sc["claim_version"] > (case["claim_version"] or 1):
             _move_case(store, s, case, sc, actor)
     return len(added)
 
 
-def _move_case(store, s, case: dict, sc: ScoredClaim, actor: str) -> None:
+# A scored row's columns as the ORM model would leave them when a row does not give them: the
+# JSON lists and document of their defaults, NULL for the rest (scored_at: its own default).
+_SCORED_DEFAULTS: dict[str, Any] = {
+    **{c.key: None for c in ScoredClaim.__table__.columns if c.key not in ("id", "scored_at")},
+    "reasons": [],
+    "rule_hits": [],
+    "claim": {},
+}
+
+
+def _insert(s, model, rows: list[dict], returning: bool = True) -> list[int]:
+    """INSERT the rows (dicts with the same keys) as few multi-row statements; their ids in the
+    rows' order. Column defaults (times, status) apply as the ORM applies them."""
+    if not rows:
+        return []
+    table = model.__table__
+    if not returning:
+        s.execute(table.insert(), rows)
+        return []
+    stmt = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+    return [r[0] for r in s.execute(stmt, rows)]
+
+
+def _opening(sc: dict) -> dict:
+    """What the audit trail says of a case opened on a scored row."""
+    return {
+        "claim": sc["claim_key"],
+        "claim_version": sc["claim_version"],
+        "priority": sc["priority"],
+        "expected_overbilled": sc["expected_overbilled"],
+        "band": sc["band"],
+    }
+
+
+def _audit_row(actor: str, action: str, entity: str, entity_id: Any, after: dict) -> dict:
+    """An audit_events row as serving.store.Store.audit writes it (no `before`)."""
+    from serving.store import _plain
+
+    return {"actor": actor, "action": action, "entity": entity, "entity_id": str(entity_id),
+            "before": None, "after": _plain(after)}  # fmt: skip
+
+
+def _move_case(store, s, case: dict, sc: dict, actor: str) -> None:
     """A new version of a case's claim: the case moves to it; decided or pending, it re-opens."""
     reopen = case["status"] in REOPEN
     values: dict[str, Any] = {
-        "scored_claim_id": sc.id,
-        "claim_version": sc.claim_version,
-        "priority": sc.priority,
+        "scored_claim_id": sc["id"],
+        "claim_version": sc["claim_version"],
+        "priority": sc["priority"],
         "version": case["version"] + 1,
         "updated_at": now(),
     }
@@ -201,37 +247,37 @@ def _move_case(store, s, case: dict, sc: ScoredClaim, actor: str) -> None:
         after={
             "status": "open" if reopen else case["status"],
             "version": case["version"] + 1,
-            "claim_version": sc.claim_version,
-            "priority": sc.priority,
-            "band": sc.band,
+            "claim_version": sc["claim_version"],
+            "priority": sc["priority"],
+            "band": sc["band"],
             "superseded_decisions": superseded,
         },
     )
-    case.update(version=case["version"] + 1, claim_version=sc.claim_version)
+    case.update(version=case["version"] + 1, claim_version=sc["claim_version"])
     case["status"] = "open" if reopen else case["status"]
 
 
-def _keep_document(store, sc: ScoredClaim, doc: dict, is_case: bool) -> None:
+def _keep_document(store, sc: dict, doc: dict, is_case: bool) -> None:
     """A case keeps its full document, the identity sealed (none without a data key); any other
     claim keeps its summary alone (the patient history reads it)."""
     identity = doc.pop("identity", None)
     if not is_case:
-        sc.claim = {"summary": doc["summary"]} if "summary" in doc else {}
+        sc["claim"] = {"summary": doc["summary"]} if "summary" in doc else {}
         return
-    sc.claim = doc
+    sc["claim"] = doc
     if identity and store.sealer is not None:
-        sc.identity = store.sealer.seal(identity, sc.claim_key)
+        sc["identity"] = store.sealer.seal(identity, sc["claim_key"])
 
 
-def _derive(sc: ScoredClaim, doc: Any) -> None:
+def _derive(sc: dict, doc: Any) -> None:
     """The filterable text of rule codes and reason features, and the person key from the claim
     document when the row does not carry it."""
-    codes = sorted({str(h.get("code")) for h in sc.rule_hits or [] if h.get("code")})
-    sc.rule_codes = "," + ",".join(codes) + "," if codes else None
-    feats = [str(r.get("feature")) for r in sc.reasons or [] if r.get("feature")]
-    sc.reason_features = "," + ",".join(feats) + "," if feats else None
-    if sc.person_key is None and isinstance(doc, dict):
-        sc.person_key = (doc.get("summary") or {}).get("person_key")
+    codes = sorted({str(h.get("code")) for h in sc["rule_hits"] or [] if h.get("code")})
+    sc["rule_codes"] = "," + ",".join(codes) + "," if codes else None
+    feats = [str(r.get("feature")) for r in sc["reasons"] or [] if r.get("feature")]
+    sc["reason_features"] = "," + ",".join(feats) + "," if feats else None
+    if sc["person_key"] is None and isinstance(doc, dict):
+        sc["person_key"] = (doc.get("summary") or {}).get("person_key")
 
 
 def cases_of(store, keys: list[str]) -> set[str]:
