@@ -32,6 +32,7 @@ from contract.ingest import (
     Limits,
     Progress,
     _Run,
+    batch_memory_pool,
     commit,
     ingest_side_tables,
 )
@@ -45,6 +46,7 @@ def _task(spilled: Spilled, q: int, parts_dir: str, limits: Limits, key: str) ->
     """Validate partition q and write its part of every table (runs in a Spark task)."""
     out = Path(parts_dir) / f"part-{q:05d}"
     out.mkdir(parents=True, exist_ok=True)
+    batch_memory_pool()  # a Python worker of Spark runs task after task: as ingest's process
     run = _Run(out, IngestReport(out), key, limits)
     try:
         batch, _n, _total = spilled.batch(q)

@@ -101,7 +101,8 @@ def check_table(
         out[f.name] = _overlay(out[f.name], idx, value)
         errs += [e.assign(row=idx[e["row"].to_numpy(dtype=int)]) for e in found]
     errors = pd.concat(errs, ignore_index=True) if errs else _NO_ERRORS
-    frame = pd.DataFrame(out)
+    # the columns' arrays, not Series: no index alignment (a reindex per column) to pay
+    frame = pd.DataFrame({k: v.array for k, v in out.items()}, index=pd.RangeIndex(n), copy=False)
     for col in INTERNAL:
         frame[col] = raw[col].to_numpy() if col in raw.columns else np.arange(n)
     bad = np.zeros(n, dtype=bool)
