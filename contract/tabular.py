@@ -12,9 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from contract.fast_check import arrow_text
 from contract.limits import Limits
 from contract.schema import CLAIMS, DRUG_LINES, SERVICE_LINES, Table
 from contract.validate import GROUP, RECORD, SOURCE, ContractError, as_text
@@ -137,8 +139,14 @@ def _groups(piece: pa.Table) -> pd.Series:
     return as_text(col).fillna("(missing MA_LK)")
 
 
-def _bucket(groups: np.ndarray, k: int) -> np.ndarray:
-    return (pd.util.hash_array(groups) % k).astype(np.int64)
+def _bucket(groups: pa.Array, k: int) -> np.ndarray:
+    """hash(MA_LK) % k per row: pandas' hash_array of the keys as text, each distinct key hashed
+    once (dictionary_encode) and spread back to its rows (the values pd.util.hash_array gives on
+    every row; tests/contract/test_ingest_streaming.py checks it)."""
+    enc = pc.dictionary_encode(groups)
+    keys = enc.dictionary.to_numpy(zero_copy_only=False)  # str objects, the distinct keys only
+    h = (pd.util.hash_array(keys, categorize=False) % k).astype(np.int64)
+    return h[enc.indices.to_numpy(zero_copy_only=False)]
 
 
 class _Spill:
@@ -251,12 +259,12 @@ def _spill_table(p: Path, table: Table, spill: _Spill, schemas: dict, name: str,
     parts = spill.parts
     record = 2 if p.suffix == ".csv" else 0  # CSV: the line number in the file
     for piece in _read_pieces(p):
-        groups = _groups(piece).to_numpy(dtype=object)
+        groups = arrow_text(_groups(piece))
         n = len(piece)
         piece = (
             piece.select(_used(piece.column_names, table))
             .append_column(RECORD, pa.array(np.arange(record, record + n)))
-            .append_column(GROUP, pa.array(groups, pa.large_string()))
+            .append_column(GROUP, groups)
         )
         record += n
         schemas[name] = piece.schema

@@ -123,3 +123,15 @@ def test_spark_engine_gives_the_embedded_tables_and_rejection_report(
     assert sorted(p.name for p in (tmp_path / "spark").iterdir()) == sorted(
         p.name for p in (tmp_path / "embedded").iterdir()
     )
+
+
+def test_partition_of_a_key_is_pandas_hash_of_its_text():
+    # Rows go to bucket hash(MA_LK) % k; _bucket hashes each distinct key once (Arrow) and must
+    # give every row the bucket pandas' hash_array gives it, or outputs change order.
+    keys = ["K1", "K2", "K1", "(missing MA_LK)", "Viêm", "ữ" * 40, "", " x ", "K2", "123", "K1"]
+    keys += [f"LK{i:06d}" for i in range(500)]
+    arr = pa.array(keys, pa.large_string())
+    for k in (1, 7, 50, 1_000):
+        want = (pd.util.hash_array(pd.Series(keys).to_numpy(dtype=object)) % k).astype("int64")
+        assert (tabular._bucket(arr, k) == want).all()
+    assert len(set(tabular._bucket(arr, 50).tolist())) > 40
