@@ -148,8 +148,10 @@ class EnvelopeBatch:
             rows = self.rows[XML_TABLES[loai].name]
             for i, (tags, texts) in enumerate(recs, 1):
                 rows.append((tags, texts, group, source, f"HOSO {d.number}/{loai} {i}"))
-        first = (d.records.get("XML1") or [((), ())])[0]
-        ma_lk = dict(zip(*first, strict=True)).get("MA_LK") or ""
+        if not d.errors:
+            return
+        tags, texts = (d.records.get("XML1") or [((), ())])[0]
+        ma_lk = (texts[tags.index("MA_LK")] if "MA_LK" in tags else None) or ""
         for table, fld, value, error in d.errors:
             self.errors.append(
                 {

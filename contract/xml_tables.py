@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,8 +25,46 @@ import pyarrow.compute as pc
 
 from contract.schema import XML_LAYOUT
 
-# One raw record: its field names in document order and their texts (as in xml_reader).
-Rec = tuple[tuple[str, ...], tuple[str | None, ...]]
+# One raw record: its field names in document order and their texts (as in xml_reader; here the
+# texts are a Texts, which reads as the tuple of them).
+Rec = tuple[tuple[str, ...], Sequence[str | None]]
+
+
+class Texts(Sequence):
+    """The texts of one record read here: a window [start, stop) on the Arrow array of the field
+    texts of a scan (null: no text), read as the tuple of them (equal to it, iterated, indexed).
+    xml_reader.columnar takes whole columns of such records from the array with Arrow kernels,
+    so the texts of the fast path never become Python strings on the way to validation."""
+
+    __slots__ = ("start", "stop", "values")
+
+    def __init__(self, values: pa.StringArray, start: int, stop: int):
+        self.values, self.start, self.stop = values, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __iter__(self) -> Iterator[str | None]:
+        return iter(self.values.slice(self.start, self.stop - self.start).to_pylist())
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return tuple(self)[i]
+        n = self.stop - self.start
+        if not -n <= i < n:
+            raise IndexError(i)
+        return self.values[self.start + i % n].as_py()
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (tuple, Texts)):
+            return tuple(self) == tuple(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
 
 _DECL = re.compile(
     rb"<\?xml[ \t\n]+version=([\"'])1\.0\1"
@@ -259,7 +298,7 @@ def _records(t: _Tokens, level: np.ndarray, fd: int) -> tuple[list[Rec], np.ndar
     # whitespace before the next tag, not its value
     empty = pa.array(t.kind[fields] == EMPTY)
     none = pc.or_(pc.equal(pc.binary_length(texts), 0), empty)
-    values = pc.if_else(none, None, texts).to_pylist()
+    values = pc.if_else(none, None, texts)  # kept in Arrow: records are windows on it (Texts)
     # Records of the same field names share one tuple of names (found from their bytes).
     bounds = np.searchsorted(f_rec, np.arange(rec_id[-1] + 2)).tolist()
     sigs = f_name.astype(np.int32).tobytes()
@@ -271,7 +310,7 @@ def _records(t: _Tokens, level: np.ndarray, fd: int) -> tuple[list[Rec], np.ndar
         shape = shapes.get(sig)
         if shape is None:
             shape = shapes[sig] = tuple(names[j] for j in f_name[a:b].tolist())
-        recs.append((shape, tuple(values[a:b])))
+        recs.append((shape, Texts(values, a, b)))
     rec_tid = t.tid[starts_rec]
     if any(len(set(shape)) < len(shape) for shape in shapes.values()):
         # A field twice in one record: the parser says which.

@@ -12,6 +12,7 @@ import base64
 import re
 from datetime import datetime
 
+import pandas as pd
 import pytest
 from factories import dossier, raw_envelope
 from hypothesis import HealthCheck, given, settings
@@ -296,3 +297,30 @@ def test_a_self_closing_field_has_no_value_as_the_parser_reads_it():
         assert b"/>" in table
         fast = read_tables(loai, [table])[0]
         assert fast is not None and fast == _parser_reading(loai, table), loai
+
+
+def test_columnar_takes_the_fast_records_from_arrow_as_from_tuples():
+    # Records of the fast path carry their texts as a Texts on the scan's Arrow array, and
+    # columnar takes whole columns from it: the frame must be the one the same records give as
+    # tuples, with parser records (tuples) between them, two scans (arrays), several shapes and
+    # empty texts (rows out of order across the parts: the frame keeps the rows' order).
+    docs = [d for lo, d in CORPUS if lo == "XML3"]
+    scan_a = [r for recs in read_tables("XML3", docs) if recs for r in recs]
+    scan_b = [r for recs in read_tables("XML3", docs[::-1]) if recs for r in recs]
+    parsed = _parse_table("XML3", docs[0], LIMITS)
+    short = parsed[0][0][:3], tuple(parsed[0][1])[:3]
+    mixed = scan_a[:3] + parsed + [short] + scan_b + scan_a[3:] + [short] + scan_b[:2]
+    assert {type(t).__name__ for _, t in mixed} == {"Texts", "tuple"}
+    assert any(None in tuple(t) for _, t in scan_a)  # an empty field: no text
+    rows = [
+        (tags, texts, f"g{i % 4}", "f.xml", f"HOSO {i}") for i, (tags, texts) in enumerate(mixed)
+    ]
+    as_tuples = [(r[0], tuple(r[1]), *r[2:]) for r in rows]
+    got = xml_reader.columnar(rows)
+    pd.testing.assert_frame_equal(got, xml_reader.columnar(as_tuples))
+    assert list(got["_record"]) == [r[4] for r in rows] and len(got) == len(rows)
+    # a Texts reads as its tuple
+    tags, texts = scan_a[0]
+    t = tuple(texts)
+    assert texts == t and t == texts and texts[-1] == t[-1] and texts[1:3] == t[1:3]
+    assert len(texts) == len(tags) and dict(zip(tags, texts, strict=True))["MA_LK"] == t[0]
