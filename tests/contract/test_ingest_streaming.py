@@ -135,3 +135,20 @@ def test_partition_of_a_key_is_pandas_hash_of_its_text():
         want = (pd.util.hash_array(pd.Series(keys).to_numpy(dtype=object)) % k).astype("int64")
         assert (tabular._bucket(arr, k) == want).all()
     assert len(set(tabular._bucket(arr, 50).tolist())) > 40
+
+
+def test_spill_codec_changes_the_disk_not_the_partitions(corrupted, tmp_path, monkeypatch):
+    # Uncompressed by default (least CPU); lz4/zstd on request (less temporary disk).
+    monkeypatch.setattr(tabular, "SPILL_BATCHES", 2)
+    sizes, parts = {}, {}
+    for codec in (None, "lz4", "zstd"):
+        folder = tmp_path / str(codec)
+        limits = Limits(chunk_claims=300, spill_compression=codec)
+        spilled = tabular.spill_tabular(corrupted, limits, folder, keep=True)
+        sizes[codec] = sum(p.stat().st_size for p in folder.iterdir())
+        parts[codec] = [spilled.batch(q)[0] for q in range(spilled.parts)]
+    assert sizes["lz4"] < 0.7 * sizes[None] and sizes["zstd"] < 0.7 * sizes[None]
+    for codec in ("lz4", "zstd"):
+        for got, want in zip(parts[codec], parts[None], strict=True):
+            for name in want:
+                pd.testing.assert_frame_equal(got[name], want[name])
