@@ -266,13 +266,19 @@ def _stamp(col: _Column, f: Field) -> tuple[pd.Series, np.ndarray]:
     day, rest = np.divmod(rest, 10**4)
     hour, minute = np.divmod(rest, 100)
     ok = shape & (year >= _YEARS[0]) & (year <= _YEARS[1]) & (month >= 1) & (month <= 12)
-    ym = np.where(ok, (year - 1970) * 12 + month - 1, 0).astype("datetime64[M]")
-    start = ym.astype("datetime64[D]")
-    days = ((ym + 1).astype("datetime64[D]") - start).astype(np.int64)
-    ok &= (day >= 1) & (day <= days) & (hour <= 23) & (minute <= 59)
-    stamp = (
-        start.astype("datetime64[us]")
-        + ((day - 1) * 86_400 + hour * 3_600 + minute * 60).astype("timedelta64[s]")
-    ).astype("datetime64[us]")
-    stamp[~ok] = np.datetime64("NaT")
-    return pd.Series(stamp), col.present & ~ok
+    m = np.where(ok, (year - _YEARS[0]) * 12 + month - 1, 0)  # months since January 1900
+    ok &= (day >= 1) & (day <= _MONTH_DAYS[m]) & (hour <= 23) & (minute <= 59)
+    seconds = (_MONTH_START[m] + day - 1) * 86_400 + hour * 3_600 + minute * 60
+    micros = np.where(ok, seconds * 1_000_000, np.iinfo(np.int64).min)  # int64 min is NaT
+    return pd.Series(micros.view("datetime64[us]")), col.present & ~ok
+
+
+def _month_table() -> tuple[np.ndarray, np.ndarray]:
+    """Per month of _YEARS (January 1900 first): its first day (days since 1970-01-01) and its
+    length in days, numpy's calendar looked up instead of computed row by row."""
+    months = np.arange((_YEARS[0] - 1970) * 12, (_YEARS[1] + 1 - 1970) * 12 + 1)
+    days = months.astype("datetime64[M]").astype("datetime64[D]").astype(np.int64)
+    return days[:-1], np.diff(days)
+
+
+_MONTH_START, _MONTH_DAYS = _month_table()
