@@ -1,5 +1,6 @@
 """`claimradar demo` runs the main job end to end on embedded defaults, then serves the API and
-the review queue: a real run in a subprocess, as a user starts it."""
+the review queue: a real run in a subprocess, as a user starts it; SIGTERM to the demo alone
+stops the server it started."""
 
 import os
 import re
@@ -10,6 +11,7 @@ import time
 
 import httpx
 import pandas as pd
+import psutil
 import pytest
 
 from serving.process import free_port
@@ -30,6 +32,7 @@ def test_demo_end_to_end_then_serves(tmp_path):
         start_new_session=True,
     )  # fmt: skip
     out: list[str] = []
+    children: list[psutil.Process] = []
     try:
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
@@ -61,7 +64,20 @@ def test_demo_end_to_end_then_serves(tmp_path):
             assert "/review/cases/" in page.text  # the queue lists cases
             model = c.get("/model", headers={"Authorization": f"Bearer {key}"})
             assert model.status_code == 200 and model.json()["alias"] == "champion"
+
+        # `timeout`, systemd and container stops send SIGTERM to the demo alone: the BentoML
+        # server it started (in a process group of its own) must stop with it
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert children  # the BentoML server and its worker
+        proc.send_signal(signal.SIGTERM)
+        _gone, alive = psutil.wait_procs([psutil.Process(proc.pid), *children], timeout=25)
+        assert not alive, [p.cmdline() for p in alive]
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"{url}/readyz", timeout=2)
     finally:
+        for p in children:
+            if p.is_running():
+                p.kill()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)  # SIGINT is ignored under a background CI shell
             try:
@@ -69,66 +85,3 @@ def test_demo_end_to_end_then_serves(tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode is not None
-
-
-DEMO_SERVE = """
-import sys
-from pathlib import Path
-from claimradar.cli.demo import _demo_serve
-env = dict(a.split("=", 1) for a in sys.argv[3:])
-_demo_serve(Path(sys.argv[1]), env, int(sys.argv[2]), {"officer": "o", "supervisor": "s"})
-"""
-
-
-def test_demo_stops_its_service_on_sigterm(trained_model, mlflow_store, tmp_path):
-    """`timeout`, systemd and container stops send SIGTERM to the demo alone: the BentoML server
-    it started (in a process group of its own) must stop with it. The demo's serving step runs on
-    the session's trained model, as `claimradar demo` runs it after training."""
-    import shutil
-
-    import psutil
-
-    db = tmp_path / "mlflow.db"
-    shutil.copy(mlflow_store["tracking_uri"].removeprefix("sqlite:///"), db)
-    settings = {
-        "CLAIMRADAR_HOME": str(tmp_path / "home"),
-        "CLAIMRADAR_MLFLOW_TRACKING_URI": f"sqlite:///{db}",
-        "CLAIMRADAR_MLFLOW_ARTIFACT_ROOT": str(mlflow_store["artifact_root"]),
-        "CLAIMRADAR_DATABASE_URL": f"sqlite:///{tmp_path / 'cases.db'}",
-        "CLAIMRADAR_SECURE_COOKIES": "false",
-    }
-    port = free_port()
-    args = [f"{k}={v}" for k, v in settings.items()]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", DEMO_SERVE, str(tmp_path), str(port), *args],
-        env={**os.environ, **settings}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True, start_new_session=True,
-    )  # fmt: skip
-    children: list[psutil.Process] = []
-    try:
-        out = []
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line and proc.poll() is not None:
-                break
-            out.append(line)
-            if line.startswith("demo: serving until Ctrl+C"):
-                break
-        assert "demo: serving until Ctrl+C" in "".join(out), "".join(out)[-4000:]
-        children = psutil.Process(proc.pid).children(recursive=True)
-        assert children  # the BentoML server and its worker
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
-
-        proc.send_signal(signal.SIGTERM)  # to the demo only, as `timeout` sends it
-        _gone, alive = psutil.wait_procs([psutil.Process(proc.pid), *children], timeout=25)
-        assert not alive, [p.cmdline() for p in alive]
-        with pytest.raises(httpx.ConnectError):
-            httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
-    finally:
-        for p in children:
-            if p.is_running():
-                p.kill()
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
