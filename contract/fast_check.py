@@ -56,6 +56,28 @@ def arrow_text(s: pd.Series) -> pa.Array:
     return arr.cast(_TEXT)
 
 
+def _offsets(arr: pa.Array) -> np.ndarray:
+    """The int64 offsets of a large_string array's values."""
+    return np.frombuffer(arr.buffers()[1], np.int64)[arr.offset : arr.offset + len(arr) + 1]
+
+
+def _untrimmable(arr: pa.Array) -> bool:
+    """True when utf8_trim_whitespace would return every value unchanged: each non-empty value
+    (null slots included, which only makes the answer False more often) begins and ends with a
+    byte in 0x21-0x7E, printable ASCII that no whitespace character starts or ends with."""
+    data = arr.buffers()[2]
+    if data is None:
+        return False
+    offsets = _offsets(arr)
+    b = np.frombuffer(data, np.uint8)
+    if len(b) == 0:
+        return False
+    # an empty value reads a neighbour's byte (or wraps to the last): it needs no trim either way
+    first = b[np.minimum(offsets[:-1], len(b) - 1)]
+    last = b[offsets[1:] - 1]
+    return bool(((first - 0x21 < 0x5E) & (last - 0x21 < 0x5E)).all())  # uint8: 0x21-0x7E
+
+
 def _np_bool(a: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Boolean array -> numpy, null -> False."""
     return pc.fill_null(a, False).to_numpy(zero_copy_only=False).astype(bool)
@@ -75,7 +97,7 @@ class _Column:
         self._text: pa.Array | None = None
         dtype = s.dtype
         if dtype == "str":
-            self._set_text(pc.utf8_trim_whitespace(arrow_text(s)))
+            self._set_text(arrow_text(s))
         elif isinstance(dtype, np.dtype) and (dtype.kind == "b" or dtype in _INTS):
             self.ints = s.to_numpy().astype(np.int64)
             self.present = np.ones(self.n, dtype=bool)  # the text of a number is never empty
@@ -90,9 +112,16 @@ class _Column:
         else:
             raise TypeError(dtype)
 
-    def _set_text(self, text: pa.Array) -> None:
-        self._text = pc.if_else(pc.equal(text, ""), _NULL, text)
-        self.present = _np_bool(pc.is_valid(self._text))
+    def _set_text(self, raw: pa.Array) -> None:
+        """Trimmed, empty -> null. Each step is skipped when the bytes show it changes nothing:
+        no trim when every value starts and ends with printable ASCII other than a space, no
+        nulling when no valid value is empty."""
+        text = raw if _untrimmable(raw) else pc.utf8_trim_whitespace(raw)
+        valid = _np_bool(pc.is_valid(text))
+        if (valid & (np.diff(_offsets(text)) == 0)).any():
+            text = pc.if_else(pc.equal(text, ""), _NULL, text)
+            valid = _np_bool(pc.is_valid(text))
+        self._text, self.present = text, valid
 
     @property
     def text(self) -> pa.Array:

@@ -192,3 +192,17 @@ def test_the_future_bound():
     pd.testing.assert_frame_equal(fast.frame, ref.frame, check_exact=True)
     pd.testing.assert_frame_equal(fast.errors, ref.errors.reset_index(drop=True), check_dtype=False)
     assert (fast.errors["error"].str.startswith("in the future")).any()
+
+
+def test_text_columns_that_need_no_trim_still_lose_their_empty_values():
+    # The text of a column is left untrimmed when every value starts and ends with printable
+    # ASCII (an empty value reads its neighbour's byte, or wraps to the last byte): empty values
+    # must still become missing, first, in the middle and last, beside nulls.
+    df = _base("xml3", 6)
+    df["MA_BAC_SI"] = pd.Series(["", "BS1", None, "", "BS2;BS3", ""], dtype="str")
+    df["TEN_DICH_VU"] = pd.Series(["x", "", "y", "z", None, "w"], dtype="str")
+    df[GROUP], df[SOURCE], df[RECORD] = "g", "t", np.arange(len(df))
+    _compare(df, SERVICE_LINES)
+    frame = check_table(df, SERVICE_LINES).frame
+    assert frame["clinician_id"].isna().tolist() == [True, False, True, True, False, True]
+    assert frame["service_name"].isna().tolist() == [False, True, False, False, True, False]
