@@ -70,8 +70,31 @@ def _plain(v: Any) -> Any:
 
 
 def _records(df: pd.DataFrame, cols: Iterable[str]) -> list[dict]:
+    """The rows of these columns as dicts of _plain values: `[{k: _plain(v) for k, v in r.items()}
+    for r in df[cols].to_dict("records")]`, converted column by column (_plain_column)."""
     cols = [c for c in cols if c in df.columns]
-    return [{k: _plain(v) for k, v in r.items()} for r in df[cols].to_dict("records")]
+    values = [_plain_column(df[c]) for c in cols]
+    return (
+        [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
+        if cols
+        else ([{} for _ in range(len(df))])
+    )
+
+
+def _plain_column(col: pd.Series) -> list:
+    """A column's values as _plain gives them, in one pass per dtype: floats rounded to 3
+    decimals (NaN and infinities None), nullable integers as ints, text as text, times as ISO
+    text to the minute, missing values None; any other dtype value by value."""
+    dtype = col.dtype
+    if dtype == "float64":
+        return [round(v, 3) if math.isfinite(v) else None for v in col.to_numpy().tolist()]
+    if isinstance(dtype, pd.StringDtype):
+        return col.to_numpy(dtype=object, na_value=None).tolist()
+    if isinstance(dtype, pd.Int64Dtype | pd.Int32Dtype) or dtype == "int64":
+        return col.to_numpy(dtype=object, na_value=None).tolist()
+    if pd.api.types.is_datetime64_dtype(dtype):
+        return [None if v is pd.NaT else v.isoformat(timespec="minutes") for v in col.tolist()]
+    return [_plain(v) for v in col.tolist()]
 
 
 def line_entry(kind: str, rec: dict, level: str, typical: dict) -> dict:
@@ -147,24 +170,15 @@ def claim_documents(
     claims = tables["claims"]
     if claims.empty:
         return {}
-    facilities = tables.get("facilities")
-    names = pd.Series(dtype="object")
-    if facilities is not None and len(facilities) and "facility_name" in facilities.columns:
-        names = facilities.drop_duplicates("facility_id").set_index("facility_id")["facility_name"]
+    names = _facility_names(tables)
     claim_level = _claim_levels(tables, frame)
     typical = typical_prices if typical_prices is not None else _typical(tables, claim_level)
 
+    summaries = _summaries(claims, names, claim_level)
     docs: dict[str, dict] = {}
-    for summary, ident in zip(_records(claims, SUMMARY), _records(claims, IDENTITY), strict=True):
-        cid = str(summary["claim_id"])
-        summary["facility_name"] = _plain(names.get(summary.get("facility_id")))
-        summary["facility_level"] = _plain(claim_level.get(cid))
-        summary["visit_type_name"] = VISIT_TYPES.get(str(summary.get("visit_type")), None)
+    for (cid, summary), ident in zip(summaries, _records(claims, IDENTITY), strict=True):
         docs[cid] = {"summary": summary, "identity": ident, "lines": [], "peers": [], "values": {}}
-    if "birth_date" in claims.columns:
-        years = claims["birth_date"].astype("string").str[:4]
-        for cid, y in zip(claims["claim_id"], years, strict=True):
-            docs[str(cid)]["summary"]["birth_year"] = None if pd.isna(y) else str(y)
+    _birth_years(claims, docs)
 
     for kind, table, cols in (("D", "drug_lines", DRUG), ("S", "service_lines", SERVICE)):
         lines = tables.get(table)
@@ -189,6 +203,45 @@ def claim_documents(
                 for name, peer, unit in have_peer
             ]
             doc["values"] = {c: _plain(r[c]) for c in others}
+    return docs
+
+
+def _facility_names(tables: dict[str, pd.DataFrame]) -> pd.Series:
+    facilities = tables.get("facilities")
+    if facilities is not None and len(facilities) and "facility_name" in facilities.columns:
+        return facilities.drop_duplicates("facility_id").set_index("facility_id")["facility_name"]
+    return pd.Series(dtype="object")
+
+
+def _summaries(claims: pd.DataFrame, names: pd.Series, claim_level: pd.Series) -> list:
+    """(claim_id, summary) per row of `claims`: the SUMMARY fields, the facility's name and
+    level and the visit type's name (the birth year is added by _birth_years)."""
+    out = []
+    for summary in _records(claims, SUMMARY):
+        cid = str(summary["claim_id"])
+        summary["facility_name"] = _plain(names.get(summary.get("facility_id")))
+        summary["facility_level"] = _plain(claim_level.get(cid))
+        summary["visit_type_name"] = VISIT_TYPES.get(str(summary.get("visit_type")), None)
+        out.append((cid, summary))
+    return out
+
+
+def _birth_years(claims: pd.DataFrame, docs: dict[str, dict]) -> None:
+    if "birth_date" in claims.columns:
+        years = claims["birth_date"].astype("string").str[:4]
+        for cid, y in zip(claims["claim_id"], years, strict=True):
+            docs[str(cid)]["summary"]["birth_year"] = None if pd.isna(y) else str(y)
+
+
+def summary_documents(tables: dict[str, pd.DataFrame]) -> dict[str, dict]:
+    """{"summary": ...} per claim of `tables["claims"]`: the summaries claim_documents(tables)
+    gives (without a feature frame), without the identity, lines and peers it builds."""
+    claims = tables["claims"]
+    if claims.empty:
+        return {}
+    summaries = _summaries(claims, _facility_names(tables), _claim_levels(tables, None))
+    docs = {cid: {"summary": summary} for cid, summary in summaries}
+    _birth_years(claims, docs)
     return docs
 
 
@@ -258,6 +311,8 @@ def driving_lines(doc: dict, reasons: list[dict], rule_hits: list[dict]) -> dict
 def _text(v: Any) -> str:
     """One value as text the same way whatever its dtype: times to the minute, numbers as floats
     rounded to 4 decimals (1 and 1.0 alike), missing values empty."""
+    if type(v) is str:  # most values: the checks below cost more than the value
+        return v
     if v is None or v is pd.NA or v is pd.NaT:
         return ""
     if isinstance(v, bool | np.bool_):
@@ -280,7 +335,7 @@ def _column_texts(col: pd.Series) -> list[str]:
         out[np.isnan(arr)] = ""
         return out.tolist()
     if isinstance(col.dtype, pd.StringDtype):
-        return col.fillna("").tolist()
+        return col.to_numpy(dtype=object, na_value="").tolist()
     return [_text(v) for v in col.tolist()]
 
 
@@ -349,12 +404,13 @@ def fill_store(
     documents; cases open for `open_bands`. `documents="cases"` keeps full documents (lines,
     peers) for the claims in those bands and the summary alone for the rest (the patient history
     reads it); `"all"` keeps full documents for every claim. Returns the new scored claims."""
-    from serving.records import cases_of, claim_key
+    from serving.records import claim_key
 
     if open_bands is None:  # the scorer's (imported here: the review UI needs no model code)
         from scoring.scorer import OPEN_BANDS as open_bands
     scored = scored.drop_duplicates("claim_id")
     meta = _claim_meta(scored, tables, frame)
+    metas = meta.to_dict("index")  # claim_id -> its meta (a lookup per row, not a .loc)
     hashes = content_hashes(tables, set(scored["claim_id"].astype(str)))
     full = (
         scored["claim_id"]
@@ -367,19 +423,25 @@ def fill_store(
     total = len(scored)
     for start in range(0, total, chunk):
         part = scored.iloc[start : start + chunk]
-        # a claim that already is a case gets its full document too (a new version of it
-        # moves the case), whatever its band now
-        keys = {claim_key(meta.at[c, "facility_id"], c): str(c) for c in part["claim_id"]}
-        here = full_ids | {keys[k] for k in cases_of(store, list(keys))}
-        if typical is None and here & set(keys.values()):
-            typical = typical_prices(tables, frame)
-        docs = _chunk_documents(part, tables, frame, here, typical or {})
         rows = [
-            _score_row(r, meta.loc[r["claim_id"]], docs.get(str(r["claim_id"]), {}),
-                       hashes.get(str(r["claim_id"])))
+            _score_row(r, metas[r["claim_id"]], {}, hashes.get(str(r["claim_id"])))
             for r in part.to_dict("records")
-        ]  # fmt: skip
-        new += store.record_scores(rows, actor=actor, open_bands=open_bands)
+        ]
+
+        def with_documents(rows: list[dict], case_keys: set[str], part=part) -> list[dict]:
+            # a claim that already is a case gets its full document too (a new version of it
+            # moves the case), whatever its band now; the cases are read in the recording
+            # transaction (serving.records.record_scores)
+            nonlocal typical
+            ids = {str(r["claim_id"]) for r in rows}
+            cases = [r for r in rows if claim_key(r.get("facility_id"), r["claim_id"]) in case_keys]
+            here = full_ids | {str(r["claim_id"]) for r in cases}
+            if typical is None and here & ids:
+                typical = typical_prices(tables, frame)
+            docs = _chunk_documents(part, tables, frame, here, typical or {})
+            return [{**r, "claim": docs.get(str(r["claim_id"]), {})} for r in rows]
+
+        new += store.record_scores(rows, actor, open_bands, with_documents)
         if progress:
             progress(min(start + chunk, total), total)
     if facility_months:
@@ -420,22 +482,25 @@ def _chunk_documents(
     the others (the patient history reads it)."""
     ids = set(part["claim_id"].astype(str))
     full_here = ids & full_ids
-    sub = {"claims": tables["claims"][tables["claims"]["claim_id"].isin(ids)]}
+    claims = tables["claims"]
+    sub = {"claims": claims[claims["claim_id"].isin(full_here)]}
     for k in ("drug_lines", "service_lines"):
         if tables.get(k) is not None:
             sub[k] = tables[k][tables[k]["claim_id"].isin(full_here)]
     sub["facilities"] = tables.get("facilities")
     f = frame[frame["claim_id"].isin(full_here)] if frame is not None else None
     docs = claim_documents(sub, f, typical_prices=typical)
-    for cid in ids - full_ids:
-        if cid in docs:
-            docs[cid] = {"summary": docs[cid]["summary"]}
+    # the others' summaries alone (their facility level from the facilities table: the frame
+    # gives it to the full documents only)
+    rest = claims[claims["claim_id"].isin(ids - full_here)]
+    docs.update(summary_documents({"claims": rest, "facilities": tables.get("facilities")}))
     return docs
 
 
-def _score_row(r: dict, m: pd.Series, doc: dict, content_hash: str | None) -> dict:
-    """One scored row as the case store records it (JSON-safe)."""
-    return _plain(
+def _score_row(r: dict, m: dict, doc: dict, content_hash: str | None) -> dict:
+    """One scored row as the case store records it (JSON-safe). The claim document is JSON-safe
+    as claim_documents makes it (each value already _plain): it is taken as it is."""
+    row = _plain(
         {
             "claim_id": str(r["claim_id"]),
             "content_hash": content_hash,
@@ -452,9 +517,10 @@ def _score_row(r: dict, m: pd.Series, doc: dict, content_hash: str | None) -> di
             "person_key": m["person_key"],
             "reasons": list(r.get("reasons") or []),
             "rule_hits": list(r.get("rule_hits") or []),
-            "claim": doc,
         }
     )
+    row["claim"] = doc
+    return row
 
 
 def write_facility_months(store, tables: dict[str, pd.DataFrame], months: int = 12) -> int:

@@ -249,8 +249,6 @@ def fill_rows(
     """serving.casefile.fill_store for records, in one chunk (a request's few claims): the same
     scored rows, documents and hashes recorded. `chunk` and `facility_months` are fill_store's
     options, taken for the same calls (no facility months here: see fill_batch)."""
-    from serving.records import cases_of, claim_key
-
     if open_bands is None:
         from scoring.scorer import OPEN_BANDS as open_bands
     seen: set = set()
@@ -259,19 +257,25 @@ def fill_rows(
     meta = claim_meta(ids, tables, frame)
     hashes = content_hashes(tables, {str(c) for c in ids})
     full_ids = {str(r["claim_id"]) for r in scored if documents == "all" or r["band"] in open_bands}
-    keys = {claim_key(meta[c]["facility_id"], c): str(c) for c in ids}
-    here = full_ids | {keys[k] for k in cases_of(store, list(keys))}
-    typical = typical_prices(tables, frame) if here & set(keys.values()) else {}
-    docs = _documents({str(c) for c in ids}, tables, frame, here, typical)
-    rows = [
-        _score_row(r, meta[r["claim_id"]], docs.get(str(r["claim_id"]), {}),
-                   hashes.get(str(r["claim_id"])))
-        for r in scored
-    ]  # fmt: skip
-    new = store.record_scores(rows, actor=actor, open_bands=open_bands) if rows else 0
+    rows = [_score_row(r, meta[r["claim_id"]], {}, hashes.get(str(r["claim_id"]))) for r in scored]
+
+    def with_documents(rows: list[dict], case_keys: set[str]) -> list[dict]:
+        # full documents for the open bands and for the claims that already are cases
+        here = full_ids | {str(r["claim_id"]) for r in rows if _key(r) in case_keys}
+        typical = typical_prices(tables, frame) if here & {str(c) for c in ids} else {}
+        docs = _documents({str(c) for c in ids}, tables, frame, here, typical)
+        return [{**r, "claim": docs.get(str(r["claim_id"]), {})} for r in rows]
+
+    new = store.record_scores(rows, actor, open_bands, with_documents) if rows else 0
     if progress:
         progress(len(scored), len(scored))
     return new
+
+
+def _key(row: dict) -> str:
+    from serving.records import claim_key
+
+    return claim_key(row.get("facility_id"), row["claim_id"])
 
 
 def _documents(

@@ -21,9 +21,10 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from serving.models import AuditEvent, Case, Decision, ScoredClaim, now
@@ -55,13 +56,22 @@ def document_hash(doc: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def record_scores(store, rows: list[dict], actor: str, open_bands: tuple[str, ...]) -> int:
-    """Record scored rows (see the module docstring); returns the new scored rows."""
+def record_scores(
+    store,
+    rows: list[dict],
+    actor: str,
+    open_bands: tuple[str, ...],
+    documents: Callable[[list[dict], set[str]], list[dict]] | None = None,
+) -> int:
+    """Record scored rows (see the module docstring); returns the new scored rows.
+    documents: (rows, the claim keys among them that have a case) -> the rows with their claim
+    documents (`claim`), called in the recording transaction once it has read the cases, so a
+    caller builds full documents for the claims that are cases without reading them first."""
     rows = sorted(rows, key=lambda r: claim_key(r.get("facility_id"), r["claim_id"]))
     for attempt in range(ATTEMPTS):
         try:
             with store.session.begin() as s:
-                return _record(store, s, rows, actor, open_bands)
+                return _record(store, s, rows, actor, open_bands, documents)
         except (IntegrityError, _Raced) as e:
             why = type(e).__name__
         except OperationalError as e:
@@ -82,27 +92,33 @@ def _known(s, keys: list[str]) -> tuple[dict, dict, dict]:
     models: dict[tuple, set] = {}
     cases: dict[str, dict] = {}
     for i in range(0, len(keys), 500):
-        part = keys[i : i + 500]
-        q = select(
-            ScoredClaim.claim_key,
-            ScoredClaim.content_hash,
-            ScoredClaim.claim_version,
-            ScoredClaim.model_version,
-        ).where(ScoredClaim.claim_key.in_(part))
-        for k, h, v, m in s.execute(q):
+        part = {"keys": keys[i : i + 500]}
+        for k, h, v, m in s.execute(_SCORES_OF, part):
             versions.setdefault(k, {})[h] = v or 1
             models.setdefault((k, v or 1), set()).add(m)
-        q = select(Case.id, Case.claim_key, Case.status, Case.version, Case.claim_version).where(
-            Case.claim_key.in_(part)
-        )
-        for c in s.execute(q):
+        for c in s.execute(_CASES_OF, part):
             cases[c.claim_key] = c._asdict()
     return versions, models, cases
 
 
-def _record(store, s, rows: list[dict], actor: str, open_bands: tuple[str, ...]) -> int:
+# The look-ups of every write, built once (an expanding IN: compiled once, not per request)
+_SCORES_OF = select(
+    ScoredClaim.claim_key,
+    ScoredClaim.content_hash,
+    ScoredClaim.claim_version,
+    ScoredClaim.model_version,
+).where(ScoredClaim.claim_key.in_(bindparam("keys", expanding=True)))
+_CASES_OF = select(Case.id, Case.claim_key, Case.status, Case.version, Case.claim_version).where(
+    Case.claim_key.in_(bindparam("keys", expanding=True))
+)
+
+
+def _record(store, s, rows: list[dict], actor: str, open_bands: tuple[str, ...],
+            documents=None) -> int:  # fmt: skip
     keys = sorted({claim_key(r.get("facility_id"), r["claim_id"]) for r in rows})
     versions, models, cases = _known(s, keys)
+    if documents is not None:
+        rows = documents(rows, set(cases))
     added: list[tuple[dict, dict, bool]] = []
     for r in rows:
         key = claim_key(r.get("facility_id"), r["claim_id"])
@@ -286,5 +302,8 @@ def cases_of(store, keys: list[str]) -> set[str]:
     with store.session() as s:
         for i in range(0, len(keys), 500):
             part = keys[i : i + 500]
-            out.update(s.scalars(select(Case.claim_key).where(Case.claim_key.in_(part))))
+            out.update(s.scalars(_CASE_KEYS, {"keys": part}))
     return out
+
+
+_CASE_KEYS = select(Case.claim_key).where(Case.claim_key.in_(bindparam("keys", expanding=True)))

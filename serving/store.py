@@ -199,13 +199,16 @@ class Store:
             c.execute(text("SELECT 1"))
 
     # -- scored claims and cases ------------------------------------------------------------
-    def record_scores(self, rows: list[dict], actor: str, open_bands: tuple[str, ...]) -> int:
+    def record_scores(
+        self, rows: list[dict], actor: str, open_bands: tuple[str, ...], documents=None
+    ) -> int:
         """Record scored rows: a claim is its facility and MA_LK, a new content a new version
         that moves (and re-opens) its case, the same content again a no-op; cases open for the
-        review bands (serving/records.py). Returns the number of new scored rows."""
+        review bands (serving/records.py). Returns the number of new scored rows. documents:
+        adds the claim documents once the cases are read (serving.records.record_scores)."""
         from serving.records import record_scores
 
-        return record_scores(self, rows, actor, open_bands)
+        return record_scores(self, rows, actor, open_bands, documents)
 
     def identity(self, sealed: str | None, claim_key: str | None) -> dict:
         """A case's identity fields, opened with the data key ({} without a key or a value)."""
