@@ -30,10 +30,13 @@ worked band by band; within a band, money at stake orders.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-from scoring.bundle import ModelBundle
+if TYPE_CHECKING:  # the review app orders its queue without loading LightGBM
+    from scoring.bundle import ModelBundle
 
 TERMS = ("rules", "novelty", "facility_shift")
 BANDS = ("high", "review", "watch", "low")  # best first
