@@ -106,7 +106,7 @@ class _Column:
             self.floats = x
             self.present = ~np.isnan(x)
             with np.errstate(invalid="ignore"):
-                self.whole = np.isfinite(x) & (x % 1 == 0) & (np.abs(x) < 2.0**62)
+                self.whole = np.isfinite(x) & (x == np.floor(x)) & (np.abs(x) < 2.0**62)
             # Non-integral or huge floats: their text is Python's repr; the pandas rules make it.
             self.suspect = ~self.whole & self.present
         else:
@@ -257,7 +257,7 @@ def _number(col: _Column, f: Field) -> tuple[pd.Series, np.ndarray]:
 def _typed(x: np.ndarray, col: _Column, f: Field, bad: np.ndarray) -> tuple[pd.Series, np.ndarray]:
     known = ~np.isnan(x)
     if f.kind == "int":
-        whole = known & (x % 1 == 0)
+        whole = np.isfinite(x) & (x == np.floor(x))  # x % 1 == 0, without fmod
         bad |= known & ~whole
         if col.floats is not None:
             bad |= known & (np.abs(x) >= 2**53)
@@ -271,7 +271,7 @@ def _typed(x: np.ndarray, col: _Column, f: Field, bad: np.ndarray) -> tuple[pd.S
         # sits next to a rounding tie, or is too large for the check to see one.
         y = np.abs(x) * 10**d
         tie = np.abs(y - np.floor(y) - 0.5) < _ROUND_MARGIN
-        bad |= known & ((y >= _ROUND_SPAN) | (tie & (x % 1 != 0)))
+        bad |= known & ((y >= _ROUND_SPAN) | (tie & (x != np.floor(x))))  # tie: x finite
     value = np.round(x, d)
     if f.kind == "quantity" and f.xml == "SO_LUONG":
         bad |= value < 0
