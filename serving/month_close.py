@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 
 from serving.models import Case, ScoredClaim
 
@@ -161,17 +162,41 @@ def _base(row: ScoredClaim) -> float:
     return max(claimed - old, 0.0)
 
 
+def _cases_of(s, keys: list[str]) -> dict[str, Case]:
+    """The cases of these claim keys, read in bounded IN lists (SQLite and PostgreSQL limits)."""
+    cases: dict[str, Case] = {}
+    for i in range(0, len(keys), 500):
+        part = keys[i : i + 500]
+        cases.update({c.claim_key: c for c in s.scalars(select(Case).where(
+            Case.claim_key.in_(part)))})  # fmt: skip
+    return cases
+
+
+def _open_case(s, r: ScoredClaim, prio: float) -> tuple[Case, bool]:
+    """A new case for the row, in a savepoint: when another writer (the API scoring the claim's
+    resubmission, another close) opened the claim's case since the cases were read, the unique
+    claim key refuses ours and the close goes on with theirs (opened: False) instead of aborting
+    the month."""
+    case = Case(
+        claim_id=r.claim_id, claim_key=r.claim_key, scored_claim_id=r.id,
+        priority=prio, claim_version=r.claim_version,
+    )  # fmt: skip
+    try:
+        with s.begin_nested():
+            s.add(case)
+    except IntegrityError:
+        theirs = s.scalars(select(Case).where(Case.claim_key == r.claim_key)).one()
+        log.info("case of %s opened by another writer meanwhile: kept", r.claim_key)
+        return theirs, False
+    return case, True
+
+
 def _rerank(store, month, shift, bundles, actor, open_bands, out: MonthClose) -> None:
     from scoring.ranking import band_of
 
     with store.session.begin() as s:
         rows = s.scalars(select(ScoredClaim).where(ScoredClaim.month == month)).all()
-        keys = sorted({r.claim_key for r in rows if r.claim_key})
-        cases: dict[str, Case] = {}
-        for i in range(0, len(keys), 500):  # bounded IN lists (SQLite and PostgreSQL limits)
-            part = keys[i : i + 500]
-            cases.update({c.claim_key: c for c in s.scalars(select(Case).where(
-                Case.claim_key.in_(part)))})  # fmt: skip
+        cases = _cases_of(s, sorted({r.claim_key for r in rows if r.claim_key}))
         # a case opens only on a claim's latest version, as the latest model scored it
         latest: dict[str, tuple] = {}
         for r in rows:
@@ -198,14 +223,11 @@ def _rerank(store, month, shift, bundles, actor, open_bands, out: MonthClose) ->
             })  # fmt: skip
             case = cases.get(r.claim_key)
             is_latest = latest.get(r.claim_key) == (r.claim_version or 0, r.id)
+            opened = False
             if case is None and band in open_bands and is_latest:
-                case = Case(
-                    claim_id=r.claim_id, claim_key=r.claim_key, scored_claim_id=r.id,
-                    priority=prio, claim_version=r.claim_version,
-                )  # fmt: skip
-                s.add(case)
-                s.flush()
+                case, opened = _open_case(s, r, prio)
                 cases[r.claim_key] = case
+            if opened:
                 out.cases_opened += 1
                 store.audit(s, actor, "open", "case", case.id, after={
                     "claim": r.claim_key, "claim_version": r.claim_version, "priority": prio,

@@ -205,3 +205,26 @@ def test_capped_rows_and_resubmitted_claims(store_url):
             assert case_prio[cid] == pytest.approx(v2[cid]) == pytest.approx(EXPECTED)
     finally:
         store.engine.dispose()
+
+
+def test_a_case_another_writer_opened_meanwhile_does_not_abort_the_close(world, monkeypatch):
+    """The API (a resubmission) or another close opens a claim's case after this close read the
+    cases: the unique claim key refuses a second case; the close keeps theirs, moves its priority
+    and finishes the month (it aborted the whole close before)."""
+    import serving.month_close as mc
+
+    store, _ = world
+    first = close_month(store, CLOSED, lambda v: _bundle(0.5))
+    assert first.cases_opened > 0
+    close_month(store, CLOSED, lambda v: _bundle(0.0))  # every row back to the model's amount
+    with store.session() as s:
+        n_cases = len(s.scalars(select(Case)).all())
+    monkeypatch.setattr(mc, "_cases_of", lambda s, keys: {})  # read before the others committed
+    again = close_month(store, CLOSED, lambda v: _bundle(0.5))
+    assert again.cases_opened == 0 and again.cases_updated == first.cases_opened
+    after = _state(store)
+    with store.session() as s:
+        cases = {c.claim_id: c.priority for c in s.scalars(select(Case))}
+        opened = s.scalars(select(AuditEvent).where(AuditEvent.action == "open")).all()
+    assert len(cases) == n_cases and len(opened) == first.cases_opened
+    assert all(cases[c] == pytest.approx(after[c][0]) for c in cases)
