@@ -32,6 +32,7 @@ from contract.batch import (
     EnvelopeBatch,
     add_error,
     validate_batch,
+    validate_batches,
 )
 from contract.limits import Limits
 from contract.schema import (
@@ -319,8 +320,23 @@ def ingest_side_tables(src: Path, run: _Run, limits: Limits) -> None:
         run.report.written[table.name] += len(good)
 
 
-def envelope_results(path: Path, limits: Limits, linkage_key: str) -> Iterator[BatchResult]:
-    """Validated batches of one envelope file, streamed; a refused file ends with its error."""
+@dataclass
+class _Taken:
+    """A batch of one envelope file before validation, and what its result gets besides."""
+
+    raw: dict[str, pd.DataFrame]
+    prior: pd.DataFrame | None
+    skipped: Counter | None = None  # the file's skipped tables, on its last batch
+    file_error: tuple[str, str] | None = None  # (file, message) where the file was refused
+
+    @property
+    def claims(self) -> int:
+        return len(self.raw.get("claims", ()))
+
+
+def _taken(path: Path, limits: Limits) -> Iterator[_Taken]:
+    """The batches of one envelope file (chunk_claims dossiers each), streamed; a refused file
+    ends with a batch of the dossiers read before the error, carrying the error."""
     batch = EnvelopeBatch()
     skipped: Counter = Counter()
     try:
@@ -328,28 +344,49 @@ def envelope_results(path: Path, limits: Limits, linkage_key: str) -> Iterator[B
             batch.add(path.name, d)
             skipped.update(d.skipped)
             if batch.claims >= limits.chunk_claims:
-                yield batch.validate(limits, linkage_key)
+                yield _Taken(*batch.take())
     except (HostileInput, etree.XMLSyntaxError, OSError) as e:
-        msg = file_error_message(e)
-        row = dict.fromkeys(REJECTIONS_COLUMNS, "")
-        row.update(source_file=path.name, table="file", error=msg)
-        last = batch.validate(limits, linkage_key)
-        last.file_errors.append((path.name, msg))
-        last.rejections.append(pd.DataFrame([row]))
-        last.skipped.update(skipped)
-        yield last
+        yield _Taken(*batch.take(), skipped, (path.name, file_error_message(e)))
         return
-    last = batch.validate(limits, linkage_key)
-    last.skipped.update(skipped)
-    yield last
+    yield _Taken(*batch.take(), skipped)
+
+
+def _validated(taken: list[_Taken], limits: Limits, linkage_key: str) -> list[BatchResult]:
+    """The results of these batches, their field checks run together (validate_batches)."""
+    items = [(t.raw, t.prior) for t in taken]
+    results = validate_batches(items, limits, linkage_key, from_xml=True)
+    for t, r in zip(taken, results, strict=True):
+        if t.file_error is not None:
+            name, msg = t.file_error
+            row = dict.fromkeys(REJECTIONS_COLUMNS, "")
+            row.update(source_file=name, table="file", error=msg)
+            r.file_errors.append((name, msg))
+            r.rejections.append(pd.DataFrame([row]))
+        if t.skipped is not None:
+            r.skipped.update(t.skipped)
+    return results
+
+
+def envelope_results(path: Path, limits: Limits, linkage_key: str) -> Iterator[BatchResult]:
+    """Validated batches of one envelope file, streamed; a refused file ends with its error."""
+    for t in _taken(path, limits):
+        yield from _validated([t], limits, linkage_key)
 
 
 def _files_job(args: tuple[list[Path], Limits, str]) -> list[BatchResult]:
-    """Worker: validated batches of several small files (bigger batches validate faster)."""
+    """Worker: validated batches of several small files, each file's batches as envelope_results
+    gives them, the field checks of consecutive batches run together up to chunk_claims claims
+    (many small files: one check of a few thousand claims instead of one per file)."""
     paths, limits, key = args
     results: list[BatchResult] = []
+    group: list[_Taken] = []
     for path in paths:
-        results.extend(envelope_results(path, limits, key))
+        for t in _taken(path, limits):
+            if group and sum(g.claims for g in group) + t.claims > limits.chunk_claims:
+                results.extend(_validated(group, limits, key))
+                group = []
+            group.append(t)
+    results.extend(_validated(group, limits, key))
     for r in results:
         r.checked = {}  # commit never reads it: not pickled back to the parent a second time
     return results
@@ -376,6 +413,14 @@ def _ingest_envelopes(src: Path, run: _Run, limits: Limits, progress: Progress |
         else:
             jobs.append(([path], size))
     workers = min(limits.workers, len(jobs))
+    if workers <= 1 and max(sizes) <= STREAM_BYTES:  # small files, one job at a time
+        for paths, size in jobs:
+            for result in _files_job((paths, limits, run.linkage_key)):
+                commit(result, run)
+            done += size
+            if progress:
+                progress(done, total)
+        return
     if workers <= 1 or max(sizes) > STREAM_BYTES:
         for path, size in zip(files, sizes, strict=True):
             for result in envelope_results(path, limits, run.linkage_key):

@@ -100,7 +100,7 @@ def check_table(
         value, found = _check_field(column, f, len(idx), max_chars, from_xml, max_time)
         out[f.name] = _overlay(out[f.name], idx, value)
         errs += [e.assign(row=idx[e["row"].to_numpy(dtype=int)]) for e in found]
-    errors = pd.concat(errs, ignore_index=True) if errs else _NO_ERRORS
+    errors = pd.concat(errs, ignore_index=True) if errs else NO_ERRORS
     # the columns' arrays, not Series: no index alignment (a reindex per column) to pay
     frame = pd.DataFrame({k: v.array for k, v in out.items()}, index=pd.RangeIndex(n), copy=False)
     for col in INTERNAL:
@@ -110,7 +110,7 @@ def check_table(
     return Checked(table, frame, pd.Series(bad), errors.reset_index(drop=True))
 
 
-_NO_ERRORS = pd.DataFrame({"row": [], "field": [], "value": [], "error": []})
+NO_ERRORS = pd.DataFrame({"row": [], "field": [], "value": [], "error": []})
 
 
 def _overlay(col: pd.Series, idx: np.ndarray, values: pd.Series) -> pd.Series:

@@ -1,0 +1,77 @@
+"""Envelope files validated together (contract.batch.validate_batches): the field checks of many
+small files run as one batch, everything across rows is decided per file. The dataset, the
+rejection report (row for row, in order) and the report's counts must be those of validating
+each file alone (issue 15: a file of one dossier paid ~0.1 s of fixed validation cost)."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from factories import claim, dossier, drug, raw_envelope
+
+import contract.batch as batch
+from contract.ingest import Limits, ingest, load_dataset
+
+ingest_mod = importlib.import_module("contract.ingest")  # (contract re-exports a function ingest)
+
+KEY = "grouped-test-key"
+
+
+def _corpus(folder: Path) -> None:
+    folder.mkdir()
+    orphan = dossier("OR1")
+    orphan["XML2"][0]["MA_LK"] = "OTHER"
+    alias = dossier("AL1")
+    alias["XML1"] = [claim("AL1", MA_THE_BHYT=None, MA_THE="HC4790123456789")]
+    files = {
+        "f00": [dossier("A1"), dossier("A2", n_drugs=0)],
+        "f01": [dossier("B1", NGAY_VAO="2025-01-01"), dossier("B2")],
+        "f02": [dossier("A1", T_BHTT=1.0)],  # the key of f00's first claim again
+        "f03": [dossier("C1"), dossier("C1")],  # twice in one file
+        "f04": [alias],  # 4210 names
+        "f05": [orphan, {"XML2": [drug("NOX1", 1)]}],  # a line of another claim; no XML1
+        "f06": [{**dossier("D1"), "XML4": "x"}],  # a table that is skipped
+        "f07": [dossier("E1", n_services=5)],
+        "f09": [dossier("G1"), {**dossier("G2"), "XML2": [drug("G2", 1, SO_LUONG="x")]}],
+    }
+    for name, dossiers in files.items():
+        (folder / f"{name}.xml").write_bytes(raw_envelope(dossiers))
+    cut = raw_envelope([dossier("T1"), dossier("T2")])
+    (folder / "f08.xml").write_bytes(cut[: len(cut) - 300])  # truncated in the second dossier
+
+
+def _one_by_one(items, limits, key, from_xml=False):
+    return [batch.validate_batch(raw, limits, key, prior, from_xml) for raw, prior in items]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_files_checked_together_give_each_file_alone(tmp_path, monkeypatch, workers):
+    _corpus(tmp_path / "in")
+    if workers == 2:
+        monkeypatch.setattr(ingest_mod, "JOB_BYTES", 4_000)  # several jobs: the worker pool
+    limits = Limits(workers=workers)
+    calls = []
+    check = batch.check_batch
+    monkeypatch.setattr(batch, "check_batch", lambda *a, **k: calls.append(1) or check(*a, **k))
+    together = ingest(tmp_path / "in", tmp_path / "together", limits=limits, linkage_key=KEY)
+    if workers == 1:  # (the pool's workers count in their own processes)
+        assert 0 < len(calls) < 10  # ten files, fewer field checks: they did run together
+    monkeypatch.setattr(ingest_mod, "validate_batches", _one_by_one)
+    alone = ingest(tmp_path / "in", tmp_path / "alone", limits=limits, linkage_key=KEY)
+    a, b = load_dataset(tmp_path / "together"), load_dataset(tmp_path / "alone")
+    assert set(a) == set(b) == {"claims", "drug_lines", "service_lines", "rejections"}
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name], obj=name)  # same rows, same order
+    for counter in ("read", "written", "rejected", "skipped_tables"):
+        assert getattr(together, counter) == getattr(alone, counter), counter
+    assert together.file_errors == alone.file_errors and len(together.file_errors) == 1
+    rej = a["rejections"]
+    errors = set(rej["error"])
+    assert any(e.startswith("duplicate claim key") for e in errors)
+    assert "no claim summary (XML1) with this MA_LK" in errors
+    assert {"not a number", "dossier has no XML1 claim summary"} <= errors
+    assert any(e.startswith("unparseable date") for e in errors)
+    assert "AL1" in set(a["claims"]["claim_id"]) and together.skipped_tables["XML4"] == 1
