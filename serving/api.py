@@ -23,6 +23,7 @@ import orjson
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, create_model
 from sqlalchemy.exc import DBAPIError
 
@@ -166,6 +167,41 @@ class Problem(BaseModel):
 # -- the app ------------------------------------------------------------------------------------
 
 
+class JsonRequest(Request):
+    """A request whose JSON body orjson parses (a 1,000-claim body of ~5 MB: ~25 ms against
+    stdlib json's ~100 ms, on the event loop). Whatever orjson refuses (NaN literals, UTF-16 or
+    a BOM, lone surrogates, malformed text) is parsed by stdlib json as before, so every
+    accepted body reads the same and every refused one fails as before; so is a body with 19
+    digits in a row (orjson reads an integer past 64 bits as a float, json as an int)."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            try:
+                if body.translate(_DIGITS).find(_LONG_NUMBER) >= 0:  # ~3x faster than a regex
+                    raise orjson.JSONDecodeError("a long number", "", 0)
+                self._json = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                self._json = json.loads(body)
+        return self._json
+
+
+_DIGITS = bytes(48 if 48 <= i <= 57 else 32 for i in range(256))  # a digit -> 0, else a space
+_LONG_NUMBER = b"0" * 19
+
+
+class JsonRoute(APIRoute):
+    """The API's routes: their handler gets a JsonRequest."""
+
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def with_orjson(request: Request) -> Response:
+            return await handler(JsonRequest(request.scope, request.receive))
+
+        return with_orjson
+
+
 def create_app(state, store, settings, metrics=None, shadow=None) -> FastAPI:
     """state: serving.online.ScoringState; store: serving.store.Store (API keys, records);
     metrics: serving.metrics.Metrics or None; shadow: serving.shadow.ShadowState or None (the
@@ -182,6 +218,7 @@ def create_app(state, store, settings, metrics=None, shadow=None) -> FastAPI:
         redoc_url=None,
         openapi_url=None,  # BentoML publishes the spec (with these routes) at /docs.json
     )
+    app.router.route_class = JsonRoute
     limit = settings.api_max_claims
     errors = {
         401: {"model": Problem},

@@ -75,3 +75,68 @@ def test_the_answer_is_json():
     r = scores_response(_answer())
     assert r.media_type == "application/json" and r.status_code == 200
     assert json.loads(r.body)["scored"][0]["reasons"][1]["value"] == 1.0
+
+
+# -- request bodies: orjson, and stdlib json for whatever orjson reads otherwise (issue 14) ------
+BODIES = [
+    b'{"claims": [{"MA_LK": "A", "T_BHTT": 12.5}]}',
+    b'{"a": 1, "a": 2}',  # the last key wins in both
+    b'{"a": -0.0, "b": 1.0000000000000002, "c": 5e-324, "d": 0.1e-400}',
+    b'{"a": 12345678901234567890123}',  # orjson: a float; json: the integer
+    b'{"a": -9223372036854775809}',
+    b'{"a": 1234567890123456789}',
+    b'{"a": NaN, "b": Infinity}',  # json's extensions
+    b'{"a": 1e400}',
+    b'\xef\xbb\xbf{"a": 1}',  # a BOM
+    '{"a": "é"}'.encode("utf-16"),
+    b'{"a": "\\ud800"}',  # a lone surrogate
+    b'{"a": "Nguy\xe1\xbb\x85n"}',
+    b"[1, 2,]",
+    b'{"a": "\x01"}',
+    b'"\xff"',
+    b"",
+]
+
+
+def _parsed(body: bytes):
+    """JsonRequest.json() of a request with this body, or the type of what it raised."""
+    import asyncio
+
+    from serving.api import JsonRequest
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/score", "headers": []}
+    try:
+        return "ok", repr(asyncio.run(JsonRequest(scope, receive).json()))
+    except Exception as e:
+        return "error", type(e).__name__
+
+
+def _reference(body: bytes):
+    try:
+        return "ok", repr(json.loads(body))
+    except Exception as e:
+        return "error", type(e).__name__
+
+
+def test_request_bodies_read_as_stdlib_json_reads_them():
+    for body in BODIES:
+        assert _parsed(body) == _reference(body), body
+
+
+def test_a_big_integer_stays_an_integer():
+    kind, value = _parsed(b'{"a": 12345678901234567890123}')
+    assert (kind, value) == ("ok", "{'a': 12345678901234567890123}")
+
+
+def test_the_routes_take_their_json_bodies_through_jsonrequest():
+    from types import SimpleNamespace
+
+    from serving.api import JsonRoute, create_app
+
+    settings = SimpleNamespace(api_max_claims=1000, api_max_xml_bytes=1 << 20)
+    app = create_app(SimpleNamespace(served=None), store=None, settings=settings)
+    routes = {r.path: r for r in app.router.routes if hasattr(r, "methods")}
+    assert isinstance(routes["/score"], JsonRoute)

@@ -297,3 +297,119 @@ def test_the_writer_records_requests_of_records_and_of_frames(tmp_path):
     ]
     assert [len(g) for g in _groups(jobs)] == [1, 1, 1]  # kinds apart, then K3 twice
     assert [len(g) for g in _groups([jobs[0], jobs[2]])] == [2]
+
+
+# -- the frame path's faster ways to the same values (issue 14) ----------------------------------
+def _plain_rows(df: pd.DataFrame) -> list[dict]:
+    """What _records gave before it went column by column: _plain of every to_dict value."""
+    return [{k: cf._plain(v) for k, v in r.items()} for r in df.to_dict("records")]
+
+
+def test_plain_columns_give_the_values_plain_gives_value_by_value():
+    """casefile._records converts a column per dtype (_plain_column): the same values and
+    types as _plain of each value, for floats (rounded to 3 decimals as Python rounds, not as
+    numpy does), nullable and plain integers, text, times and anything else."""
+    rng = np.random.default_rng(14)
+    n = 3000
+    floats = np.array(
+        [
+            round(v, int(d))
+            for v, d in zip(rng.normal(0, 1e4, n), rng.integers(2, 7, n), strict=True)
+        ]
+    )
+    floats[rng.random(n) < 0.3] += 0.0005  # ties at the 4th decimal
+    floats[:8] = [np.nan, np.inf, -np.inf, -0.0, 0.0005, 1.0005, 2.675, 1e20]
+    df = pd.DataFrame(
+        {
+            "f": floats,
+            "i": pd.array([None if k % 7 == 0 else k * 10**9 for k in range(n)], dtype="Int64"),
+            "j": np.arange(n, dtype="int64") - 5,
+            "s": pd.Series(["a", None, "Nguyễn", ""] * (n // 4), dtype="str"),
+            "t": pd.Series([None if k % 5 == 0 else f"x{k}" for k in range(n)], dtype="string"),
+            "d": pd.to_datetime(
+                pd.Series(rng.integers(0, 2_000_000_000, n), dtype="int64"), unit="s"
+            ).where(rng.random(n) > 0.1),
+            "b": rng.random(n) > 0.5,
+            "o": pd.Series([1, "x", None, 2.5] * (n // 4), dtype=object),
+        }
+    )
+    got = cf._records(df, df.columns)
+    want = _plain_rows(df)
+    assert text(got) == text(want)
+    for g, w in zip(got, want, strict=True):
+        assert [type(v) for v in g.values()] == [type(v) for v in w.values()]
+    # the reference sees a numpy rounding: a float that numpy rounds otherwise is in the sample
+    assert any(round(v, 3) != float(np.round(v, 3)) for v in floats[np.isfinite(floats)].tolist())
+    assert cf._records(df, ["f", "missing"]) == [{"f": r["f"]} for r in want]
+
+
+@pytest.mark.parametrize("with_facilities", [False, True])
+def test_summary_documents_are_the_summaries_of_claim_documents(world, with_facilities):
+    tables = dict(world["tables"])
+    if with_facilities:
+        tables["facilities"] = world["facilities"]
+    want = {cid: {"summary": d["summary"]} for cid, d in cf.claim_documents(tables).items()}
+    got = cf.summary_documents({"claims": tables["claims"], "facilities": tables.get("facilities")})
+    assert list(got) == list(want)
+    assert text(got) == text(want)
+
+
+def test_claim_documents_are_json_safe_as_made():
+    """The scored rows take the claim documents as they are (_score_row no longer runs them
+    through _plain again): every value in them is already what _plain would make of it."""
+    from factories import claim, drug, service
+
+    claims = []
+    for i in ("P1", "P2"):
+        c = claim(i)
+        c["xml2"], c["xml3"] = [drug(i, 1), drug(i, 2)], [service(i, 1)]
+        claims.append(c)
+    res = validate_rows(raw_records(claims), Limits(workers=1), DEV_LINKAGE_KEY, internal=False)
+    tables = {k: v for k, v in res.good.items()}
+    frame = pd.DataFrame({"claim_id": ["P1", "P2"], "facility_level": ["2", None],
+                          **{c: [1.23456, np.nan] for c in FEATURES}})  # fmt: skip
+    for docs in (
+        cf.claim_documents(tables, frame),
+        cr.claim_documents(records(tables), frame.to_dict("records")),
+    ):
+        for doc in docs.values():
+            assert doc["lines"] and doc["peers"]
+            assert text(cf._plain(doc)) == text(doc)
+
+
+def test_a_claim_that_is_a_case_keeps_its_full_document_in_a_low_band(world, tmp_path):
+    """The cases are read in the recording transaction (record_scores(documents=...)): a claim
+    that has a case gets its full document whatever its band now, one that has none its
+    summary alone; both ways, as one request and again as a changed claim."""
+    tables = dict(world["tables"])
+    claims = tables["claims"].iloc[:4]
+    tables["claims"] = claims
+    ids = list(claims["claim_id"])
+    frame = world["frame"][world["frame"]["claim_id"].isin(set(ids))]
+
+    def scored(bands):
+        return pd.DataFrame({"claim_id": ids, "model_version": "3", "risk_score": 0.5,
+                             "expected_overbilled": 10.0, "priority": 5.0, "band": bands,
+                             "reasons": [[]] * 4, "rule_hits": [[]] * 4})  # fmt: skip
+
+    changed = claims.copy()
+    changed["total_cost"] = changed["total_cost"].fillna(0) + 1  # every claim a new version
+    kw = {"open_bands": ("high", "review"), "facility_months": False}
+    for way in ("frames", "records"):
+        store = Store(f"sqlite:///{tmp_path / way}.db")
+
+        def fill(s, t, way=way, store=store):
+            if way == "frames":
+                return cf.fill_store(store, s, t, frame, "t", **kw)
+            return cr.fill_batch(store, s.to_dict("records"), records(t),
+                                 frame.to_dict("records"), "t", **kw)  # fmt: skip
+
+        assert fill(scored(["review", "low", "high", "low"]), tables) == 4
+        assert fill(scored(["low"] * 4), {**tables, "claims": changed}) == 4
+        with store.session() as s:
+            rows = s.execute(select(ScoredClaim).order_by(ScoredClaim.id)).scalars().all()
+            latest = {r.claim_id: r.claim for r in rows if r.claim_version == 2}
+        assert sorted(latest) == sorted(ids)
+        full = {cid for cid, doc in latest.items() if "lines" in doc}
+        assert full == {ids[0], ids[2]}, way  # the cases, though low now
+        assert all(set(latest[c]) == {"summary"} for c in (ids[1], ids[3]))
