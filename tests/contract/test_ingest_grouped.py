@@ -9,6 +9,8 @@ import importlib
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from factories import claim, dossier, drug, raw_envelope
 
@@ -75,3 +77,37 @@ def test_files_checked_together_give_each_file_alone(tmp_path, monkeypatch, work
     assert {"not a number", "dossier has no XML1 claim summary"} <= errors
     assert any(e.startswith("unparseable date") for e in errors)
     assert "AL1" in set(a["claims"]["claim_id"]) and together.skipped_tables["XML4"] == 1
+
+
+def test_the_writer_gathers_frames_into_the_same_rows(tmp_path, monkeypatch):
+    # Frames written one by one (one row group each, before) and gathered into row groups of
+    # FLUSH_ROWS: the same rows and values, nulls of every type included, a frame whose column
+    # is null everywhere among them.
+    from contract.ingest import REJECTIONS_SCHEMA, _Writer, arrow_schema
+    from contract.schema import DRUG_LINES
+    from contract.validate import check_table
+
+    raw = pd.DataFrame([drug(f"K{i}", i) for i in range(7)])
+    raw.loc[2, ["SO_LUONG", "NGAY_YL", "TEN_THUOC"]] = None
+    frame = check_table(raw.assign(_group="g", _source="s", _record="r"), DRUG_LINES).frame
+    frames = [frame.iloc[:3], frame.iloc[3:4], frame.iloc[4:]]
+    frames[1] = frames[1].assign(drug_name=pd.Series([None], dtype="str", index=frames[1].index))
+    schema = arrow_schema(DRUG_LINES)
+    monkeypatch.setattr(_Writer, "FLUSH_ROWS", 4)  # a flush inside, the rest at close
+    w = _Writer(tmp_path / "gathered.parquet", schema)
+    for f in frames:
+        w.write(f)
+    w.write(frame.iloc[:0])
+    w.close()
+    want = pa.concat_tables(
+        pa.Table.from_pandas(f[schema.names], schema=schema, preserve_index=False) for f in frames
+    )
+    got = pq.read_table(tmp_path / "gathered.parquet")
+    assert got.equals(want) and w.rows == 7
+    assert pq.ParquetFile(tmp_path / "gathered.parquet").metadata.num_row_groups == 2
+    rej = pd.DataFrame({c: ["a", "b"] for c in REJECTIONS_SCHEMA.names})
+    w = _Writer(tmp_path / "rej.parquet", REJECTIONS_SCHEMA)
+    w.write(rej)
+    w.write(rej.iloc[:1])
+    w.close()
+    assert pq.read_table(tmp_path / "rej.parquet").num_rows == 3
