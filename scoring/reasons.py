@@ -36,18 +36,27 @@ def reasons(
     names = bundle.feature_names
     out = []
     rows = frame.reset_index(drop=True)
+    present = set(rows.columns)
+    values: dict[str, list] = {}  # a column's values as Python objects, read once when needed
+
+    def at(i: int, name: str):
+        col = values.get(name)
+        if col is None:
+            col = values[name] = rows[name].tolist()
+        return _num(col[i])
+
+    orders = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
     for i in range(len(rows)):
-        order = np.argsort(-contrib[i], kind="stable")[:top]
         items = []
-        for j in order:
+        for j in orders[i]:
             c = float(contrib[i, j])
             if c <= 0:
                 break
             f = FEATURES.get(names[j])
-            value = _num(rows.at[i, names[j]]) if names[j] in rows.columns else None
+            value = at(i, names[j]) if names[j] in present else None
             peer = None
-            if f is not None and f.peer and f.peer in rows.columns:
-                peer = _num(rows.at[i, f.peer])
+            if f is not None and f.peer and f.peer in present:
+                peer = at(i, f.peer)
             items.append(
                 {
                     "feature": names[j],

@@ -39,6 +39,19 @@ def test_the_feature_matrix_is_the_bundles(bundle_frame):
     assert FloatColumns(odd).get(bundle.feature_names[2]) is None
 
 
+def test_a_long_frames_matrix_is_the_bundles(bundle_frame):
+    """Over several transposed pieces (a partial last one), and a second matrix of other
+    columns from the same FloatColumns (the anomaly model's after the risk model's)."""
+    bundle, frame = bundle_frame
+    long = pd.concat([frame] * 15, ignore_index=True)  # 9,000 rows: 3 pieces, the last partial
+    cols = FloatColumns(long)
+    np.testing.assert_array_equal(feature_matrix(bundle, long, cols), bundle.matrix(long))
+    other = bundle.anomaly_features[::-1]
+    want = long[other].to_numpy(dtype="float64", na_value=np.nan)
+    np.testing.assert_array_equal(cols.matrix(other), want)
+    np.testing.assert_array_equal(cols.matrix(bundle.feature_names), bundle.matrix(long))
+
+
 def test_the_forest_walk_is_sklearns(bundle_frame):
     bundle, frame = bundle_frame
     assert bundle.anomaly is not None
