@@ -131,6 +131,7 @@ class _Writer:
     pandas-to-Arrow conversion each, ~10 ms apiece."""
 
     FLUSH_ROWS = 65_536
+    SMALL_ROWS = 4_096  # frames this small on average are concatenated before conversion
 
     def __init__(self, path: Path, schema: pa.Schema):
         self.path, self.schema = path, schema
@@ -153,9 +154,12 @@ class _Writer:
     def flush(self) -> None:
         if not self.pending:
             return
-        df = self.pending[0] if len(self.pending) == 1 else pd.concat(self.pending)
+        frames, rows = self.pending, self.pending_rows
         self.pending, self.pending_rows = [], 0
-        self.writer.write_table(pa.Table.from_pandas(df, schema=self.schema, preserve_index=False))
+        if len(frames) > 1 and rows < self.SMALL_ROWS * len(frames):  # one conversion
+            frames = [pd.concat(frames)]
+        tables = [pa.Table.from_pandas(f, schema=self.schema, preserve_index=False) for f in frames]
+        self.writer.write_table(pa.concat_tables(tables))  # large frames: not copied into one
 
     def close(self) -> None:
         self.flush()

@@ -94,17 +94,19 @@ def test_the_writer_gathers_frames_into_the_same_rows(tmp_path, monkeypatch):
     frames[1] = frames[1].assign(drug_name=pd.Series([None], dtype="str", index=frames[1].index))
     schema = arrow_schema(DRUG_LINES)
     monkeypatch.setattr(_Writer, "FLUSH_ROWS", 4)  # a flush inside, the rest at close
-    w = _Writer(tmp_path / "gathered.parquet", schema)
-    for f in frames:
-        w.write(f)
-    w.write(frame.iloc[:0])
-    w.close()
     want = pa.concat_tables(
         pa.Table.from_pandas(f[schema.names], schema=schema, preserve_index=False) for f in frames
     )
-    got = pq.read_table(tmp_path / "gathered.parquet")
-    assert got.equals(want) and w.rows == 7
-    assert pq.ParquetFile(tmp_path / "gathered.parquet").metadata.num_row_groups == 2
+    for small in (4_096, 1):  # frames concatenated first, or converted one by one
+        monkeypatch.setattr(_Writer, "SMALL_ROWS", small)
+        w = _Writer(tmp_path / f"gathered-{small}.parquet", schema)
+        for f in frames:
+            w.write(f)
+        w.write(frame.iloc[:0])
+        w.close()
+        got = pq.read_table(tmp_path / f"gathered-{small}.parquet")
+        assert got.equals(want) and w.rows == 7
+        assert pq.ParquetFile(tmp_path / f"gathered-{small}.parquet").metadata.num_row_groups == 2
     rej = pd.DataFrame({c: ["a", "b"] for c in REJECTIONS_SCHEMA.names})
     w = _Writer(tmp_path / "rej.parquet", REJECTIONS_SCHEMA)
     w.write(rej)
