@@ -5,7 +5,7 @@
                                 [--online-store memory|redis]
 
 Builds (once, cached in --work) a simulated province, trains and promotes a model, starts the
-service with --workers processes, then measures over HTTP:
+service with --workers processes on a fresh case store, then measures over HTTP:
 - single-claim requests, one after another: p50 / p99 latency (reasons included when the claim is
   in the review band, as the API always does);
 - batches of 1,000 claims: claims/s;
@@ -306,6 +306,10 @@ def main() -> None:
     from serving import process
 
     env = prepare(args.work, args.claims)
+    # a fresh case store per run: a run that found the last run's claims recorded would time
+    # writes that change nothing (the same content scored by the same model is a no-op)
+    fresh = tempfile.mkdtemp(prefix="bench-cases-", dir=args.work)
+    env = {**env, "CLAIMRADAR_DATABASE_URL": f"sqlite:///{fresh}/cases.db"}
     # the claims of the last simulated month, as the claims system would send them
     pool = claims_json(args.work / "world", 1000 * args.batches + args.singles)
     pool = moved_to_snapshot_month(pool)
