@@ -212,11 +212,11 @@ def _opening(sc: dict) -> dict:
 
 
 def _audit_row(actor: str, action: str, entity: str, entity_id: Any, after: dict) -> dict:
-    """An audit_events row as serving.store.Store.audit writes it (no `before`)."""
-    from serving.store import _plain
-
+    """An audit_events row as serving.store.Store.audit writes it (no `before`; `after` through
+    JSON and back, as Store.audit does)."""
+    after = json.loads(json.dumps(after, default=str))
     return {"actor": actor, "action": action, "entity": entity, "entity_id": str(entity_id),
-            "before": None, "after": _plain(after)}  # fmt: skip
+            "before": None, "after": after}  # fmt: skip
 
 
 def _move_case(store, s, case: dict, sc: dict, actor: str) -> None:
