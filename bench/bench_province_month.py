@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -125,8 +126,7 @@ def main() -> None:
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     month, bdir = prepare(args.work, args.claims)
-    for old in ("month-dataset",):
-        subprocess.run(["rm", "-rf", str(args.work / old)], check=True)
+    shutil.rmtree(args.work / "month-dataset", ignore_errors=True)  # ingest writes it afresh
     p = subprocess.run(
         [sys.executable, "-c", CHILD, str(month), str(args.work), str(bdir)],
         check=True, cwd=ROOT, capture_output=True, text=True,

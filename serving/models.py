@@ -5,6 +5,7 @@ operations are in serving/store.py (and serving/records.py, recording scores).""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -24,6 +25,20 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def audit_row(
+    actor: str, action: str, entity: str, entity_id: Any,
+    before: dict | None = None, after: dict | None = None,
+) -> dict:  # fmt: skip
+    """An audit_events row: `before` and `after` through JSON and back (dates as text), as the
+    trail keeps them. Store.audit adds one; serving.records inserts many at once."""
+
+    def plain(d: dict | None) -> dict | None:
+        return None if d is None else json.loads(json.dumps(d, default=str))
+
+    return {"actor": actor, "action": action, "entity": entity, "entity_id": str(entity_id),
+            "before": plain(before), "after": plain(after)}  # fmt: skip
 
 
 class Base(DeclarativeBase):

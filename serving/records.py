@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from serving.models import AuditEvent, Case, Decision, ScoredClaim, now
+from serving.models import AuditEvent, Case, Decision, ScoredClaim, audit_row, now
 
 log = logging.getLogger("claimradar.records")
 ATTEMPTS = 8
@@ -166,7 +166,7 @@ def _record(store, s, rows: list[dict], actor: str, open_bands: tuple[str, ...],
         for sc in opened.values()
     ])  # fmt: skip
     events = [
-        _audit_row(actor, "open", "case", i, _opening(sc))
+        audit_row(actor, "open", "case", i, after=_opening(sc))
         for sc, i in zip(opened.values(), case_ids, strict=True)
     ]
     _insert(s, AuditEvent, events, returning=False)
@@ -209,14 +209,6 @@ def _opening(sc: dict) -> dict:
         "expected_overbilled": sc["expected_overbilled"],
         "band": sc["band"],
     }
-
-
-def _audit_row(actor: str, action: str, entity: str, entity_id: Any, after: dict) -> dict:
-    """An audit_events row as serving.store.Store.audit writes it (no `before`; `after` through
-    JSON and back, as Store.audit does)."""
-    after = json.loads(json.dumps(after, default=str))
-    return {"actor": actor, "action": action, "entity": entity, "entity_id": str(entity_id),
-            "before": None, "after": after}  # fmt: skip
 
 
 def _move_case(store, s, case: dict, sc: dict, actor: str) -> None:

@@ -10,7 +10,6 @@ make concurrent copies of one claim idempotent (serving/records.py).
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 import threading
 import time
@@ -34,6 +33,7 @@ from serving.models import (  # noqa: F401  (the store's tables, importable from
     ScoredClaim,
     User,
     WebSession,
+    audit_row,
     now,
     queue_order,
 )
@@ -123,16 +123,7 @@ class Store:
         before: dict | None = None,
         after: dict | None = None,
     ) -> None:
-        s.add(
-            AuditEvent(
-                actor=actor,
-                action=action,
-                entity=entity,
-                entity_id=str(entity_id),
-                before=_plain(before),
-                after=_plain(after),
-            )
-        )
+        s.add(AuditEvent(**audit_row(actor, action, entity, entity_id, before, after)))
 
     # -- API keys ----------------------------------------------------------------------------
     def create_key(self, name: str) -> str:
@@ -274,7 +265,3 @@ class StoreHealth:
 
 def _sha256(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def _plain(d: dict | None) -> dict | None:
-    return None if d is None else json.loads(json.dumps(d, default=str))
