@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.bundle import ModelBundle
-from scoring.ranking import band_of, money_at_stake, queue_order
+from scoring.ranking import TERMS, band_of, money_at_stake, queue_order
 from simulator.randomize import CUTOFF, HELD_OUT, REPORT_SEEDS, SELECTION_SEEDS, draw_world
 from training.config import TrainConfig, load_config
 from training.evaluate import ranking_metrics, recall_by_group, top_k_mask
@@ -40,14 +40,19 @@ from training.queue_fit import fit_queue
 CUTOFF_DAY = f"{CUTOFF}-01"
 # min_gain 0.05 and keep 0.9 were chosen with the rest on this grid before the risk head existed
 # (min_gain in {0, .05, .1, .2}, keep in {.9, .95}: keep made no difference on any world); the
-# grid now varies what the risk head can change
+# grid varied what the risk head can change. The item-evidence weights joined on 2026-12-03; to
+# keep the grid a few minutes long it dropped facility_shift 0 and 1, head_pct 0 and head_risk_pct
+# 2 and 3, none of which an earlier selection chose
 GRID = {
-    "facility_shift": (0.0, 0.25, 0.5, 0.75, 1.0),
-    "head_pct": (0.0, 1.5, 2.0, 3.0),
+    "facility_shift": (0.25, 0.5, 0.75),
+    "dose_excess": (0.0, 0.25, 0.5, 1.0),
+    "rare_items": (0.0, 0.1, 0.25, 0.5),
+    "head_pct": (1.5, 2.0, 3.0),
     "min_gain": (0.05,),
     "keep": (0.9,),
-    "head_risk_pct": (0.0, 1.0, 2.0, 3.0),
+    "head_risk_pct": (0.0, 1.0),
 }
+FIXED = ("facility_shift", "dose_excess", "rare_items")  # weights chosen here, not fit on labels
 
 
 def world_parts(seed: int, work: Path, claims: int | None) -> Path:
@@ -201,7 +206,24 @@ def with_labels(folder: Path, p: pd.DataFrame) -> pd.DataFrame:
 
 
 def _terms(part: pd.DataFrame) -> dict[str, np.ndarray]:
-    return {k: part[f"t_{k}"].to_numpy() for k in ("rules", "novelty", "facility_shift")}
+    return {k: part[f"t_{k}"].to_numpy() for k in TERMS}
+
+
+def refresh_item_terms(folder: Path) -> None:
+    """A world cached before the item-evidence terms existed gets them from its features (the
+    model's parts are kept: these terms are not model inputs)."""
+    from scoring.ranking import item_terms
+    from training.train import feature_frame
+
+    parts = pd.read_parquet(folder / "parts.parquet")
+    if all(f"t_{k}" in parts.columns for k in TERMS):
+        return
+    cols = ["claim_id", "claim_cost", "dose_excess_amount", "rare_service_share"]
+    frame = feature_frame(folder / "ds")[cols].drop_duplicates("claim_id").set_index("claim_id")
+    frame = frame.reindex(parts["claim_id"]).reset_index()
+    for k, v in item_terms(frame, parts["claimed"].to_numpy()).items():
+        parts[f"t_{k}"] = v
+    parts.to_parquet(folder / "parts.parquet")
 
 
 def queue(p: pd.DataFrame, setting: dict[str, float]) -> tuple[np.ndarray, dict]:
@@ -212,7 +234,7 @@ def queue(p: pd.DataFrame, setting: dict[str, float]) -> tuple[np.ndarray, dict]
     fit = fit_queue(
         val["expected"].to_numpy(), _terms(val), val["claimed"].to_numpy(),
         val["label_amount"].to_numpy(), val["label_positive"].to_numpy(),
-        shift_weight=setting["facility_shift"], head_pct=setting["head_pct"],
+        fixed={k: setting.get(k, 0.0) for k in FIXED}, head_pct=setting["head_pct"],
         min_gain=setting.get("min_gain", 0.0), keep=setting.get("keep", 0.9),
         risk=val["risk"].to_numpy(), head_risk_pct=setting.get("head_risk_pct", 0.0),
     )  # fmt: skip
@@ -341,12 +363,19 @@ def main() -> None:
         "--refresh-evidence", action="store_true",
         help="recompute cached worlds' facility-shift terms and warnings (today's early warning)",
     )  # fmt: skip
+    ap.add_argument(
+        "--seeds", default=None,
+        help="comma-separated seeds instead of the mode's set (a retired report set, to compare)",
+    )  # fmt: skip
     args = ap.parse_args()
     seeds = (SELECTION_SEEDS if args.select else REPORT_SEEDS)[: args.worlds]
+    if args.seeds:
+        seeds = tuple(int(s) for s in args.seeds.split(","))
     folders = {s: world_parts(s, args.work, args.claims) for s in seeds}
-    if args.refresh_evidence:
-        for f in folders.values():
+    for f in folders.values():
+        if args.refresh_evidence:
             refresh_evidence(f)
+        refresh_item_terms(f)
     worlds = {s: with_labels(f, pd.read_parquet(f / "parts.parquet")) for s, f in folders.items()}
     if args.select:
         tab = select(worlds)
@@ -355,7 +384,7 @@ def main() -> None:
         return
     cfg = load_config(args.config)
     p = cfg.priority
-    setting = {"facility_shift": p.facility_shift, "head_pct": p.head_pct, "min_gain": p.min_gain,
+    setting = {**p.fixed_weights(), "head_pct": p.head_pct, "min_gain": p.min_gain,
                "keep": p.keep, "head_risk_pct": p.head_risk_pct}  # fmt: skip
     per = pd.DataFrame(
         {s: {**report_world(worlds[s], setting), **warning_stats(folders[s])} for s in seeds}

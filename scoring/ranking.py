@@ -10,13 +10,18 @@ at stake, with a non-negative weight:
 - `novelty`: the claimed money above the peer median cost, for claims the anomaly model ranks among
   the most unusual (gated by its percentile);
 - `facility_shift`: the money a claim carries above its cell's baseline cost at a facility the early
-  warning flags this month (features.early_warning.shift_evidence).
+  warning flags this month (features.early_warning.shift_evidence);
+- `dose_excess`: the fund's share of the drug cost beyond each drug's usual units per day for the
+  visit type (feature `dose_excess_amount`: drugs billed in padded quantities);
+- `rare_items`: the fund's share of the cost in items peers at the level rarely bill for the
+  claim's diagnosis (feature `rare_service_share` x the fund amount: tests and drugs added to
+  claims that do not need them).
 The weights of the rules and novelty terms are fit when the model is trained, on the validation
 months' labels (training.queue_fit: the most labelled money in the queue's top 5%, never less than
-the model's own order there); the facility-shift weight, which no label can teach (its schemes are
-the ones nobody has caught yet), and the head below are chosen on randomized worlds by the worst
-world (bench/quality_worlds.py) and kept in configs/train.toml. A term with weight 0 changes
-nothing. The cap keeps the money at stake within what the claim asks.
+the model's own order there); the facility-shift and item-evidence weights, which no label can
+teach (their schemes are the ones nobody has caught yet), and the head below are chosen on
+randomized worlds by the worst world (bench/quality_worlds.py) and kept in configs/train.toml.
+A term with weight 0 changes nothing. The cap keeps the money at stake within what the claim asks.
 
 The head: evidence may lift a claim above others, but not push out the model's own surest money.
 Claims whose expected overbilled amount is at or above `bundle.head_expected` (the model's top few
@@ -38,7 +43,7 @@ import pandas as pd
 if TYPE_CHECKING:  # the review app orders its queue without loading LightGBM
     from scoring.bundle import ModelBundle
 
-TERMS = ("rules", "novelty", "facility_shift")
+TERMS = ("rules", "novelty", "facility_shift", "dose_excess", "rare_items")
 BANDS = ("high", "review", "watch", "low")  # best first
 _TIER = 1e15  # money at stake stays far below this (VND), so band-then-money is one float order
 
@@ -64,7 +69,23 @@ def term_money(
         novelty = np.clip((anomaly - lo) / (1.0 - lo), 0.0, 1.0) * excess
     shift = _col(frame, "facility_shift")
     shift = zero if shift is None else np.minimum(shift, claimed)
-    return {"rules": rules, "novelty": novelty, "facility_shift": shift}
+    items = item_terms(frame, claimed)
+    return {"rules": rules, "novelty": novelty, "facility_shift": shift, **items}
+
+
+def item_terms(frame: pd.DataFrame, claimed: np.ndarray) -> dict[str, np.ndarray]:
+    """The item-level evidence as fund money per claim: drug cost beyond the usual units per day
+    and cost in items rarely billed for the diagnosis, each at the fund's share of the claim's
+    cost, never above the fund amount claimed (0 where the features are absent)."""
+    claimed = np.clip(np.asarray(claimed, dtype="float64"), 0.0, None)
+    zero = np.zeros(len(frame))
+    cost = _col(frame, "claim_cost")
+    fund_share = zero if cost is None else np.clip(claimed / np.maximum(cost, 1.0), 0.0, 1.0)
+    dose = _col(frame, "dose_excess_amount")
+    rare = _col(frame, "rare_service_share")
+    dose = zero if dose is None else np.clip(dose, 0.0, None) * fund_share
+    rare = zero if rare is None else np.clip(rare, 0.0, 1.0) * claimed
+    return {"dose_excess": np.minimum(dose, claimed), "rare_items": np.minimum(rare, claimed)}
 
 
 def priority_of(

@@ -67,19 +67,29 @@ class PriorityParams(BaseModel):
     """The queue's order (scoring.ranking, training.queue_fit): money at stake = min(fund claimed,
     expected overbilled + sum of weight x term money), the head held in the review band. The rules
     and novelty weights are fit on the validation months' labels from their grids; the
-    facility-shift weight and the head's share are chosen on randomized worlds by the worst world
-    (bench/quality_worlds.py); 0 turns a term or the head off."""
+    facility-shift and item-evidence weights and the head's share are chosen on randomized worlds
+    by the worst world (bench/quality_worlds.py); 0 turns a term or the head off."""
 
     model_config = ConfigDict(extra="forbid")
     rules_grid: tuple[float, ...] = (0.0,)  # the rules' amount at stake beyond the expected amount
     novelty_grid: tuple[float, ...] = (0.0,)  # money above the peer median, most unusual claims
     facility_shift: float = 0.0  # money above the cell baseline at a facility warned this month
+    dose_excess: float = 0.0  # drug cost beyond the usual units per day (fund share)
+    rare_items: float = 0.0  # cost in items peers rarely bill for the diagnosis (fund share)
     head_pct: float = 0.0  # the model's own top share (%) in the high band
     head_risk_pct: float = 0.0  # ... and its top share (%) by risk (surest, whatever the amount)
     min_gain: float = 0.0  # a fitted term must raise the labelled money in the top 5% this much
     keep: float = Field(0.9, ge=0.0, le=1.0)  # ... and keep this share of the labelled abuse
     # the model order holds there
     novelty_from: float = 0.9  # anomaly percentile from which the novelty term counts
+
+    def fixed_weights(self) -> dict[str, float]:
+        """The weights chosen on randomized worlds, not fit on labels (scoring.ranking.TERMS)."""
+        return {
+            "facility_shift": self.facility_shift,
+            "dose_excess": self.dose_excess,
+            "rare_items": self.rare_items,
+        }
 
 
 class TrainConfig(BaseModel):

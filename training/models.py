@@ -216,7 +216,7 @@ def fit_queue_order(
     fit = fit_queue(
         s["expected_overbilled"].to_numpy(), terms, claimed,
         np.where(positive, rejected.to_numpy(), 0.0), positive,
-        shift_weight=p.facility_shift, head_pct=p.head_pct, high_pct=cfg.band_high_pct,
+        fixed=p.fixed_weights(), head_pct=p.head_pct, high_pct=cfg.band_high_pct,
         review_pct=cfg.band_review_pct, watch_pct=cfg.band_watch_pct,
         grid={"rules": p.rules_grid, "novelty": p.novelty_grid}, min_gain=p.min_gain,
         keep=p.keep, risk=s["risk_score"].to_numpy(), head_risk_pct=p.head_risk_pct,

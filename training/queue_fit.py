@@ -9,9 +9,9 @@ validation months with the labels known by the cutoff:
   labelled money in the queue's top `review_pct`% by at least `min_gain` (a share: labels of two
   months are few, and a gain within their noise does not carry), at least the model order's
   labelled money there, and keeps `keep` (KEEP) of the labelled abusive claims the model order holds
-  there; the best such setting by money, ties to the smaller weights. The facility-shift weight is
-  fixed: its schemes are the ones no label has caught yet, so it is chosen on randomized worlds
-  (bench/quality_worlds.py), like `head_pct`;
+  there; the best such setting by money, ties to the smaller weights. The facility-shift and
+  item-evidence weights (`fixed`) are not fit here: their schemes are the ones no label has caught
+  yet, so they are chosen on randomized worlds (bench/quality_worlds.py), like `head_pct`;
 - the band cut-offs on money at stake: the high band is the head and the top `high_pct`% by money;
   the high and review bands together hold `review_pct`% of the claims.
 """
@@ -99,7 +99,7 @@ def fit_queue(
     label_amount: np.ndarray,
     label_positive: np.ndarray,
     *,
-    shift_weight: float,
+    fixed: dict[str, float],
     head_pct: float,
     high_pct: float = 1.0,
     review_pct: float = 5.0,
@@ -130,7 +130,7 @@ def fit_queue(
         c for c in itertools.product(*grid.values()) if any(c)
     ]  # every term off first: the baseline a term must beat
     for combo in settings:
-        w = {**dict(zip(grid, combo, strict=True)), "facility_shift": shift_weight}
+        w = {**dict(zip(grid, combo, strict=True)), **fixed}
         pr = money_at_stake(expected, terms, w, claimed)
         th = cut_bands(pr, head, **bands)
         top = in_review(pr, head, th)

@@ -65,10 +65,14 @@ TEXTS: dict[str, tuple[str, str]] = {
     "expected": ("Nghi vượt dự kiến", "Expected overbilled"),
     "priority": ("Số tiền xếp hạng", "Money at stake"),
     "priority_help": (
-        "Xếp theo số tiền xếp hạng: số tiền nghi vượt dự kiến của mô hình, nâng lên bằng số tiền "
-        "vi phạm quy tắc và số tiền bất thường so với nhóm tương đồng.",
-        "Ranked by money at stake: the model's expected overbilled amount, raised to the rules' "
-        "amount and to the money far above the claim's peers.",
+        "Xếp theo số tiền xếp hạng: số tiền nghi vượt dự kiến của mô hình, cộng thêm (theo trọng "
+        "số) số tiền của các bằng chứng khác: vi phạm quy tắc, thuốc vượt liều thường dùng, dịch "
+        "vụ hiếm khi chỉ định cho bệnh này, chi phí tăng đột biến của cơ sở trong tháng; không "
+        "vượt quá số tiền đề nghị quỹ thanh toán.",
+        "Ranked by money at stake: the model's expected overbilled amount plus, weighted, the "
+        "money other evidence puts at stake: rule hits, drugs beyond their usual dose, items "
+        "rarely billed for the diagnosis, a facility's cost jump this month; never above what "
+        "the claim asks from the fund.",
     ),
     "see_all_in_queue": ("Xem tất cả trong danh sách", "See all in the queue"),
     "risk": ("Xác suất", "Risk"),

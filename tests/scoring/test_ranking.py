@@ -30,6 +30,8 @@ def _frame(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray, 
             "peer_median_total_cost": cost * rng.uniform(0.3, 1.5, n),
             "rule_amount": np.where(rng.random(n) < 0.2, claimed * rng.uniform(0, 3, n), 0.0),
             "facility_shift": np.where(rng.random(n) < 0.1, claimed * rng.uniform(0, 2, n), 0.0),
+            "dose_excess_amount": np.where(rng.random(n) < 0.1, cost * rng.uniform(0, 2, n), 0.0),
+            "rare_service_share": np.where(rng.random(n) < 0.1, rng.uniform(0, 1, n), 0.0),
         }
     )
     anomaly = rng.random(n)
@@ -69,13 +71,17 @@ def test_a_term_with_zero_weight_changes_nothing():
     expected = claimed * rng.uniform(0, 0.5, len(frame))
     plain = priority_of(_bundle(), frame, expected, anomaly, claimed)
     assert np.allclose(plain, expected)  # the model's own order
-    zero = priority_of(_bundle(rules=0.0, novelty=0.0, facility_shift=0.0), frame, expected,
-                       anomaly, claimed)  # fmt: skip
+    zero = priority_of(_bundle(**dict.fromkeys(TERMS, 0.0)), frame, expected, anomaly, claimed)
     assert np.array_equal(plain, zero)
     # and a weighted term's column, changed, moves nothing when its weight is zero
-    other = frame.assign(facility_shift=frame["facility_shift"] * 7 + 1)
-    assert np.array_equal(plain, priority_of(_bundle(facility_shift=0.0), other, expected,
-                                             anomaly, claimed))  # fmt: skip
+    other = frame.assign(
+        facility_shift=frame["facility_shift"] * 7 + 1,
+        dose_excess_amount=frame["dose_excess_amount"] * 7 + 1,
+        rare_service_share=1.0,
+    )
+    for name in ("facility_shift", "dose_excess", "rare_items"):
+        assert np.array_equal(plain, priority_of(_bundle(**{name: 0.0}), other, expected,
+                                                 anomaly, claimed)), name  # fmt: skip
 
 
 def test_a_weighted_term_raises_exactly_the_claims_with_evidence():
@@ -83,10 +89,31 @@ def test_a_weighted_term_raises_exactly_the_claims_with_evidence():
     frame, claimed, anomaly = _frame(500, rng)
     expected = claimed * 0.05
     plain = priority_of(_bundle(), frame, expected, anomaly, claimed)
-    shifted = priority_of(_bundle(facility_shift=1.0), frame, expected, anomaly, claimed)
-    evidence = frame["facility_shift"].to_numpy() > 0
-    assert (shifted[evidence] > plain[evidence]).all()
-    assert np.array_equal(shifted[~evidence], plain[~evidence])
+    for name, column in (
+        ("facility_shift", "facility_shift"),
+        ("dose_excess", "dose_excess_amount"),
+        ("rare_items", "rare_service_share"),
+    ):
+        shifted = priority_of(_bundle(**{name: 1.0}), frame, expected, anomaly, claimed)
+        evidence = frame[column].to_numpy() > 0
+        assert (shifted[evidence] > plain[evidence]).all(), name
+        assert np.array_equal(shifted[~evidence], plain[~evidence]), name
+
+
+def test_item_evidence_is_the_funds_share_of_the_flagged_cost():
+    """Drug cost beyond the usual dose and cost in rarely billed items count at the fund's share
+    of the claim's cost (a claim the fund pays 40% of puts 40% of its padded drugs at stake)."""
+    frame = pd.DataFrame(
+        {
+            "claim_cost": [1_000_000.0, 1_000_000.0, 500_000.0, 0.0],
+            "dose_excess_amount": [200_000.0, 0.0, 2_000_000.0, 50_000.0],
+            "rare_service_share": [0.0, 0.25, 0.5, 0.5],
+        }
+    )
+    claimed = np.array([400_000.0, 800_000.0, 500_000.0, 0.0])
+    terms = term_money(_bundle(), frame, np.zeros(4), claimed)
+    assert np.allclose(terms["dose_excess"], [80_000.0, 0.0, 500_000.0, 0.0])  # capped by claimed
+    assert np.allclose(terms["rare_items"], [0.0, 200_000.0, 250_000.0, 0.0])
 
 
 def test_terms_are_money_within_the_claim_and_missing_columns_are_no_evidence():

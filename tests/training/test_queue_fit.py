@@ -45,7 +45,7 @@ def test_a_term_that_finds_labelled_money_is_kept_and_one_that_does_not_is_dropp
     noise = np.setdiff1d(np.arange(N), np.r_[caught, missed])[:40]
     novelty[noise] = 20_000.0  # points at claims nobody found abusive
     fit = fit_queue(
-        expected, _terms(rules, novelty), claimed, amount, amount > 0, shift_weight=0.0, head_pct=0
+        expected, _terms(rules, novelty), claimed, amount, amount > 0, fixed={}, head_pct=0
     )
     assert fit.weights["rules"] > 0
     assert fit.weights["novelty"] == 0
@@ -63,7 +63,7 @@ def test_a_term_that_would_push_out_the_models_catches_is_not_kept():
     amount2 = amount.copy()
     amount2[more] = 9000.0
     fit = fit_queue(
-        expected, _terms(rules), claimed, amount2, amount2 > 0, shift_weight=0.0, head_pct=0,
+        expected, _terms(rules), claimed, amount2, amount2 > 0, fixed={}, head_pct=0,
         grid={"rules": (0.0, 1.0), "novelty": (0.0,)},
     )  # fmt: skip
     row = {r["rules"]: r for r in fit.table}
@@ -83,7 +83,7 @@ def test_the_share_of_the_models_catches_kept_is_a_setting():
     fits = {}
     for keep in (0.9, 0.97):
         fits[keep] = fit_queue(
-            expected, _terms(rules), claimed, amount, amount > 0, shift_weight=0.0, head_pct=0,
+            expected, _terms(rules), claimed, amount, amount > 0, fixed={}, head_pct=0,
             grid=grid, keep=keep,
         )  # fmt: skip
     assert {r["rules"]: r for r in fits[0.9].table}[1.0]["kept"] == pytest.approx(0.95)
@@ -96,7 +96,8 @@ def test_the_head_is_in_the_high_band_and_the_bands_hold_their_shares():
     shift = np.zeros(N)
     shift[np.argsort(expected)[:200]] = 1e5  # evidence lifting 200 claims the model ranks lowest
     terms = {**_terms(), "facility_shift": shift}
-    fit = fit_queue(expected, terms, claimed, amount, amount > 0, shift_weight=1.0, head_pct=2.0)
+    fixed = {"facility_shift": 1.0}
+    fit = fit_queue(expected, terms, claimed, amount, amount > 0, fixed=fixed, head_pct=2.0)
     assert fit.head_expected == pytest.approx(head_cut(expected, 2.0))
     bundle = ModelBundle(
         risk=None, feature_names=[], categories={}, calibration=([], []),
@@ -132,7 +133,8 @@ def test_cheap_claims_the_model_is_surest_of_stay_in_the_top_with_a_risk_head():
     terms = {**_terms(), "facility_shift": shift}
     for pct, kept in ((0.0, False), (1.5, True)):
         fit = fit_queue(
-            expected, terms, claimed, amount, amount > 0, shift_weight=1.0, head_pct=1.5,
+            expected, terms, claimed, amount, amount > 0, fixed={"facility_shift": 1.0},
+            head_pct=1.5,
             risk=risk, head_risk_pct=pct,
         )  # fmt: skip
         assert (fit.head_risk is not None) == (pct > 0)
