@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from contract.ingest import EnvelopeBatch, Limits, read_envelope, validate_batch
@@ -448,8 +449,76 @@ def raw_records(claims: list[dict]) -> dict[str, list[dict]]:
 
 
 def _raw_tables(claims: list[dict]) -> dict[str, pd.DataFrame]:
-    """raw_records as frames, for the column-wise validator."""
-    return {name: _frame(rows) for name, rows in raw_records(claims).items()}
+    """raw_records as frames, for the column-wise validator: built column by column (a column
+    of text or nulls as it came, any other made text value by value), the frames
+    `pd.DataFrame(raw_records(claims)[name])` gives."""
+    drugs, services, dpos, spos = [], [], [], []
+    for i, c in enumerate(claims):
+        for line in c.get("xml2") or ():
+            drugs.append(line)
+            dpos.append(i)
+        for line in c.get("xml3") or ():
+            services.append(line)
+            spos.append(i)
+    heads = [{k: v for k, v in c.items() if k not in ("xml2", "xml3")} for c in claims]
+    groups = [str(i) for i in range(len(claims))]
+    out = {"claims": _columns(heads, {GROUP: groups, SOURCE: ["request"] * len(claims),
+                                      RECORD: groups})}  # fmt: skip
+    for name, rows, pos, tag in (("drug_lines", drugs, dpos, "xml2"),
+                                 ("service_lines", services, spos, "xml3")):  # fmt: skip
+        g = [groups[i] for i in pos]
+        record, last, j = [], None, 0
+        for i in pos:  # the line's place in its claim
+            j = j + 1 if i == last else 0
+            last = i
+            record.append(f"{i}/{tag}/{j}")
+        out[name] = _columns(rows, {GROUP: g, SOURCE: ["request"] * len(rows), RECORD: record})
+    return out
+
+
+_PLAIN = frozenset((str, type(None)))
+
+
+def _columns(rows: list[dict], internal: dict[str, list]) -> pd.DataFrame:
+    """pd.DataFrame(rows with _text values, each followed by the `internal` columns) built
+    column-wise: the same columns in the same order (first seen first), the same values (a key
+    a row lacks is NaN, as that constructor makes it)."""
+    if not rows:
+        return _frame([])
+    order: dict[str, None] = {}
+    shapes: set[tuple] = set()
+    for r in rows:
+        shape = tuple(r)
+        if shape not in shapes:
+            shapes.add(shape)
+            order.update(dict.fromkeys(shape))
+            order.update(dict.fromkeys(internal))
+    missing = object()
+    cols: dict[str, list] = {}
+    for k in order:
+        if k in internal:
+            cols[k] = internal[k]
+            continue
+        col = [r.get(k, missing) for r in rows] if len(shapes) > 1 else [r[k] for r in rows]
+        kinds = set(map(type, col))
+        if not kinds <= _PLAIN:
+            col = _texts(col, kinds, missing)
+        cols[k] = [np.nan if v is missing else v for v in col] if type(missing) in kinds else col
+    return pd.DataFrame(cols)
+
+
+def _texts(col: list, kinds: set, missing) -> list:
+    """[_text(v) for v in col] (`missing` kept), numbers made text column-wise: an int's digits
+    (str), a whole float's as an int's (what format(v, "f") less its zeros gives)."""
+    if kinds <= {int, type(None), type(missing)}:
+        return [v if v is None or v is missing else str(v) for v in col]
+    if kinds <= {float, int, type(None), type(missing)}:
+        x = np.array([np.nan if v is None or v is missing else v for v in col], dtype="float64")
+        whole = (x == np.trunc(x)) & (np.abs(x) < 2.0**53) & ~((x == 0) & np.signbit(x))
+        digits = np.where(whole, x, 0).astype("int64").tolist()
+        return [v if v is None or v is missing else (str(d) if w else _text(v))
+                for v, d, w in zip(col, digits, whole.tolist(), strict=True)]  # fmt: skip
+    return [v if v is missing else _text(v) for v in col]
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:

@@ -77,33 +77,41 @@ def _line_table(drugs: pd.DataFrame | None, services: pd.DataFrame | None) -> di
         supportive = {n: 0 if n is None or not oc.SUPPORTIVE.search(n.lower()) else 1
                       for n in set(_obj(d, "drug_name"))}  # fmt: skip
         up = _num(d, "unit_price")
-        parts.append({
-            "claim_id": _obj(d, "claim_id"),
-            "line_key": [f"D{v}" for v in _obj(d, "line_no")],
-            "is_drug": np.ones(len(d)),
-            "cost_group": _obj(d, "cost_group"),
-            "item_key": [None if c is None else f"{c}|{s or ''}"
-                         for c, s in zip(code, strength, strict=True)],  # fmt: skip
-            "scope": _num(d, "scope"),
-            "quantity": _num(d, "quantity"),
-            "unit_price": up,
-            "fund_unit_price": up,
-            "service_ratio": np.full(len(d), 100.0),
-            "insurance_ratio": _num(d, "insurance_ratio"),
-            "amount": _num(d, "amount"),
-            "insured_amount": _num(d, "insured_amount"),
-            "benefit_pct": _num(d, "benefit_pct"),
-            "line_fund": _num(d, "fund_claimed"),
-            "other_sources": _num(d, "other_sources"),
-            "clinician_id": _obj(d, "clinician_id"),
-            "performer_id": np.full(len(d), None, dtype=object),
-            "ordered_at": _times(d, "ordered_at"),
-            "performed_at": pd.Series(pd.NaT, index=range(len(d)), dtype="datetime64[us]"),
-            "result_at": pd.Series(pd.NaT, index=range(len(d)), dtype="datetime64[us]"),
-            "daily_dose": np.array([np.nan if (x := doses[t]) is None else x
-                                    for t in _obj(d, "dosage")], dtype="float64"),  # fmt: skip
-            "supportive": np.array([supportive[n] for n in _obj(d, "drug_name")], dtype="float64"),
-        })  # fmt: skip
+        parts.append(
+            {
+                "claim_id": _obj(d, "claim_id"),
+                "line_key": [f"D{v}" for v in _obj(d, "line_no")],
+                "is_drug": np.ones(len(d)),
+                "cost_group": _obj(d, "cost_group"),
+                "item_key": [
+                    None if c is None else f"{c}|{s or ''}"
+                    for c, s in zip(code, strength, strict=True)
+                ],
+                "scope": _num(d, "scope"),
+                "quantity": _num(d, "quantity"),
+                "unit_price": up,
+                "fund_unit_price": up,
+                "service_ratio": np.full(len(d), 100.0),
+                "insurance_ratio": _num(d, "insurance_ratio"),
+                "amount": _num(d, "amount"),
+                "insured_amount": _num(d, "insured_amount"),
+                "benefit_pct": _num(d, "benefit_pct"),
+                "line_fund": _num(d, "fund_claimed"),
+                "other_sources": _num(d, "other_sources"),
+                "clinician_id": _obj(d, "clinician_id"),
+                "performer_id": np.full(len(d), None, dtype=object),
+                "ordered_at": _times(d, "ordered_at"),
+                "performed_at": pd.Series(pd.NaT, index=range(len(d)), dtype="datetime64[us]"),
+                "result_at": pd.Series(pd.NaT, index=range(len(d)), dtype="datetime64[us]"),
+                "daily_dose": np.array(
+                    [np.nan if (x := doses[t]) is None else x for t in _obj(d, "dosage")],
+                    dtype="float64",
+                ),
+                "supportive": np.array(
+                    [supportive[n] for n in _obj(d, "drug_name")], dtype="float64"
+                ),
+            }
+        )
     if services is not None and len(services):
         s = services
         up, fup = _num(s, "unit_price"), _num(s, "insured_unit_price")

@@ -37,8 +37,8 @@ from features.online_state.sql import (
     to_float,
 )
 
-_DOSE = re.compile(cf.DAILY_DOSE)
-_SUPPORTIVE = re.compile(cf.SUPPORTIVE_DRUGS)
+DOSE = re.compile(cf.DAILY_DOSE)
+SUPPORTIVE = re.compile(cf.SUPPORTIVE_DRUGS)
 _SALARY = tuple((date.fromisoformat(str(d.op().value)[:10]), v) for d, v in cf.BASE_SALARY)
 _GROUPS = {name: frozenset(codes) for name, codes in COST_GROUPS.items()}
 # agg columns enrich leaves null when a claim has no lines (the others are filled with 0)
@@ -189,7 +189,7 @@ def drug_line(d: dict) -> dict:
     dose = None
     text = d.get("dosage")
     if text is not None:
-        m = _DOSE.search(text)
+        m = DOSE.search(text)
         if m and m.group(1):
             dose = float(m.group(1).replace(",", "."))
     name = d.get("drug_name")
@@ -216,7 +216,7 @@ def drug_line(d: dict) -> dict:
         "performed_at": None,
         "result_at": None,
         "daily_dose": dose if dose is not None and dose > 0 else None,
-        "supportive": 0 if name is None or not _SUPPORTIVE.search(name.lower()) else 1,
+        "supportive": 0 if name is None or not SUPPORTIVE.search(name.lower()) else 1,
     }
 
 

@@ -4,7 +4,8 @@ Initialised from the model's profile snapshot, updated as claims are scored (rem
 What depends on whole months (facility and clinician profiles, peer statistics, learned
 approved prices) is computed once per month by the Ibis definitions (`monthly.month_parts`);
 what rolls claim by claim (patient, facility and clinician windows, the pair and procedure
-rules) lives in `keys.KeyState`; the claim's own columns come from `claim.enriched_rows`. The
+rules) lives in `keys.KeyState`; the claim's own columns come from `claim.enriched_rows` (a
+large request's line aggregates column-wise: `batch.enriched_rows`). The
 remembered claims live in this process, or in Redis (`shared.RedisStore`) where every replica
 sees them.
 """
@@ -19,7 +20,7 @@ import pandas as pd
 
 from features import profiles as pf
 from features.assembly import month_number
-from features.online_state.claim import enriched_rows
+from features.online_state.batch import enriched_rows
 from features.online_state.keys import HISTORY_COLUMNS, KeyState, Proc, procedures
 from features.online_state.monthly import month_parts, price_points
 from features.online_state.rows import FeatureRows, feature_row

@@ -76,7 +76,12 @@ def _both(tables: dict, pl, two_prices: bool = False) -> tuple[list[dict], list[
 
         def refs(k, lv, m):
             got = one(k, lv, m)
-            return got + [got[0] * 0.5 if got[0] is not None else 1.0] if k is not None and len(k) % 2 else got
+            return (
+                [*got, got[0] * 0.5 if got[0] is not None else 1.0]
+                if k is not None and len(k) % 2
+                else got
+            )
+
     facilities = {f["facility_id"]: f for f in oc.records(tables["facilities"])}
     args = (tables, facilities, refs, pl is not None, items)
     return oc.enriched_rows(*args), ob.enriched_rows(*args)
@@ -117,8 +122,9 @@ def small(feature_tables) -> dict:
     snap = build_snapshot(tables, AS_OF)
     cl = tables["claims"]
     plan = OnlinePlan(snap)
-    yield {"tables": tables, "snapshot": snap, "pool": cl[cl["admitted_at"] >= AS_OF],
-           "persons": list(snap.history["person_key"].value_counts().index[:3]), "plan": plan}  # fmt: skip
+    persons = list(snap.history["person_key"].value_counts().index[:3])
+    pool = cl[cl["admitted_at"] >= AS_OF]
+    yield {"tables": tables, "snapshot": snap, "pool": pool, "persons": persons, "plan": plan}
     plan.close()
 
 
