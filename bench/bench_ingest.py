@@ -4,6 +4,7 @@ and tabular ingest at several sizes against a pyarrow read of the same parquet t
     uv run python bench/bench_ingest.py [--claims 20000] [--big-gb 1.0] [--workdir DIR]
     uv run python bench/bench_ingest.py --tabular 100000,1000000 --claims 0 --big-gb 0
     uv run python bench/bench_ingest.py --xml 100000,1000000 --claims 0 --big-gb 0
+    uv run python bench/bench_ingest.py --one-per-file 400 --claims 0 --big-gb 0
 
 Prints claims/s for claimradar's ingest (all workers) and for the reference, their ratio, and the
 peak memory (RSS) of ingesting one big batch file, each measured in a fresh subprocess. With
@@ -12,6 +13,8 @@ peak memory (RSS) of ingesting one big batch file, each measured in a fresh subp
 into pandas (the read alone, no checks), so linearity shows as flat claims/s across sizes.
 With --xml: per size, envelopes ingested (all workers) beside the reference parse of the same
 files, each in a fresh subprocess (claims/s, their ratio, peak RSS of the ingest).
+With --one-per-file N: N envelopes of one dossier each (how most facilities send XML 130), the
+same two measurements (ingest with all workers, the reference parse) in fresh subprocesses.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -113,19 +117,21 @@ CPU = (
 )
 
 
-def xml_bench(work: Path, sizes: list[int], workers: int) -> None:
-    """Per size: envelopes (1,000 dossiers a file) ingested in a fresh subprocess beside the
+def xml_bench(work: Path, sizes: list[int], workers: int, per_file: int = 1000) -> None:
+    """Per size: envelopes (PER_FILE dossiers a file) ingested in a fresh subprocess beside the
     reference parse of the same files in another: claims/s (wall) and claims per CPU second
     (all processes), their ratios, the ingest's peak RSS; linearity shows as flat rates."""
-    print(f"\n{'xml':4} {'claims':>9} {'ingest s':>9} {'claims/s':>9} {'per cpu s':>9} "
+    name = "xml" if per_file == 1000 else f"{per_file}/f"
+    print(f"\n{name:4} {'claims':>9} {'ingest s':>9} {'claims/s':>9} {'per cpu s':>9} "
           f"{'RSS MB':>7} {'ref s':>7} {'ref/s':>7} {'ref/cpu s':>9} {'ratio':>6} "
           f"{'cpu ratio':>9}")  # fmt: skip
     for n in sizes:
-        src = work / f"xml-{n}"
+        src = work / (f"xml-{n}" if per_file == 1000 else f"xml-{n}-per-{per_file}")
         if not (src / ".done").exists():
             _child(
                 "import sys; sys.path.insert(0, 'bench'); from pathlib import Path;"
-                f" from envelopes import write_envelopes; write_envelopes(Path({str(src)!r}), {n});"
+                " from envelopes import write_envelopes;"
+                f" write_envelopes(Path({str(src)!r}), {n}, per_file={per_file});"
                 f" Path({str(src)!r}, '.done').touch(); print('{{}}')"
             )
         ref = _child(
@@ -137,7 +143,8 @@ def xml_bench(work: Path, sizes: list[int], workers: int) -> None:
             + "print(json.dumps({'s': time.perf_counter() - t, 'claims': n, 'peak_rss_mb': _m,"
             " 'cpu': _cpu}))"
         )
-        out = work / f"xml-out-{n}"
+        out = work / f"{src.name}-out"
+        shutil.rmtree(out, ignore_errors=True)  # a run before: its output is not appended to
         ours = _child(
             "import json, time; from pathlib import Path\n"
             "from contract.ingest import ingest, Limits\n"
@@ -170,12 +177,20 @@ def main() -> None:
         help="comma-separated sizes (claims) of an XML sweep, e.g. 100000,1000000 (about 23 KB of"
         " envelope a claim: 1M claims is 23 GB in WORKDIR; use --claims 0 --big-gb 0 beside it)",
     )
+    ap.add_argument(
+        "--one-per-file",
+        type=int,
+        default=0,
+        help="claims of an XML run with one dossier (HOSO) per envelope file, e.g. 400",
+    )
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     if args.tabular:
         tabular_bench(work, [int(x) for x in args.tabular.split(",")])
     if args.xml:
         xml_bench(work, [int(x) for x in args.xml.split(",")], args.workers)
+    if args.one_per_file:
+        xml_bench(work, [args.one_per_file], args.workers, per_file=1)
     if args.claims <= 0:
         return
     from envelopes import write_big_envelope, write_envelopes

@@ -13,15 +13,22 @@ import numpy as np
 import pandas as pd
 
 from contract.limits import Limits
-from contract.schema import CLAIMS, DRUG_LINES, REJECTIONS_COLUMNS, SERVICE_LINES, XML_TABLES
+from contract.schema import (
+    CLAIMS,
+    DRUG_LINES,
+    REJECTIONS_COLUMNS,
+    SERVICE_LINES,
+    XML_TABLES,
+    Table,
+)
 from contract.validate import (
     GROUP,
-    NO_ERRORS,
+    UNIT,
     Checked,
     check_table,
     linkage_keys,
     rejection_rows,
-    rename_to_standard,
+    standard_names,
 )
 from contract.xml_reader import Dossier, columnar
 
@@ -39,6 +46,8 @@ class BatchResult:
     rejected: Counter = field(default_factory=Counter)
     skipped: Counter = field(default_factory=Counter)
     file_errors: list[tuple[str, str]] = field(default_factory=list)
+    # units decided together (decide_batch(units=...)): rejection and good rows carry UNIT
+    grouped: bool = False
 
 
 def validate_batch(
@@ -77,59 +86,29 @@ def check_batch(
     }
 
 
-def validate_batches(
-    items: list[tuple[dict[str, pd.DataFrame], pd.DataFrame | None]],
-    limits: Limits,
-    linkage_key: str,
-    from_xml: bool = False,
-) -> list[BatchResult]:
-    """validate_batch of each (raw, prior_errors) item, with the field checks of all of them run
-    as one batch (their fixed cost per column paid once: an envelope of one dossier paid ~0.1 s
-    of it alone) and everything across rows (duplicate keys, lines and their claim, what is
-    rejected with what) decided per item as validate_batch decides it."""
-    if len(items) <= 1:
-        return [validate_batch(raw, limits, linkage_key, prior, from_xml) for raw, prior in items]
-    merged: dict[str, pd.DataFrame] = {}
-    bounds: dict[str, np.ndarray] = {}
-    for t in (CLAIMS, *LINE_TABLES):
-        # each item's own names made standard first (one may use 4210 names, another 4750)
-        frames = [rename_to_standard(raw.get(t.name, pd.DataFrame()), t) for raw, _ in items]
-        bounds[t.name] = np.cumsum([0, *(len(f) for f in frames)])
-        merged[t.name] = pd.concat([f.reset_index(drop=True) for f in frames], ignore_index=True)
-    checked = check_batch(merged, limits, from_xml)
-    return [
-        decide_batch(
-            {name: _part(c, *bounds[name][k : k + 2]) for name, c in checked.items()},
-            linkage_key,
-            prior,
-        )
-        for k, (_raw, prior) in enumerate(items)
-    ]
-
-
-def _part(c: Checked, a: int, b: int) -> Checked:
-    """Rows [a, b) of a checked table as a table of their own (rows renumbered from 0)."""
-    rows = c.errors["row"].to_numpy(dtype=np.int64)
-    inside = (rows >= a) & (rows < b)
-    errors = (
-        c.errors.loc[inside].assign(row=rows[inside] - a).reset_index(drop=True)
-        if inside.any()
-        else NO_ERRORS.copy()
-    )
-    frame = c.frame.iloc[a:b].reset_index(drop=True)
-    return Checked(c.table, frame, c.bad.iloc[a:b].reset_index(drop=True), errors)
-
-
 def decide_batch(
-    checked: dict[str, Checked], linkage_key: str, prior_errors: pd.DataFrame | None = None
+    checked: dict[str, Checked],
+    linkage_key: str,
+    prior_errors: pd.DataFrame | None = None,
+    units: dict[str, np.ndarray] | None = None,
 ) -> BatchResult:
     """validate_batch after the field checks: duplicate claim keys, lines without their claim,
-    what is rejected (a claim with all its lines), the rejection rows and the good rows."""
+    what is rejected (a claim with all its lines), the rejection rows and the good rows.
+
+    ``units``: the batch is several units (batches of files, gather_units) decided together,
+    each as if alone: table name -> the unit of each row (nondecreasing), and prior_errors carry
+    a UNIT column. Their GROUP values are distinct across units (gather_units makes them so);
+    duplicate keys are looked for inside each unit; the rejection rows and good rows carry UNIT
+    (commit_order puts the report in the order of deciding the units one by one)."""
     claims = checked["claims"]
     cf = claims.frame
     # A claim key must be unique: the first occurrence stands, later ones are rejected.
     ids = cf["claim_id"]
-    dup = ids.duplicated(keep="first") & ids.notna()
+    if units is None:
+        dup = ids.duplicated(keep="first") & ids.notna()
+    else:  # in its own unit (a key again in a later unit is commit's to reject)
+        keyed = pd.DataFrame({"u": units["claims"], "k": ids.to_numpy()})
+        dup = pd.Series(keyed.duplicated(keep="first").to_numpy(), index=ids.index) & ids.notna()
     add_error(claims, dup, "MA_LK", ids, DUPLICATE)
     # Lines must belong to the claim summary of their group (dossier, or MA_LK in tables).
     group_claim = cf.loc[~dup.to_numpy()].drop_duplicates(GROUP).set_index(GROUP)["claim_id"]
@@ -152,10 +131,11 @@ def decide_batch(
     bad_groups = set()
     for c in checked.values():
         bad_groups.update(c.frame.loc[c.bad.to_numpy(), GROUP].tolist())
-    result = BatchResult({}, checked, [])
+    result = BatchResult({}, checked, [], grouped=units is not None)
     if prior_errors is not None and len(prior_errors):
         bad_groups.update(prior_errors[GROUP].tolist())
-        result.rejections.append(prior_errors[list(REJECTIONS_COLUMNS)])
+        keep = [*REJECTIONS_COLUMNS, UNIT] if units is not None else list(REJECTIONS_COLUMNS)
+        result.rejections.append(prior_errors[keep])
         # a dossier refused before its claim summary could be read (XML1 missing or unreadable)
         # is still a claim read and rejected: counted here, or the totals would miss it
         unread = set(prior_errors[GROUP]) - set(cf[GROUP])
@@ -165,8 +145,12 @@ def decide_batch(
         reject = c.frame[GROUP].isin(bad_groups)
         result.read[name] += len(c.frame)
         result.rejected[name] += int(reject.sum())
-        result.rejections.append(rejection_rows(c, reject, WITH_CLAIM))
-        good = c.frame.loc[~reject.to_numpy()]
+        unit = units[name] if units is not None else None
+        result.rejections.append(rejection_rows(c, reject, WITH_CLAIM, unit))
+        keep = ~reject.to_numpy()
+        good = c.frame.loc[keep]
+        if unit is not None:
+            good = good.assign(**{UNIT: unit[keep]})
         if name == "claims":
             good = pd.concat([good, linkage_keys(good, linkage_key)], axis=1)
         result.good[name] = good
@@ -231,13 +215,105 @@ class EnvelopeBatch:
                 }
             )
 
+    def take_rows(self) -> Pending:
+        """The records and dossier-level errors gathered so far, as they are; starts anew."""
+        pending = Pending(self.rows, self.errors, self.claims)
+        self.reset()
+        return pending
+
     def take(self) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None]:
         """The raw tables and the dossier-level errors gathered so far; the batch starts anew."""
-        raw = {name: columnar(rows) for name, rows in self.rows.items()}
-        prior = pd.DataFrame(self.errors) if self.errors else None
-        self.reset()
-        return raw, prior
+        return raw_tables(self.take_rows())
 
     def validate(self, limits: Limits, linkage_key: str) -> BatchResult:
         raw, prior = self.take()
         return validate_batch(raw, limits, linkage_key, prior, from_xml=True)
+
+
+@dataclass
+class Pending:
+    """A batch of dossiers (of one file, in ingest) as EnvelopeBatch gathered them: raw records
+    per table, not yet made columns, and the dossier-level errors."""
+
+    rows: dict[str, list]
+    errors: list[dict]
+    claims: int
+
+
+def raw_tables(p: Pending) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None]:
+    """The raw tables of one batch and its dossier-level errors (validate_batch's input)."""
+    raw = {name: columnar(rows) for name, rows in p.rows.items()}
+    prior = pd.DataFrame(p.errors) if p.errors else None
+    return raw, prior
+
+
+def gather_units(
+    units: list[Pending],
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame | None, dict[str, np.ndarray]]:
+    """Several batches (units) as one: the raw tables, the dossier-level errors (with UNIT) and
+    the unit of each row of each table, for check_batch and decide_batch(units=...).
+
+    Each unit's records get the names rename_to_standard gives its own table (a unit may use
+    4210 names, another 4750; an unknown name, or a field's second name, is dropped), and GROUP
+    values distinct across units (two files of one name in different folders)."""
+    raw: dict[str, pd.DataFrame] = {}
+    unit_rows: dict[str, np.ndarray] = {}
+    for t in (CLAIMS, *LINE_TABLES):
+        rows: list[tuple] = []
+        counts = []
+        for k, p in enumerate(units):
+            mine = p.rows.get(t.name, [])
+            counts.append(len(mine))
+            names = _unit_names(mine, t)
+            suffix = f"@{k}"
+            for tags, texts, group, source, record in mine:
+                tags = names[tags] if names is not None else tags
+                rows.append((tags, texts, group + suffix, source, record))
+        raw[t.name] = columnar(rows)
+        unit_rows[t.name] = np.repeat(np.arange(len(units)), counts)
+    errors = [
+        {**e, GROUP: f"{e[GROUP]}@{k}", UNIT: k} for k, p in enumerate(units) for e in p.errors
+    ]
+    prior = pd.DataFrame(errors) if errors else None
+    return raw, prior, unit_rows
+
+
+def _unit_names(rows: list, table: Table) -> dict[tuple, tuple] | None:
+    """The field names of one unit's records as rename_to_standard renames the columns of its
+    own table (columns in the order their records first appear, as columnar lays them out); a
+    dropped column gets a name no field has. None: every name is a 4750 name or unknown, which
+    the check of the gathered table treats alike."""
+    shapes = dict.fromkeys(r[0] for r in rows)
+    plain = _plain_names(table)
+    if all(tag in plain for shape in shapes for tag in shape):
+        return None
+    order = dict.fromkeys(tag for shape in shapes for tag in shape)
+    mapping = standard_names(order, table)
+    return {
+        shape: tuple(mapping.get(tag, f"_drop{j}") for j, tag in enumerate(shape))
+        for shape in shapes
+    }
+
+
+_PLAIN: dict[str, _PlainNames] = {}
+
+
+def _plain_names(table: Table) -> _PlainNames:
+    if table.name not in _PLAIN:
+        _PLAIN[table.name] = _PlainNames(table)
+    return _PLAIN[table.name]
+
+
+class _PlainNames:
+    """Names that rename_to_standard keeps as they are (a 4750 name) or drops (unknown)."""
+
+    def __init__(self, table: Table):
+        self.by_xml = table.by_xml()
+        self.known: dict[str, bool] = {}
+
+    def __contains__(self, tag: object) -> bool:
+        found = self.known.get(tag)  # type: ignore[arg-type]
+        if found is None:
+            f = self.by_xml.get(str(tag).strip().upper())
+            found = self.known[tag] = f is None or f.xml == tag  # type: ignore[index]
+        return found

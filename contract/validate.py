@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,9 @@ GROUP = "_group"  # the unit that is accepted or rejected together (one dossier 
 SOURCE = "_source"  # the file a record came from
 RECORD = "_record"  # the record's position in its file (row number or dossier number)
 INTERNAL = (GROUP, SOURCE, RECORD)
+# Where batches of several files are decided together (contract.batch): the batch (a "unit")
+# each rejection row and good row comes from, so that the report keeps their order.
+UNIT = "_unit"
 
 
 class ContractError(ValueError):
@@ -58,14 +62,23 @@ def as_text(s: pd.Series) -> pd.Series:
     return out.where(out != "")
 
 
+def standard_names(columns: Iterable, table: Table) -> dict:
+    """rename_to_standard's mapping: column -> its 4750 name, for the columns kept (the first of
+    a field's names in column order; unknown columns and later names of a field are left out)."""
+    by_xml = table.by_xml()
+    mapping: dict = {}
+    taken: set[str] = set()
+    for col in columns:
+        f = by_xml.get(str(col).strip().upper())
+        if f is not None and f.xml not in taken:
+            mapping[col] = f.xml
+            taken.add(f.xml)
+    return mapping
+
+
 def rename_to_standard(df: pd.DataFrame, table: Table) -> pd.DataFrame:
     """4210 names -> 4750 names; unknown columns are dropped (extra columns are ignored)."""
-    by_xml = table.by_xml()
-    mapping: dict[str, str] = {}
-    for col in df.columns:
-        f = by_xml.get(str(col).strip().upper())
-        if f is not None and f.xml not in mapping.values():
-            mapping[col] = f.xml
+    mapping = standard_names(df.columns, table)
     keep = [c for c in df.columns if c in mapping or c in INTERNAL]
     return df[keep].rename(columns=mapping)
 
@@ -259,16 +272,26 @@ def _describe(f: Field) -> str:
     return examples.get(f.name, f.pattern or "")
 
 
-def rejection_rows(checked: Checked, reject: pd.Series, reason_for_others: str) -> pd.DataFrame:
+def rejection_rows(
+    checked: Checked,
+    reject: pd.Series,
+    reason_for_others: str,
+    units: np.ndarray | None = None,
+) -> pd.DataFrame:
     """Rows of the rejection report for the rejected records of one table.
 
     Every rejected record appears: with each of its field errors, or (when it was sound but its
     claim was rejected) once with `reason_for_others`. The whole original record is kept as JSON.
+    ``units``: the unit (a batch of one file, contract.batch) of each row of the table; given,
+    the rows get a UNIT column with the unit of the record each one reports.
     """
     frame, t = checked.frame, checked.table
     rows = np.flatnonzero(reject.to_numpy())
     if len(rows) == 0:
-        return pd.DataFrame({c: pd.Series([], dtype="str") for c in REJECTIONS_COLUMNS})
+        empty = {c: pd.Series([], dtype="str") for c in REJECTIONS_COLUMNS}
+        if units is not None:
+            empty[UNIT] = pd.Series([], dtype="int64")
+        return pd.DataFrame(empty)
     errs = checked.errors[checked.errors["row"].isin(rows)]
     own = set(errs["row"].astype(int))
     others = [r for r in rows if r not in own]
@@ -281,7 +304,7 @@ def rejection_rows(checked: Checked, reject: pd.Series, reason_for_others: str) 
     r = allerr["row"].astype(int).to_numpy()
     sub = frame.iloc[r]
     records = [_record_json(rec, t) for rec in sub[t.columns].to_dict("records")]
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "source_file": sub[SOURCE].astype("str").to_numpy(),
             "claim_id": sub["claim_id"].astype("str").to_numpy()
@@ -295,6 +318,9 @@ def rejection_rows(checked: Checked, reject: pd.Series, reason_for_others: str) 
             "record_json": records,
         }
     )
+    if units is not None:
+        out[UNIT] = np.asarray(units)[r]
+    return out
 
 
 def _record_json(rec: dict, t: Table) -> str:

@@ -327,23 +327,32 @@ def columnar(rows: list) -> pd.DataFrame:
     blocks: dict[int, pa.Array] = {}
     for i, r in enumerate(rows):
         texts = r[1]
-        if type(texts) is Texts:
-            block = id(texts.values)
-            blocks[block] = texts.values
-        else:
-            block = None
-        shapes.setdefault((r[0], block), []).append(i)
+        fast = type(texts) is Texts
+        if fast and id(texts.values) not in blocks:
+            blocks[id(texts.values)] = texts.values
+        shapes.setdefault((r[0], fast), []).append(i)
+    # The arrays of the scans these records come from (many small files: one each) as one:
+    # a record's texts are then a window on it, at its scan's offset.
+    offset, values = {}, None
+    if blocks:
+        arrays = list(blocks.values())
+        if len(arrays) > 1 and sum(a.nbytes for a in arrays) >= 2**31 - 1:  # past int32 offsets
+            arrays = [a.cast(pa.large_string()) for a in arrays]
+        values = arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
+        lengths = np.cumsum([0, *(len(a) for a in arrays)]).tolist()
+        offset = dict(zip(blocks, lengths, strict=False))
     parts = []
-    for (tags, block), idx in shapes.items():
+    for (tags, fast), idx in shapes.items():
         cols: dict[str, pa.Array] = {}
-        if tags and block is not None:
-            values = blocks[block]
-            at = np.fromiter((rows[i][1].start for i in idx), np.int64, len(idx))
+        if tags and fast:
+            at = np.fromiter(
+                (offset[id(rows[i][1].values)] + rows[i][1].start for i in idx), np.int64, len(idx)
+            )
             for j, tag in enumerate(tags):
-                cols[tag] = values.take(pa.array(at + j))
+                cols[tag] = values.take(pa.array(at + j))  # type: ignore[union-attr]
         elif tags:
-            for tag, values in zip(tags, zip(*(rows[i][1] for i in idx), strict=True), strict=True):
-                cols[tag] = pa.array(values, pa.string())
+            for tag, texts in zip(tags, zip(*(rows[i][1] for i in idx), strict=True), strict=True):
+                cols[tag] = pa.array(texts, pa.string())
         cols[GROUP] = pa.array([rows[i][2] for i in idx], pa.string())
         cols[SOURCE] = pa.array([rows[i][3] for i in idx], pa.string())
         cols[RECORD] = pa.array([rows[i][4] for i in idx], pa.string())

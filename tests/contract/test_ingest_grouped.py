@@ -1,7 +1,8 @@
-"""Envelope files validated together (contract.batch.validate_batches): the field checks of many
-small files run as one batch, everything across rows is decided per file. The dataset, the
-rejection report (row for row, in order) and the report's counts must be those of validating
-each file alone (issue 15: a file of one dossier paid ~0.1 s of fixed validation cost)."""
+"""Envelope files validated together (contract.batch.gather_units, decide_batch(units=...)): the
+batches of many small files checked, decided and committed as one batch, everything across rows
+decided per file as if alone. The dataset, the rejection report (row for row, in order) and the
+report's counts must be those of validating each file alone (issue 15: a file of one dossier
+paid ~75 ms of fixed cost). tests/contract/test_ingest_small_files.py has the larger corpus."""
 
 from __future__ import annotations
 
@@ -45,10 +46,6 @@ def _corpus(folder: Path) -> None:
     (folder / "f08.xml").write_bytes(cut[: len(cut) - 300])  # truncated in the second dossier
 
 
-def _one_by_one(items, limits, key, from_xml=False):
-    return [batch.validate_batch(raw, limits, key, prior, from_xml) for raw, prior in items]
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 def test_files_checked_together_give_each_file_alone(tmp_path, monkeypatch, workers):
     _corpus(tmp_path / "in")
@@ -57,11 +54,13 @@ def test_files_checked_together_give_each_file_alone(tmp_path, monkeypatch, work
     limits = Limits(workers=workers)
     calls = []
     check = batch.check_batch
-    monkeypatch.setattr(batch, "check_batch", lambda *a, **k: calls.append(1) or check(*a, **k))
+    counted = lambda *a, **k: calls.append(1) or check(*a, **k)  # noqa: E731
+    monkeypatch.setattr(batch, "check_batch", counted)  # (validate_batch: a batch alone)
+    monkeypatch.setattr(ingest_mod, "check_batch", counted)  # (batches decided together)
     together = ingest(tmp_path / "in", tmp_path / "together", limits=limits, linkage_key=KEY)
     if workers == 1:  # (the pool's workers count in their own processes)
         assert 0 < len(calls) < 10  # ten files, fewer field checks: they did run together
-    monkeypatch.setattr(ingest_mod, "validate_batches", _one_by_one)
+    monkeypatch.setattr(ingest_mod, "GROUP_UNITS", 1)  # each file's batch decided alone
     alone = ingest(tmp_path / "in", tmp_path / "alone", limits=limits, linkage_key=KEY)
     a, b = load_dataset(tmp_path / "together"), load_dataset(tmp_path / "alone")
     assert set(a) == set(b) == {"claims", "drug_lines", "service_lines", "rejections"}
