@@ -123,6 +123,7 @@ class KeyState:
         self.clinician: dict[str, list[int]] = defaultdict(list)  # sorted admission minutes
         self.performer: dict[str, dict[int, list[Proc]]] = defaultdict(lambda: defaultdict(list))
         self.index: dict[str, tuple] = {}  # claim_id -> what add() put where
+        self._windows: dict[tuple, dict] = {}  # _facility_windows' answers since the last change
         self._fkeys: dict[tuple, tuple] = {}
 
     def __contains__(self, claim_id: str) -> bool:
@@ -138,6 +139,8 @@ class KeyState:
     def insert(self, claim_id: str, entry: tuple) -> None:
         """Put back what remove() returned (or add() built)."""
         person, fkey, clin, v, procs = entry
+        if self._windows:
+            self._windows.clear()
         self.person[person].append(v)
         b = self.facility[fkey].setdefault(v.day, [0, 0.0, 0])
         b[0] += 1
@@ -152,6 +155,8 @@ class KeyState:
 
     def remove(self, claim_id: str) -> tuple:
         entry = self.index.pop(claim_id)
+        if self._windows:
+            self._windows.clear()
         person, fkey, clin, v, procs = entry
         visits = self.person[person]
         visits.remove(v)
@@ -199,15 +204,7 @@ class KeyState:
         out["pat_supply_remaining_days"] = 0 if end is None else max(end - d, 0)
         out["pat_died_before"] = max((v.died for v in rows), default=0)
         out["pat_identity_mismatch"] = _identity_mismatch(rows, t)
-        for n in pf.FACILITY_WINDOWS:
-            days = self.facility.get((t["facility_id"], t["visit_type"]), {})
-            cnt, total, nonnull = 0, 0.0, 0
-            for day in range(d - n, d):
-                b = days.get(day)
-                if b is not None:
-                    cnt, total, nonnull = cnt + b[0], total + b[1], nonnull + b[2]
-            out[f"fac_claims_{n}d"] = float(cnt)
-            out[f"fac_cost_mean_{n}d"] = total / cnt if cnt and nonnull else None
+        out.update(self._facility_windows(t["facility_id"], t["visit_type"], d))
         clin = t["clinician"]
         if clin is None:
             out["clin_claims_hour"] = out["clin_claims_today"] = 0.0
@@ -217,6 +214,30 @@ class KeyState:
             out["clin_claims_hour"] = float(hi - bisect.bisect_left(mins, m - 59))
             out["clin_claims_today"] = float(hi - bisect.bisect_left(mins, d * 1440))
         return out
+
+    def _facility_windows(self, facility, visit_type, d: int) -> dict:
+        """fac_claims_{n}d and fac_cost_mean_{n}d of a facility and visit type on day d: each
+        window summed day by day from its first day (the same floats whichever claim asks),
+        once per (facility, visit type, day) while the state does not change (a request's
+        claims share a few facilities and days)."""
+        key = (facility, visit_type, d)
+        got = self._windows.get(key)
+        if got is not None:
+            return got
+        days = self.facility.get((facility, visit_type), {})
+        sums = {n: [0, 0.0, 0] for n in pf.FACILITY_WINDOWS}
+        for day in range(d - max(pf.FACILITY_WINDOWS), d):
+            b = days.get(day)
+            if b is not None:
+                for n, acc in sums.items():
+                    if day >= d - n:
+                        acc[0], acc[1], acc[2] = acc[0] + b[0], acc[1] + b[1], acc[2] + b[2]
+        got = {}
+        for n, (cnt, total, nonnull) in sums.items():
+            got[f"fac_claims_{n}d"] = float(cnt)
+            got[f"fac_cost_mean_{n}d"] = total / cnt if cnt and nonnull else None
+        self._windows[key] = got
+        return got
 
     def pair_features(self, t: dict) -> dict:
         """rules.pair_rules for target `t`: pr_duplicate, pr_overlap, pr_chronic_left."""
