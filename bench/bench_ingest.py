@@ -110,9 +110,12 @@ def tabular_bench(work: Path, sizes: list[int]) -> None:
 
 
 # CPU seconds of a child and of the processes it waited for (ingest's workers): claims per CPU
-# second hold still on a machine shared with other work, where wall-clock rates do not.
+# second hold still on a machine shared with other work, where wall-clock rates do not. Counted
+# from just before the work (_c0), not from the interpreter's start: importing pandas and pyarrow
+# costs ~1 CPU-s, which was most of the CPU time of a run of a few hundred claims.
 CPU = (
-    "import resource as _r; _cpu = sum(getattr(_r.getrusage(w), a) for w in"
+    "import resource as _r\n"
+    "def _cpu_now(): return sum(getattr(_r.getrusage(w), a) for w in"
     " (_r.RUSAGE_SELF, _r.RUSAGE_CHILDREN) for a in ('ru_utime', 'ru_stime'))\n"
 )
 
@@ -136,24 +139,22 @@ def xml_bench(work: Path, sizes: list[int], workers: int, per_file: int = 1000) 
             )
         ref = _child(
             "import sys, json, time; sys.path.insert(0, 'bench'); from pathlib import Path\n"
-            "from bench_ingest import reference_parse\n"
+            "from bench_ingest import reference_parse\n" + CPU + "_c0 = _cpu_now()\n"
             f"t = time.perf_counter(); n = reference_parse(Path({str(src)!r}))\n"
             + PEAK
-            + CPU
             + "print(json.dumps({'s': time.perf_counter() - t, 'claims': n, 'peak_rss_mb': _m,"
-            " 'cpu': _cpu}))"
+            " 'cpu': _cpu_now() - _c0}))"
         )
         out = work / f"{src.name}-out"
         shutil.rmtree(out, ignore_errors=True)  # a run before: its output is not appended to
         ours = _child(
             "import json, time; from pathlib import Path\n"
-            "from contract.ingest import ingest, Limits\n"
+            "from contract.ingest import ingest, Limits\n" + CPU + "_c0 = _cpu_now()\n"
             f"t = time.perf_counter(); r = ingest(Path({str(src)!r}), Path({str(out)!r}),"
             f" limits=Limits(workers={workers}), linkage_key='bench-key')\n"
             + PEAK
-            + CPU
             + "print(json.dumps({'s': time.perf_counter() - t, 'claims': r.written['claims'], "
-            "'peak_rss_mb': _m, 'cpu': _cpu}))"
+            "'peak_rss_mb': _m, 'cpu': _cpu_now() - _c0}))"
         )
         ours_rate, ref_rate = ours["claims"] / ours["s"], ref["claims"] / ref["s"]
         ours_cpu, ref_cpu = ours["claims"] / ours["cpu"], ref["claims"] / ref["cpu"]

@@ -23,14 +23,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from lxml import etree
 
 from contract.batch import (
     DUPLICATE,
     WITH_CLAIM,
     BatchResult,
     EnvelopeBatch,
-    Pending,
     add_error,
     check_batch,
     decide_batch,
@@ -38,6 +36,7 @@ from contract.batch import (
     raw_tables,
     validate_batch,
 )
+from contract.file_batches import Taken, file_batches, job_batches
 from contract.limits import Limits
 from contract.schema import (
     CLAIMS,
@@ -370,37 +369,7 @@ def ingest_side_tables(src: Path, run: _Run, limits: Limits) -> None:
         run.report.written[table.name] += len(good)
 
 
-@dataclass
-class _Taken:
-    """A batch of one envelope file before validation, and what its result gets besides."""
-
-    pending: Pending
-    skipped: Counter | None = None  # the file's skipped tables, on its last batch
-    file_error: tuple[str, str] | None = None  # (file, message) where the file was refused
-
-    @property
-    def claims(self) -> int:
-        return self.pending.claims
-
-
-def _taken(path: Path, limits: Limits) -> Iterator[_Taken]:
-    """The batches of one envelope file (chunk_claims dossiers each), streamed; a refused file
-    ends with a batch of the dossiers read before the error, carrying the error."""
-    batch = EnvelopeBatch()
-    skipped: Counter = Counter()
-    try:
-        for d in read_envelope(path, limits):
-            batch.add(path.name, d)
-            skipped.update(d.skipped)
-            if batch.claims >= limits.chunk_claims:
-                yield _Taken(batch.take_rows())
-    except (HostileInput, etree.XMLSyntaxError, OSError) as e:
-        yield _Taken(batch.take_rows(), skipped, (path.name, file_error_message(e)))
-        return
-    yield _Taken(batch.take_rows(), skipped)
-
-
-def _validated(group: list[_Taken], limits: Limits, linkage_key: str) -> BatchResult:
+def _validated(group: list[Taken], limits: Limits, linkage_key: str) -> BatchResult:
     """One result for these batches: a batch alone validated as it is (validate_batch), several
     (consecutive small files) as one batch whose units are decided each as if alone
     (gather_units, decide_batch(units=...)): one field check, one decision, one commit for a
@@ -427,7 +396,7 @@ def _validated(group: list[_Taken], limits: Limits, linkage_key: str) -> BatchRe
 
 def envelope_results(path: Path, limits: Limits, linkage_key: str) -> Iterator[BatchResult]:
     """Validated batches of one envelope file, streamed; a refused file ends with its error."""
-    for t in _taken(path, limits):
+    for t in file_batches(path, limits):
         yield _validated([t], limits, linkage_key)
 
 
@@ -440,15 +409,14 @@ def _files_job(args: tuple[list[Path], Limits, str]) -> list[BatchResult]:
     several) gathered up to chunk_claims claims and validated together (_validated)."""
     paths, limits, key = args
     results: list[BatchResult] = []
-    group: list[_Taken] = []
+    group: list[Taken] = []
     claims = 0
-    for path in paths:
-        for t in _taken(path, limits):
-            if group and (claims + t.claims > limits.chunk_claims or len(group) >= GROUP_UNITS):
-                results.append(_validated(group, limits, key))
-                group, claims = [], 0
-            group.append(t)
-            claims += t.claims
+    for t in job_batches(paths, limits):
+        if group and (claims + t.claims > limits.chunk_claims or len(group) >= GROUP_UNITS):
+            results.append(_validated(group, limits, key))
+            group, claims = [], 0
+        group.append(t)
+        claims += t.claims
     if group:
         results.append(_validated(group, limits, key))
     for r in results:

@@ -159,6 +159,26 @@ def read_envelope(source: Path | bytes, limits: Limits) -> Iterator[Dossier]:
     """Yield the dossiers of one GIAMDINHHS file (a path, or the bytes of one); raise HostileInput
     / etree.XMLSyntaxError where the file stops being acceptable (dossiers before that point were
     yielded)."""
+    ahead: list[Gathered] = []
+    ahead_bytes = 0
+    try:
+        for g in gather_envelope(source, limits):
+            ahead.append(g)
+            ahead_bytes += g.pending_bytes
+            if len(ahead) >= READ_AHEAD or ahead_bytes >= READ_AHEAD_BYTES:
+                yield from finish_dossiers(ahead, limits)
+                ahead, ahead_bytes = [], 0
+    except Exception:
+        # The file stops being acceptable here: the dossiers complete before this point first.
+        yield from finish_dossiers(ahead, limits)
+        raise
+    yield from finish_dossiers(ahead, limits)
+
+
+def gather_envelope(source: Path | bytes, limits: Limits) -> Iterator[Gathered]:
+    """read_envelope's first half: each dossier of the file with its tables decoded (base64)
+    but not yet read (finish_dossiers reads those of many dossiers, of one file or several,
+    together); raise where the file stops being acceptable, as read_envelope."""
     size = len(source) if isinstance(source, bytes) else source.stat().st_size
     if size > limits.max_file_bytes:
         raise HostileInput(f"file is {size:,} bytes, over the limit of {limits.max_file_bytes:,}")
@@ -181,8 +201,6 @@ def read_envelope(source: Path | bytes, limits: Limits) -> Iterator[Dossier]:
         remove_comments=True,
         remove_pis=True,
     )
-    ahead: list[_Gathered] = []
-    ahead_bytes = 0
     try:
         for event, elem in context:
             if event == "start":
@@ -197,39 +215,30 @@ def read_envelope(source: Path | bytes, limits: Limits) -> Iterator[Dossier]:
                 continue
             number += 1
             g = _gather(elem, number, limits)
-            ahead.append(g)
-            ahead_bytes += g.pending_bytes
             # Free what has been read: the dossier and the siblings before it.
             elem.clear()
             parent = elem.getparent()
             if parent is not None:
                 while elem.getprevious() is not None:
                     del parent[0]
-            if len(ahead) >= READ_AHEAD or ahead_bytes >= READ_AHEAD_BYTES:
-                yield from _finish(ahead, limits)
-                ahead, ahead_bytes = [], 0
-    except Exception:
-        # The file stops being acceptable here: the dossiers complete before this point first.
-        yield from _finish(ahead, limits)
-        raise
+            yield g
     finally:
         del context
-    yield from _finish(ahead, limits)
 
 
 # A dossier's FILEHOSO in document order, each a slot: ("skip", loai), ("error", (table, field,
 # value, error)), ("records", loai, records), or ("bytes", loai, decoded table, NOIDUNGFILE)
 # waiting to be read with the tables of the dossiers around it.
 @dataclass
-class _Gathered:
+class Gathered:
     number: int
     slots: list[tuple]
     pending_bytes: int = 0
 
 
-def _gather(elem: etree._Element, number: int, limits: Limits) -> _Gathered:
+def _gather(elem: etree._Element, number: int, limits: Limits) -> Gathered:
     """A dossier's tables, decoded (base64) but not yet read."""
-    g = _Gathered(number, [])
+    g = Gathered(number, [])
     for fh in elem:
         if _local(fh.tag) != "FILEHOSO":
             continue
@@ -259,10 +268,10 @@ def _gather(elem: etree._Element, number: int, limits: Limits) -> _Gathered:
     return g
 
 
-def _finish(gathered: list[_Gathered], limits: Limits) -> Iterator[Dossier]:
+def finish_dossiers(gathered: list[Gathered], limits: Limits) -> Iterator[Dossier]:
     """Read the waiting tables of these dossiers together, type by type (the fast path, or the
     lxml parser for a table outside it), and yield the dossiers."""
-    waiting: dict[str, list[tuple[_Gathered, int]]] = {}
+    waiting: dict[str, list[tuple[Gathered, int]]] = {}
     for g in gathered:
         for i, slot in enumerate(g.slots):
             if slot[0] == "bytes":
@@ -282,7 +291,7 @@ def _finish(gathered: list[_Gathered], limits: Limits) -> Iterator[Dossier]:
         yield _dossier(g)
 
 
-def _dossier(g: _Gathered) -> Dossier:
+def _dossier(g: Gathered) -> Dossier:
     records: dict[str, list] = {}
     errors: list[tuple[str, str, str, str]] = []
     skipped: list[str] = []

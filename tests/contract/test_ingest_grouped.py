@@ -19,6 +19,7 @@ import contract.batch as batch
 from contract.ingest import Limits, ingest, load_dataset
 
 ingest_mod = importlib.import_module("contract.ingest")  # (contract re-exports a function ingest)
+file_batches = importlib.import_module("contract.file_batches")
 
 KEY = "grouped-test-key"
 
@@ -61,6 +62,7 @@ def test_files_checked_together_give_each_file_alone(tmp_path, monkeypatch, work
     if workers == 1:  # (the pool's workers count in their own processes)
         assert 0 < len(calls) < 10  # ten files, fewer field checks: they did run together
     monkeypatch.setattr(ingest_mod, "GROUP_UNITS", 1)  # each file's batch decided alone
+    monkeypatch.setattr(file_batches, "SMALL_FILE_BYTES", 0)  # and each file read alone
     alone = ingest(tmp_path / "in", tmp_path / "alone", limits=limits, linkage_key=KEY)
     a, b = load_dataset(tmp_path / "together"), load_dataset(tmp_path / "alone")
     assert set(a) == set(b) == {"claims", "drug_lines", "service_lines", "rejections"}

@@ -1,7 +1,9 @@
-"""Many small envelope files (most facilities send one dossier per file) decided together in
+"""Many small envelope files (most facilities send one dossier per file) read together
+(contract.file_batches.job_batches: their tables read in one scan) and decided together in
 groups (contract.ingest._files_job -> gather_units -> decide_batch(units=...) -> commit) must
-give exactly the dataset, rejection report (row for row, in order) and counts of deciding and
-committing each file's batch alone (GROUP_UNITS = 1, the per-file path).
+give exactly the dataset, rejection report (row for row, in order) and counts of reading each
+file alone and deciding and committing each file's batch alone (SMALL_FILE_BYTES = 0,
+GROUP_UNITS = 1: the per-file path).
 
 The corpus holds what makes deciding files together differ from deciding them alone if it is
 done wrong: duplicate keys inside a file and across files (where the first is rejected, and
@@ -24,6 +26,7 @@ from factories import claim, dossier, drug, raw_envelope, service
 from contract.ingest import Limits, ingest, load_dataset
 
 ingest_mod = importlib.import_module("contract.ingest")  # (contract re-exports a function ingest)
+file_batches = importlib.import_module("contract.file_batches")
 
 KEY = "small-files-test-key"
 
@@ -134,9 +137,11 @@ def corpus(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def alone(corpus, tmp_path_factory):
-    """The per-file path: every batch of every file validated, decided and committed alone."""
+    """The per-file path: every file read alone, every batch of it validated, decided and
+    committed alone."""
     mp = pytest.MonkeyPatch()
     mp.setattr(ingest_mod, "GROUP_UNITS", 1)
+    mp.setattr(file_batches, "SMALL_FILE_BYTES", 0)  # every file streamed on its own
     try:
         out = tmp_path_factory.mktemp("alone")
         return {
@@ -148,25 +153,38 @@ def alone(corpus, tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    ("workers", "chunk", "job_bytes"),
-    [(1, 2_000, None), (1, 8, None), (2, 2_000, 6_000), (2, 8, 3_000)],
+    ("workers", "chunk", "job_bytes", "small_bytes"),
+    [
+        (1, 2_000, None, None),
+        (1, 8, None, 20_000),  # the files of many dossiers streamed between the small ones
+        (2, 2_000, 6_000, None),
+        (2, 8, 3_000, 20_000),
+    ],
 )
 def test_small_files_decided_together_give_each_file_alone(
-    corpus, alone, tmp_path, monkeypatch, workers, chunk, job_bytes
+    corpus, alone, tmp_path, monkeypatch, workers, chunk, job_bytes, small_bytes
 ):
     if job_bytes:  # several jobs: the worker pool, groups cut at job boundaries
         monkeypatch.setattr(ingest_mod, "JOB_BYTES", job_bytes)
-    sizes = []
-    validated = ingest_mod._validated
+    if small_bytes:
+        monkeypatch.setattr(file_batches, "SMALL_FILE_BYTES", small_bytes)
+    sizes, reads = [], []
+    validated, read_smalls = ingest_mod._validated, file_batches._read_smalls
 
     def counting(group, *a):
         sizes.append(len(group))
         return validated(group, *a)
 
+    def counting_reads(smalls, *a):
+        reads.append(len(smalls))
+        return read_smalls(smalls, *a)
+
     monkeypatch.setattr(ingest_mod, "_validated", counting)
+    monkeypatch.setattr(file_batches, "_read_smalls", counting_reads)
     together = _ingest(corpus, tmp_path / "together", Limits(workers=workers, chunk_claims=chunk))
     if workers == 1:  # (the pool's workers count in their own processes)
         assert max(sizes) > 5  # batches of several files were decided together
+        assert max(reads) > 5  # and the tables of several files read together
     _same(together, alone[chunk])
 
 
