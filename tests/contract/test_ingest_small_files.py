@@ -157,8 +157,9 @@ def alone(corpus, tmp_path_factory):
     [
         (1, 2_000, None, None),
         (1, 8, None, 20_000),  # the files of many dossiers streamed between the small ones
-        (2, 2_000, 6_000, None),
-        (2, 8, 3_000, 20_000),
+        # the worker pool (fork, many small jobs): ~10 s each
+        pytest.param(2, 2_000, 6_000, None, marks=pytest.mark.slow),
+        pytest.param(2, 8, 3_000, 20_000, marks=pytest.mark.slow),
     ],
 )
 def test_small_files_decided_together_give_each_file_alone(
