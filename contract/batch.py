@@ -285,7 +285,7 @@ def _unit_names(rows: list, table: Table) -> dict[tuple, tuple] | None:
     the check of the gathered table treats alike."""
     shapes = dict.fromkeys(r[0] for r in rows)
     plain = _plain_names(table)
-    if all(tag in plain for shape in shapes for tag in shape):
+    if all(plain.shape(shape) for shape in shapes):
         return None
     order = dict.fromkeys(tag for shape in shapes for tag in shape)
     mapping = standard_names(order, table)
@@ -310,6 +310,16 @@ class _PlainNames:
     def __init__(self, table: Table):
         self.by_xml = table.by_xml()
         self.known: dict[str, bool] = {}
+        self.shapes: dict[tuple, bool] = {}  # (a few shapes, met again in every file)
+
+    def shape(self, tags: tuple) -> bool:
+        """Every name of this record shape is kept as it is or dropped."""
+        found = self.shapes.get(tags)
+        if found is None:
+            if len(self.shapes) >= 4_096:  # (input with ever new shapes: kept bounded)
+                self.shapes.clear()
+            found = self.shapes[tags] = all(tag in self for tag in tags)
+        return found
 
     def __contains__(self, tag: object) -> bool:
         found = self.known.get(tag)  # type: ignore[arg-type]
