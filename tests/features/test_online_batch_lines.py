@@ -11,12 +11,9 @@ import math
 import pandas as pd
 import pytest
 from test_online_state import AS_OF, _cat, _claim, _compare, _mutated, _price_list, _subset
+from test_online_state import _lookups as _engine_lookups
 
-from features import lines as ln
 from features.assembly import (
-    PRICE_MIN_LINES,
-    PRICE_MONTHS,
-    PRICE_QUANTILE,
     enriched_claims,
     input_tables,
 )
@@ -32,19 +29,7 @@ def _lookups(tables: dict, pl) -> tuple:
     lookups."""
     with Engine.connect() as eng:
         base, _, points, _ = enriched_claims(eng, input_tables(eng, tables), pl)
-        if pl is not None:
-            ref = eng.execute(ln.listed_price_reference(
-                eng.register("pl", pl.astype({"price": "float64"})), base))  # fmt: skip
-        else:
-            ref = eng.execute(ln.learned_price_reference(points, PRICE_MONTHS, PRICE_QUANTILE,
-                                                         PRICE_MIN_LINES))  # fmt: skip
-        stats = eng.execute(ln.item_reference(points))
-    items = {(r.item_key, r.facility_level, r.month): r.value for r in stats.itertuples()}
-    refs: dict = {}
-    for r in ref.itertuples():
-        refs.setdefault((r.item_key, r.facility_level, r.month), []).append(r.ref_price)
-    return (lambda k, lv, m: refs.get((k, lv, m), [None]),
-            lambda k, lv, m: items.get((k, lv, m)))  # fmt: skip
+        return _engine_lookups(eng, base, points, pl)
 
 
 def _same(a: list[dict], b: list[dict]) -> int:

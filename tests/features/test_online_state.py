@@ -70,6 +70,24 @@ def test_enriched_rows_equal_the_ibis_definitions(feature_tables, listed):
     _check_enriched(feature_tables, _price_list(feature_tables) if listed else None)
 
 
+def _lookups(eng: Engine, base, points, pl) -> tuple:
+    """The reference prices and item statistics of the Ibis definitions (on `eng`, from
+    assembly.enriched_claims' base and price points), as the state's lookups."""
+    if pl is not None:
+        ref = eng.execute(ln.listed_price_reference(
+            eng.register("pl", pl.astype({"price": "float64"})), base))  # fmt: skip
+    else:
+        ref = eng.execute(ln.learned_price_reference(points, PRICE_MONTHS, PRICE_QUANTILE,
+                                                     PRICE_MIN_LINES))  # fmt: skip
+    stats = eng.execute(ln.item_reference(points))
+    items = {(r.item_key, r.facility_level, r.month): r.value for r in stats.itertuples()}
+    refs: dict = {}
+    for r in ref.itertuples():
+        refs.setdefault((r.item_key, r.facility_level, r.month), []).append(r.ref_price)
+    return (lambda k, lv, m: refs.get((k, lv, m), [None]),
+            lambda k, lv, m: items.get((k, lv, m)))  # fmt: skip
+
+
 def _check_enriched(tables: dict, pl) -> list[dict]:
     """claim.enriched_rows against assembly.enriched_claims, column for column."""
     listed = pl is not None
@@ -77,21 +95,9 @@ def _check_enriched(tables: dict, pl) -> list[dict]:
     with Engine.connect() as eng:
         base, _, points, enriched = enriched_claims(eng, input_tables(eng, feature_tables), pl)
         want = eng.execute(enriched)
-        if listed:
-            ref = eng.execute(ln.listed_price_reference(
-                eng.register("pl", pl.astype({"price": "float64"})), base))  # fmt: skip
-        else:
-            ref = eng.execute(ln.learned_price_reference(points, PRICE_MONTHS, PRICE_QUANTILE,
-                                                         PRICE_MIN_LINES))  # fmt: skip
-        stats = eng.execute(ln.item_reference(points))
-    items = {(r.item_key, r.facility_level, r.month): r.value for r in stats.itertuples()}
-    refs: dict = {}
-    for r in ref.itertuples():
-        refs.setdefault((r.item_key, r.facility_level, r.month), []).append(r.ref_price)
+        ref_of, item_of = _lookups(eng, base, points, pl)
     facilities = {f["facility_id"]: f for f in oc.records(feature_tables["facilities"])}
-    rows = oc.enriched_rows(feature_tables, facilities,
-                            lambda k, lv, m: refs.get((k, lv, m), [None]), listed,
-                            lambda k, lv, m: items.get((k, lv, m)))  # fmt: skip
+    rows = oc.enriched_rows(feature_tables, facilities, ref_of, listed, item_of)
     got = pd.DataFrame([{k: v for k, v in r.items() if k != "_lines"} for r in rows])
     assert sorted(got.columns) == sorted(want.columns)
     if listed:
