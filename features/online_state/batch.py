@@ -66,16 +66,8 @@ def _line_table(drugs: pd.DataFrame | None, services: pd.DataFrame | None) -> di
     if drugs is not None and len(drugs):
         d = drugs
         code, strength = _obj(d, "drug_code"), _obj(d, "strength")
-        doses = {}
-        for text in set(_obj(d, "dosage")):
-            dose = None
-            if text is not None:
-                m = oc.DOSE.search(text)
-                if m and m.group(1):
-                    dose = float(m.group(1).replace(",", "."))
-            doses[text] = dose if dose is not None and dose > 0 else None
-        supportive = {n: 0 if n is None or not oc.SUPPORTIVE.search(n.lower()) else 1
-                      for n in set(_obj(d, "drug_name"))}  # fmt: skip
+        doses = {text: oc.daily_dose(text) for text in set(_obj(d, "dosage"))}
+        supportive = {n: oc.supportive(n) for n in set(_obj(d, "drug_name"))}
         up = _num(d, "unit_price")
         parts.append(
             {

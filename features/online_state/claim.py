@@ -37,8 +37,8 @@ from features.online_state.sql import (
     to_float,
 )
 
-DOSE = re.compile(cf.DAILY_DOSE)
-SUPPORTIVE = re.compile(cf.SUPPORTIVE_DRUGS)
+_DOSE = re.compile(cf.DAILY_DOSE)
+_SUPPORTIVE = re.compile(cf.SUPPORTIVE_DRUGS)
 _SALARY = tuple((date.fromisoformat(str(d.op().value)[:10]), v) for d, v in cf.BASE_SALARY)
 _GROUPS = {name: frozenset(codes) for name, codes in COST_GROUPS.items()}
 # agg columns enrich leaves null when a claim has no lines (the others are filled with 0)
@@ -185,13 +185,23 @@ def claim_base(c: dict, facility: dict | None) -> dict:
     return out
 
 
+def daily_dose(text: str | None) -> float | None:
+    """The daily dose a LIEU_DUNG text states (None when it states none, or not above 0)."""
+    if text is None:
+        return None
+    m = _DOSE.search(text)
+    if not (m and m.group(1)):
+        return None
+    dose = float(m.group(1).replace(",", "."))
+    return dose if dose > 0 else None
+
+
+def supportive(name: str | None) -> int:
+    """1 for a supportive drug (by its name), else 0."""
+    return 0 if name is None or not _SUPPORTIVE.search(name.lower()) else 1
+
+
 def drug_line(d: dict) -> dict:
-    dose = None
-    text = d.get("dosage")
-    if text is not None:
-        m = DOSE.search(text)
-        if m and m.group(1):
-            dose = float(m.group(1).replace(",", "."))
     name = d.get("drug_name")
     code = d.get("drug_code")
     return {
@@ -215,8 +225,8 @@ def drug_line(d: dict) -> dict:
         "ordered_at": d.get("ordered_at"),
         "performed_at": None,
         "result_at": None,
-        "daily_dose": dose if dose is not None and dose > 0 else None,
-        "supportive": 0 if name is None or not SUPPORTIVE.search(name.lower()) else 1,
+        "daily_dose": daily_dose(d.get("dosage")),
+        "supportive": supportive(name),
     }
 
 
