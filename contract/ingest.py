@@ -63,6 +63,7 @@ from contract.xml_reader import (
     HostileInput,
     envelope_files,
     file_error_message,
+    load_compiled,
     read_envelope,
 )
 
@@ -467,6 +468,7 @@ def _ingest_envelopes(src: Path, run: _Run, limits: Limits, progress: Progress |
     # first claim with a key is kept" is deterministic) and is the only writer.
     # fork: the workers start at once with everything imported; no writer thread runs yet.
     ctx = multiprocessing.get_context("fork")
+    load_compiled()  # the compiled reader loaded once, here, and shared by the forked workers
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         pending: deque = deque()
         queue = iter(jobs)

@@ -12,6 +12,7 @@ import binascii
 import functools
 import io
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 from lxml import etree
 
+from contract import xml_tables
 from contract.limits import Limits
 from contract.schema import XML_LAYOUT
 from contract.validate import GROUP, INTERNAL, RECORD, SOURCE
@@ -91,7 +93,40 @@ class Dossier:
     skipped: list[str]
 
 
-def _decode_table(node: etree._Element, limits: Limits) -> bytes | etree._Element:
+@functools.cache
+def _kernels():  # (imported when first used: loading numba costs about a CPU second)
+    from contract import xml_kernels
+
+    return xml_kernels
+
+
+def load_compiled() -> None:
+    """Load the compiled kernels now: ingest does it before forking its workers, which then
+    share the loaded code instead of each paying for it."""
+    k = _kernels()
+    k.b64decode(np.frombuffer(b"QQ==", np.uint8), k.B64_TABLE)
+    xml_tables.read_tables("XML1", [b"<TONG_HOP><MA_LK>1</MA_LK></TONG_HOP>"])
+
+
+def _b64_table() -> np.ndarray:
+    return _kernels().B64_TABLE
+
+
+# Files of at least this many bytes have their tables decoded by the compiled kernel
+# (contract.xml_kernels, loaded once per process); smaller ones (a request) as before, unless it
+# is loaded already. xml_tables.COMPILED (True/False) forces one way.
+COMPILED_MIN_FILE = 1024**2
+
+
+def _compiled(large: bool) -> bool:
+    if xml_tables.COMPILED is not None:
+        return xml_tables.COMPILED
+    return large or "contract.xml_kernels" in sys.modules
+
+
+def _decode_table(
+    node: etree._Element, limits: Limits, compiled: bool = False
+) -> bytes | etree._Element:
     children = [c for c in node if isinstance(c.tag, str)]
     if children:  # plain XML placed inside NOIDUNGFILE
         return children[0]
@@ -100,6 +135,10 @@ def _decode_table(node: etree._Element, limits: Limits) -> bytes | etree._Elemen
         raise ValueError(f"NOIDUNGFILE larger than {limits.max_table_bytes:,} bytes")
     if text.startswith("<"):  # plain XML as text or CDATA
         return text.encode("utf-8")
+    if compiled and text.isascii():  # strict base64 in one compiled pass (else as below)
+        ok, out = _kernels().b64decode(np.frombuffer(text.encode("ascii"), np.uint8), _b64_table())
+        if ok:
+            return out.tobytes()
     try:
         return base64.b64decode(text, validate=True)  # the usual case: no line breaks
     except (binascii.Error, ValueError):
@@ -191,6 +230,7 @@ def gather_envelope(source: Path | bytes, limits: Limits) -> Iterator[Gathered]:
         stream = str(source)
     depth = 0
     number = 0
+    compiled = _compiled(size >= COMPILED_MIN_FILE)
     context = etree.iterparse(
         stream,
         events=("start", "end"),
@@ -214,7 +254,7 @@ def gather_envelope(source: Path | bytes, limits: Limits) -> Iterator[Gathered]:
             if _local(elem.tag) != "HOSO":
                 continue
             number += 1
-            g = _gather(elem, number, limits)
+            g = _gather(elem, number, limits, compiled)
             # Free what has been read: the dossier and the siblings before it.
             elem.clear()
             parent = elem.getparent()
@@ -236,7 +276,7 @@ class Gathered:
     pending_bytes: int = 0
 
 
-def _gather(elem: etree._Element, number: int, limits: Limits) -> Gathered:
+def _gather(elem: etree._Element, number: int, limits: Limits, compiled: bool) -> Gathered:
     """A dossier's tables, decoded (base64) but not yet read."""
     g = Gathered(number, [])
     for fh in elem:
@@ -257,7 +297,7 @@ def _gather(elem: etree._Element, number: int, limits: Limits) -> Gathered:
             g.slots.append(("error", (loai, "NOIDUNGFILE", "", "missing NOIDUNGFILE")))
             continue
         try:
-            payload = _decode_table(content, limits)
+            payload = _decode_table(content, limits, compiled)
             if isinstance(payload, bytes):  # (the withheld text: only if it cannot be read)
                 g.slots.append(("bytes", loai, payload, content))
                 g.pending_bytes += len(payload)

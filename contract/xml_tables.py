@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -121,12 +122,76 @@ def read_tables(loai: str, payloads: list[bytes]) -> list[list[Rec] | None]:
             size += len(todo[part][1])
             part += 1
         scan, todo = todo[:part], todo[part:]
+        if _compiled(size):  # one compiled pass (contract.xml_kernels)
+            _scan_compiled(loai, [b for _, b in scan], out, [i for i, _ in scan])
+            continue
         while scan:
             bad = _scan(loai, [b for _, b in scan], out, [i for i, _ in scan])
             if not bad:
                 break
             scan = [t for k, t in enumerate(scan) if k not in bad]
     return out
+
+
+# Scans of at least this many bytes are read by the compiled kernel (contract.xml_kernels), which
+# costs about a CPU second to load once per process; smaller ones (a request of a few dossiers)
+# by the array scan below. Both read exactly the same subset into the same records.
+COMPILED_MIN_BYTES = 1024**2
+COMPILED: bool | None = None  # None: as above, or once loaded by this process; True/False: always
+
+
+def _compiled(size: int) -> bool:
+    if COMPILED is not None:
+        return COMPILED
+    return size >= COMPILED_MIN_BYTES or "contract.xml_kernels" in sys.modules
+
+
+def _scan_compiled(loai: str, bodies: list[bytes], out: list, index: list[int]) -> None:
+    """Read BODIES into OUT[INDEX[k]] with the compiled kernel; a body outside the subset is
+    left None (the caller's parser reads it)."""
+    from contract import xml_kernels as xk
+
+    lengths = np.fromiter((len(b) for b in bodies), np.int64, len(bodies))
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    joined = b"".join(bodies)
+    if len(joined) >= 2**31 - 1:  # beyond int32 offsets (one huge table): the parser reads it
+        return
+    buf = np.frombuffer(joined, np.uint8)
+    ok, f_a, f_b, _, r_start, r_table, r_shape, n_pos, n_len, s_off, s_seq = xk.scan_tables(
+        buf, starts, ends, _layout(loai), 1 if XML_LAYOUT[loai][2] is None else 3
+    )
+    offsets, data, valid = xk.gather_texts(buf, f_a, f_b)
+    nulls = int(len(valid) - np.count_nonzero(valid))
+    values = pa.StringArray.from_buffers(
+        len(valid),
+        pa.py_buffer(offsets),
+        pa.py_buffer(data),
+        pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None,
+        nulls,
+    )
+    names = [
+        joined[p : p + n].decode("ascii")
+        for p, n in zip(n_pos.tolist(), n_len.tolist(), strict=True)
+    ]
+    off = s_off.tolist()
+    shapes = [tuple(names[j] for j in s_seq[a:b].tolist()) for a, b in itertools.pairwise(off)]
+    bounds = r_start.tolist()
+    recs = [
+        (shapes[sh], Texts(values, a, b))
+        for sh, a, b in zip(r_shape.tolist(), bounds[:-1], bounds[1:], strict=True)
+    ]
+    counts = np.bincount(r_table, minlength=len(bodies)).tolist()
+    r = 0
+    for k, (good, count) in enumerate(zip(ok.tolist(), counts, strict=True)):
+        if good:
+            out[index[k]] = recs[r : r + count]
+        r += count
+
+
+def _layout(loai: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    names = [n.encode() if n else b"" for n in XML_LAYOUT[loai]]
+    return tuple(np.frombuffer(n, np.uint8).copy() for n in names)  # type: ignore[return-value]
 
 
 def _tables_of(positions: np.ndarray, starts: np.ndarray) -> set[int]:
