@@ -42,47 +42,60 @@ import pandas as pd
 
 if TYPE_CHECKING:  # the review app orders its queue without loading LightGBM
     from scoring.bundle import ModelBundle
+    from scoring.columns import FloatColumns
 
 TERMS = ("rules", "novelty", "facility_shift", "dose_excess", "rare_items")
 BANDS = ("high", "review", "watch", "low")  # best first
 _TIER = 1e15  # money at stake stays far below this (VND), so band-then-money is one float order
 
 
-def _col(frame: pd.DataFrame, name: str) -> np.ndarray | None:
+def _col(frame: pd.DataFrame, name: str, cols: FloatColumns | None = None) -> np.ndarray | None:
+    """The column as floats, missing and non-numbers 0; None when the frame lacks it. cols: the
+    frame's numeric columns when the caller has them (the same floats, no pandas per column)."""
+    v = None if cols is None else cols.get(name)
+    if v is not None:
+        return np.where(np.isnan(v), 0.0, v)
     if name not in frame.columns:
         return None
     return pd.to_numeric(frame[name], errors="coerce").fillna(0.0).to_numpy(dtype="float64")
 
 
 def term_money(
-    bundle: ModelBundle, frame: pd.DataFrame, anomaly: np.ndarray, claimed: np.ndarray
+    bundle: ModelBundle,
+    frame: pd.DataFrame,
+    anomaly: np.ndarray,
+    claimed: np.ndarray,
+    cols: FloatColumns | None = None,
 ) -> dict[str, np.ndarray]:
-    """Each term's money per claim (VND, before its weight), never above the claimed amount."""
+    """Each term's money per claim (VND, before its weight), never above the claimed amount.
+    cols: the frame's numeric columns when the caller has them."""
     zero = np.zeros(len(frame))
-    rule = _col(frame, "rule_amount")
+    rule = _col(frame, "rule_amount", cols)
     rules = zero if rule is None else np.clip(np.minimum(rule, claimed), 0.0, None)
-    cost, peer = _col(frame, "claim_cost"), _col(frame, "peer_median_total_cost")
+    cost, peer = _col(frame, "claim_cost", cols), _col(frame, "peer_median_total_cost", cols)
     novelty = zero
     if cost is not None and peer is not None:
         excess = np.clip((cost - peer) / np.maximum(cost, 1.0), 0.0, 1.0) * claimed
         lo = min(bundle.novelty_from, 0.999)
         novelty = np.clip((anomaly - lo) / (1.0 - lo), 0.0, 1.0) * excess
-    shift = _col(frame, "facility_shift")
+    shift = _col(frame, "facility_shift", cols)
     shift = zero if shift is None else np.minimum(shift, claimed)
-    items = item_terms(frame, claimed)
+    items = item_terms(frame, claimed, cols)
     return {"rules": rules, "novelty": novelty, "facility_shift": shift, **items}
 
 
-def item_terms(frame: pd.DataFrame, claimed: np.ndarray) -> dict[str, np.ndarray]:
+def item_terms(
+    frame: pd.DataFrame, claimed: np.ndarray, cols: FloatColumns | None = None
+) -> dict[str, np.ndarray]:
     """The item-level evidence as fund money per claim: drug cost beyond the usual units per day
     and cost in items rarely billed for the diagnosis, each at the fund's share of the claim's
     cost, never above the fund amount claimed (0 where the features are absent)."""
     claimed = np.clip(np.asarray(claimed, dtype="float64"), 0.0, None)
     zero = np.zeros(len(frame))
-    cost = _col(frame, "claim_cost")
+    cost = _col(frame, "claim_cost", cols)
     fund_share = zero if cost is None else np.clip(claimed / np.maximum(cost, 1.0), 0.0, 1.0)
-    dose = _col(frame, "dose_excess_amount")
-    rare = _col(frame, "rare_service_share")
+    dose = _col(frame, "dose_excess_amount", cols)
+    rare = _col(frame, "rare_service_share", cols)
     dose = zero if dose is None else np.clip(dose, 0.0, None) * fund_share
     rare = zero if rare is None else np.clip(rare, 0.0, 1.0) * claimed
     return {"dose_excess": np.minimum(dose, claimed), "rare_items": np.minimum(rare, claimed)}
@@ -94,12 +107,14 @@ def priority_of(
     expected: np.ndarray,
     anomaly: np.ndarray,
     claimed: np.ndarray,
+    cols: FloatColumns | None = None,
 ) -> np.ndarray:
-    """Money at stake of a feature frame under the bundle's weights."""
+    """Money at stake of a feature frame under the bundle's weights (cols: its numeric columns
+    when the caller has them)."""
     weights = bundle.rank_weights or {}
-    terms = (
-        term_money(bundle, frame, anomaly, claimed) if any(w > 0 for w in weights.values()) else {}
-    )
+    terms = {}
+    if any(w > 0 for w in weights.values()):
+        terms = term_money(bundle, frame, anomaly, claimed, cols)
     return money_at_stake(expected, terms, weights, claimed)
 
 

@@ -28,35 +28,52 @@ def reasons(
     caller has it (scoring.scorer.feature_matrix); small inputs are explained on one thread."""
     if frame.empty:
         return []
-    if x is None:
-        contrib = contributions(bundle, frame)[:, :-1]
-    else:
-        nt = 1 if len(x) <= 2_000 else 0
-        contrib = bundle.risk.predict(x, pred_contrib=True, num_threads=nt)[:, :-1]
-    names = bundle.feature_names
-    out = []
+    contrib = _contrib(bundle, frame, x)
     rows = frame.reset_index(drop=True)
-    present = set(rows.columns)
     values: dict[str, list] = {}  # a column's values as Python objects, read once when needed
 
     def at(i: int, name: str):
         col = values.get(name)
         if col is None:
             col = values[name] = rows[name].tolist()
-        return _num(col[i])
+        return col[i]
 
+    return _explain(bundle, contrib, top, at, set(rows.columns))
+
+
+def reasons_of_rows(bundle: ModelBundle, rows, idx: np.ndarray, top: int, x: np.ndarray):
+    """`reasons` for the feature rows at positions idx (features.online_state.rows.FeatureRows)
+    without their DataFrame: the values read one by one as the frame would hold them."""
+    if not len(idx):
+        return []
+    contrib = _contrib(bundle, None, x)
+    return _explain(bundle, contrib, top, lambda i, name: rows.value(int(idx[i]), name),
+                    set(rows.names))  # fmt: skip
+
+
+def _contrib(bundle: ModelBundle, frame: pd.DataFrame | None, x: np.ndarray | None) -> np.ndarray:
+    if x is None:
+        return contributions(bundle, frame)[:, :-1]
+    nt = 1 if len(x) <= 2_000 else 0
+    return bundle.risk.predict(x, pred_contrib=True, num_threads=nt)[:, :-1]
+
+
+def _explain(bundle: ModelBundle, contrib: np.ndarray, top: int, at, present: set) -> list:
+    """The positive contributions, largest first, as sentences; at(i, name): row i's value."""
+    names = bundle.feature_names
+    out = []
     orders = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
-    for i in range(len(rows)):
+    for i in range(len(contrib)):
         items = []
         for j in orders[i]:
             c = float(contrib[i, j])
             if c <= 0:
                 break
             f = FEATURES.get(names[j])
-            value = at(i, names[j]) if names[j] in present else None
+            value = _num(at(i, names[j])) if names[j] in present else None
             peer = None
             if f is not None and f.peer and f.peer in present:
-                peer = at(i, f.peer)
+                peer = _num(at(i, f.peer))
             items.append(
                 {
                     "feature": names[j],
@@ -82,7 +99,7 @@ def rule_hits(frame: pd.DataFrame, cols: FloatColumns | None = None) -> list[lis
         flags = cols.get(r.flag)
         if flags is None:
             flags = frame[r.flag].fillna(0).to_numpy()
-        hit = np.flatnonzero(np.nan_to_num(flags, nan=0.0) > 0)
+        hit = np.flatnonzero(np.asarray(flags, dtype="float64") > 0)  # NaN is not > 0
         if not len(hit):
             continue
         amounts = np.zeros(n)
@@ -90,7 +107,8 @@ def rule_hits(frame: pd.DataFrame, cols: FloatColumns | None = None) -> list[lis
             a = cols.get(r.amount)
             if a is None:
                 a = frame[r.amount].fillna(0).to_numpy(dtype="float64")
-            amounts = np.nan_to_num(a, nan=0.0, posinf=np.inf, neginf=-np.inf)
+            a = np.asarray(a, dtype="float64")
+            amounts = np.where(np.isnan(a), 0.0, a)
         for i in hit:
             amt = float(amounts[i])
             out[i].append(

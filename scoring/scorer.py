@@ -22,7 +22,7 @@ from scoring.columns import FloatColumns
 from scoring.forest import anomaly_percentile
 from scoring.ranking import BANDS as BANDS  # re-exported: the bands, best first
 from scoring.ranking import band_of, priority_of, queue_order
-from scoring.reasons import reasons, rule_hits
+from scoring.reasons import reasons, reasons_of_rows, rule_hits
 
 OPEN_BANDS = ("high", "review")  # bands that open a case
 
@@ -71,7 +71,7 @@ def _predict(
     amount = share * claimed
     expected = risk * amount
     anomaly = anomaly_percentile(bundle, frame, cols)
-    priority = priority_of(bundle, frame, expected, anomaly, claimed)
+    priority = priority_of(bundle, frame, expected, anomaly, claimed, cols)
     return {
         "claim_id": claim_id,
         "risk_score": risk,
@@ -111,7 +111,11 @@ def score(
     explain = _explained(out, explain_top_pct, explain_bands)
     t1 = time.perf_counter()
     idx = np.flatnonzero(explain)
-    _finish(out, bundle, x, idx, lambda: frame.iloc[idx], frame, cols, model_version, top_reasons)
+
+    def explain_them() -> list:
+        return reasons(bundle, frame.iloc[idx], top_reasons, x[idx])
+
+    _finish(out, x, idx, explain_them, frame, cols, model_version)
     scored = pd.DataFrame(out, index=pd.RangeIndex(len(x)))
     _timed(timings, t0, t1)
     return scored
@@ -129,8 +133,8 @@ def score_rows(
     """`score` for feature rows (features.online_state.rows.FeatureRows: ids + a float matrix)
     without building their DataFrame: the same columns as `score`'s frame, as a dict of arrays
     (lists for reasons and rule hits). The model reads the rows' matrix; the ranking terms and
-    the rules read a float view of it; only the claims in `explain_bands` get a DataFrame, for
-    their reasons' values. A model with category columns takes the frame's way."""
+    the rules read a float view of it; the reasons of the claims in `explain_bands` read their
+    values from the rows (no DataFrame). A model with category columns takes the frame's way."""
     if bundle.categories:
         frame = rows.frame()
         out = score(bundle, frame, model_version=model_version, explain_bands=explain_bands,
@@ -148,8 +152,11 @@ def score_rows(
     explain = _explained(out, None, explain_bands)
     t1 = time.perf_counter()
     idx = np.flatnonzero(explain)
-    _finish(out, bundle, x, idx, lambda: rows.take(idx).frame(), view, cols, model_version,
-            top_reasons)  # fmt: skip
+
+    def explain_them() -> list:  # their values read from the rows, as their frame holds them
+        return reasons_of_rows(bundle, rows, idx, top_reasons, x[idx])
+
+    _finish(out, x, idx, explain_them, view, cols, model_version)
     _timed(timings, t0, t1)
     return out
 
@@ -164,11 +171,11 @@ def _explained(out: dict, explain_top_pct: float | None, explain_bands) -> np.nd
     return np.isin(out["band"], explain_bands)
 
 
-def _finish(out, bundle, x, idx, explained_frame, frame, cols, model_version, top) -> None:
-    """Reasons for the rows at idx (their frame from explained_frame()), rule hits, stamps."""
+def _finish(out, x, idx, explain_them, frame, cols, model_version) -> None:
+    """Reasons for the rows at idx (explain_them(): theirs, in idx's order), rule hits, stamps."""
     texts: list = [[] for _ in range(len(x))]
     if len(idx):
-        for i, r in zip(idx, reasons(bundle, explained_frame(), top, x[idx]), strict=True):
+        for i, r in zip(idx, explain_them(), strict=True):
             texts[i] = r
     out["reasons"] = texts
     out["rule_hits"] = rule_hits(frame, cols)

@@ -119,6 +119,17 @@ class FeatureRows:
         """One ID column's values, row by row."""
         return [r[name] for r in self.ids]
 
+    def value(self, i: int, name: str):
+        """`frame()[name].tolist()[i]` without the frame, for a feature column: an int for the
+        integer columns (0 for missing), else a float (NaN for missing)."""
+        if self._frame is not None:
+            v = self._frame[name].iat[i]
+            return v.item() if isinstance(v, np.generic) else v
+        v = self.values[i, _LOC[name]]
+        if name in _INT8 or name in _INT64:
+            return int(np.nan_to_num(v, nan=0.0))
+        return float(v)
+
     def matrix(self) -> np.ndarray:
         """`frame()[names].to_numpy("float64")` without the frame: the integer columns (flags,
         codes, the rule count) hold 0 for missing, as frame() casts them."""
@@ -168,4 +179,5 @@ class FeatureRows:
         return df
 
 
+_LOC = {c: j for j, c in enumerate(_NAMES)}
 _INT_LOCS = np.array([j for j, c in enumerate(_NAMES) if c in _INT8 or c in _INT64], dtype=np.intp)

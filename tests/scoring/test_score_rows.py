@@ -4,6 +4,8 @@ stand for, reasons included (their values keep the frame's types)."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,6 +52,8 @@ def test_score_rows_is_score(bundle_frame):
                 np.testing.assert_array_equal(np.asarray(got[c], dtype="float64"), w, err_msg=c)
             else:
                 assert list(got[c]) == list(w), c
+        # as the API sends them: 3 and 3.0 are different JSON (ints stay ints, missing is null)
+        assert json.dumps(list(got["reasons"])) == json.dumps(list(want["reasons"]))
         explained += sum(bool(r) for r in got["reasons"])
     assert explained > 0  # reasons compared, not only empty lists
 
@@ -73,3 +77,14 @@ def test_the_anomaly_percentile_from_a_matrix_is_sklearns(bundle_frame):
     np.testing.assert_array_equal(
         anomaly_percentile(bundle, None, cols), sklearn_percentile(bundle, frame)
     )
+
+
+def test_a_rows_value_is_its_frames(bundle_frame):
+    """The reasons read a row's values one by one (FeatureRows.value): each as its frame holds
+    it, type included (an int column's 3 is not 3.0 in the API's JSON; missing floats NaN)."""
+    _, frame = bundle_frame
+    for make in (_rows, FeatureRows.from_frame):
+        rows, want = make(frame.head(60)), make(frame.head(60)).frame()  # frame() keeps its frame
+        for name in FeatureRows.names:
+            got = [rows.value(i, name) for i in range(len(rows))]
+            assert json.dumps(got) == json.dumps(want[name].tolist()), name
