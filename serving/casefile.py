@@ -22,6 +22,9 @@ import numpy as np
 import pandas as pd
 
 from contract.schema import CLAIMS, COST_GROUPS, DRUG_LINES, SERVICE_LINES, VISIT_TYPES
+from serving.casecolumns import among, line_order, minute_texts, row_texts
+from serving.casecolumns import value_text as _text  # noqa: F401  (serving.caserows' import)
+from serving.caselines import driving_lines  # noqa: F401  (the case page's import)
 
 log = logging.getLogger("claimradar.casefile")
 
@@ -54,6 +57,9 @@ GROUP_OF = {g: name for name, groups in COST_GROUPS.items() for g in groups}
 
 def _plain(v: Any) -> Any:
     """One value, JSON-safe: numpy scalars to Python, NaN/NaT/NA to None, times to ISO text."""
+    t = type(v)
+    if t is str or t is int or t is bool:  # most values: what the checks below leave as is
+        return v
     if v is None or v is pd.NA or v is pd.NaT:
         return None
     if isinstance(v, np.generic):
@@ -87,12 +93,19 @@ def _plain_column(col: pd.Series) -> list:
     text to the minute, missing values None; any other dtype value by value."""
     dtype = col.dtype
     if dtype == "float64":
-        return [round(v, 3) if math.isfinite(v) else None for v in col.to_numpy().tolist()]
+        x = col.to_numpy()
+        # a whole number is its own rounding (most amounts): round() only for the others
+        whole = (np.abs(x) < 2.0**53) & (x == np.trunc(x))
+        return [v if w else (round(v, 3) if math.isfinite(v) else None)
+                for v, w in zip(x.tolist(), whole.tolist(), strict=True)]  # fmt: skip
     if isinstance(dtype, pd.StringDtype):
         return col.to_numpy(dtype=object, na_value=None).tolist()
     if isinstance(dtype, pd.Int64Dtype | pd.Int32Dtype) or dtype == "int64":
         return col.to_numpy(dtype=object, na_value=None).tolist()
     if pd.api.types.is_datetime64_dtype(dtype):
+        got = minute_texts(col.to_numpy())  # numpy's text, isoformat's for four-digit years
+        if got is not None:
+            return got
         return [None if v is pd.NaT else v.isoformat(timespec="minutes") for v in col.tolist()]
     return [_plain(v) for v in col.tolist()]
 
@@ -171,8 +184,9 @@ def claim_documents(
     if claims.empty:
         return {}
     names = _facility_names(tables)
-    claim_level = _claim_levels(tables, frame)
-    typical = typical_prices if typical_prices is not None else _typical(tables, claim_level)
+    levels = _claim_levels(tables, frame)
+    typical = typical_prices if typical_prices is not None else _typical(tables, levels)
+    claim_level = _lookup(levels)
 
     summaries = _summaries(claims, names, claim_level)
     docs: dict[str, dict] = {}
@@ -184,14 +198,15 @@ def claim_documents(
         lines = tables.get(table)
         if lines is None or lines.empty:
             continue
-        lines = lines[lines["claim_id"].isin(docs.keys())].sort_values(["claim_id", "line_no"])
+        # each claim's lines in line order (the order of sort_values(["claim_id", "line_no"]))
+        lines = lines.iloc[line_order(lines, among(lines["claim_id"], docs.keys(), text=False))]
         ids = lines["claim_id"].astype(str).tolist()
         for cid, rec in zip(ids, _records(lines, cols), strict=True):
             level = _plain(claim_level.get(cid)) or ""
             docs[cid]["lines"].append(line_entry(kind, rec, level, typical))
 
     if frame is not None and len(frame):
-        f = frame[frame["claim_id"].isin(docs.keys())]
+        f = frame[among(frame["claim_id"], docs.keys(), text=False)]
         have_peer = [p for p in PEER_FEATURES if p[0] in f.columns and p[1] in f.columns]
         others = [c for c in OTHER_FEATURES if c in f.columns]
         for r in f[["claim_id"] + [c for p in have_peer for c in p[:2]] + others].to_dict(
@@ -209,11 +224,18 @@ def claim_documents(
 def _facility_names(tables: dict[str, pd.DataFrame]) -> pd.Series:
     facilities = tables.get("facilities")
     if facilities is not None and len(facilities) and "facility_name" in facilities.columns:
-        return facilities.drop_duplicates("facility_id").set_index("facility_id")["facility_name"]
-    return pd.Series(dtype="object")
+        names = facilities.drop_duplicates("facility_id").set_index("facility_id")["facility_name"]
+        return _lookup(names)
+    return {}
 
 
-def _summaries(claims: pd.DataFrame, names: pd.Series, claim_level: pd.Series) -> list:
+def _lookup(s: pd.Series) -> dict | pd.Series:
+    """A Series as a dict for `.get` (a dict look-up, not pandas' per call); itself when its
+    index repeats a key (its `.get` gives a Series then)."""
+    return dict(zip(s.index.tolist(), s.tolist(), strict=True)) if s.index.is_unique else s
+
+
+def _summaries(claims: pd.DataFrame, names, claim_level) -> list:
     """(claim_id, summary) per row of `claims`: the SUMMARY fields, the facility's name and
     level and the visit type's name (the birth year is added by _birth_years)."""
     out = []
@@ -239,130 +261,25 @@ def summary_documents(tables: dict[str, pd.DataFrame]) -> dict[str, dict]:
     claims = tables["claims"]
     if claims.empty:
         return {}
-    summaries = _summaries(claims, _facility_names(tables), _claim_levels(tables, None))
+    summaries = _summaries(claims, _facility_names(tables), _lookup(_claim_levels(tables, None)))
     docs = {cid: {"summary": summary} for cid, summary in summaries}
     _birth_years(claims, docs)
     return docs
 
 
-# -- which lines drive the score ------------------------------------------------------------------
-# A reason's feature or a rule points at the lines of these cost groups (COST_GROUPS names).
-FEATURE_GROUPS = (
-    ("lab", ("lab",)),
-    ("imaging", ("imaging",)),
-    ("functional", ("functional",)),
-    ("diag", ("lab", "imaging", "functional")),
-    ("bed", ("bed",)),
-    ("drug", ("drug",)),
-    ("supply_days", ("drug",)),
-    ("surgery", ("surgery",)),
-    ("procedure", ("surgery", "procedure")),
-    ("exam", ("exam",)),
-    ("service", ("lab", "imaging", "functional", "procedure", "surgery")),
-    ("supportive", ("drug",)),
-    ("costly", ("drug", "supply", "surgery")),
-    ("top_line", ("drug", "supply", "surgery", "procedure")),
-)
-RULE_GROUPS = {
-    "R05": ("bed",),
-    "R06": ("bed",),
-    "R08": ("bed",),
-    "R13": ("drug",),
-    "R16": ("exam",),
-    "R17": ("surgery",),
-}
-PRICE_MARGIN = 1.05  # a unit price 5 % above the item's typical price is marked
-
-
-def driving_lines(doc: dict, reasons: list[dict], rule_hits: list[dict]) -> dict[str, list[str]]:
-    """line_id -> why the line is marked: "price" (above its item's typical price), a rule code,
-    or a reason's feature name. Heuristic by design: the model scores claims, not lines."""
-    marks: dict[str, list[str]] = {}
-    groups: dict[str, str] = {}
-    for r in reasons or []:
-        feat = str(r.get("feature", ""))
-        for token, gs in FEATURE_GROUPS:
-            if token in feat:
-                for g in gs:
-                    groups.setdefault(g, feat)
-    codes = {h.get("code") for h in rule_hits or []}
-    for code, gs in RULE_GROUPS.items():
-        if code in codes:
-            for g in gs:
-                groups[g] = code
-    summary = doc.get("summary", {})
-    start, end = summary.get("admitted_at"), summary.get("discharged_at")
-    for line in doc.get("lines", []):
-        why = []
-        price, typical = line.get("unit_price"), line.get("typical_price")
-        if price and typical and price > typical * PRICE_MARGIN:
-            why.append("R14" if "R14" in codes else "price")
-        if line.get("group") in groups:
-            why.append(groups[line["group"]])
-        at = line.get("ordered_at")
-        if "R07" in codes and at and start and end and not (start <= at <= end):
-            why.append("R07")
-        if why:
-            marks[line["line_id"]] = why
-    return marks
-
-
 # -- what a claim says: its content hash ----------------------------------------------------------
-def _text(v: Any) -> str:
-    """One value as text the same way whatever its dtype: times to the minute, numbers as floats
-    rounded to 4 decimals (1 and 1.0 alike), missing values empty."""
-    if type(v) is str:  # most values: the checks below cost more than the value
-        return v
-    if v is None or v is pd.NA or v is pd.NaT:
-        return ""
-    if isinstance(v, bool | np.bool_):
-        return repr(float(v))
-    if isinstance(v, int | float | np.integer | np.floating):
-        f = float(v)
-        return "" if f != f else repr(round(f, 4))
-    if isinstance(v, pd.Timestamp | datetime):
-        return v.strftime("%Y-%m-%dT%H:%M")
-    return str(v)
-
-
-def _column_texts(col: pd.Series) -> list[str]:
-    """A column as `_text` gives its values, vectorised for the usual dtypes."""
-    if pd.api.types.is_datetime64_any_dtype(col):
-        return col.dt.strftime("%Y-%m-%dT%H:%M").fillna("").tolist()
-    if pd.api.types.is_numeric_dtype(col):  # bools, ints and floats alike as rounded floats
-        arr = col.to_numpy(dtype="float64", na_value=np.nan).round(4)
-        out = arr.astype(str)
-        out[np.isnan(arr)] = ""
-        return out.tolist()
-    if isinstance(col.dtype, pd.StringDtype):
-        return col.to_numpy(dtype=object, na_value="").tolist()
-    return [_text(v) for v in col.tolist()]
-
-
-def _row_texts(df: pd.DataFrame, names: list[str]) -> list[str]:
-    """Each row's fields (the contract's, in its order; absent ones empty) as one text. A few
-    rows (the API's requests) go value by value: pandas' cost per call would dominate."""
-    if len(df) < 64:
-        have = [n for n in names if n in df.columns]
-        at = {n: i for i, n in enumerate(have)}
-        rows = df[have].to_numpy(dtype=object)
-        return ["\x1f".join(_text(row[at[n]]) if n in at else "" for n in names) for row in rows]
-    empty = [""] * len(df)
-    cols = [_column_texts(df[n]) if n in df.columns else empty for n in names]
-    return ["\x1f".join(values) for values in zip(*cols, strict=True)]
-
-
 def content_hashes(tables: dict[str, pd.DataFrame], ids: set[str] | None = None) -> dict[str, str]:
     """claim_id -> SHA-256 of what the claim says: its contract fields (not the linkage keys
     derived from them) and its drug and service lines in line order. Resubmitted with any change,
     a claim gets a new hash (a new version in the case store); sent again as it was, the same."""
     claims = tables["claims"]
     if ids is not None:
-        claims = claims[claims["claim_id"].astype(str).isin(ids)]
+        keep = among(claims["claim_id"], ids)
+        claims = claims if keep.all() else claims[keep]
     texts = {
         str(c): [t]
         for c, t in zip(
-            claims["claim_id"], _row_texts(claims, [f.name for f in CLAIMS.fields]), strict=True
+            claims["claim_id"], row_texts(claims, [f.name for f in CLAIMS.fields]), strict=True
         )
     }
     for marker, name, table in (
@@ -372,11 +289,16 @@ def content_hashes(tables: dict[str, pd.DataFrame], ids: set[str] | None = None)
         lines = tables.get(name)
         if lines is None or lines.empty:
             continue
-        lines = lines[lines["claim_id"].astype(str).isin(texts.keys())]
-        lines = lines.sort_values(["claim_id", "line_no"], kind="stable")
-        body = _row_texts(lines, [f.name for f in table.fields])
-        for c, t in zip(lines["claim_id"].astype(str), body, strict=True):
-            texts[c].append(marker + t)
+        # each claim's lines in line order (line_order: sort_values' order within a claim)
+        order = line_order(lines, among(lines["claim_id"], texts.keys()))
+        if len(order) < len(lines):
+            lines = lines.iloc[sorted(order)]
+            at = {p: i for i, p in enumerate(sorted(order))}
+            order = [at[p] for p in order]
+        body = row_texts(lines, [f.name for f in table.fields])
+        cids = lines["claim_id"].astype(str).tolist()
+        for i in order:
+            texts[cids[i]].append(marker + body[i])
     return {
         c: hashlib.sha256("\x1e".join(parts).encode()).hexdigest() for c, parts in texts.items()
     }
@@ -479,20 +401,88 @@ def _chunk_documents(
     typical: dict[tuple, float],
 ) -> dict[str, dict]:
     """The documents of one chunk of scored claims: full for `full_ids`, the summary alone for
-    the others (the patient history reads it)."""
+    the others (the patient history reads it). What `chunk_parts` gives, made column by column
+    over the whole tables (no sub-frame taken: pandas takes every column of every row it
+    keeps), a claim's values as claim_documents / summary_documents read them."""
+    ids = set(part["claim_id"].astype(str))
+    full = ids & full_ids
+    claims = tables["claims"]
+    if claims.empty or not claims["claim_id"].is_unique:
+        return chunk_parts(part, tables, frame, full_ids, typical)
+    names = _facility_names(tables)
+    own, by_frame = _lookup(_claim_levels(tables, None)), _lookup(_claim_levels(tables, frame))
+    summaries = _records(claims, SUMMARY)
+    identities = _records(claims, IDENTITY)
+    years = None
+    if "birth_date" in claims.columns:
+        years = claims["birth_date"].astype("string").str[:4].tolist()
+    docs: dict[str, dict] = {}
+    for i, cid in enumerate(claims["claim_id"].astype(str).tolist()):
+        if cid not in ids:
+            continue
+        summary = summaries[i]
+        summary["facility_name"] = _plain(names.get(summary.get("facility_id")))
+        levels = by_frame if cid in full else own
+        summary["facility_level"] = _plain(levels.get(cid))
+        summary["visit_type_name"] = VISIT_TYPES.get(str(summary.get("visit_type")), None)
+        if years is not None:
+            summary["birth_year"] = None if pd.isna(years[i]) else str(years[i])
+        docs[cid] = {"summary": summary}
+        if cid in full:
+            docs[cid].update(identity=identities[i], lines=[], peers=[], values={})
+    for kind, table, cols in (("D", "drug_lines", DRUG), ("S", "service_lines", SERVICE)):
+        lines = tables.get(table)
+        if lines is None or lines.empty:
+            continue
+        at = line_order(lines, among(lines["claim_id"], full, text=False))
+        recs = _records_at(lines, cols, at)
+        for cid, rec in zip(lines["claim_id"].iloc[at].astype(str).tolist(), recs, strict=True):
+            level = _plain(by_frame.get(cid)) or ""
+            docs[cid]["lines"].append(line_entry(kind, rec, level, typical))
+    if frame is not None and len(frame):
+        keep = among(frame["claim_id"], full, text=False)
+        have_peer = [p for p in PEER_FEATURES if p[0] in frame.columns and p[1] in frame.columns]
+        others = [c for c in OTHER_FEATURES if c in frame.columns]
+        cols = ["claim_id"] + [c for p in have_peer for c in p[:2]] + others
+        for r in frame.loc[keep, cols].to_dict("records") if keep.any() else ():
+            doc = docs[str(r["claim_id"])]
+            doc["peers"] = [
+                {"feature": name, "value": _plain(r[name]), "peer": _plain(r[peer]), "unit": unit}
+                for name, peer, unit in have_peer
+            ]
+            doc["values"] = {c: _plain(r[c]) for c in others}
+    return docs
+
+
+def _records_at(df: pd.DataFrame, cols: Iterable[str], at: list[int]) -> list[dict]:
+    """_records(df.iloc[at], cols), taking only these columns' values."""
+    cols = [c for c in cols if c in df.columns]
+    values = [_plain_column(df[c].iloc[at]) for c in cols]
+    return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def chunk_parts(
+    part: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+    frame: pd.DataFrame | None,
+    full_ids: set[str],
+    typical: dict[tuple, float],
+) -> dict[str, dict]:
+    """_chunk_documents by its parts: claim_documents of the full ones' rows, summary_documents
+    of the others' (tables with a claim twice; the reference of the column-wise way)."""
     ids = set(part["claim_id"].astype(str))
     full_here = ids & full_ids
     claims = tables["claims"]
-    sub = {"claims": claims[claims["claim_id"].isin(full_here)]}
+    sub = {"claims": claims[among(claims["claim_id"], full_here, text=False)]}
     for k in ("drug_lines", "service_lines"):
         if tables.get(k) is not None:
-            sub[k] = tables[k][tables[k]["claim_id"].isin(full_here)]
+            sub[k] = tables[k][among(tables[k]["claim_id"], full_here, text=False)]
     sub["facilities"] = tables.get("facilities")
-    f = frame[frame["claim_id"].isin(full_here)] if frame is not None else None
+    f = frame[among(frame["claim_id"], full_here, text=False)] if frame is not None else None
     docs = claim_documents(sub, f, typical_prices=typical)
     # the others' summaries alone (their facility level from the facilities table: the frame
     # gives it to the full documents only)
-    rest = claims[claims["claim_id"].isin(ids - full_here)]
+    rest = claims[among(claims["claim_id"], ids - full_here, text=False)]
     docs.update(summary_documents({"claims": rest, "facilities": tables.get("facilities")}))
     return docs
 

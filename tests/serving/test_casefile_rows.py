@@ -413,3 +413,31 @@ def test_a_claim_that_is_a_case_keeps_its_full_document_in_a_low_band(world, tmp
         full = {cid for cid, doc in latest.items() if "lines" in doc}
         assert full == {ids[0], ids[2]}, way  # the cases, though low now
         assert all(set(latest[c]) == {"summary"} for c in (ids[1], ids[3]))
+
+
+@pytest.mark.parametrize("with_facilities", [False, True])
+def test_chunk_documents_are_what_claim_and_summary_documents_give(world, with_facilities):
+    """A chunk's documents made column by column over the whole tables (casefile._chunk_documents)
+    against its parts (chunk_parts: claim_documents of the full ones' rows, summary_documents of
+    the others'): the same document per claim, for a chunk of some of the claims, full ones
+    chosen at random, the frame's levels where the facilities table has none."""
+    tables = dict(world["tables"])
+    if with_facilities:
+        tables["facilities"] = world["facilities"]
+    frame = world["frame"]
+    ids = list(tables["claims"]["claim_id"].astype(str))
+    rng = np.random.default_rng(9)
+    part = pd.DataFrame({"claim_id": [c for c in ids if rng.random() < 0.8]})
+    full = {c for c in ids if rng.random() < 0.4}
+    typical = cf.typical_prices(tables, frame)
+    for f in (frame, None, frame.iloc[:0]):
+        want = cf.chunk_parts(part, tables, f, full, typical)
+        got = cf._chunk_documents(part, tables, f, full, typical)
+        assert {c: text(d) for c, d in got.items()} == {c: text(d) for c, d in want.items()}
+        assert sum("lines" in d for d in got.values()) > 10
+    # a claim twice in the claims: by the parts, as before
+    twice = {**tables, "claims": pd.concat([tables["claims"], tables["claims"].iloc[:1]])}
+    small = pd.DataFrame({"claim_id": ids[1:4]})
+    assert cf._chunk_documents(small, twice, frame, set(ids[1:3]), typical) == cf.chunk_parts(
+        small, twice, frame, set(ids[1:3]), typical
+    )
