@@ -261,16 +261,18 @@ def gather_units(
     for t in (CLAIMS, *LINE_TABLES):
         rows: list[tuple] = []
         counts = []
-        for k, p in enumerate(units):
+        for p in units:
             mine = p.rows.get(t.name, [])
             counts.append(len(mine))
             names = _unit_names(mine, t)
-            suffix = f"@{k}"
-            for tags, texts, group, source, record in mine:
-                tags = names[tags] if names is not None else tags
-                rows.append((tags, texts, group + suffix, source, record))
-        raw[t.name] = columnar(rows)
+            if names is None:
+                rows.extend(mine)
+            else:
+                rows.extend((names[r[0]], *r[1:]) for r in mine)
         unit_rows[t.name] = np.repeat(np.arange(len(units)), counts)
+        # GROUP gets "@unit", column-wise in columnar
+        suffixes = np.array([f"@{k}" for k in range(len(units))], dtype=object)
+        raw[t.name] = columnar(rows, suffixes[unit_rows[t.name]].tolist())
     errors = [
         {**e, GROUP: f"{e[GROUP]}@{k}", UNIT: k} for k, p in enumerate(units) for e in p.errors
     ]
@@ -283,7 +285,7 @@ def _unit_names(rows: list, table: Table) -> dict[tuple, tuple] | None:
     own table (columns in the order their records first appear, as columnar lays them out); a
     dropped column gets a name no field has. None: every name is a 4750 name or unknown, which
     the check of the gathered table treats alike."""
-    shapes = dict.fromkeys(r[0] for r in rows)
+    shapes = dict.fromkeys({id(r[0]): r[0] for r in rows}.values())  # (no tuple hashed per row)
     plain = _plain_names(table)
     if all(plain.shape(shape) for shape in shapes):
         return None

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from lxml import etree
 
 from contract import xml_tables
@@ -365,51 +366,71 @@ def file_error_message(e: Exception) -> str:
     return f"file refused: {e}"
 
 
-def columnar(rows: list) -> pd.DataFrame:
+def columnar(rows: list, group_suffix: Sequence[str] | None = None) -> pd.DataFrame:
     """Raw records -> one string frame. Records of the same shape (same field names in the same
     order, the usual case) are transposed together, which keeps per-field Python work out; those
     the fast path read (their texts a Texts on one Arrow array) are taken from that array with
-    one Arrow take per field, their texts never made Python strings."""
+    one Arrow take per field, their texts never made Python strings. GROUP_SUFFIX: a text per
+    row appended to its GROUP (gather_units: the unit of each row)."""
     if not rows:
         return pd.DataFrame({c: pd.Series([], dtype="str") for c in INTERNAL})
-    shapes: dict[tuple, list[int]] = {}
-    blocks: dict[int, pa.Array] = {}
+    # One pass over the rows, keyed by the identity of their names and arrays (records of one
+    # scan share both): no tuple of names hashed per row.
+    by_id: dict[tuple[int, bool], tuple[tuple, bool, list[int], list[int]]] = {}
+    block_of: dict[int, int] = {}
+    arrays: list[pa.Array] = []
     for i, r in enumerate(rows):
         texts = r[1]
         fast = type(texts) is Texts
-        if fast and id(texts.values) not in blocks:
-            blocks[id(texts.values)] = texts.values
-        shapes.setdefault((r[0], fast), []).append(i)
+        key = (id(r[0]), fast)
+        part = by_id.get(key)
+        if part is None:
+            part = by_id[key] = (r[0], fast, [], [])
+        part[2].append(i)
+        if fast:
+            b = block_of.get(id(texts.values))
+            if b is None:
+                b = block_of[id(texts.values)] = len(arrays)
+                arrays.append(texts.values)
+            part[3].append(b)
+            part[3].append(texts.start)
+    # Equal names of distinct tuples: one part, in the order of their first row.
+    shapes: dict[tuple, tuple[list[int], list[int]]] = {}
+    for tags, fast, idx, where in by_id.values():
+        got = shapes.setdefault((tags, fast), ([], []))
+        got[0].extend(idx)
+        got[1].extend(where)
     # The arrays of the scans these records come from (many small files: one each) as one:
     # a record's texts are then a window on it, at its scan's offset.
-    offset, values = {}, None
-    if blocks:
-        arrays = list(blocks.values())
+    values = None
+    if arrays:
         if len(arrays) > 1 and sum(a.nbytes for a in arrays) >= 2**31 - 1:  # past int32 offsets
             arrays = [a.cast(pa.large_string()) for a in arrays]
         values = arrays[0] if len(arrays) == 1 else pa.concat_arrays(arrays)
-        lengths = np.cumsum([0, *(len(a) for a in arrays)]).tolist()
-        offset = dict(zip(blocks, lengths, strict=False))
+        offset = np.cumsum([0, *(len(a) for a in arrays)])
+    suffix = pa.array(group_suffix, pa.string()) if group_suffix is not None else None
     parts = []
-    for (tags, fast), idx in shapes.items():
+    for (tags, fast), (idx, where) in shapes.items():
         cols: dict[str, pa.Array] = {}
         if tags and fast:
-            at = np.fromiter(
-                (offset[id(rows[i][1].values)] + rows[i][1].start for i in idx), np.int64, len(idx)
-            )
+            pairs = np.asarray(where, np.int64).reshape(-1, 2)
+            at = offset[pairs[:, 0]] + pairs[:, 1]
             for j, tag in enumerate(tags):
                 cols[tag] = values.take(pa.array(at + j))  # type: ignore[union-attr]
         elif tags:
             for tag, texts in zip(tags, zip(*(rows[i][1] for i in idx), strict=True), strict=True):
                 cols[tag] = pa.array(texts, pa.string())
-        cols[GROUP] = pa.array([rows[i][2] for i in idx], pa.string())
+        group = pa.array([rows[i][2] for i in idx], pa.string())
+        if suffix is not None:
+            group = pc.binary_join_element_wise(group, suffix.take(pa.array(idx)), "")
+        cols[GROUP] = group
         cols[SOURCE] = pa.array([rows[i][3] for i in idx], pa.string())
         cols[RECORD] = pa.array([rows[i][4] for i in idx], pa.string())
         cols["_pos"] = pa.array(idx, pa.int64())
         parts.append(pa.table(cols))
     table = pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
     df = table.to_pandas()
-    if len(parts) > 1 and not (np.diff(df["_pos"].to_numpy()) > 0).all():
+    if not (np.diff(df["_pos"].to_numpy()) > 0).all():  # (parts, or merged ones: row order)
         df = df.sort_values("_pos", kind="stable").reset_index(drop=True)
     return df.drop(columns="_pos")
 

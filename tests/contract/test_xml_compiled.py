@@ -205,3 +205,41 @@ def test_edge_tables_read_by_the_compiled_kernel_as_by_the_parser_and_the_array_
             taken += 1
             assert _plain(compiled) == _plain([expected]), doc[:120]
     assert taken >= 20, taken
+
+
+def test_ingest_of_the_small_files_corpus_is_the_same_compiled_or_not(tmp_path, monkeypatch):
+    """The whole ingest (envelopes, base64, tables, records to columns, checks, decisions,
+    rejection report) over the small-files corpus (duplicates within and across files, hostile,
+    truncated and non-XML files, 4210 names, files of many dossiers): the compiled reader gives
+    the dataset, rejection report and counts the array scan and the Python base64 give."""
+    from test_ingest_small_files import _corpus, _ingest, _same
+
+    import contract.file_batches as file_batches
+    from contract.limits import Limits
+
+    src = tmp_path / "in"
+    _corpus(src)
+    runs = {}
+    for compiled in (False, True):
+        monkeypatch.setattr(xml_tables, "COMPILED", compiled)
+        for small in (file_batches.SMALL_FILE_BYTES, 0):  # read together, and each alone
+            monkeypatch.setattr(file_batches, "SMALL_FILE_BYTES", small)
+            out = tmp_path / f"out-{compiled}-{small}"
+            runs[compiled, small] = _ingest(src, out, Limits(workers=1, chunk_claims=2_000))
+    for small in (file_batches.SMALL_FILE_BYTES, 0):
+        _same(runs[True, small], runs[False, small])
+    assert runs[True, 0][0].written["claims"] > 0 and runs[True, 0][0].rejected["claims"] > 0
+
+
+def test_columnar_keeps_row_order_when_equal_shapes_of_two_scans_interleave():
+    """Records of one shape from two scans (two tuples of equal names), interleaved: one part
+    of the frame, rows in their order."""
+    docs = [d for lo, d in CORPUS if lo == "XML1"][:3]
+    a = [r for recs in read_tables("XML1", docs) if recs for r in recs]
+    b = [r for recs in read_tables("XML1", docs) if recs for r in recs]
+    assert a[0][0] == b[0][0] and a[0][0] is not b[0][0]
+    mixed = [a[0], b[1], a[2], b[0]]
+    rows = [(tags, texts, f"g{i}", "f.xml", f"HOSO {i}") for i, (tags, texts) in enumerate(mixed)]
+    got = xml_reader.columnar(rows)
+    assert list(got["_record"]) == [f"HOSO {i}" for i in range(4)]
+    assert list(got["MA_LK"]) == [t[0] for _, t in mixed]
