@@ -11,6 +11,7 @@ tests/serving/test_casefile_columns.py holds these texts to the value-by-value o
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,26 @@ _TEXT = pa.large_string()
 _FIRST, _LAST = np.datetime64("1000-01-01", "us"), np.datetime64("9999-12-31T23:59", "us")
 _WHOLE = 1e15  # whole floats below this: their digits and ".0", as numpy shows them
 _POINT, _NONE = pa.scalar(".0", _TEXT), pa.scalar("", _TEXT)
+
+
+def plain(v: Any) -> Any:
+    """One value, JSON-safe: numpy scalars to Python, NaN/NaT/NA to None, times to ISO text."""
+    t = type(v)
+    if t is str or t is int or t is bool:  # most values: what the checks below leave as is
+        return v
+    if v is None or v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float):
+        return None if math.isnan(v) or math.isinf(v) else round(v, 3)
+    if isinstance(v, pd.Timestamp | datetime):
+        return v.isoformat(timespec="minutes")
+    if isinstance(v, dict):
+        return {str(k): plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple | np.ndarray):
+        return [plain(x) for x in v]
+    return v
 
 
 def value_text(v: Any) -> str:

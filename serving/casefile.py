@@ -15,14 +15,13 @@ import hashlib
 import logging
 import math
 from collections.abc import Callable, Iterable
-from datetime import datetime
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from contract.schema import CLAIMS, COST_GROUPS, DRUG_LINES, SERVICE_LINES, VISIT_TYPES
 from serving.casecolumns import among, line_order, minute_texts, row_texts
+from serving.casecolumns import plain as _plain
 from serving.casecolumns import value_text as _text  # noqa: F401  (serving.caserows' import)
 from serving.caselines import driving_lines  # noqa: F401  (the case page's import)
 
@@ -53,26 +52,6 @@ PEER_FEATURES = (
 )
 OTHER_FEATURES = ("n_lab", "n_imaging", "n_exams", "lab_per_day", "drug_share", "peer_n")
 GROUP_OF = {g: name for name, groups in COST_GROUPS.items() for g in groups}
-
-
-def _plain(v: Any) -> Any:
-    """One value, JSON-safe: numpy scalars to Python, NaN/NaT/NA to None, times to ISO text."""
-    t = type(v)
-    if t is str or t is int or t is bool:  # most values: what the checks below leave as is
-        return v
-    if v is None or v is pd.NA or v is pd.NaT:
-        return None
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float):
-        return None if math.isnan(v) or math.isinf(v) else round(v, 3)
-    if isinstance(v, pd.Timestamp | datetime):
-        return v.isoformat(timespec="minutes")
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple | np.ndarray):
-        return [_plain(x) for x in v]
-    return v
 
 
 def _records(df: pd.DataFrame, cols: Iterable[str]) -> list[dict]:
@@ -331,8 +310,7 @@ def fill_store(
     if open_bands is None:  # the scorer's (imported here: the review UI needs no model code)
         from scoring.scorer import OPEN_BANDS as open_bands
     scored = scored.drop_duplicates("claim_id")
-    meta = _claim_meta(scored, tables, frame)
-    metas = meta.to_dict("index")  # claim_id -> its meta (a lookup per row, not a .loc)
+    metas = claim_metas(scored, tables, frame)  # claim_id -> its meta (a lookup per row)
     hashes = content_hashes(tables, set(scored["claim_id"].astype(str)))
     full = (
         scored["claim_id"]
@@ -391,6 +369,38 @@ def _claim_meta(
         levels = claims["facility_id"].map(fac["level"])
     meta["facility_level"] = meta.index.map(levels) if levels is not None else None
     return meta
+
+
+def claim_metas(scored: pd.DataFrame, tables: dict, frame: pd.DataFrame | None) -> dict:
+    """`_claim_meta(...).to_dict("index")` from the columns' lists (no pandas map per column):
+    the same values, made plain alike (tables with a claim twice: _claim_meta's way)."""
+    claims = tables["claims"]
+    if not claims["claim_id"].is_unique:
+        return _claim_meta(scored, tables, frame).to_dict("index")
+    ids = claims["claim_id"].tolist()
+    at = {c: i for i, c in enumerate(ids)}
+    cols = {c: claims[c].tolist() for c in ("facility_id", "admitted_at", "fund_claimed")}
+    person = claims["person_key"].tolist() if "person_key" in claims.columns else None
+    levels: dict | None = None
+    if frame is not None and "facility_level" in frame.columns:
+        levels = {}
+        for c, lv in zip(frame["claim_id"].tolist(), frame["facility_level"].tolist(), strict=True):
+            levels.setdefault(c, lv)
+    elif tables.get("facilities") is not None:
+        fac = tables["facilities"].drop_duplicates("facility_id").set_index("facility_id")
+        fac_level = _lookup(fac["level"])
+        levels = {c: fac_level.get(f) for c, f in zip(ids, cols["facility_id"], strict=True)}
+    out = {}
+    for cid in scored["claim_id"].tolist():
+        i = at.get(cid)
+        out[cid] = {
+            "facility_id": None if i is None else cols["facility_id"][i],
+            "month": None if i is None else _month(cols["admitted_at"][i]),
+            "fund_claimed": None if i is None else cols["fund_claimed"][i],
+            "person_key": None if i is None or person is None else person[i],
+            "facility_level": None if levels is None else levels.get(cid),
+        }
+    return out
 
 
 def _chunk_documents(

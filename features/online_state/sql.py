@@ -114,8 +114,24 @@ def records(df, columns=None) -> list[dict]:
             row = df.iloc[i].tolist()
             out.append({c: clean(row[j]) for c, j in zip(cols, at, strict=True)})
         return out
-    values = [df[c].tolist() for c in cols]
-    return [dict(zip(cols, map(clean, row), strict=True)) for row in zip(*values, strict=True)]
+    values = [column(df[c]) for c in cols]
+    return [dict(zip(cols, row, strict=True)) for row in zip(*values, strict=True)]
+
+
+def column(col: pd.Series) -> list:
+    """`[clean(v) for v in col.tolist()]`, per dtype where pandas gives it at once: text as text,
+    floats as floats, nullable integers as ints, times as Timestamps, missing values None."""
+    dtype = col.dtype
+    if isinstance(dtype, pd.StringDtype) or isinstance(dtype, pd.Int64Dtype | pd.Int32Dtype):
+        return col.to_numpy(dtype=object, na_value=None).tolist()
+    if dtype == "float64":
+        x = col.to_numpy()
+        out = x.astype(object)
+        out[np.isnan(x)] = None
+        return out.tolist()
+    if pd.api.types.is_datetime64_dtype(dtype):
+        return [None if v is _NAT else v for v in col.tolist()]
+    return [clean(v) for v in col.tolist()]
 
 
 _BY_ROW = 3

@@ -147,3 +147,35 @@ def test_a_large_request_with_duplicates_and_repeat_patients_inside_it_equals_ba
     want = small["plan"].features(everything)
     _compare(want[want["claim_id"].isin(set(got["claim_id"]))], got)
     assert state.fallbacks == 0
+
+
+def test_records_per_dtype_are_the_values_cleaned_one_by_one():
+    """sql.records turns a column per dtype (sql.column): the same values of the same types as
+    clean() of each value (text, floats with NaN, -0.0 and infinities, nullable integers, times
+    with NaT, booleans, mixed objects)."""
+    import numpy as np
+
+    from features.online_state import sql
+
+    n = 40
+    df = pd.DataFrame(
+        {
+            "s": pd.Series(["a", None, "Nguyễn", ""] * (n // 4), dtype="str"),
+            "t": pd.Series([None if k % 5 == 0 else f"x{k}" for k in range(n)], dtype="string"),
+            "f": [np.nan, -0.0, np.inf, 2.5, 1e20] * (n // 5),
+            "i": pd.array([None if k % 3 == 0 else k * 10**15 for k in range(n)], dtype="Int64"),
+            "j": np.arange(n, dtype="int64"),
+            "d": pd.Series(pd.to_datetime(["2025-01-02 03:04", None] * (n // 2))),
+            "b": [True, False] * (n // 2),
+            "o": pd.Series([1, "x", None, 2.5] * (n // 4), dtype=object),
+        }
+    )
+    got = sql.records(df)
+    want = [{k: sql.clean(v) for k, v in zip(df.columns, row, strict=True)}
+            for row in zip(*(df[c].tolist() for c in df.columns), strict=True)]  # fmt: skip
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert list(g) == list(w)
+        for k in w:
+            assert type(g[k]) is type(w[k]), k
+            assert g[k] == w[k] or (g[k] != g[k] and w[k] != w[k]), k

@@ -441,3 +441,22 @@ def test_chunk_documents_are_what_claim_and_summary_documents_give(world, with_f
     assert cf._chunk_documents(small, twice, frame, set(ids[1:3]), typical) == cf.chunk_parts(
         small, twice, frame, set(ids[1:3]), typical
     )
+
+
+@pytest.mark.parametrize("with_facilities", [False, True])
+def test_claim_metas_are_the_claim_meta_frame_rows(world, with_facilities):
+    """fill_store's claim meta from the columns' lists (casefile.claim_metas) against the frame
+    of _claim_meta: the same values once made plain, with and without the feature frame, for a
+    scored claim the claims do not hold, and a frame that names a claim twice."""
+    tables = dict(world["tables"])
+    if with_facilities:
+        tables["facilities"] = world["facilities"]
+    ids = list(tables["claims"]["claim_id"])
+    scored = pd.DataFrame({"claim_id": ids[::2] + ["NOT-A-CLAIM"]})
+    frame = world["frame"]
+    twice = pd.concat([frame, frame.iloc[:5].assign(facility_level="X")])
+    for f in (frame, None, twice):
+        want = cf._claim_meta(scored, tables, f).to_dict("index")
+        got = cf.claim_metas(scored, tables, f)
+        assert list(got) == list(want)
+        assert {c: plain(m) for c, m in got.items()} == {c: plain(m) for c, m in want.items()}
