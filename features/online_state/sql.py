@@ -122,7 +122,7 @@ def column(col: pd.Series) -> list:
     """`[clean(v) for v in col.tolist()]`, per dtype where pandas gives it at once: text as text,
     floats as floats, nullable integers as ints, times as Timestamps, missing values None."""
     dtype = col.dtype
-    if isinstance(dtype, pd.StringDtype) or isinstance(dtype, pd.Int64Dtype | pd.Int32Dtype):
+    if isinstance(dtype, pd.StringDtype | pd.Int64Dtype | pd.Int32Dtype):
         return col.to_numpy(dtype=object, na_value=None).tolist()
     if dtype == "float64":
         x = col.to_numpy()

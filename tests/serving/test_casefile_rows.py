@@ -452,7 +452,7 @@ def test_claim_metas_are_the_claim_meta_frame_rows(world, with_facilities):
     if with_facilities:
         tables["facilities"] = world["facilities"]
     ids = list(tables["claims"]["claim_id"])
-    scored = pd.DataFrame({"claim_id": ids[::2] + ["NOT-A-CLAIM"]})
+    scored = pd.DataFrame({"claim_id": [*ids[::2], "NOT-A-CLAIM"]})
     frame = world["frame"]
     twice = pd.concat([frame, frame.iloc[:5].assign(facility_level="X")])
     for f in (frame, None, twice):
