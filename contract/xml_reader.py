@@ -379,14 +379,22 @@ def columnar(rows: list, group_suffix: Sequence[str] | None = None) -> pd.DataFr
     by_id: dict[tuple[int, bool], tuple[tuple, bool, list[int], list[int]]] = {}
     block_of: dict[int, int] = {}
     arrays: list[pa.Array] = []
+    last_tags = last_values = part = None
+    b = 0
     for i, r in enumerate(rows):
         texts = r[1]
         fast = type(texts) is Texts
+        if fast and r[0] is last_tags and texts.values is last_values:  # (as the row before)
+            part[2].append(i)  # type: ignore[index]
+            part[3].append(b)  # type: ignore[index]
+            part[3].append(texts.start)  # type: ignore[index]
+            continue
         key = (id(r[0]), fast)
         part = by_id.get(key)
         if part is None:
             part = by_id[key] = (r[0], fast, [], [])
         part[2].append(i)
+        last_tags = last_values = None
         if fast:
             b = block_of.get(id(texts.values))
             if b is None:
@@ -394,6 +402,7 @@ def columnar(rows: list, group_suffix: Sequence[str] | None = None) -> pd.DataFr
                 arrays.append(texts.values)
             part[3].append(b)
             part[3].append(texts.start)
+            last_tags, last_values = r[0], texts.values
     # Equal names of distinct tuples: one part, in the order of their first row.
     shapes: dict[tuple, tuple[list[int], list[int]]] = {}
     for tags, fast, idx, where in by_id.values():
