@@ -23,46 +23,63 @@ _NAME_SLOTS = 1 << 16  # distinct names of a scan (more: the tables past that go
 _SHAPE_SLOTS = 1 << 14  # distinct record shapes of a scan
 
 
+_TEXT_ASCII = np.zeros(128, np.uint8)  # 1: an ASCII byte a text may hold ('<' ends it)
+for _c in range(32, 128):
+    _TEXT_ASCII[_c] = 1
+_TEXT_ASCII[9] = _TEXT_ASCII[10] = 1
+_TEXT_ASCII[38] = _TEXT_ASCII[60] = _TEXT_ASCII[62] = 0  # & < >
+
+
 @njit(cache=True, nogil=True)
-def _bytes_ok(buf, s, e):
-    """Valid UTF-8, XML characters only (no control but tab and line feed, no U+FFFE/U+FFFF),
-    and no '&' (references go to the parser)."""
-    i = s
+def _wide(buf, i, e):
+    """The length of the UTF-8 character of 2-4 bytes at buf[i], 0 if it is not one or not an
+    XML character (surrogates, overlong forms, U+FFFE, U+FFFF, beyond U+10FFFF)."""
+    c = buf[i]
+    if c < 0xC2:
+        return 0
+    if c < 0xE0:
+        return 2 if i + 1 < e and (buf[i + 1] & 0xC0) == 0x80 else 0
+    if c < 0xF0:
+        if i + 2 >= e:
+            return 0
+        c1, c2 = buf[i + 1], buf[i + 2]
+        lo = 0xA0 if c == 0xE0 else 0x80
+        hi = 0x9F if c == 0xED else 0xBF
+        if c1 < lo or c1 > hi or (c2 & 0xC0) != 0x80:
+            return 0
+        if c == 0xEF and c1 == 0xBF and (c2 == 0xBE or c2 == 0xBF):
+            return 0
+        return 3
+    if c < 0xF5:
+        if i + 3 >= e:
+            return 0
+        c1 = buf[i + 1]
+        lo = 0x90 if c == 0xF0 else 0x80
+        hi = 0x8F if c == 0xF4 else 0xBF
+        if c1 < lo or c1 > hi or (buf[i + 2] & 0xC0) != 0x80 or (buf[i + 3] & 0xC0) != 0x80:
+            return 0
+        return 4
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def _text_end(buf, i, e):
+    """The end of the text starting at buf[i] (the next '<', or E); -1 if it holds a byte the
+    subset does not take: '>', '&', a control but tab and line feed, invalid UTF-8, U+FFFE/F."""
     while i < e:
         c = buf[i]
         if c < 0x80:
-            if (c < 0x20 and c != 9 and c != 10) or c == 38:
-                return False
+            if c == _LT:
+                return i
+            if not _TEXT_ASCII[c]:
+                return -1
             i += 1
-        elif c < 0xC2:
-            return False
-        elif c < 0xE0:
-            if i + 1 >= e or (buf[i + 1] & 0xC0) != 0x80:
-                return False
-            i += 2
-        elif c < 0xF0:
-            if i + 2 >= e:
-                return False
-            c1, c2 = buf[i + 1], buf[i + 2]
-            lo = 0xA0 if c == 0xE0 else 0x80
-            hi = 0x9F if c == 0xED else 0xBF
-            if c1 < lo or c1 > hi or (c2 & 0xC0) != 0x80:
-                return False
-            if c == 0xEF and c1 == 0xBF and (c2 == 0xBE or c2 == 0xBF):
-                return False
-            i += 3
-        elif c < 0xF5:
-            if i + 3 >= e:
-                return False
-            c1 = buf[i + 1]
-            lo = 0x90 if c == 0xF0 else 0x80
-            hi = 0x8F if c == 0xF4 else 0xBF
-            if c1 < lo or c1 > hi or (buf[i + 2] & 0xC0) != 0x80 or (buf[i + 3] & 0xC0) != 0x80:
-                return False
-            i += 4
         else:
-            return False
-    return True
+            w = _wide(buf, i, e)
+            if w == 0:
+                return -1
+            i += w
+    return i
 
 
 _NAME_CHAR = np.zeros(256, np.uint8)  # 1: may start a name, 2: may follow
@@ -192,8 +209,6 @@ def _table(buf, s, e, t, layout, fd, st):
     (f_a, f_b, f_name, r_start, r_table, r_shape, counts, names, shapes, seen, guess) = st
     n_slots, n_pos, n_len, n_count = names
     s_slots, s_off, s_seq, s_count = shapes
-    if not _bytes_ok(buf, s, e):
-        return False
     depth, top, i = 0, 0, s
     field, field_a, field_b, text_a = -1, 0, 0, 0
     rec = -1
@@ -203,12 +218,8 @@ def _table(buf, s, e, t, layout, fd, st):
         j, kind, a, b = _tag(buf, i, e)
         if j < 0:
             return False
-        nxt = j + 1
-        while nxt < e and buf[nxt] != _LT:
-            if buf[nxt] == _GT:
-                return False
-            nxt += 1
-        if nxt - j - 1 > MAX_TEXT:
+        nxt = _text_end(buf, j + 1, e)  # (tags hold name characters only: checked there)
+        if nxt < 0 or nxt - j - 1 > MAX_TEXT:
             return False
         level = depth if kind != 1 else depth - 1
         if kind == 0:
