@@ -16,6 +16,15 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_fuzz_readers import (  # noqa: F401  (the hardening, again with the compiled reader)
+    test_a_mutated_dossier_is_rejected_and_the_others_are_kept,
+    test_a_mutated_envelope_never_raises,
+)
+from test_ingest import (  # noqa: F401
+    test_hostile_files_are_refused_and_good_files_still_ingest,
+    test_plain_xml_and_cdata_inside_noidungfile,
+    test_size_and_field_limits,
+)
 from test_xml_fast_path import (  # noqa: F401  (run again here, with the compiled kernel)
     CORPUS,
     ENVELOPE,
