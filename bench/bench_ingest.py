@@ -5,6 +5,7 @@ and tabular ingest at several sizes against a pyarrow read of the same parquet t
     uv run python bench/bench_ingest.py --tabular 100000,1000000 --claims 0 --big-gb 0
     uv run python bench/bench_ingest.py --xml 100000,1000000 --claims 0 --big-gb 0
     uv run python bench/bench_ingest.py --one-per-file 400 --claims 0 --big-gb 0
+    uv run python bench/bench_ingest.py --xml 20000 --claims 0 --big-gb 0 --against DIR --repeat 2
 
 Prints claims/s for claimradar's ingest (all workers) and for the reference, their ratio, and the
 peak memory (RSS) of ingesting one big batch file, each measured in a fresh subprocess. With
@@ -15,6 +16,9 @@ With --xml: per size, envelopes ingested (all workers) beside the reference pars
 files, each in a fresh subprocess (claims/s, their ratio, peak RSS of the ingest).
 With --one-per-file N: N envelopes of one dossier each (how most facilities send XML 130), the
 same two measurements (ingest with all workers, the reference parse) in fresh subprocesses.
+With --against DIR (a checkout of other code, e.g. `git worktree add DIR <commit>`): its ingest
+is run from DIR (its code imported) in the same run, alternating with this checkout's --repeat
+times, each beside its own reference run (the machine is shared and noisy).
 """
 
 from __future__ import annotations
@@ -53,11 +57,13 @@ def reference_parse(folder: Path) -> int:
     return claims
 
 
-def _child(code: str) -> dict:
-    """Run code in a fresh interpreter; return its JSON result plus the child's peak RSS."""
+def _child(code: str, cwd: Path | None = None) -> dict:
+    """Run code in a fresh interpreter (in CWD, by default this checkout: its code is imported);
+    return its JSON result plus the child's peak RSS."""
     out = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=HERE.parent
-    )
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True,
+        cwd=cwd or HERE.parent,
+    )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -120,12 +126,21 @@ CPU = (
 )
 
 
-def xml_bench(work: Path, sizes: list[int], workers: int, per_file: int = 1000) -> None:
+def xml_bench(
+    work: Path,
+    sizes: list[int],
+    workers: int,
+    per_file: int = 1000,
+    against: Path | None = None,
+    repeat: int = 1,
+) -> None:
     """Per size: envelopes (PER_FILE dossiers a file) ingested in a fresh subprocess beside the
     reference parse of the same files in another: claims/s (wall) and claims per CPU second
-    (all processes), their ratios, the ingest's peak RSS; linearity shows as flat rates."""
+    (all processes), their ratios, the ingest's peak RSS; linearity shows as flat rates.
+    AGAINST: another checkout (a `git worktree` of the code before) whose ingest is measured in
+    the same run, alternating with this one REPEAT times, each beside its own reference run."""
     name = "xml" if per_file == 1000 else f"{per_file}/f"
-    print(f"\n{name:4} {'claims':>9} {'ingest s':>9} {'claims/s':>9} {'per cpu s':>9} "
+    print(f"\n{name:4} {'code':>6} {'claims':>9} {'ingest s':>9} {'claims/s':>9} {'per cpu s':>9} "
           f"{'RSS MB':>7} {'ref s':>7} {'ref/s':>7} {'ref/cpu s':>9} {'ratio':>6} "
           f"{'cpu ratio':>9}")  # fmt: skip
     for n in sizes:
@@ -137,32 +152,41 @@ def xml_bench(work: Path, sizes: list[int], workers: int, per_file: int = 1000) 
                 f" write_envelopes(Path({str(src)!r}), {n}, per_file={per_file});"
                 f" Path({str(src)!r}, '.done').touch(); print('{{}}')"
             )
-        ref = _child(
-            "import sys, json, time; sys.path.insert(0, 'bench'); from pathlib import Path\n"
-            "from bench_ingest import reference_parse\n" + CPU + "_c0 = _cpu_now()\n"
-            f"t = time.perf_counter(); n = reference_parse(Path({str(src)!r}))\n"
-            + PEAK
-            + "print(json.dumps({'s': time.perf_counter() - t, 'claims': n, 'peak_rss_mb': _m,"
-            " 'cpu': _cpu_now() - _c0}))"
-        )
-        out = work / f"{src.name}-out"
-        shutil.rmtree(out, ignore_errors=True)  # a run before: its output is not appended to
-        ours = _child(
-            "import json, time; from pathlib import Path\n"
-            "from contract.ingest import ingest, Limits\n" + CPU + "_c0 = _cpu_now()\n"
-            f"t = time.perf_counter(); r = ingest(Path({str(src)!r}), Path({str(out)!r}),"
-            f" limits=Limits(workers={workers}), linkage_key='bench-key')\n"
-            + PEAK
-            + "print(json.dumps({'s': time.perf_counter() - t, 'claims': r.written['claims'], "
-            "'peak_rss_mb': _m, 'cpu': _cpu_now() - _c0}))"
-        )
-        ours_rate, ref_rate = ours["claims"] / ours["s"], ref["claims"] / ref["s"]
-        ours_cpu, ref_cpu = ours["claims"] / ours["cpu"], ref["claims"] / ref["cpu"]
-        print(
-            f"{'':4} {ours['claims']:>9,} {ours['s']:>9.1f} {ours_rate:>9,.0f} {ours_cpu:>9,.0f} "
-            f"{ours['peak_rss_mb']:>7,.0f} {ref['s']:>7.1f} {ref_rate:>7,.0f} {ref_cpu:>9,.0f} "
-            f"{ours_rate / ref_rate:>5.2f}x {ours_cpu / ref_cpu:>8.2f}x"
-        )
+        codes = [("this", None)] + ([("before", against)] if against else [])
+        for _ in range(repeat):
+            for label, cwd in codes:
+                _xml_row(work, src, workers, label, cwd)
+
+
+def _xml_row(work: Path, src: Path, workers: int, label: str, cwd: Path | None) -> None:
+    ref = _child(
+        "import sys, json, time; sys.path.insert(0, 'bench'); from pathlib import Path\n"
+        "from bench_ingest import reference_parse\n" + CPU + "_c0 = _cpu_now()\n"
+        f"t = time.perf_counter(); n = reference_parse(Path({str(src)!r}))\n"
+        + PEAK
+        + "print(json.dumps({'s': time.perf_counter() - t, 'claims': n, 'peak_rss_mb': _m,"
+        " 'cpu': _cpu_now() - _c0}))"
+    )
+    out = work / f"{src.name}-out"
+    shutil.rmtree(out, ignore_errors=True)  # a run before: its output is not appended to
+    ours = _child(
+        "import json, time; from pathlib import Path\n"
+        "from contract.ingest import ingest, Limits\n" + CPU + "_c0 = _cpu_now()\n"
+        f"t = time.perf_counter(); r = ingest(Path({str(src)!r}), Path({str(out)!r}),"
+        f" limits=Limits(workers={workers}), linkage_key='bench-key')\n"
+        + PEAK
+        + "print(json.dumps({'s': time.perf_counter() - t, 'claims': r.written['claims'], "
+        "'peak_rss_mb': _m, 'cpu': _cpu_now() - _c0}))",
+        cwd,
+    )
+    ours_rate, ref_rate = ours["claims"] / ours["s"], ref["claims"] / ref["s"]
+    ours_cpu, ref_cpu = ours["claims"] / ours["cpu"], ref["claims"] / ref["cpu"]
+    print(
+        f"{'':4} {label:>6} {ours['claims']:>9,} {ours['s']:>9.1f} {ours_rate:>9,.0f} "
+        f"{ours_cpu:>9,.0f} {ours['peak_rss_mb']:>7,.0f} {ref['s']:>7.1f} {ref_rate:>7,.0f} "
+        f"{ref_cpu:>9,.0f} {ours_rate / ref_rate:>5.2f}x {ours_cpu / ref_cpu:>8.2f}x",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -184,14 +208,25 @@ def main() -> None:
         default=0,
         help="claims of an XML run with one dossier (HOSO) per envelope file, e.g. 400",
     )
+    ap.add_argument(
+        "--against",
+        type=Path,
+        default=None,
+        help="with --xml/--one-per-file: another checkout (e.g. a git worktree of the code before)"
+        " whose ingest is measured in the same run, alternating with this one",
+    )
+    ap.add_argument("--repeat", type=int, default=1, help="with --against: rounds of the pair")
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     if args.tabular:
         tabular_bench(work, [int(x) for x in args.tabular.split(",")])
     if args.xml:
-        xml_bench(work, [int(x) for x in args.xml.split(",")], args.workers)
+        sizes = [int(x) for x in args.xml.split(",")]
+        xml_bench(work, sizes, args.workers, against=args.against, repeat=args.repeat)
     if args.one_per_file:
-        xml_bench(work, [args.one_per_file], args.workers, per_file=1)
+        xml_bench(
+            work, [args.one_per_file], args.workers, 1, against=args.against, repeat=args.repeat
+        )
     if args.claims <= 0:
         return
     from envelopes import write_big_envelope, write_envelopes
