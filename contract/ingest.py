@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from contract import xml_reader
 from contract.batch import (
     DUPLICATE,
     WITH_CLAIM,
@@ -64,7 +65,6 @@ from contract.xml_reader import (
     HostileInput,
     envelope_files,
     file_error_message,
-    load_compiled,
     read_envelope,
 )
 
@@ -462,6 +462,8 @@ def _ingest_envelopes(src: Path, run: _Run, limits: Limits, progress: Progress |
         else:
             jobs.append(([path], size))
     workers = min(limits.workers, len(jobs))
+    if total >= xml_reader.COMPILED_MIN_INPUT:  # large: the compiled reader (before any fork)
+        xml_reader.load_compiled()
     if workers <= 1 and max(sizes) <= STREAM_BYTES:  # small files, one job at a time
         for paths, size in jobs:
             for result in _files_job((paths, limits, run.linkage_key)):
@@ -482,8 +484,7 @@ def _ingest_envelopes(src: Path, run: _Run, limits: Limits, progress: Progress |
     # first claim with a key is kept" is deterministic) and is the only writer.
     # fork: the workers start at once with everything imported; no writer thread runs yet.
     ctx = multiprocessing.get_context("fork")
-    load_compiled()  # the compiled reader loaded once, here, and shared by the forked workers
-    gc.freeze()  # and this process's objects kept out of the workers' (and its own) collections
+    gc.freeze()  # this process's objects kept out of the workers' (and its own) collections
     try:
         _pool_jobs(jobs, workers, ctx, run, limits, progress, total)
     finally:

@@ -122,7 +122,7 @@ def read_tables(loai: str, payloads: list[bytes]) -> list[list[Rec] | None]:
             size += len(todo[part][1])
             part += 1
         scan, todo = todo[:part], todo[part:]
-        if _compiled(size):  # one compiled pass (contract.xml_kernels)
+        if _compiled():  # one compiled pass (contract.xml_kernels)
             _scan_compiled(loai, [b for _, b in scan], out, [i for i, _ in scan])
             continue
         while scan:
@@ -133,17 +133,16 @@ def read_tables(loai: str, payloads: list[bytes]) -> list[list[Rec] | None]:
     return out
 
 
-# Scans of at least this many bytes are read by the compiled kernel (contract.xml_kernels), which
-# costs about a CPU second to load once per process; smaller ones (a request of a few dossiers)
-# by the array scan below. Both read exactly the same subset into the same records.
-COMPILED_MIN_BYTES = 1024**2
-COMPILED: bool | None = None  # None: as above, or once loaded by this process; True/False: always
+# The compiled kernel (contract.xml_kernels) reads the tables once this process has loaded it
+# (xml_reader.load_compiled: ingest does for large inputs; loading numba costs ~1.7 CPU-s once);
+# otherwise the array scan below. Both read exactly the same subset into the same records.
+COMPILED: bool | None = None  # None: as loaded; True/False: always / never (tests)
 
 
-def _compiled(size: int) -> bool:
+def _compiled() -> bool:
     if COMPILED is not None:
         return COMPILED
-    return size >= COMPILED_MIN_BYTES or "contract.xml_kernels" in sys.modules
+    return "contract.xml_kernels" in sys.modules
 
 
 def _scan_compiled(loai: str, bodies: list[bytes], out: list, index: list[int]) -> None:

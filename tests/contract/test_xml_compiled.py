@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import sys
 
 import numpy as np
 import pytest
@@ -148,21 +149,37 @@ def test_compiled_base64_edges():
         None] * 6  # fmt: skip
 
 
-def test_large_inputs_take_the_compiled_kernel_by_themselves(monkeypatch):
-    """Automatic choice (COMPILED None): scans of COMPILED_MIN_BYTES or more are compiled."""
-    calls = []
+def test_ingest_loads_the_compiled_reader_for_large_inputs_only(tmp_path, monkeypatch):
+    """Automatic choice (COMPILED None): the compiled kernels read once loaded; ingest loads
+    them for inputs of COMPILED_MIN_INPUT bytes or more (a smaller input, or a request, does
+    not pay for loading numba)."""
+    from factories import dossier, raw_envelope
+
+    from contract.ingest import ingest
+    from contract.limits import Limits
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.xml").write_bytes(raw_envelope([dossier(f"L{i}", n_drugs=2) for i in range(5)]))
+    loads, scans = [], []
     real = xml_tables._scan_compiled
     monkeypatch.setattr(xml_tables, "COMPILED", None)
-    monkeypatch.setattr(xml_tables, "_scan_compiled", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(xml_reader, "load_compiled", lambda: loads.append(1))
+    monkeypatch.setattr(xml_tables, "_scan_compiled", lambda *a: scans.append(1) or real(*a))
+    size = (src / "a.xml").stat().st_size
+    for threshold, loaded in ((size + 1, False), (size, True)):
+        monkeypatch.setattr(xml_reader, "COMPILED_MIN_INPUT", threshold)
+        loads.clear()
+        ingest(src, tmp_path / f"out{threshold}", limits=Limits(workers=1), linkage_key="k")
+        assert loads == ([1] if loaded else []), threshold
+    # once loaded in the process, the kernels read whatever comes
+    monkeypatch.setitem(sys.modules, "contract.xml_kernels", xml_reader._kernels())
+    scans.clear()
     docs = [d for lo, d in CORPUS if lo == "XML3"]
-    monkeypatch.setattr(
-        xml_tables, "COMPILED_MIN_BYTES", sum(len(xml_tables._body(d)) for d in docs)
-    )
-    monkeypatch.delitem(__import__("sys").modules, "contract.xml_kernels", raising=False)
-    small = read_tables("XML3", docs[:1])
-    assert calls == []
-    big = read_tables("XML3", docs)
-    assert calls == [1] and _plain(big[:1]) == _plain(small)
+    assert _plain(read_tables("XML3", docs[:1])) != [None] and scans == [1]
+    monkeypatch.delitem(sys.modules, "contract.xml_kernels")
+    scans.clear()
+    assert _plain(read_tables("XML3", docs[:1])) != [None] and scans == []
 
 
 def _edge_tables() -> list[tuple[str, bytes]]:
