@@ -1,9 +1,10 @@
 """Compiled (numba) kernels of the XML reading: the decoded tables of many dossiers tokenized,
 checked and cut into records in one pass over their bytes, and strict base64.
 
-Imported only where large inputs are read (contract.xml_compiled loads it): importing numba and
-loading the compiled code costs about a CPU second once per process, and the machine code is
-cached beside this file (numba's ``cache=True``) so it is compiled only on a first run.
+Imported only where large inputs are read (contract.xml_reader.load_compiled: ingest of 256 MB
+or more, before it forks its workers): importing numba and loading the compiled code costs about
+1.7 CPU seconds once per process, and the machine code is cached beside this file (numba's
+``cache=True``) so it is compiled (~10 CPU-s) only on a first run.
 
 The subset of XML taken is the one contract.xml_tables documents (the array scan): plain ASCII
 names without attributes laid out as XML_LAYOUT says, texts without references, CDATA, comments,

@@ -10,6 +10,10 @@ XML whose lxml reading (contract.xml_reader._parse_table) gives the same records
 the subset (anything odd, malformed or hostile) is handed back as unread, and the caller reads it
 with the hardened lxml parser, which produces the records or the exact error as before. So the
 subset decides only which path reads a table, never what a table means.
+
+Once a process has loaded the compiled kernels (contract.xml_kernels; ingest does for large
+inputs) the same subset is read by one compiled pass over the bytes instead of the array scan;
+tests/contract/test_xml_compiled.py holds the two (and the parser) to the same records.
 """
 
 from __future__ import annotations
