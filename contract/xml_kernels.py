@@ -361,25 +361,28 @@ def b64decode(src, table):
     if n and src[n - 1] == 61:
         pad = 2 if src[n - 2] == 61 else 1
     out = np.empty(n // 4 * 3 - pad, np.uint8)
-    o = 0
-    for i in range(0, n, 4):
-        last = i + 4 == n
-        v = 0
-        for k in range(4):
-            c = src[i + k]
-            if last and k >= 4 - pad:
-                d = 0
-            else:
-                d = table[c]
-                if d == 255:
-                    return False, empty
-            v = (v << 6) | d
+    full = n // 4 - (1 if pad else 0)  # whole quads; a padded last one after them
+    bad = 0
+    for q in range(full):
+        i, o = 4 * q, 3 * q
+        a, b, c, d = table[src[i]], table[src[i + 1]], table[src[i + 2]], table[src[i + 3]]
+        bad |= a | b | c | d  # (255 marks a byte outside the alphabet)
+        v = (np.uint32(a) << 18) | (np.uint32(b) << 12) | (np.uint32(c) << 6) | np.uint32(d)
         out[o] = (v >> 16) & 0xFF
-        if o + 1 < len(out):
+        out[o + 1] = (v >> 8) & 0xFF
+        out[o + 2] = v & 0xFF
+    if bad & 0x80:
+        return False, empty
+    if pad:
+        i, o = 4 * full, 3 * full
+        a, b = table[src[i]], table[src[i + 1]]
+        c = table[src[i + 2]] if pad == 1 else 0
+        if (a | b | c) & 0x80:
+            return False, empty
+        v = (np.uint32(a) << 18) | (np.uint32(b) << 12) | (np.uint32(c) << 6)
+        out[o] = (v >> 16) & 0xFF
+        if pad == 1:
             out[o + 1] = (v >> 8) & 0xFF
-        if o + 2 < len(out):
-            out[o + 2] = v & 0xFF
-        o += 3
     return True, out
 
 
