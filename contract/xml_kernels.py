@@ -291,10 +291,10 @@ def scan_tables(buf, starts, ends, layout, fd):
         if buf[i] == _LT:
             n_lt += 1
     cap = n_lt + 1
-    f_a = np.empty(cap, np.int64)
-    f_b = np.empty(cap, np.int64)
+    f_a = np.empty(cap, np.int32)
+    f_b = np.empty(cap, np.int32)
     f_name = np.empty(cap, np.int32)
-    r_start = np.empty(cap + 1, np.int64)
+    r_start = np.empty(cap + 1, np.int32)
     r_table = np.empty(cap, np.int32)
     r_shape = np.empty(cap, np.int32)
     counts = np.zeros(3, np.int64)  # fields, records, records ever opened (stamps)

@@ -84,8 +84,9 @@ _OUTSIDE = (b"&", b"<!", b"<?", b"\xef\xbf\xbe", b"\xef\xbf\xbf")
 _LT, _GT, _BANG, _QUESTION = ord("<"), ord(">"), ord("!"), ord("?")
 OPEN, CLOSE, EMPTY = 0, 1, 2
 _MAX_TAG, _MAX_TEXT = 1_000, 1_000_000  # far inside libxml2's limits (50,000 and 10 MB)
-# Memory: the arrays of a scan take about 20 bytes a tag (5 a byte of the densest table), so the
-# tables are scanned in parts of at most 16 MB, and a table over 4 MB goes to the parser.
+# Memory: the arrays of a scan take about 20 bytes a tag (5 a byte of the densest table; the
+# compiled kernel's 24 bytes a '<' plus ~2.5 MB of name and shape tables), so the tables are
+# scanned in parts of at most 16 MB, and a table over 4 MB goes to the parser.
 _MAX_SCAN, _MAX_TABLE = 16 * 1024**2, 4 * 1024**2
 
 
