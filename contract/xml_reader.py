@@ -11,6 +11,7 @@ import base64
 import binascii
 import functools
 import io
+import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from contract.limits import Limits
 from contract.schema import XML_LAYOUT
 from contract.validate import GROUP, INTERNAL, RECORD, SOURCE
 from contract.xml_tables import Texts, read_tables
+
+log = logging.getLogger("claimradar.contract")
 
 # One raw record: its field names in document order and their texts.
 Rec = tuple[tuple[str, ...], Sequence[str | None]]  # a tuple, or a Texts (xml_tables)
@@ -100,12 +103,25 @@ def _kernels():  # (imported when first used: loading numba costs about a CPU se
     return xml_kernels
 
 
-def load_compiled() -> None:
-    """Load the compiled kernels now: ingest does it before forking its workers, which then
-    share the loaded code instead of each paying for it."""
-    k = _kernels()
-    k.b64decode(np.frombuffer(b"QQ==", np.uint8), k.B64_TABLE)
-    xml_tables.read_tables("XML1", [b"<TONG_HOP><MA_LK>1</MA_LK></TONG_HOP>"])
+def load_compiled() -> bool:
+    """Load the compiled kernels now (ingest does before forking its workers, which then share
+    the loaded code) and use them from here on; False (and the array scan as before) where they
+    cannot be loaded (numba missing or broken, no writable cache directory)."""
+    if xml_tables.LOADED:
+        return True
+    try:
+        k = _kernels()
+        ok, out = k.b64decode(np.frombuffer(b"QQ==", np.uint8), k.B64_TABLE)
+        table = b"<TONG_HOP><MA_LK>1</MA_LK></TONG_HOP>"
+        got: list = [None]
+        xml_tables._scan_compiled("XML1", [table], got, [0])
+        if not (ok and out.tobytes() == b"A" and got[0] and got[0][0][0] == ("MA_LK",)):
+            raise RuntimeError("the compiled XML reader gave a wrong answer on its self-test")
+    except Exception as e:
+        log.warning("compiled XML reader not used: %s", e)
+        return False
+    xml_tables.LOADED = True
+    return True
 
 
 def _b64_table() -> np.ndarray:

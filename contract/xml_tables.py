@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -142,12 +141,13 @@ def read_tables(loai: str, payloads: list[bytes]) -> list[list[Rec] | None]:
 # (xml_reader.load_compiled: ingest does for large inputs; loading numba costs ~1.7 CPU-s once);
 # otherwise the array scan below. Both read exactly the same subset into the same records.
 COMPILED: bool | None = None  # None: as loaded; True/False: always / never (tests)
+LOADED = False  # set by xml_reader.load_compiled once the kernels work in this process
 
 
 def _compiled() -> bool:
     if COMPILED is not None:
         return COMPILED
-    return "contract.xml_kernels" in sys.modules
+    return LOADED
 
 
 def _scan_compiled(loai: str, bodies: list[bytes], out: list, index: list[int]) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import sys
 
 import numpy as np
 import pytest
@@ -173,13 +172,28 @@ def test_ingest_loads_the_compiled_reader_for_large_inputs_only(tmp_path, monkey
         ingest(src, tmp_path / f"out{threshold}", limits=Limits(workers=1), linkage_key="k")
         assert loads == ([1] if loaded else []), threshold
     # once loaded in the process, the kernels read whatever comes
-    monkeypatch.setitem(sys.modules, "contract.xml_kernels", xml_reader._kernels())
+    monkeypatch.setattr(xml_tables, "LOADED", True)
     scans.clear()
     docs = [d for lo, d in CORPUS if lo == "XML3"]
     assert _plain(read_tables("XML3", docs[:1])) != [None] and scans == [1]
-    monkeypatch.delitem(sys.modules, "contract.xml_kernels")
+    monkeypatch.setattr(xml_tables, "LOADED", False)
     scans.clear()
     assert _plain(read_tables("XML3", docs[:1])) != [None] and scans == []
+
+
+def test_a_reader_that_cannot_load_the_kernels_reads_as_before(monkeypatch):
+    """numba missing or unable to cache: load_compiled says so, and the array scan reads."""
+    monkeypatch.setattr(xml_tables, "COMPILED", None)
+    monkeypatch.setattr(xml_tables, "LOADED", False)
+
+    def broken():
+        raise RuntimeError("cannot cache function: no locator available")
+
+    monkeypatch.setattr(xml_reader, "_kernels", broken)
+    assert xml_reader.load_compiled() is False and not xml_tables._compiled()
+    monkeypatch.undo()
+    monkeypatch.setattr(xml_tables, "LOADED", False)
+    assert xml_reader.load_compiled() is True and xml_tables._compiled()
 
 
 def _edge_tables() -> list[tuple[str, bytes]]:
