@@ -54,6 +54,16 @@ OTHER_FEATURES = ("n_lab", "n_imaging", "n_exams", "lab_per_day", "drug_share", 
 GROUP_OF = {g: name for name, groups in COST_GROUPS.items() for g in groups}
 
 
+def feature_notes(doc: dict, r: dict, have_peer: list, others: list) -> None:
+    """A claim document's features beside their peer medians (`peers`) and its other feature
+    values (`values`), from the claim's feature row r."""
+    doc["peers"] = [
+        {"feature": name, "value": _plain(r[name]), "peer": _plain(r[peer]), "unit": unit}
+        for name, peer, unit in have_peer
+    ]
+    doc["values"] = {c: _plain(r[c]) for c in others}
+
+
 def _records(df: pd.DataFrame, cols: Iterable[str]) -> list[dict]:
     """The rows of these columns as dicts of _plain values: `[{k: _plain(v) for k, v in r.items()}
     for r in df[cols].to_dict("records")]`, converted column by column (_plain_column)."""
@@ -191,12 +201,7 @@ def claim_documents(
         for r in f[["claim_id"] + [c for p in have_peer for c in p[:2]] + others].to_dict(
             "records"
         ):
-            doc = docs[str(r["claim_id"])]
-            doc["peers"] = [
-                {"feature": name, "value": _plain(r[name]), "peer": _plain(r[peer]), "unit": unit}
-                for name, peer, unit in have_peer
-            ]
-            doc["values"] = {c: _plain(r[c]) for c in others}
+            feature_notes(docs[str(r["claim_id"])], r, have_peer, others)
     return docs
 
 
@@ -455,12 +460,7 @@ def _chunk_documents(
         others = [c for c in OTHER_FEATURES if c in frame.columns]
         cols = ["claim_id"] + [c for p in have_peer for c in p[:2]] + others
         for r in frame.loc[keep, cols].to_dict("records") if keep.any() else ():
-            doc = docs[str(r["claim_id"])]
-            doc["peers"] = [
-                {"feature": name, "value": _plain(r[name]), "peer": _plain(r[peer]), "unit": unit}
-                for name, peer, unit in have_peer
-            ]
-            doc["values"] = {c: _plain(r[c]) for c in others}
+            feature_notes(docs[str(r["claim_id"])], r, have_peer, others)
     return docs
 
 

@@ -33,6 +33,7 @@ from serving.casefile import (
     _plain,
     _score_row,
     _text,
+    feature_notes,
     fill_store,
     line_entry,
 )
@@ -195,12 +196,7 @@ def claim_documents(
         for r in frame:
             if r.get("claim_id") not in docs:
                 continue
-            doc = docs[str(r["claim_id"])]
-            doc["peers"] = [
-                {"feature": name, "value": _plain(r[name]), "peer": _plain(r[peer]), "unit": unit}
-                for name, peer, unit in have_peer
-            ]
-            doc["values"] = {c: _plain(r[c]) for c in others}
+            feature_notes(docs[str(r["claim_id"])], r, have_peer, others)
     return docs
 
 
