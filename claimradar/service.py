@@ -51,7 +51,7 @@ def _build(settings):
         "request_limits": request_limits(settings),
     }
     state = ScoringState(*args, **common, online_store=settings.online_store)
-    metrics = Metrics()
+    metrics = Metrics(every=1.0)
     shadow = ShadowState(*args, **common)  # the challenger, scored beside the champion
     inner = api.create_app(state, store, settings, metrics, shadow=shadow)
     for route in inner.router.routes:

@@ -57,3 +57,28 @@ def test_window_gauges_on_the_service_metrics(service, sim_dataset):
     assert samples["claimradar_window_claims"] >= 13
     assert 0 < samples["claimradar_window_rejection_rate"] < 1
     assert 0 <= samples['claimradar_window_risk_score{stat="mean"}'] <= 1
+
+
+def test_window_gauges_recomputed_at_most_every_interval_and_then_caught_up():
+    """The service recomputes the window at most once a second (a recomputation walks the whole
+    window); the claims observed in between are shown once the interval has passed, with no
+    further request."""
+    import time
+
+    reg = CollectorRegistry()
+    m = Metrics(window=10, registry=reg, every=0.3)
+
+    def claims():
+        return reg.get_sample_value("claimradar_window_claims")
+
+    m.observe(_out([("high", 0.9)]), 0.01)
+    assert claims() == 1  # the first request is shown at once
+    m.observe(_out([("low", 0.1), ("low", 0.2)]), 0.01)
+    assert claims() == 1  # within the interval: not recomputed
+    deadline = time.monotonic() + 10
+    while claims() != 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert claims() == 3
+    assert reg.get_sample_value("claimradar_window_band_share", {"band": "low"}) == 2 / 3
+    # the counters are not throttled
+    assert reg.get_sample_value("claimradar_scored_claims_total", {"band": "low"}) == 2
