@@ -72,7 +72,7 @@ def moved_to_snapshot_month(pool: list[dict]) -> list[dict]:
         return {k: "B" + v[1:] if k == "MA_LK" else move(v) for k, v in d.items()}
 
     next_month = (month_start + timedelta(days=32)).replace(day=1)
-    past = sum(when(c["NGAY_VAO"]) + shift >= next_month for c in pool)
+    past = sum(s + shift >= next_month for s in starts)
     if past:  # the online state answers the snapshot's month; later claims take the compiled plan
         print(
             f"warning: {past:,} of {len(pool):,} claims fall past the snapshot month once moved: "
