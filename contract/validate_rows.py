@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -250,8 +251,8 @@ class _Rows:
 
     def rejection_rows(self, reject: list[int]) -> pd.DataFrame:
         """contract.validate.rejection_rows for these records."""
-        if not reject:
-            return _NO_REJECTIONS.copy(deep=False)
+        if not reject:  # the one empty frame, shared (a copy per table cost ~0.1 ms a request)
+            return _NO_REJECTIONS
         wanted = set(reject)
         errs = [e for e in self.errors if e[0] in wanted]
         own = {e[0] for e in errs}
@@ -396,6 +397,22 @@ def _numbers(texts: list) -> list:
     return [None if v != v else float(v) for v in parsed.tolist()]
 
 
+def round_as_numpy(x: float, decimals: int) -> float:
+    """float(np.round(np.float64(x), decimals)) for 0 <= decimals <= 22 without numpy's cost
+    per scalar (~9 µs, 80 calls a claim): numpy multiplies by 10**decimals, rounds half to even
+    (rint) and divides; Python's round() of a float is that rint, exactly, and a zero keeps the
+    sign rint gives it (-0.4 -> -0.0)."""
+    f = _POW10[decimals]
+    y = float(x) * f
+    if y - y != 0.0:  # x * 10**decimals overflowed: numpy's rint and division keep the infinity
+        return y / f
+    r = round(y)
+    return r / f if r else math.copysign(0.0, y)
+
+
+_POW10 = [10.0**k for k in range(23)]  # exact: numpy's power_of_ten for these
+
+
 def _number_checker(f: Field) -> Checker:
     whole = f.kind == "int"
     allowed = set(f.allowed) if f.allowed is not None else None
@@ -425,7 +442,7 @@ def _number_checker(f: Field) -> Checker:
                 if value is not None and allowed is not None and value not in allowed:
                     unknown.append(i)
             else:
-                value = None if x is None else float(np.round(np.float64(x), decimals))
+                value = None if x is None else round_as_numpy(x, decimals)
                 if negative and value is not None and value < 0:
                     neg.append(i)
             values.append(value)

@@ -226,3 +226,33 @@ def test_negative_zero_is_zero_in_both():
     c["xml2"][1]["T_NGUONKHAC_NSNN"] = -0.0
     rows, cols = both_json([c])
     assert_same(rows, cols)
+
+
+_TRICKY = [0.0, -0.0, 0.5, -0.5, 1.5, 2.5, -2.5, 0.125, 0.375, 2.675, 1.005, -0.004, -0.0049,
+           0.0049999, 1e-300, -1e-300, 123456789.125, 2.0**52 + 0.5, 2.0**53, 1e300, -1e300,
+           9007199254740993, 10**20 + 1, 12345678901234567890123, 7, -3]  # fmt: skip
+
+
+@settings(max_examples=3000, deadline=None, derandomize=True)
+@given(
+    st.one_of(
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.floats(-1e7, 1e7, allow_nan=False).map(lambda x: round(x * 8) / 8),  # ties
+        st.integers(-(10**20), 10**20),
+        st.sampled_from(_TRICKY),
+    ),
+    st.sampled_from([0, 2, 3]),
+)
+def test_round_as_numpy_is_numpys_round_bit_for_bit(x, decimals):
+    """The row-wise validator rounds money and quantities as the column-wise one (np.round):
+    the same float, the sign of a zero included."""
+    import struct
+
+    import numpy as np
+
+    from contract.validate_rows import round_as_numpy
+
+    want = float(np.round(np.float64(x), decimals))
+    got = round_as_numpy(x, decimals)
+    assert type(got) is float
+    assert struct.pack("<d", got) == struct.pack("<d", want), (x, decimals, got, want)
