@@ -52,8 +52,13 @@ def plain(v: Any) -> Any:
 def value_text(v: Any) -> str:
     """One value as text the same way whatever its dtype: times to the minute, numbers as floats
     rounded to 4 decimals (1 and 1.0 alike), missing values empty."""
-    if type(v) is str:  # most values: the checks below cost more than the value
+    t = type(v)
+    if t is str:  # most values: the checks below cost more than the value
         return v
+    if t is float:  # then these two, as the number branch below makes them
+        return "" if v != v else repr(round(v, 4))
+    if t is int:
+        return repr(round(float(v), 4))
     if v is None or v is pd.NA or v is pd.NaT:
         return ""
     if isinstance(v, bool | np.bool_):

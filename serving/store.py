@@ -171,8 +171,9 @@ class Store:
     def check_key(self, key: str) -> tuple[str | None, str]:
         """(key name, "") when valid, else (None, why). A read: `last_used_at` is written only
         when it is older than KEY_USE_RESOLUTION (at most once a minute per key), by a
-        conditional update, so concurrent workers do not all write it."""
-        with self.session.begin() as s:
+        conditional update, so concurrent workers do not all write it. Core, not the ORM: it runs
+        on every request."""
+        with self.engine.begin() as s:
             k = s.execute(
                 select(ApiKey.id, ApiKey.name, ApiKey.revoked_at, ApiKey.last_used_at).where(
                     ApiKey.key_hash == _sha256(key)
