@@ -108,11 +108,28 @@ class Gate:
         await self.gate(scope, receive, send)
 
 
+# BentoML's defaults (bentoml/_internal/configuration/v2/default_configuration.yaml)
+ACCESS_LOG_SKIP = ["/metrics", "/healthz", "/livez", "/readyz"]
+SCORING_ROUTES = ("/score", "/score_xml")
+
+
+def telemetry_config(settings) -> dict:
+    """The service config that keeps the scoring routes out of the access log and the traces
+    unless `scoring_telemetry` is on (claimradar.settings)."""
+    if settings.scoring_telemetry:
+        return {}
+    return {
+        "logging": {"access": {"skip_paths": [*ACCESS_LOG_SKIP, "/score"]}},  # a prefix
+        "tracing": {"excluded_urls": ["/score(_xml)?$"]},  # searched in the URL
+    }
+
+
 @bentoml.service(
     name="claimradar",
     workers=int(os.environ.get("CLAIMRADAR_WORKERS", "1")),  # `claimradar serve --workers N`
     traffic={"timeout": 120, "max_concurrency": 64},
     http={"port": 3000},
+    **telemetry_config(get_settings()),
 )
 @bentoml.asgi_app(app, path="/")
 class ClaimRadar:
