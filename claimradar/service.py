@@ -110,17 +110,17 @@ class Gate:
 
 # BentoML's defaults (bentoml/_internal/configuration/v2/default_configuration.yaml)
 ACCESS_LOG_SKIP = ["/metrics", "/healthz", "/livez", "/readyz"]
-SCORING_ROUTES = ("/score", "/score_xml")
 
 
 def telemetry_config(settings) -> dict:
-    """The service config that keeps the scoring routes out of the access log and the traces
-    unless `scoring_telemetry` is on (claimradar.settings)."""
+    """The service config that keeps the scoring routes (those with a body limit) out of the
+    access log and the traces unless `scoring_telemetry` is on (claimradar.settings)."""
     if settings.scoring_telemetry:
         return {}
+    routes = list(body_limits(settings))
     return {
-        "logging": {"access": {"skip_paths": [*ACCESS_LOG_SKIP, "/score"]}},  # a prefix
-        "tracing": {"excluded_urls": ["/score(_xml)?$"]},  # searched in the URL
+        "logging": {"access": {"skip_paths": [*ACCESS_LOG_SKIP, *routes]}},  # path prefixes
+        "tracing": {"excluded_urls": [f"{r}$" for r in routes]},  # searched in the URL
     }
 
 

@@ -176,7 +176,7 @@ def _record(store, s, rows: list[dict], actor: str, open_bands: tuple[str, ...],
     for sc, _doc, fresh in added:
         case = cases.get(sc["claim_key"])
         if fresh and case and case["id"] and sc["claim_version"] > (case["claim_version"] or 1):
-            _move_case(store, s, case, sc, actor)
+            _move_case(s, case, sc, actor)
     return len(added)
 
 
@@ -221,7 +221,7 @@ def _opening(sc: dict) -> dict:
     }
 
 
-def _move_case(store, s, case: dict, sc: dict, actor: str) -> None:
+def _move_case(s, case: dict, sc: dict, actor: str) -> None:
     """A new version of a case's claim: the case moves to it; decided or pending, it re-opens."""
     reopen = case["status"] in REOPEN
     values: dict[str, Any] = {
