@@ -55,6 +55,15 @@ GRID = {
     "head_risk_pct": (0.0, 1.0),
 }
 FIXED = ("facility_shift", "dose_excess", "rare_items")  # weights chosen here, not fit on labels
+# the rules that can put a claim in the head (setting "head_rules": a subset, comma-separated)
+PROVING = ("duplicate", "bundled_component")
+
+
+def _proven(part: pd.DataFrame, setting: dict) -> np.ndarray | None:
+    names = [n for n in str(setting.get("head_rules") or "").split(",") if n]
+    if not names:
+        return None
+    return np.logical_or.reduce([part[f"r_{n}"].to_numpy(dtype=bool) for n in names])
 
 
 def world_parts(seed: int, work: Path, claims: int | None) -> Path:
@@ -111,6 +120,10 @@ def world_parts(seed: int, work: Path, claims: int | None) -> Path:
                 "amount": df["true_overbilled"].to_numpy(),
                 "scheme": df["scheme"].to_numpy(),
                 **{f"t_{k}": v for k, v in terms.items()},
+                **{
+                    f"r_{r}": (pd.to_numeric(df[f"rule_{r}"]).fillna(0) > 0).to_numpy()
+                    for r in PROVING
+                },
             }
         )
         _shift_terms(part, evidence)
@@ -239,6 +252,7 @@ def queue(p: pd.DataFrame, setting: dict[str, float]) -> tuple[np.ndarray, dict]
         fixed={k: setting.get(k, 0.0) for k in FIXED}, head_pct=setting["head_pct"],
         min_gain=setting.get("min_gain", 0.0), keep=setting.get("keep", 0.9),
         risk=val["risk"].to_numpy(), head_risk_pct=setting.get("head_risk_pct", 0.0),
+        proven=_proven(val, setting),
     )  # fmt: skip
     e = hold["expected"].to_numpy()
     pr = money_at_stake(e, _terms(hold), fit.weights, hold["claimed"].to_numpy())
@@ -246,7 +260,7 @@ def queue(p: pd.DataFrame, setting: dict[str, float]) -> tuple[np.ndarray, dict]
         risk=None, feature_names=[], categories={}, calibration=([], []),
         head_expected=fit.head_expected, band_thresholds=fit.thresholds, head_risk=fit.head_risk,
     )  # fmt: skip
-    bands = band_of(fitted, pr, e, hold["risk"].to_numpy())  # the scorer's own bands
+    bands = band_of(fitted, pr, e, hold["risk"].to_numpy(), _proven(hold, setting))
     return queue_order(bands, pr), fit.weights
 
 
@@ -270,6 +284,11 @@ def kept_schemes(part: pd.DataFrame, order: np.ndarray) -> float:
 
 
 FRONTIER = {"head_pct": (1.5, 2.0, 3.0, 4.0, 5.0)}  # --frontier: protecting more of the model
+HEAD_RULES = {  # --head-rules: every subset of PROVING
+    "head_rules": tuple(
+        ",".join(c) for k in range(len(PROVING) + 1) for c in itertools.combinations(PROVING, k)
+    )
+}
 
 
 def select(
@@ -376,6 +395,11 @@ def main() -> None:
         "--frontier", action="store_true",
         help="on the selection worlds, the configured weights with a larger and larger head",
     )  # fmt: skip
+    mode.add_argument(
+        "--head-rules", action="store_true",
+        help="on the selection worlds, the configured setting with each subset of the rules "
+        "that can prove a claim (PROVING) in the head",
+    )  # fmt: skip
     ap.add_argument("--config", type=Path, default=None)
     ap.add_argument(
         "--refresh-evidence", action="store_true",
@@ -403,10 +427,15 @@ def main() -> None:
     cfg = load_config(args.config)
     p = cfg.priority
     setting = {**p.fixed_weights(), "head_pct": p.head_pct, "min_gain": p.min_gain,
-               "keep": p.keep, "head_risk_pct": p.head_risk_pct}  # fmt: skip
+               "keep": p.keep, "head_risk_pct": p.head_risk_pct,
+               "head_rules": ",".join(p.head_rules)}  # fmt: skip
     if args.frontier:
         print(f"selection seeds {list(seeds)}; {setting} with the head's share varied:")
         print(select(worlds, FRONTIER, setting).round(4).to_markdown(index=False))
+        return
+    if args.head_rules:
+        print(f"selection seeds {list(seeds)}; {setting} with the rules of the head varied:")
+        print(select(worlds, HEAD_RULES, setting).round(4).to_markdown(index=False))
         return
     per = pd.DataFrame(
         {s: {**report_world(worlds[s], setting), **warning_stats(folders[s])} for s in seeds}

@@ -283,4 +283,6 @@ def enrich(base: ir.Table, agg: ir.Table) -> ir.Table:
         rule_price_above_approved_amount=t.price_stake,
         rule_item_not_listed=(t.unlisted_lines > 0).ifelse(1, 0),
         rule_item_not_listed_amount=t.unlisted_stake,
+        rule_bundled_component=(t.bundled_lines > 0).ifelse(1, 0),
+        rule_bundled_component_amount=t.bundled_stake,
     )

@@ -199,6 +199,61 @@ def listed_price_reference(price_list: ir.Table, base: ir.Table) -> ir.Table:
 
 PRICE_TOLERANCE = 1.05  # a price is "above" when it exceeds the reference by more than 5 %
 
+# Services already paid within another service's price (xml130.md §5.2: the portal rejects an item
+# "already in a service's price"): component code -> the parents whose price includes it, each a
+# service code or "group:N" (every service of cost group N, MA_NHOM). A component line ordered at
+# the same moment (NGAY_YL) as one of its parents on the same claim is billed twice: the rule
+# bundled_component. The price circular's notes on what a service's price includes are the full
+# table; these are the common cases (anaesthesia and infusion within a surgery; suture and
+# infusion within a normal delivery).
+SURGERY_PARENT = "group:8"
+BUNDLED_IN: dict[str, tuple[str, ...]] = {
+    "01.0253.0384": (SURGERY_PARENT,),  # endotracheal anaesthesia
+    "01.0201.0212": (SURGERY_PARENT, "13.0003.0665"),  # intravenous infusion
+    "03.3826.0217": ("13.0003.0665",),  # soft-tissue suture < 10 cm, within a normal delivery
+}
+BUNDLE_PARENTS: tuple[str, ...] = tuple(sorted({p for ps in BUNDLED_IN.values() for p in ps}))
+
+
+def parent_kinds(item_key: str | None, cost_group) -> list[str]:
+    """The BUNDLE_PARENTS a line is (its service code, its cost group; a component is never a
+    parent): claim.py's and batch.py's side of `_bundled`."""
+    out: list[str] = []
+    if item_key in BUNDLED_IN:
+        return out
+    for p in BUNDLE_PARENTS:
+        if p.startswith("group:"):
+            if cost_group is not None and cost_group == cost_group and int(p[6:]) == cost_group:
+                out.append(p)
+        elif item_key == p:
+            out.append(p)
+    return out
+
+
+def _is_parent(lc: ir.Table, p: str) -> ir.BooleanValue:
+    component = lc.item_key.isin(list(BUNDLED_IN)).fill_null(False)
+    if p.startswith("group:"):
+        return (lc.cost_group == int(p[6:])).fill_null(False) & ~component
+    return (lc.item_key == p).fill_null(False) & ~component
+
+
+def _bundled(lc: ir.Table) -> ir.Table:
+    """The lines with `bundled`: a component of BUNDLED_IN ordered at the same time as one of its
+    parents on the same claim."""
+    kinds = {p: _is_parent(lc, p) for p in BUNDLE_PARENTS}
+    anyp = ibis.or_(*kinds.values())
+    par = lc.filter(anyp & lc.ordered_at.notnull())
+    par = par.group_by(q_claim_id=par.claim_id, q_at=par.ordered_at).agg(
+        **{f"q_{i}": _is_parent(par, p).ifelse(1, 0).max() for i, p in enumerate(BUNDLE_PARENTS)}
+    )
+    lc = lc.left_join(par, [lc.claim_id == par.q_claim_id, lc.ordered_at == par.q_at])
+    hit = ibis.literal(False)
+    for code, parents in BUNDLED_IN.items():
+        with_parent = ibis.or_(*((lc[f"q_{BUNDLE_PARENTS.index(p)}"] == 1) for p in parents))
+        hit = hit | ((lc.item_key == code) & with_parent.fill_null(False)).fill_null(False)
+    drop = ["q_claim_id", "q_at", *(f"q_{i}" for i in range(len(BUNDLE_PARENTS)))]
+    return lc.mutate(bundled=hit).drop(*drop)
+
 
 def _line_findings(lc: ir.Table, listed: bool) -> dict[str, tuple[ir.Value, ir.Value]]:
     """The line-level rule pieces, by rule: (the line offends, the fund money at stake)."""
@@ -249,6 +304,7 @@ def _line_findings(lc: ir.Table, listed: bool) -> dict[str, tuple[ir.Value, ir.V
         "outside": (outside, fund),
         "benefit": (benefit_bad, benefit_stake),
         "bed_out": (bed_out, fund),
+        "bundled": (lc.bundled, fund),
     }
 
 
@@ -301,7 +357,7 @@ def line_aggregates(
     """One row per claim with lines: costs per cost group, counts, drug days, the line-level
     rule pieces (count of offending lines and fund money at stake) and, with `items`
     (item_reference), the item-level pieces (dose, pricier siblings, rare services)."""
-    lc = _line_claim(lines, base)
+    lc = _bundled(_line_claim(lines, base))
     ref = price_ref.select(
         r_item=price_ref.item_key,
         r_level=price_ref.facility_level,

@@ -158,6 +158,13 @@ RULES: tuple[Rule, ...] = (
       "the whole fund amount",
       "An earlier claim recorded this patient's death; {amount}.",
       "Hồ sơ trước ghi nhận người bệnh đã tử vong; {amount}."),
+    R("R19", "bundled_component",
+      "A service already included in the price of another service billed with it (anaesthesia "
+      "or infusion with a surgery, a suture with a delivery), ordered at the same time",
+      "Thanh toán tách riêng chi phí đã có trong giá dịch vụ kỹ thuật",
+      "the fund amount of the component lines",
+      "Billed apart from a service whose price already includes it; {amount}.",
+      "Thanh toán riêng chi phí đã kết cấu trong giá dịch vụ kỹ thuật; {amount}."),
 )  # fmt: skip
 RULE_BY_NAME = {r.name: r for r in RULES}
 CLINICIAN_HOUR_MAX = 12

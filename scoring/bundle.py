@@ -40,6 +40,9 @@ class ModelBundle:
     # the claims the model is surest are abusive, whatever their amount: risk from which a claim
     # is in the head too (a whole scheme of cheap, certain claims is not pushed out); None: none
     head_risk: float | None = None
+    # the claims these rules prove (features.rules names), whatever their amount or risk: in the
+    # head too (scoring.ranking.proven_of); empty: none
+    head_rules: tuple[str, ...] = ()
     band_thresholds: dict[str, float] = field(default_factory=dict)  # priority cut-offs
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -64,6 +67,7 @@ class ModelBundle:
             "novelty_from": self.novelty_from,
             "head_expected": self.head_expected,
             "head_risk": self.head_risk,
+            "head_rules": list(self.head_rules),
             "band_thresholds": self.band_thresholds,
             "meta": self.meta,
         }
@@ -91,6 +95,7 @@ class ModelBundle:
             novelty_from=doc.get("novelty_from", 0.9),
             head_expected=doc.get("head_expected"),
             head_risk=doc.get("head_risk"),
+            head_rules=tuple(doc.get("head_rules", ())),
             band_thresholds=doc["band_thresholds"],
             meta=doc["meta"],
         )

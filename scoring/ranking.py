@@ -133,13 +133,34 @@ def money_at_stake(
     return np.minimum(money, np.maximum(claimed, 0.0))
 
 
+def proven_of(
+    bundle: ModelBundle, frame: pd.DataFrame, cols: FloatColumns | None = None
+) -> np.ndarray | None:
+    """Claims a rule of `bundle.head_rules` proves (its flag set): None when the bundle names
+    none."""
+    names = getattr(bundle, "head_rules", None) or ()
+    if not names:
+        return None
+    out = np.zeros(len(frame), dtype=bool)
+    for name in names:
+        v = _col(frame, f"rule_{name}", cols)
+        if v is not None:
+            out |= v > 0
+    return out
+
+
 def in_head(
-    bundle: ModelBundle, expected: np.ndarray, risk: np.ndarray | None = None
+    bundle: ModelBundle,
+    expected: np.ndarray,
+    risk: np.ndarray | None = None,
+    proven: np.ndarray | None = None,
 ) -> np.ndarray:
     """Claims among the model's own surest money, or (with `risk`) among the claims it is surest
-    are abusive (in the high band)."""
+    are abusive, or (with `proven`) proven by a rule of `bundle.head_rules` (in the high band)."""
     expected = np.asarray(expected, dtype="float64")
     head = np.zeros(len(expected), dtype=bool)
+    if proven is not None:
+        head |= np.asarray(proven, dtype=bool)
     if bundle.head_expected is not None:
         head |= expected >= bundle.head_expected
     if risk is not None and getattr(bundle, "head_risk", None) is not None:
@@ -152,16 +173,17 @@ def band_of(
     priority: np.ndarray,
     expected: np.ndarray | None = None,
     risk: np.ndarray | None = None,
+    proven: np.ndarray | None = None,
 ) -> np.ndarray:
     """Bands by the money-at-stake cut-offs of the validation months; a head claim (when
-    `expected`, and `risk`, are given) is in the high band."""
+    `expected`, and `risk` or `proven`, are given) is in the high band."""
     priority = np.asarray(priority, dtype="float64")
     t = bundle.band_thresholds
     if not t:
         return np.full(len(priority), "low", dtype=object)
     high = priority >= t["high"]
     if expected is not None:
-        high |= in_head(bundle, expected, risk)
+        high |= in_head(bundle, expected, risk, proven)
     return np.select(
         [high, priority >= t["review"], priority >= t["watch"]],
         ["high", "review", "watch"],

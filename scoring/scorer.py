@@ -21,7 +21,7 @@ from scoring.bundle import ModelBundle, calibrate
 from scoring.columns import FloatColumns
 from scoring.forest import anomaly_percentile
 from scoring.ranking import BANDS as BANDS  # re-exported: the bands, best first
-from scoring.ranking import band_of, priority_of, queue_order
+from scoring.ranking import band_of, priority_of, proven_of, queue_order
 from scoring.reasons import reasons, reasons_of_rows, rule_hits
 
 OPEN_BANDS = ("high", "review")  # bands that open a case
@@ -79,7 +79,10 @@ def _predict(
         "estimated_overbilled_if_abusive": np.round(amount, 2),
         "anomaly": anomaly,
         "priority": priority,
-        "band": band_of(bundle, priority, np.round(expected, 2), risk),  # as the head was cut
+        # as the head was cut: on the rounded amount, with the claims its rules prove
+        "band": band_of(
+            bundle, priority, np.round(expected, 2), risk, proven_of(bundle, frame, cols)
+        ),
     }
 
 

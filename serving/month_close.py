@@ -162,6 +162,14 @@ def _base(row: ScoredClaim) -> float:
     return max(claimed - old, 0.0)
 
 
+def _proven(bundle, rule_codes: str | None) -> bool:
+    """The row proven by a rule of the bundle's head_rules (its stored rule codes, ",R11,")."""
+    from features.rules import RULE_BY_NAME
+
+    codes = rule_codes or ""
+    return any(f",{RULE_BY_NAME[n].code}," in codes for n in bundle.head_rules)
+
+
 def _cases_of(s, keys: list[str]) -> dict[str, Case]:
     """The cases of these claim keys, read in bounded IN lists (SQLite and PostgreSQL limits)."""
     cases: dict[str, Case] = {}
@@ -211,7 +219,9 @@ def _rerank(store, month, shift, bundles, actor, open_bands, out: MonthClose) ->
             base = _base(r)
             prio = float(min(claimed, base + add))
             expected = np.round([float(r.expected_overbilled)], 2)
-            band = str(band_of(bundle, np.array([prio]), expected, np.array([r.risk_score]))[0])
+            proven = np.array([_proven(bundle, r.rule_codes)])
+            band = str(band_of(bundle, np.array([prio]), expected, np.array([r.risk_score]),
+                               proven)[0])  # fmt: skip
             same = abs(prio - r.priority) < EPS and abs(add - (r.shift_added or 0.0)) < EPS
             if same and band == r.band:
                 continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "train.toml"
 
@@ -78,10 +78,23 @@ class PriorityParams(BaseModel):
     rare_items: float = 0.0  # cost in items peers rarely bill for the diagnosis (fund share)
     head_pct: float = 0.0  # the model's own top share (%) in the high band
     head_risk_pct: float = 0.0  # ... and its top share (%) by risk (surest, whatever the amount)
+    # ... and the claims these rules prove (features.rules names: the money is not payable
+    # whatever the model says, e.g. an exact duplicate, a component billed with its parent)
+    head_rules: tuple[str, ...] = ()
     min_gain: float = 0.0  # a fitted term must raise the labelled money in the top 5% this much
     keep: float = Field(0.9, ge=0.0, le=1.0)  # ... and keep this share of the labelled abuse
     # the model order holds there
     novelty_from: float = 0.9  # anomaly percentile from which the novelty term counts
+
+    @field_validator("head_rules")
+    @classmethod
+    def _known_rules(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        from features.rules import RULE_BY_NAME
+
+        unknown = [n for n in names if n not in RULE_BY_NAME]
+        if unknown:
+            raise ValueError(f"unknown rule(s) {unknown}; rules: {sorted(RULE_BY_NAME)}")
+        return names
 
     def fixed_weights(self) -> dict[str, float]:
         """The weights chosen on randomized worlds, not fit on labels (scoring.ranking.TERMS)."""

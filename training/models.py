@@ -13,7 +13,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.isotonic import IsotonicRegression
 
 from scoring.bundle import ModelBundle
-from scoring.ranking import term_money
+from scoring.ranking import proven_of, term_money
 from scoring.scorer import predict
 from training.config import TrainConfig
 from training.queue_fit import QueueFit, fit_queue
@@ -213,6 +213,7 @@ def fit_queue_order(
     rejected = reference["claim_id"].map(lab["rejected_amount"]).astype("float64").fillna(0.0)
     positive = label > 0
     p = cfg.priority
+    bundle.head_rules = tuple(p.head_rules)
     fit = fit_queue(
         s["expected_overbilled"].to_numpy(), terms, claimed,
         np.where(positive, rejected.to_numpy(), 0.0), positive,
@@ -220,6 +221,7 @@ def fit_queue_order(
         review_pct=cfg.band_review_pct, watch_pct=cfg.band_watch_pct,
         grid={"rules": p.rules_grid, "novelty": p.novelty_grid}, min_gain=p.min_gain,
         keep=p.keep, risk=s["risk_score"].to_numpy(), head_risk_pct=p.head_risk_pct,
+        proven=proven_of(bundle, reference),
     )  # fmt: skip
     bundle.rank_weights = fit.weights
     bundle.head_expected = fit.head_expected

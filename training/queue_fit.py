@@ -109,10 +109,12 @@ def fit_queue(
     keep: float = KEEP,
     risk: np.ndarray | None = None,
     head_risk_pct: float = 0.0,
+    proven: np.ndarray | None = None,
 ) -> QueueFit:
     """The queue fit on the validation months (arrays over every claim of those months; label
     amounts 0 and label_positive False where no abuse is known). With `risk` and `head_risk_pct`,
-    the claims in the model's top `head_risk_pct`% by risk are in the head too."""
+    the claims in the model's top `head_risk_pct`% by risk are in the head too; with `proven`,
+    the claims a rule of the bundle's head_rules proves."""
     expected = np.asarray(expected, dtype="float64")
     amount = np.nan_to_num(np.asarray(label_amount, dtype="float64"))
     pos = np.asarray(label_positive, dtype=bool)
@@ -121,6 +123,8 @@ def fit_queue(
     risk_cut = head_cut_at_most(risk, head_risk_pct) if risk is not None else None
     if risk_cut is not None:
         head |= np.asarray(risk, dtype="float64") >= risk_cut
+    if proven is not None:
+        head |= np.asarray(proven, dtype=bool)
     model_top = top_k_mask(expected, review_pct)
     model_money = float(amount[model_top].sum())
     held = model_top & pos

@@ -332,6 +332,7 @@ def _log_queue_fit(bundle: ModelBundle) -> None:
         {f"queue.weight.{k}": str(v) for k, v in bundle.rank_weights.items()}
         | {"queue.head_expected": str(bundle.head_expected)}
         | {"queue.head_risk": str(bundle.head_risk)}
+        | {"queue.head_rules": ",".join(bundle.head_rules) or "none"}
     )
     if bundle.meta.get("queue_fit"):
         mlflow.log_table(pd.DataFrame(bundle.meta["queue_fit"]), "queue_fit.json")

@@ -219,7 +219,7 @@ def batch_aggregates(
     rep = np.repeat(np.arange(len(pos_l)), k)
     pos = pos_l[rep]
     acc = _Acc(pos, n)
-    _line_sums(acc, x, rep, ref, bases, pos, listed)
+    _line_sums(acc, x, rep, ref, bases, pos, listed, _bundled(x, pos_l)[rep])
     _item_sums(acc, x, rep, pos_l, bases, items)
     clin = x["clinician_id"]
     n_clin: list[set] = [set() for _ in range(n)]
@@ -265,8 +265,30 @@ def _claim_lines(x: dict, pos: np.ndarray, n: int) -> list[list[dict]]:
     return out
 
 
-def _line_sums(acc: _Acc, x: dict, rep, ref, bases, pos, listed: bool) -> None:
-    """claim._line_into and claim.findings over every (line, reference price)."""
+def _bundled(x: dict, pos_l: np.ndarray) -> np.ndarray:
+    """claim.bundled_lines per line of the batch: a component ordered at the same time as one of
+    its parents on the same claim (the claim's position: a claim id twice has its lines twice)."""
+    items = x["item_key"]
+    comp = np.fromiter((k in ln.BUNDLED_IN for k in items), dtype=bool, count=len(items))
+    if not comp.any():
+        return comp
+    oa = x["ordered_at"]
+    known = oa.notna().to_numpy()
+    at = oa.to_numpy(dtype="datetime64[us]").astype("int64")
+    parents = {(p, t, kind)
+               for p, t, k, g, ok in zip(pos_l.tolist(), at.tolist(), items, x["cost_group"],
+                                         known.tolist(), strict=True) if ok
+               for kind in ln.parent_kinds(k, g)}  # fmt: skip
+    out = np.zeros(len(items), dtype=bool)
+    for j in np.flatnonzero(comp & known).tolist():
+        p, t = int(pos_l[j]), int(at[j])
+        out[j] = any((p, t, kind) in parents for kind in ln.BUNDLED_IN[items[j]])
+    return out
+
+
+def _line_sums(acc: _Acc, x: dict, rep, ref, bases, pos, listed: bool, bundled) -> None:
+    """claim._line_into and claim.findings over every (line, reference price); `bundled`: each
+    (line, reference price)'s claim.bundled_lines."""
     e = {k: (v.to_numpy()[rep] if isinstance(v, pd.Series) else v[rep]) for k, v in x.items()
          if k not in ("claim_id", "line_key")}  # fmt: skip
     g = np.array([np.nan if v is None else float(v) for v in e["cost_group"]], dtype="float64")
@@ -342,6 +364,7 @@ def _line_sums(acc: _Acc, x: dict, rep, ref, bases, pos, listed: bool) -> None:
         ("outside", outside, fund),
         ("benefit", benefit_bad, benefit_stake),
         ("bed_out", bed_out, fund),
+        ("bundled", bundled, fund),
     ):
         acc.s(f"{name}_lines", bad, 1.0)
         acc.s(f"{name}_stake", bad, stake)

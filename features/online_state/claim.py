@@ -269,8 +269,11 @@ def benefit_exempt(b: dict) -> int:
     )
 
 
-def findings(x: dict, b: dict, ref, listed: bool) -> dict[str, tuple[bool, float | None]]:
-    """lines._line_findings for one line `x` of claim `b` with its reference price `ref`."""
+def findings(
+    x: dict, b: dict, ref, listed: bool, bundled: bool = False
+) -> dict[str, tuple[bool, float | None]]:
+    """lines._line_findings for one line `x` of claim `b` with its reference price `ref`
+    (`bundled`: the line is a component billed with its parent, `bundled_lines`)."""
     g = x["cost_group"]
     fund = 0.0 if x["line_fund"] is None else x["line_fund"]
     q, up, fup, amt, ins = (
@@ -322,6 +325,7 @@ def findings(x: dict, b: dict, ref, listed: bool) -> dict[str, tuple[bool, float
         "outside": (outside, fund),
         "benefit": (benefit_bad, benefit_stake),
         "bed_out": (bed_out, fund),
+        "bundled": (bundled, fund),
     }
 
 
@@ -355,16 +359,28 @@ def line_aggregates(
         return None
     acc: dict = {}
     level, month = b["facility_level"], b["month"]
-    for x in lines:
+    for x, bundled in zip(lines, bundled_lines(lines), strict=True):
         for ref in refs(x["item_key"], level, month):
-            _line_into(acc, x, b, ref, listed)
+            _line_into(acc, x, b, ref, listed, bundled)
             it.into(acc, x, b, items, _s, _max)
     clin = {x["clinician_id"] for x in lines if x["clinician_id"] is not None}
     acc["n_clinicians"] = float(len(clin))
     return acc
 
 
-def _line_into(acc: dict, x: dict, b: dict, ref, listed: bool) -> None:
+def bundled_lines(lines: list[dict]) -> list[bool]:
+    """lines._bundled for one claim's lines: a component of lines.BUNDLED_IN ordered at the same
+    time as one of its parents."""
+    comps = [x["item_key"] in ln.BUNDLED_IN and x["ordered_at"] is not None for x in lines]
+    if not any(comps):
+        return comps
+    at = {(x["ordered_at"], p) for x in lines if x["ordered_at"] is not None
+          for p in ln.parent_kinds(x["item_key"], x["cost_group"])}  # fmt: skip
+    return [c and any((x["ordered_at"], p) in at for p in ln.BUNDLED_IN[x["item_key"]])
+            for c, x in zip(comps, lines, strict=True)]  # fmt: skip
+
+
+def _line_into(acc: dict, x: dict, b: dict, ref, listed: bool, bundled: bool = False) -> None:
     g = x["cost_group"]
     fund = 0.0 if x["line_fund"] is None else x["line_fund"]
     amt, q, is_drug = x["amount"], x["quantity"], x["is_drug"]
@@ -398,7 +414,7 @@ def _line_into(acc: dict, x: dict, b: dict, ref, listed: bool) -> None:
     _s(acc, "lines_supply_amount", g in _GROUPS["supply"], amt)
     _s(acc, "lines_amount", True, amt)
     _s(acc, "lines_fund", True, fund)
-    for name, (bad, stake) in findings(x, b, ref, listed).items():
+    for name, (bad, stake) in findings(x, b, ref, listed, bundled).items():
         _s(acc, f"{name}_lines", bad, 1.0)
         _s(acc, f"{name}_stake", bad, stake)
 
@@ -430,7 +446,7 @@ AGG_COLUMNS = (
     "lines_fund",
     *(
         f"{n}_{k}"
-        for n in ("arith", "price", "unlisted", "outside", "benefit", "bed_out")
+        for n in ("arith", "price", "unlisted", "outside", "benefit", "bed_out", "bundled")
         for k in ("lines", "stake")
     ),
     "n_clinicians",
@@ -533,6 +549,7 @@ def enrich(b: dict, agg: dict | None) -> dict:
         "age_diagnosis": (age_bad, fund if age_bad else 0.0),
         "price_above_approved": (t["price_lines"] > 0, t["price_stake"]),
         "item_not_listed": (t["unlisted_lines"] > 0, t["unlisted_stake"]),
+        "bundled_component": (t["bundled_lines"] > 0, t["bundled_stake"]),
     }
     for name, (flag, amount) in rules.items():
         t[f"rule_{name}"] = 1 if flag else 0

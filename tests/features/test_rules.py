@@ -138,6 +138,26 @@ def _episodes():
         episode("R18N", card_no=card(34), start="202503250800", end="202503250900", vt="01",
                 services=[sline(**EXAM, price=38_700)], clinician="000134/QNA-CCHN"),
     ]  # fmt: skip
+    # R19 anaesthesia billed apart from the surgery it is part of (same order time); alone, or an
+    # infusion the day after the operation, it is not
+    anaesthesia = {"MA_NHOM": 8, "MA_DICH_VU": "01.0253.0384", "TEN_DICH_VU": "Gây mê",
+                   "MA_MAY": None, "NGAY_YL": "202503140900", "NGAY_TH_YL": "202503140900",
+                   "NGAY_KQ": "202503141000"}  # fmt: skip
+    infusion = {"MA_NHOM": 18, "MA_DICH_VU": "01.0201.0212", "TEN_DICH_VU": "Truyền tĩnh mạch",
+                "MA_MAY": None, "NGAY_YL": "202503150900", "NGAY_TH_YL": "202503150900",
+                "NGAY_KQ": "202503151000"}  # the day after  # fmt: skip
+    operation = {**SURGERY, **{k: anaesthesia[k] for k in ("NGAY_YL", "NGAY_TH_YL", "NGAY_KQ")}}
+    later = {**operation, "NGAY_YL": "202503141200", "NGAY_TH_YL": "202503141200",
+             "NGAY_KQ": "202503141300"}  # another surgery, another surgeon's hours  # fmt: skip
+    alone = {**anaesthesia, "NGAY_YL": "202503141500", "NGAY_TH_YL": "202503141500",
+             "NGAY_KQ": "202503141600"}  # fmt: skip
+    E += [
+        ep("R19P", 35, 14, services=[sline(price=2_000_000, **operation),
+                                     sline(price=650_000, **anaesthesia)]),
+        ep("R19A", 36, 14, services=[sline(price=650_000, **alone)]),
+        ep("R19N", 37, 14, services=[sline(price=2_000_000, **later),
+                                     sline(price=21_400, **infusion)]),
+    ]  # fmt: skip
     return E
 
 
@@ -159,6 +179,7 @@ CASES = {
     "clinician_volume": ("R1612", 30_960.0, ["R1611", "R1600"]),
     "simultaneous_procedures": ("R17P", 1_600_000.0, ["R17N", "R17M"]),
     "deceased_patient": ("R18P", "fund", ["R18N", "R18D"]),
+    "bundled_component": ("R19P", 520_000.0, ["R19A", "R19N"]),
 }
 
 
@@ -243,7 +264,7 @@ def test_price_list_and_unlisted_items(tmp_path):
 
 def test_rule_registry_is_complete():
     codes = [r.code for r in RULES]
-    assert len(set(codes)) == len(codes) == 18
+    assert len(set(codes)) == len(codes) == 19
     for r in RULES:
         for lang in ("vi", "en"):
             text = r.message(123_456.0, lang)

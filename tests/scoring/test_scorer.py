@@ -5,6 +5,8 @@ only for the claims of the bands that show them."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -79,6 +81,24 @@ def test_predict_is_the_column_by_column_computation(bundle_frame):
     np.testing.assert_array_equal(out["expected_overbilled"], np.round(expected, 2))
     np.testing.assert_array_equal(out["priority"], priority)
     assert list(out["band"]) == list(band_of(bundle, priority, expected))
+
+
+def test_claims_a_head_rule_proves_are_in_the_high_band_and_no_rules_change_nothing(bundle_frame):
+    bundle, frame = bundle_frame
+    frame = frame.copy()
+    frame["rule_duplicate"] = 0
+    proven = frame.index[::7]
+    frame.loc[proven, "rule_duplicate"] = 1
+    plain = predict(bundle, frame)
+    out = predict(replace(bundle, head_rules=("duplicate",)), frame)
+    at = frame.index.get_indexer(proven)
+    assert (out["band"].to_numpy()[at] == "high").all()
+    assert (plain["band"].to_numpy()[at] != "high").any()  # the rule is what put them there
+    rest = np.setdiff1d(np.arange(len(frame)), at)
+    assert list(out["band"].to_numpy()[rest]) == list(plain["band"].to_numpy()[rest])
+    pd.testing.assert_series_equal(out["priority"], plain["priority"])
+    none = predict(replace(bundle, head_rules=()), frame)
+    pd.testing.assert_frame_equal(none, plain)
 
 
 def test_reasons_only_for_the_bands_that_show_them(bundle_frame):

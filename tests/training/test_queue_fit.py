@@ -5,6 +5,7 @@ in the high band; the bands hold their shares."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from scoring.bundle import ModelBundle
@@ -148,6 +149,42 @@ def test_cheap_claims_the_model_is_surest_of_stay_in_the_top_with_a_risk_head():
         pr = money_at_stake(expected, terms, fit.weights, claimed)
         top = np.argsort(-queue_order(band_of(bundle, pr, expected, risk), pr), kind="stable")
         assert set(cheap) <= set(top[:100]) if kept else not set(cheap) <= set(top[:100])
+
+
+def test_claims_a_rule_proves_stay_in_the_top_with_the_rules_head():
+    """Cheap claims a deterministic rule proves (an exact duplicate, a component billed with its
+    parent) sit in the model's top 5% only just; lifted claims push them out unless the head holds
+    the claims the bundle's head_rules prove (issue 12: duplicates and unbundling pushed out)."""
+    expected, claimed, amount, _, _ = _month(3)
+    order = np.argsort(-expected)
+    cheap = order[70:100]
+    proven = np.zeros(N, dtype=bool)
+    proven[cheap] = True
+    shift = np.zeros(N)
+    shift[order[-60:]] = 1e5
+    terms = {**_terms(), "facility_shift": shift}
+    for rules in ((), ("duplicate",)):
+        fit = fit_queue(
+            expected, terms, claimed, amount, amount > 0, fixed={"facility_shift": 1.0},
+            head_pct=1.5, proven=proven if rules else None,
+        )  # fmt: skip
+        bundle = ModelBundle(
+            risk=None, feature_names=[], categories={}, calibration=([], []),
+            rank_weights=fit.weights, head_expected=fit.head_expected,
+            band_thresholds=fit.thresholds, head_rules=rules,
+        )  # fmt: skip
+        from scoring.ranking import money_at_stake, proven_of
+
+        frame = pd.DataFrame({"rule_duplicate": proven.astype(int)})
+        flags = proven_of(bundle, frame)
+        assert (flags is None) == (not rules)
+        pr = money_at_stake(expected, terms, fit.weights, claimed)
+        band = band_of(bundle, pr, expected, None, flags)
+        top = np.argsort(-queue_order(band, pr), kind="stable")
+        if rules:
+            assert (band[cheap] == "high").all() and set(cheap) <= set(top[:100])
+        else:
+            assert not set(cheap) <= set(top[:100])
 
 
 def test_band_cuts_without_a_head_are_the_plain_percentiles():
