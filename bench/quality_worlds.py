@@ -56,7 +56,7 @@ GRID = {
 }
 FIXED = ("facility_shift", "dose_excess", "rare_items")  # weights chosen here, not fit on labels
 # the rules that can put a claim in the head (setting "head_rules": a subset, comma-separated)
-PROVING = ("duplicate", "bundled_component")
+PROVING = ("duplicate", "bundled_component", "bed_days_over_stay")
 
 
 def _proven(part: pd.DataFrame, setting: dict) -> np.ndarray | None:
@@ -222,6 +222,23 @@ def with_labels(folder: Path, p: pd.DataFrame) -> pd.DataFrame:
 
 def _terms(part: pd.DataFrame) -> dict[str, np.ndarray]:
     return {k: part[f"t_{k}"].to_numpy() for k in TERMS}
+
+
+def refresh_rule_flags(folder: Path) -> None:
+    """A world cached before a rule joined PROVING gets its flags from its features (the model's
+    parts are kept: only the head reads them)."""
+    from training.train import feature_frame
+
+    parts = pd.read_parquet(folder / "parts.parquet")
+    missing = [r for r in PROVING if f"r_{r}" not in parts.columns]
+    if not missing:
+        return
+    cols = ["claim_id", *(f"rule_{r}" for r in missing)]
+    frame = feature_frame(folder / "ds")[cols].drop_duplicates("claim_id").set_index("claim_id")
+    for r in missing:
+        flag = parts["claim_id"].map(frame[f"rule_{r}"])
+        parts[f"r_{r}"] = pd.to_numeric(flag).fillna(0).to_numpy() > 0
+    parts.to_parquet(folder / "parts.parquet")
 
 
 def refresh_item_terms(folder: Path) -> None:
@@ -418,6 +435,7 @@ def main() -> None:
         if args.refresh_evidence:
             refresh_evidence(f)
         refresh_item_terms(f)
+        refresh_rule_flags(f)
     worlds = {s: with_labels(f, pd.read_parquet(f / "parts.parquet")) for s, f in folders.items()}
     if args.select:
         tab = select(worlds)

@@ -29,8 +29,10 @@ per cent of the validation months) are in the high band, beside the claims with 
 stake, so the queue's top 5% keeps the known schemes the model itself holds there; so are the claims
 whose risk is at or above `bundle.head_risk` (the model's surest few per cent by risk), so a scheme
 of cheap claims the model is near-certain of (duplicates, needless tests) is not pushed out by
-costlier lifted claims. The queue is
-worked band by band; within a band, money at stake orders.
+costlier lifted claims; and so are the claims a rule of `bundle.head_rules` proves (an exact
+duplicate, a component billed with the service whose price includes it: money the fund does not
+owe whatever the model says, and a minute's work for an officer to confirm). The queue is worked
+band by band; within a band, money at stake orders.
 """
 
 from __future__ import annotations

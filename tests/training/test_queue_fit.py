@@ -202,3 +202,17 @@ def test_a_risk_head_never_holds_more_than_its_share_at_a_tie():
     assert head_cut_at_most(np.linspace(0, 1, 1000), 2.0) == pytest.approx(
         head_cut(np.linspace(0, 1, 1000), 2.0)
     )
+
+
+def test_the_rules_of_the_head_are_known_rules():
+    from pydantic import ValidationError
+
+    from training.config import PriorityParams, load_config
+
+    assert set(load_config().priority.head_rules) <= {
+        "duplicate",
+        "bundled_component",
+        "bed_days_over_stay",
+    }
+    with pytest.raises(ValidationError, match="unknown rule"):
+        PriorityParams(head_rules=("duplicate", "no_such_rule"))
