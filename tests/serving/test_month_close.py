@@ -228,3 +228,17 @@ def test_a_case_another_writer_opened_meanwhile_does_not_abort_the_close(world, 
         opened = s.scalars(select(AuditEvent).where(AuditEvent.action == "open")).all()
     assert len(cases) == n_cases and len(opened) == first.cases_opened
     assert all(cases[c] == pytest.approx(after[c][0]) for c in cases)
+
+
+def test_a_row_a_head_rule_proves_is_read_from_its_stored_rule_codes():
+    """Re-banding at the close keeps the claims the bundle's head_rules prove in the head: the
+    row's stored codes (",R11,R14,") name the rule; another rule's code, or none, does not."""
+    from serving.month_close import _proven
+
+    bundle = ModelBundle(risk=None, feature_names=[], categories={}, calibration=([], []),
+                         head_rules=("duplicate", "bundled_component"))  # fmt: skip
+    assert _proven(bundle, ",R11,R14,") and _proven(bundle, ",R19,")
+    assert not _proven(bundle, ",R14,") and not _proven(bundle, None)
+    assert not _proven(bundle, ",R111,")  # a code is matched whole
+    off = ModelBundle(risk=None, feature_names=[], categories={}, calibration=([], []))
+    assert not _proven(off, ",R11,R19,")
