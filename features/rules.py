@@ -167,6 +167,21 @@ RULES: tuple[Rule, ...] = (
       "Thanh toán riêng chi phí đã kết cấu trong giá dịch vụ kỹ thuật; {amount}."),
 )  # fmt: skip
 RULE_BY_NAME = {r.name: r for r in RULES}
+# The rules whose flag proves money the fund does not owe, whatever a model says: the same claim
+# billed twice, a component billed apart from the service whose price includes it, bed-days beyond
+# the stay. The queue's head may hold the claims they prove (configs/train.toml [priority]
+# head_rules, a subset) and the high band lists them first (scoring.ranking.queue_order; the
+# review queue's SQL order by these codes, serving.models.queue_order).
+PROVING_RULES = ("duplicate", "bundled_component", "bed_days_over_stay")
+
+
+def proven_by_codes(rule_codes, names=PROVING_RULES) -> bool:
+    """A stored row's rule codes (",R11,R14,", as the case store keeps them; None or not text:
+    none) name one of the rules `names`: each code matched whole."""
+    text = rule_codes if isinstance(rule_codes, str) else ""
+    return any(f",{RULE_BY_NAME[n].code}," in text for n in names)
+
+
 CLINICIAN_HOUR_MAX = 12
 CLINICIAN_DAY_MAX = 65
 PAIR_DAYS = 90  # the pair checks look this many days back

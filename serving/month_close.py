@@ -164,10 +164,9 @@ def _base(row: ScoredClaim) -> float:
 
 def _proven(bundle, rule_codes: str | None) -> bool:
     """The row proven by a rule of the bundle's head_rules (its stored rule codes, ",R11,")."""
-    from features.rules import RULE_BY_NAME
+    from features.rules import proven_by_codes
 
-    codes = rule_codes or ""
-    return any(f",{RULE_BY_NAME[n].code}," in codes for n in bundle.head_rules)
+    return proven_by_codes(rule_codes, bundle.head_rules)
 
 
 def _cases_of(s, keys: list[str]) -> dict[str, Case]:

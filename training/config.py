@@ -89,11 +89,11 @@ class PriorityParams(BaseModel):
     @field_validator("head_rules")
     @classmethod
     def _known_rules(cls, names: tuple[str, ...]) -> tuple[str, ...]:
-        from features.rules import RULE_BY_NAME
+        from features.rules import PROVING_RULES
 
-        unknown = [n for n in names if n not in RULE_BY_NAME]
+        unknown = [n for n in names if n not in PROVING_RULES]
         if unknown:
-            raise ValueError(f"unknown rule(s) {unknown}; rules: {sorted(RULE_BY_NAME)}")
+            raise ValueError(f"unknown rule(s) {unknown}: head rules are among {PROVING_RULES}")
         return names
 
     def fixed_weights(self) -> dict[str, float]:

@@ -68,7 +68,9 @@ def shap_beeswarm(bundle: ModelBundle, frame: pd.DataFrame, n: int = 2000) -> pl
 
 def all_plots(bundle: ModelBundle, holdout: pd.DataFrame, scored: pd.DataFrame) -> dict:
     y = holdout["y"].to_numpy()
-    order = queue_order(scored["band"], scored["priority"])
+    from scoring.ranking import proven_of
+
+    order = queue_order(scored["band"], scored["priority"], proven_of(bundle, holdout))
     out = {
         "pr_curve.png": pr_curve(y, order),
         "amount_capture.png": amount_capture(
