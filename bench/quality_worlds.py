@@ -277,9 +277,8 @@ def queue(p: pd.DataFrame, setting: dict[str, float]) -> tuple[np.ndarray, dict]
         risk=None, feature_names=[], categories={}, calibration=([], []),
         head_expected=fit.head_expected, band_thresholds=fit.thresholds, head_risk=fit.head_risk,
     )  # fmt: skip
-    proven = _proven(hold, setting)
-    bands = band_of(fitted, pr, e, hold["risk"].to_numpy(), proven)  # the scorer's own bands
-    return queue_order(bands, pr, proven), fit.weights
+    bands = band_of(fitted, pr, e, hold["risk"].to_numpy(), _proven(hold, setting))
+    return queue_order(bands, pr), fit.weights
 
 
 def money_top(order: np.ndarray, amount: np.ndarray, pct: float) -> float:

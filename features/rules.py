@@ -170,8 +170,7 @@ RULE_BY_NAME = {r.name: r for r in RULES}
 # The rules whose flag proves money the fund does not owe, whatever a model says: the same claim
 # billed twice, a component billed apart from the service whose price includes it, bed-days beyond
 # the stay. The queue's head may hold the claims they prove (configs/train.toml [priority]
-# head_rules, a subset) and the high band lists them first (scoring.ranking.queue_order; the
-# review queue's SQL order by these codes, serving.models.queue_order).
+# head_rules, a subset; scoring.ranking.proven_of).
 PROVING_RULES = ("duplicate", "bundled_component", "bed_days_over_stay")
 
 

@@ -193,17 +193,8 @@ def band_of(
     ).astype(object)
 
 
-def queue_order(
-    band: np.ndarray, priority: np.ndarray, proven: np.ndarray | None = None
-) -> np.ndarray:
+def queue_order(band: np.ndarray, priority: np.ndarray) -> np.ndarray:
     """One float whose descending order is the queue's: band first (high, review, watch, low),
-    then money at stake; within the high band, the claims a rule proves (`proven`, proven_of)
-    first — cheap as they may be, they are money the fund does not owe, and when the high band
-    holds more than the officers' budget (a month whose money at stake drifted above the
-    validation months' cut-offs) they would otherwise sink below it. For top-k measures of the
-    queue as officers work it (serving.models.queue_order is the same order in SQL)."""
-    band = np.asarray(band)
-    tier = np.select([band == b for b in BANDS], [3.0, 2.0, 1.0, 0.0], default=0.0)
-    if proven is not None:
-        tier = np.where((band == "high") & np.asarray(proven, dtype=bool), 4.0, tier)
+    then money at stake. For top-k measures of the queue as officers work it."""
+    tier = np.select([np.asarray(band) == b for b in BANDS], [3.0, 2.0, 1.0, 0.0], default=0.0)
     return tier * _TIER + np.nan_to_num(np.asarray(priority, dtype="float64"), nan=0.0)

@@ -72,7 +72,6 @@ def _predict(
     expected = risk * amount
     anomaly = anomaly_percentile(bundle, frame, cols)
     priority = priority_of(bundle, frame, expected, anomaly, claimed, cols)
-    proven = proven_of(bundle, frame, cols)
     return {
         "claim_id": claim_id,
         "risk_score": risk,
@@ -81,8 +80,9 @@ def _predict(
         "anomaly": anomaly,
         "priority": priority,
         # as the head was cut: on the rounded amount, with the claims its rules prove
-        "band": band_of(bundle, priority, np.round(expected, 2), risk, proven),
-        "_proven": proven,  # for the queue's order (_explained), not an output
+        "band": band_of(
+            bundle, priority, np.round(expected, 2), risk, proven_of(bundle, frame, cols)
+        ),
     }
 
 
@@ -90,9 +90,7 @@ def predict(bundle: ModelBundle, frame: pd.DataFrame) -> pd.DataFrame:
     """Scores for a feature frame (one row per claim; needs `claim_id` and `fund_claimed`)."""
     cols = FloatColumns(frame)
     x = feature_matrix(bundle, frame, cols)
-    out = _predict(bundle, frame["claim_id"].to_numpy(), x, cols, frame)
-    out.pop("_proven")
-    return pd.DataFrame(out)
+    return pd.DataFrame(_predict(bundle, frame["claim_id"].to_numpy(), x, cols, frame))
 
 
 def score(
@@ -170,8 +168,7 @@ _ID_FLOATS = ("fund_claimed", "total_cost")
 
 
 def _explained(out: dict, explain_top_pct: float | None, explain_bands) -> np.ndarray:
-    proven = out.pop("_proven")
-    out["rank"] = _rank_descending(queue_order(out["band"], out["priority"], proven))  # the queue's
+    out["rank"] = _rank_descending(queue_order(out["band"], out["priority"]))  # the queue's
     if explain_top_pct is not None:
         return out["rank"] <= max(1, int(np.ceil(len(out["rank"]) * explain_top_pct / 100)))
     return np.isin(out["band"], explain_bands)

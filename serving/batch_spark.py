@@ -51,7 +51,7 @@ def _frame(batch: pd.DataFrame) -> pd.DataFrame:
 
 def _scorer(bundle: ModelBundle):
     def run(batches):
-        from scoring.ranking import proven_of, queue_order
+        from scoring.ranking import queue_order
         from scoring.reasons import rule_hits
         from scoring.scorer import predict
 
@@ -60,8 +60,7 @@ def _scorer(bundle: ModelBundle):
                 continue
             frame = _frame(batch)
             out = predict(bundle, frame)
-            proven = proven_of(bundle, frame)
-            out["queue"] = queue_order(out["band"].to_numpy(), out["priority"].to_numpy(), proven)
+            out["queue"] = queue_order(out["band"].to_numpy(), out["priority"].to_numpy())
             out["rule_hits"] = [_json(h) for h in rule_hits(frame)]
             for c in KEEP:
                 out[c] = frame[c].to_numpy()

@@ -209,15 +209,8 @@ class AuditEvent(Base):
 
 def queue_order() -> tuple:
     """The review queue's order in SQL (scoring.ranking.queue_order): the high band first (the
-    model's surest money, the claims a rule proves and the most money at stake) — within it the
-    claims a proving rule flags (features.rules.PROVING_RULES, by the row's rule codes) —, then
-    money at stake, then the oldest case; for a select that joins ScoredClaim on
-    Case.scored_claim_id."""
-    from sqlalchemy import case, or_
+    model's surest money and the most money at stake), then money at stake, then the oldest case;
+    for a select that joins ScoredClaim on Case.scored_claim_id."""
+    from sqlalchemy import case
 
-    from features.rules import PROVING_RULES, RULE_BY_NAME
-
-    codes = ScoredClaim.rule_codes
-    proven = or_(*(codes.like(f"%,{RULE_BY_NAME[n].code},%") for n in PROVING_RULES))
-    high = ScoredClaim.band == "high"
-    return (case((high & proven, 0), (high, 1), else_=2), Case.priority.desc(), Case.id)
+    return (case((ScoredClaim.band == "high", 0), else_=1), Case.priority.desc(), Case.id)

@@ -180,20 +180,11 @@ def records(df: pd.DataFrame) -> list[dict]:
     return out
 
 
-def proven_codes(rule_codes: pd.Series) -> np.ndarray:
-    """Rows whose stored rule codes name a proving rule (features.rules.PROVING_RULES): the high
-    band lists them first, as the review queue's SQL order does."""
-    from features.rules import proven_by_codes
-
-    return np.array([proven_by_codes(c) for c in rule_codes], dtype=bool)
-
-
 def version_scores(store: Store, version: str) -> pd.DataFrame:
     """Every claim a model version scored (batch `--to-store` or the API), its latest version
     only (a claim is its facility and MA_LK): claim_key, claim_id, risk_score,
-    expected_overbilled, priority, band, rule_codes."""
-    cols = ["claim_key", "claim_id", "risk_score", "expected_overbilled", "priority", "band",
-            "rule_codes"]  # fmt: skip
+    expected_overbilled, priority, band."""
+    cols = ["claim_key", "claim_id", "risk_score", "expected_overbilled", "priority", "band"]
     with store.session() as s:
         rows = s.execute(
             select(
@@ -203,7 +194,6 @@ def version_scores(store: Store, version: str) -> pd.DataFrame:
                 ScoredClaim.expected_overbilled,
                 ScoredClaim.priority,
                 ScoredClaim.band,
-                ScoredClaim.rule_codes,
                 ScoredClaim.claim_version,
             )
             .where(ScoredClaim.model_version == str(version))
@@ -247,10 +237,7 @@ def compare_versions(
     k = max(1, int(np.ceil(n * top_pct / 100))) if n else 0
     for side, name in (("a", "champion"), ("b", "challenger")):
         # each version's top in its queue order: the high band first, then money at stake
-        proven = proven_codes(both[f"rule_codes_{side}"])
-        order = queue_order(
-            both[f"band_{side}"].to_numpy(), both[f"priority_{side}"].to_numpy(), proven
-        )
+        order = queue_order(both[f"band_{side}"].to_numpy(), both[f"priority_{side}"].to_numpy())
         top = both.iloc[np.argsort(-order, kind="stable")[:k]] if n else both
         decided = top["hit"].notna()
         money = float(top["amount_rejected"].fillna(0).sum())

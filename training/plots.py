@@ -68,9 +68,7 @@ def shap_beeswarm(bundle: ModelBundle, frame: pd.DataFrame, n: int = 2000) -> pl
 
 def all_plots(bundle: ModelBundle, holdout: pd.DataFrame, scored: pd.DataFrame) -> dict:
     y = holdout["y"].to_numpy()
-    from scoring.ranking import proven_of
-
-    order = queue_order(scored["band"], scored["priority"], proven_of(bundle, holdout))
+    order = queue_order(scored["band"], scored["priority"])
     out = {
         "pr_curve.png": pr_curve(y, order),
         "amount_capture.png": amount_capture(

@@ -16,7 +16,7 @@ import pandas as pd
 
 from contract.schema import SCHEMA_VERSION
 from scoring.bundle import ModelBundle
-from scoring.ranking import proven_of, queue_order
+from scoring.ranking import queue_order
 from scoring.scorer import predict
 from training import baselines, plots, tracking
 from training.config import TrainConfig, load_config
@@ -278,16 +278,19 @@ def _metrics_table(
         if df.empty:
             continue
         s = predict(bundle, df)
-        order = queue_order(s["band"], s["priority"], proven_of(bundle, df))  # the queue's
-        rows[(part, "model")] = _evaluate("model", order, df, s["risk_score"].to_numpy())
+        rows[(part, "model")] = _evaluate(
+            "model", queue_order(s["band"], s["priority"]), df, s["risk_score"].to_numpy()
+        )
         for name, scorer in scorers.items():
             rows[(part, name)] = _evaluate(name, scorer(df), df)
         if part == "holdout":
             if "scheme" in df.columns:
-                per_scheme = recall_by_group(order, df["y"].to_numpy(), df["scheme"], 5.0)
+                per_scheme = recall_by_group(
+                    queue_order(s["band"], s["priority"]), df["y"].to_numpy(), df["scheme"], 5.0
+                )
             if "facility_level" in df.columns:
                 per_level = recall_by_group(
-                    order,
+                    queue_order(s["band"], s["priority"]),
                     df["y"].to_numpy(),
                     df["facility_level"].astype(str),
                     5.0,

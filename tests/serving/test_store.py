@@ -293,23 +293,6 @@ def test_take_next_hands_out_cases_in_the_queue_order(store_url, stores):
     assert all(c.status == "assigned" and c.assignee_id == uid and c.version == 2 for c in got[:4])
 
 
-def test_the_high_band_lists_the_claims_a_rule_proves_first(store_url, stores):
-    """Within the high band a claim a proving rule flags (R11 duplicate, R19, R06) comes before
-    costlier ones; a rule that proves nothing (R14) does not lift it, nor does a proof lift a
-    review-band claim above the high band."""
-    store = stores(store_url)
-    hit = [{"code": "R11", "amount": 5.0}]
-    rows = [
-        _row("rich", "high", 99.0), _row("dup", "high", 5.0, rule_hits=hit),
-        _row("priced", "high", 6.0, rule_hits=[{"code": "R14", "amount": 6.0}]),
-        _row("review-dup", "review", 50.0, rule_hits=hit), _row("review", "review", 60.0),
-    ]  # fmt: skip
-    store.record_scores(rows, actor="t", open_bands=("high", "review"))
-    uid = _add_users(store, "ana")["ana"]
-    got = [store.take_next(uid, "ana") for _ in range(5)]
-    assert [c.claim_id for c in got] == ["dup", "rich", "priced", "review", "review-dup"]
-
-
 # -- the audit trail is immutable -----------------------------------------------------------------
 
 

@@ -187,24 +187,6 @@ def test_claims_a_rule_proves_stay_in_the_top_with_the_rules_head():
             assert not set(cheap) <= set(top[:100])
 
 
-def test_proven_claims_lead_the_high_band_when_it_holds_more_than_the_budget():
-    """A month whose money at stake drifted above the validation months' cut-offs has a high band
-    larger than the top 5%; the claims a rule proves lead it, so they stay in the top although
-    they are the cheapest there; without `proven` the order is band, then money, as before."""
-    band = np.array(["high"] * 8 + ["review"] * 2, dtype=object)
-    priority = np.array([900, 800, 700, 600, 500, 400, 10, 20, 950, 990], dtype="float64")
-    proven = np.zeros(10, dtype=bool)
-    proven[[6, 7]] = True
-    first = np.argsort(-queue_order(band, priority, proven), kind="stable")
-    assert list(first[:3]) == [7, 6, 0]
-    assert list(np.argsort(-queue_order(band, priority), kind="stable")[:2]) == [0, 1]
-    off = queue_order(band, priority, np.zeros(10, dtype=bool))
-    np.testing.assert_array_equal(off, queue_order(band, priority))
-    review_proof = proven.copy()
-    review_proof[9] = True  # a proof does not lift a claim out of its band
-    assert np.argsort(-queue_order(band, priority, review_proof), kind="stable")[8] == 9
-
-
 def test_band_cuts_without_a_head_are_the_plain_percentiles():
     pr = np.arange(1000, dtype="float64")
     th = cut_bands(pr, np.zeros(1000, bool), high_pct=1, review_pct=5, watch_pct=15)
