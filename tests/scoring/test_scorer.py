@@ -15,7 +15,7 @@ from scoring.bundle import anomaly_percentile as sklearn_percentile
 from scoring.bundle import calibrate
 from scoring.columns import FloatColumns
 from scoring.forest import anomaly_percentile, compiled
-from scoring.ranking import band_of, priority_of
+from scoring.ranking import band_of, priority_of, proven_of
 from scoring.scorer import feature_matrix, predict, score
 
 
@@ -80,7 +80,8 @@ def test_predict_is_the_column_by_column_computation(bundle_frame):
     np.testing.assert_array_equal(out["risk_score"], risk)
     np.testing.assert_array_equal(out["expected_overbilled"], np.round(expected, 2))
     np.testing.assert_array_equal(out["priority"], priority)
-    assert list(out["band"]) == list(band_of(bundle, priority, expected))
+    proven = proven_of(bundle, frame)  # the claims the bundle's head rules prove
+    assert list(out["band"]) == list(band_of(bundle, priority, expected, risk, proven))
 
 
 def test_claims_a_head_rule_proves_are_in_the_high_band_and_no_rules_change_nothing(bundle_frame):
@@ -89,7 +90,7 @@ def test_claims_a_head_rule_proves_are_in_the_high_band_and_no_rules_change_noth
     frame["rule_duplicate"] = 0
     proven = frame.index[::7]
     frame.loc[proven, "rule_duplicate"] = 1
-    plain = predict(bundle, frame)
+    plain = predict(replace(bundle, head_rules=()), frame)
     out = predict(replace(bundle, head_rules=("duplicate",)), frame)
     at = frame.index.get_indexer(proven)
     assert (out["band"].to_numpy()[at] == "high").all()
@@ -97,8 +98,11 @@ def test_claims_a_head_rule_proves_are_in_the_high_band_and_no_rules_change_noth
     rest = np.setdiff1d(np.arange(len(frame)), at)
     assert list(out["band"].to_numpy()[rest]) == list(plain["band"].to_numpy()[rest])
     pd.testing.assert_series_equal(out["priority"], plain["priority"])
-    none = predict(replace(bundle, head_rules=()), frame)
-    pd.testing.assert_frame_equal(none, plain)
+    clean = frame.assign(rule_duplicate=0)  # a head rule that proves nothing changes nothing
+    pd.testing.assert_frame_equal(
+        predict(replace(bundle, head_rules=("duplicate",)), clean),
+        predict(replace(bundle, head_rules=()), clean),
+    )
 
 
 def test_reasons_only_for_the_bands_that_show_them(bundle_frame):
