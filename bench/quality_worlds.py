@@ -292,12 +292,18 @@ MIN_SCHEME_CLAIMS = 20  # a scheme with fewer claims in a period says too little
 def kept_schemes(part: pd.DataFrame, order: np.ndarray) -> float:
     """The lowest recall in the queue's top 5% of a labelled scheme (at least MIN_SCHEME_CLAIMS
     claims) the model's own order has there (recall >= 0.9); 1.0 when there is none."""
+    return min(kept_by_scheme(part, order).values(), default=1.0)
+
+
+def kept_by_scheme(part: pd.DataFrame, order: np.ndarray) -> dict[str, float]:
+    """Recall in the queue's top 5% of each labelled scheme (at least MIN_SCHEME_CLAIMS claims)
+    the model's own order has there (recall >= 0.9)."""
     y, scheme = part["y"].to_numpy(), part["scheme"]
     model = recall_by_group(part["expected"].to_numpy(), y, scheme, 5.0)
     model = model[model["positives"] >= MIN_SCHEME_CLAIMS].set_index("group")["recall"]
     rec = recall_by_group(order, y, scheme, 5.0).set_index("group")["recall"]
     keep = [k for k, r in model.items() if r >= 0.9 and k != HELD_OUT]
-    return float(min((rec.get(k, 0.0) for k in keep), default=1.0))
+    return {k: float(rec.get(k, 0.0)) for k in keep}
 
 
 FRONTIER = {"head_pct": (1.5, 2.0, 3.0, 4.0, 5.0)}  # --frontier: protecting more of the model
@@ -323,20 +329,22 @@ def select(
     rows = []
     for combo in itertools.product(*grid.values()):
         setting = {**(base or {}), **dict(zip(grid, combo, strict=True))}
-        money, gap, kept, held = [], [], [], []
-        for p in worlds.values():
+        money, gap, kept, held, dropped_in = [], [], [], [], []
+        for seed, p in worlds.items():
             h = p[p["period"] == "holdout"]
             order, _ = queue(p, setting)
             amount = h["amount"].to_numpy()
             money.append(money_top(order, amount, 5.0))
             gap.append(money[-1] - money_top(h["expected"].to_numpy(), amount, 5.0))
-            kept.append(kept_schemes(h, order))
+            by_scheme = kept_by_scheme(h, order)
+            kept.append(min(by_scheme.values(), default=1.0))
+            dropped_in += [f"{seed}:{k} {v:.2f}" for k, v in by_scheme.items() if v < 0.9]
             held.append(_recall(h, order).get(HELD_OUT, np.nan))
         rows.append(
             {**setting, "worst": min(money), "mean": float(np.mean(money)), "gap": min(gap),
              "lost": int(np.sum(np.array(gap) < -1e-9)), "kept": min(kept),
              "dropped": int(np.sum(np.array(kept) < 0.9)), "held_mean": float(np.nanmean(held)),
-             "held_worst": np.nanmin(held)}
+             "held_worst": np.nanmin(held), "dropped_in": ", ".join(dropped_in)}
         )  # fmt: skip
     tab = pd.DataFrame(rows)
     tab["feasible"] = (tab["lost"] == 0) & (tab["dropped"] == 0)
