@@ -140,11 +140,10 @@ def proven_of(
 ) -> np.ndarray | None:
     """Claims a rule of `bundle.head_rules` proves (its flag set): None when the bundle names
     none."""
-    names = getattr(bundle, "head_rules", None) or ()
-    if not names:
+    if not bundle.head_rules:
         return None
     out = np.zeros(len(frame), dtype=bool)
-    for name in names:
+    for name in bundle.head_rules:
         v = _col(frame, f"rule_{name}", cols)
         if v is not None:
             out |= v > 0

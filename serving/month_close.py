@@ -162,13 +162,6 @@ def _base(row: ScoredClaim) -> float:
     return max(claimed - old, 0.0)
 
 
-def _proven(bundle, rule_codes: str | None) -> bool:
-    """The row proven by a rule of the bundle's head_rules (its stored rule codes, ",R11,")."""
-    from features.rules import proven_by_codes
-
-    return proven_by_codes(rule_codes, bundle.head_rules)
-
-
 def _cases_of(s, keys: list[str]) -> dict[str, Case]:
     """The cases of these claim keys, read in bounded IN lists (SQLite and PostgreSQL limits)."""
     cases: dict[str, Case] = {}
@@ -199,6 +192,7 @@ def _open_case(s, r: ScoredClaim, prio: float) -> tuple[Case, bool]:
 
 
 def _rerank(store, month, shift, bundles, actor, open_bands, out: MonthClose) -> None:
+    from features.rules import proven_by_codes
     from scoring.ranking import band_of
 
     with store.session.begin() as s:
@@ -218,7 +212,7 @@ def _rerank(store, month, shift, bundles, actor, open_bands, out: MonthClose) ->
             base = _base(r)
             prio = float(min(claimed, base + add))
             expected = np.round([float(r.expected_overbilled)], 2)
-            proven = np.array([_proven(bundle, r.rule_codes)])
+            proven = np.array([proven_by_codes(r.rule_codes, bundle.head_rules)])
             band = str(band_of(bundle, np.array([prio]), expected, np.array([r.risk_score]),
                                proven)[0])  # fmt: skip
             same = abs(prio - r.priority) < EPS and abs(add - (r.shift_added or 0.0)) < EPS

@@ -233,7 +233,10 @@ def test_a_case_another_writer_opened_meanwhile_does_not_abort_the_close(world, 
 def test_a_row_a_head_rule_proves_is_read_from_its_stored_rule_codes():
     """Re-banding at the close keeps the claims the bundle's head_rules prove in the head: the
     row's stored codes (",R11,R14,") name the rule; another rule's code, or none, does not."""
-    from serving.month_close import _proven
+    from features.rules import proven_by_codes
+
+    def _proven(bundle, codes):  # as the close reads a row
+        return proven_by_codes(codes, bundle.head_rules)
 
     bundle = ModelBundle(risk=None, feature_names=[], categories={}, calibration=([], []),
                          head_rules=("duplicate", "bundled_component"))  # fmt: skip
