@@ -18,7 +18,10 @@ where it keeps under 0.9 of a labelled scheme the model order holds there, then 
 WORST-world money in the top 5% (see `select`).
 --report prints, per world and as mean and worst: money in the top 1/5/10% by the queue's order
 and by the model's own order, AP, recall per scheme in the top 5%, the held-out scheme's recall,
-baselines beside, and the facility early warning's recall and false alarms per month.
+baselines beside, and the facility early warning's recall and false alarms per month;
+--explain adds, for each labelled scheme the queue keeps under 0.9, what pushed its claims out
+(the model's risk for them against the honest claims it holds, the labels' cover of each variant,
+the claims in their places and the terms that lifted them).
 """
 
 from __future__ import annotations
@@ -379,6 +382,47 @@ def report_world(p: pd.DataFrame, setting: dict[str, float]) -> dict[str, float]
     return out
 
 
+def explain_drops(folder: Path, p: pd.DataFrame, setting: dict) -> list[str]:
+    """Why the queue keeps under 0.9 of a labelled scheme the model order holds in its top 5%:
+    per such scheme, the claims it pushed out (the model's risk and expected amount against the
+    honest claims the model holds there: alike, the model cannot tell them apart), how much of
+    each of the scheme's variants the labels before the cutoff cover, and what took their
+    places (claims of the held-out scheme, of other schemes, or honest, lifted by which terms)."""
+    h = p[p["period"] == "holdout"].reset_index(drop=True)
+    order, _ = queue(p, setting)
+    dropped = {k: v for k, v in kept_by_scheme(h, order).items() if v < 0.9}
+    if not dropped:
+        return []
+    q5, m5 = top_k_mask(order, 5.0), top_k_mask(h["expected"].to_numpy(), 5.0)
+    honest = h[m5 & (h["y"] == 0)]
+    ins = h[q5 & ~m5]
+    truth = pd.read_parquet(folder / "ds" / "truth.parquet")
+    truth.columns = [c.lower() for c in truth.columns]
+    labels = pd.read_parquet(folder / "ds" / "labels.parquet")
+    labels = labels[pd.to_datetime(labels["decided_at"]) < pd.Timestamp(CUTOFF_DAY)]
+    positive = set(labels.loc[labels["label"] > 0, "claim_id"].astype(str))
+    took = ins["scheme"].where(ins["y"] > 0, "honest").value_counts().to_dict()
+    lifted = {k: int(((ins[f"t_{k}"] > 0) & (ins["y"] == 0)).sum()) for k in TERMS}
+    out = []
+    for scheme, kept in dropped.items():
+        mine = h["scheme"] == scheme
+        gone = h[mine.to_numpy() & m5 & ~q5]
+        rows = truth[truth["scheme"] == scheme]
+        cover = ", ".join(
+            f"{v or 'one variant'} {int(g['ma_lk'].astype(str).isin(positive).sum())} of {len(g)}"
+            for v, g in rows.groupby(rows["variant"].fillna(""))
+        )
+        out.append(
+            f"{scheme} kept {kept:.2f}: {len(gone)} pushed out, model risk median "
+            f"{gone['risk'].median():.2f} and expected {gone['expected'].median():,.0f} VND "
+            f"(the honest claims the model holds in its top 5%: {honest['risk'].median():.2f}, "
+            f"{honest['expected'].median():,.0f}); labelled abusive before the cutoff: {cover}; "
+            f"in their places (queue's top 5%, not the model's): {took}; the honest ones lifted "
+            f"by {lifted}"
+        )
+    return out
+
+
 FALSE_ABUSE = 0.05  # a warned facility-month with less of its cost overbilled is a false alarm
 
 
@@ -426,6 +470,11 @@ def main() -> None:
         "that can prove a claim (PROVING) in the head",
     )  # fmt: skip
     ap.add_argument("--config", type=Path, default=None)
+    ap.add_argument(
+        "--explain", action="store_true",
+        help="with --report: for each labelled scheme the queue keeps under 0.9, what pushed it "
+        "out and how much of it the labels cover",
+    )  # fmt: skip
     ap.add_argument(
         "--refresh-evidence", action="store_true",
         help="recompute cached worlds' facility-shift terms and warnings (today's early warning)",
@@ -481,6 +530,11 @@ def main() -> None:
     warn = ["warn_true_facility_months", "warn_recall", "warn_other_abuse", "warn_false",
             "warn_false_per_month"]  # fmt: skip
     print("\nfacility early warning per world:\n" + per[warn].round(3).to_markdown())
+    if args.explain:
+        print("\nlabelled schemes kept under 0.9, explained:")
+        for s in seeds:
+            for line in explain_drops(folders[s], worlds[s], setting):
+                print(f"- world {s}: {line}")
     print(
         f"\nqueue >= model order in the top 5% on every world: "
         f"{bool((per['queue_top5'] >= per['model_top5'] - 1e-9).all())}; lowest share of a "
