@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from scoring.bundle import ModelBundle
-from scoring.ranking import TERMS, band_of, money_at_stake, queue_order
+from scoring.ranking import TERMS, band_of, floored, money_at_stake, queue_order
 from simulator.randomize import CUTOFF, HELD_OUT, REPORT_SEEDS, SELECTION_SEEDS, draw_world
 from training.config import TrainConfig, load_config
 from training.evaluate import ranking_metrics, recall_by_group, top_k_mask
@@ -67,6 +67,19 @@ def _proven(part: pd.DataFrame, setting: dict) -> np.ndarray | None:
     if not names:
         return None
     return np.logical_or.reduce([part[f"r_{n}"].to_numpy(dtype=bool) for n in names])
+
+
+def _proven_amount(part: pd.DataFrame, setting: dict) -> np.ndarray | None:
+    """The money the head's rules prove (scoring.ranking.proven_amount); None without them or
+    with setting "proven_floor" off (the queue before 2026-12-03's fifth session)."""
+    names = [n for n in str(setting.get("head_rules") or "").split(",") if n]
+    if not names or not setting.get("proven_floor", True):
+        return None
+    amount = np.max(
+        [np.where(part[f"r_{n}"], part[f"a_{n}"].to_numpy(dtype="float64"), 0.0) for n in names],
+        axis=0,
+    )
+    return np.clip(np.minimum(amount, part["claimed"].to_numpy()), 0.0, None)
 
 
 def world_parts(seed: int, work: Path, claims: int | None) -> Path:
@@ -125,6 +138,10 @@ def world_parts(seed: int, work: Path, claims: int | None) -> Path:
                 **{f"t_{k}": v for k, v in terms.items()},
                 **{
                     f"r_{r}": (pd.to_numeric(df[f"rule_{r}"]).fillna(0) > 0).to_numpy()
+                    for r in PROVING
+                },
+                **{
+                    f"a_{r}": pd.to_numeric(df[f"rule_{r}_amount"]).fillna(0.0).to_numpy()
                     for r in PROVING
                 },
             }
@@ -228,19 +245,21 @@ def _terms(part: pd.DataFrame) -> dict[str, np.ndarray]:
 
 
 def refresh_rule_flags(folder: Path) -> None:
-    """A world cached before a rule joined PROVING gets its flags from its features (the model's
-    parts are kept: only the head reads them)."""
+    """A world cached before a rule joined PROVING, or before the amounts the rules prove were
+    kept, gets them from its features (the model's parts are kept: only the head reads them)."""
     from training.train import feature_frame
 
     parts = pd.read_parquet(folder / "parts.parquet")
-    missing = [r for r in PROVING if f"r_{r}" not in parts.columns]
+    missing = [r for r in PROVING if f"r_{r}" not in parts.columns or f"a_{r}" not in parts.columns]
     if not missing:
         return
-    cols = ["claim_id", *(f"rule_{r}" for r in missing)]
+    cols = ["claim_id", *(f"rule_{r}{x}" for r in missing for x in ("", "_amount"))]
     frame = feature_frame(folder / "ds")[cols].drop_duplicates("claim_id").set_index("claim_id")
     for r in missing:
         flag = parts["claim_id"].map(frame[f"rule_{r}"])
         parts[f"r_{r}"] = pd.to_numeric(flag).fillna(0).to_numpy() > 0
+        amount = parts["claim_id"].map(frame[f"rule_{r}_amount"])
+        parts[f"a_{r}"] = pd.to_numeric(amount).fillna(0.0).to_numpy()
     parts.to_parquet(folder / "parts.parquet")
 
 
@@ -272,10 +291,11 @@ def queue(p: pd.DataFrame, setting: dict[str, float]) -> tuple[np.ndarray, dict]
         fixed={k: setting.get(k, 0.0) for k in FIXED}, head_pct=setting["head_pct"],
         min_gain=setting.get("min_gain", 0.0), keep=setting.get("keep", 0.9),
         risk=val["risk"].to_numpy(), head_risk_pct=setting.get("head_risk_pct", 0.0),
-        proven=_proven(val, setting),
+        proven=_proven(val, setting), proven_amount=_proven_amount(val, setting),
     )  # fmt: skip
     e = hold["expected"].to_numpy()
-    pr = money_at_stake(e, _terms(hold), fit.weights, hold["claimed"].to_numpy())
+    base = floored(e, _proven_amount(hold, setting))
+    pr = money_at_stake(base, _terms(hold), fit.weights, hold["claimed"].to_numpy())
     fitted = ModelBundle(
         risk=None, feature_names=[], categories={}, calibration=([], []),
         head_expected=fit.head_expected, band_thresholds=fit.thresholds, head_risk=fit.head_risk,
@@ -310,6 +330,7 @@ def kept_by_scheme(part: pd.DataFrame, order: np.ndarray) -> dict[str, float]:
 
 
 FRONTIER = {"head_pct": (1.5, 2.0, 3.0, 4.0, 5.0)}  # --frontier: protecting more of the model
+FLOOR = {"proven_floor": (False, True)}  # --proven-floor: the proven money as the base's floor
 HEAD_RULES = {  # --head-rules: every subset of PROVING
     "head_rules": tuple(
         ",".join(c) for k in range(len(PROVING) + 1) for c in itertools.combinations(PROVING, k)
@@ -469,6 +490,11 @@ def main() -> None:
         help="on the selection worlds, the configured setting with each subset of the rules "
         "that can prove a claim (PROVING) in the head",
     )  # fmt: skip
+    mode.add_argument(
+        "--proven-floor", action="store_true",
+        help="on the selection worlds, the configured setting with and without the money the "
+        "head's rules prove as the floor of the expected overbilled amount",
+    )  # fmt: skip
     ap.add_argument("--config", type=Path, default=None)
     ap.add_argument(
         "--explain", action="store_true",
@@ -507,6 +533,10 @@ def main() -> None:
     if args.frontier:
         print(f"selection seeds {list(seeds)}; {setting} with the head's share varied:")
         print(select(worlds, FRONTIER, setting).round(4).to_markdown(index=False))
+        return
+    if args.proven_floor:
+        print(f"selection seeds {list(seeds)}; {setting} with and without the proven floor:")
+        print(select(worlds, FLOOR, setting).round(4).to_markdown(index=False))
         return
     if args.head_rules:
         print(f"selection seeds {list(seeds)}; {setting} with the rules of the head varied:")

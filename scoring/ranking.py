@@ -1,10 +1,13 @@
 """The review queue's order: expected money at stake per claim.
 
-    money at stake = min(fund claimed, expected overbilled + sum_j w_j x term_j)
+    money at stake = min(fund claimed, max(expected overbilled, proven) + sum_j w_j x term_j)
 
 The model's own estimate, E[overbilled | claim] = P(abuse) x the overbilled amount if abusive, is
-the base. Other evidence enters only as money, each term an amount of fund money the evidence puts
-at stake, with a non-negative weight:
+the base, never below `proven`: the fund money a rule of `bundle.head_rules` proves on the claim
+(an exact duplicate's whole fund amount, a bundled component's lines, bed-days beyond the stay).
+What a rule proves is owed back whatever the model estimates, so the expected overbilled amount
+is at least that. Other evidence enters only as money, each term an amount of fund money the
+evidence puts at stake, with a non-negative weight:
 - `rules`: the deterministic checks' amount at stake (price above the approved price, bed-days
   beyond the stay, ...);
 - `novelty`: the claimed money above the peer median cost, for claims the anomaly model ranks among
@@ -117,7 +120,31 @@ def priority_of(
     terms = {}
     if any(w > 0 for w in weights.values()):
         terms = term_money(bundle, frame, anomaly, claimed, cols)
-    return money_at_stake(expected, terms, weights, claimed)
+    return money_at_stake(floored(expected, proven_amount(bundle, frame, claimed, cols)), terms,
+                          weights, claimed)  # fmt: skip
+
+
+def proven_amount(
+    bundle: ModelBundle, frame: pd.DataFrame, claimed: np.ndarray, cols: FloatColumns | None = None
+) -> np.ndarray | None:
+    """The fund money the rules of `bundle.head_rules` prove on each claim (the largest of their
+    amounts at stake, `rule_<name>_amount`, where the rule's flag is set), never above the fund
+    amount claimed; None when the bundle names no such rule."""
+    if not bundle.head_rules:
+        return None
+    out = np.zeros(len(frame) if cols is None else cols.n)
+    for name in bundle.head_rules:
+        v = _col(frame, f"rule_{name}_amount", cols)
+        flag = _col(frame, f"rule_{name}", cols)
+        if v is not None and flag is not None:
+            out = np.maximum(out, np.where(flag > 0, v, 0.0))
+    return np.clip(np.minimum(out, np.asarray(claimed, dtype="float64")), 0.0, None)
+
+
+def floored(expected: np.ndarray, proven: np.ndarray | None) -> np.ndarray:
+    """The expected overbilled amount, at least the proven amount (None: as it is)."""
+    expected = np.asarray(expected, dtype="float64")
+    return expected if proven is None else np.maximum(expected, proven)
 
 
 def money_at_stake(

@@ -110,7 +110,7 @@ class Reason(BaseModel):
 
 
 class RuleHit(BaseModel):
-    code: str = Field(description="Rule code, R01-R18 (docs/features.md).")
+    code: str = Field(description="Rule code, R01-R19 (docs/features.md).")
     rule: str = Field(description="Rule name.")
     amount: float = Field(description="Money at stake under the rule (VND).")
     text_vi: str = Field(description="What the rule found, in Vietnamese.")

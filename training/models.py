@@ -13,7 +13,7 @@ from sklearn.ensemble import IsolationForest
 from sklearn.isotonic import IsotonicRegression
 
 from scoring.bundle import ModelBundle
-from scoring.ranking import proven_of, term_money
+from scoring.ranking import proven_amount, proven_of, term_money
 from scoring.scorer import predict
 from training.config import TrainConfig
 from training.queue_fit import QueueFit, fit_queue
@@ -222,6 +222,7 @@ def fit_queue_order(
         grid={"rules": p.rules_grid, "novelty": p.novelty_grid}, min_gain=p.min_gain,
         keep=p.keep, risk=s["risk_score"].to_numpy(), head_risk_pct=p.head_risk_pct,
         proven=proven_of(bundle, reference),
+        proven_amount=proven_amount(bundle, reference, claimed),
     )  # fmt: skip
     bundle.rank_weights = fit.weights
     bundle.head_expected = fit.head_expected

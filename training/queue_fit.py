@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from scoring.ranking import money_at_stake
+from scoring.ranking import floored, money_at_stake
 from training.evaluate import top_k_mask
 
 GRID = {"rules": (0.0, 0.25, 0.5, 1.0), "novelty": (0.0, 0.1, 0.25)}
@@ -110,11 +110,14 @@ def fit_queue(
     risk: np.ndarray | None = None,
     head_risk_pct: float = 0.0,
     proven: np.ndarray | None = None,
+    proven_amount: np.ndarray | None = None,
 ) -> QueueFit:
     """The queue fit on the validation months (arrays over every claim of those months; label
     amounts 0 and label_positive False where no abuse is known). With `risk` and `head_risk_pct`,
     the claims in the model's top `head_risk_pct`% by risk are in the head too; with `proven`,
-    the claims a rule of the bundle's head_rules proves."""
+    the claims a rule of the bundle's head_rules proves; with `proven_amount`, the money those
+    rules prove, below which no claim's expected overbilled amount is taken in the money at
+    stake (scoring.ranking)."""
     expected = np.asarray(expected, dtype="float64")
     amount = np.nan_to_num(np.asarray(label_amount, dtype="float64"))
     pos = np.asarray(label_positive, dtype=bool)
@@ -125,6 +128,7 @@ def fit_queue(
         head |= np.asarray(risk, dtype="float64") >= risk_cut
     if proven is not None:
         head |= np.asarray(proven, dtype=bool)
+    at_least = floored(expected, proven_amount)  # the head and the model's own order: as it is
     model_top = top_k_mask(expected, review_pct)
     model_money = float(amount[model_top].sum())
     held = model_top & pos
@@ -135,7 +139,7 @@ def fit_queue(
     ]  # every term off first: the baseline a term must beat
     for combo in settings:
         w = {**dict(zip(grid, combo, strict=True)), **fixed}
-        pr = money_at_stake(expected, terms, w, claimed)
+        pr = money_at_stake(at_least, terms, w, claimed)
         th = cut_bands(pr, head, **bands)
         top = in_review(pr, head, th)
         money = float(amount[top].sum())

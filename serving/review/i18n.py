@@ -65,11 +65,15 @@ TEXTS: dict[str, tuple[str, str]] = {
     "expected": ("Nghi vượt dự kiến", "Expected overbilled"),
     "priority": ("Số tiền xếp hạng", "Money at stake"),
     "priority_help": (
-        "Xếp theo số tiền xếp hạng: số tiền nghi vượt dự kiến của mô hình, cộng thêm (theo trọng "
+        "Xếp theo số tiền xếp hạng: số tiền nghi vượt dự kiến của mô hình (không thấp hơn số tiền "
+        "mà quy tắc cố định chứng minh: hồ sơ trùng lặp, dịch vụ đã tính trong giá dịch vụ khác, "
+        "ngày giường vượt thời gian điều trị), cộng thêm (theo trọng "
         "số) số tiền của các bằng chứng khác: vi phạm quy tắc, thuốc vượt liều thường dùng, dịch "
         "vụ hiếm khi chỉ định cho bệnh này, chi phí tăng đột biến của cơ sở trong tháng; không "
         "vượt quá số tiền đề nghị quỹ thanh toán.",
-        "Ranked by money at stake: the model's expected overbilled amount plus, weighted, the "
+        "Ranked by money at stake: the model's expected overbilled amount (never less than what "
+        "a fixed rule proves: a duplicate claim, a service already in another's price, bed-days "
+        "beyond the stay) plus, weighted, the "
         "money other evidence puts at stake: rule hits, drugs beyond their usual dose, items "
         "rarely billed for the diagnosis, a facility's cost jump this month; never above what "
         "the claim asks from the fund.",

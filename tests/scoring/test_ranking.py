@@ -125,3 +125,42 @@ def test_terms_are_money_within_the_claim_and_missing_columns_are_no_evidence():
     bare = frame[["claim_id", "fund_claimed"]]
     for money in term_money(_bundle(), bare, anomaly, claimed).values():
         assert not money.any()
+
+
+def test_the_money_a_head_rule_proves_is_the_floor_of_the_expected_amount():
+    """A claim a rule of head_rules proves carries at least the proven money, capped at the fund
+    amount; other rules' amounts floor nothing, and without head rules the amounts change
+    nothing (issue 12: cheap proven duplicates ranked by the model's 0.74 x their amount)."""
+    rng = np.random.default_rng(5)
+    frame, claimed, anomaly = _frame(600, rng)
+    n = len(frame)
+    dup, stay = rng.random(n) < 0.1, rng.random(n) < 0.1
+    frame["rule_duplicate"], frame["rule_bed_days_over_stay"] = dup.astype(int), stay.astype(int)
+    frame["rule_duplicate_amount"] = np.where(dup, claimed, 0.0)  # the whole fund amount
+    frame["rule_bed_days_over_stay_amount"] = np.where(stay, claimed * rng.uniform(0, 3, n), 0.0)
+    frame["rule_chronic_supply_overlap"] = 1  # not a proving rule of the head
+    frame["rule_chronic_supply_overlap_amount"] = claimed
+    expected = claimed * rng.uniform(0, 0.3, n)
+    for w in ({}, {"facility_shift": 1.0, "rules": 0.5}):
+        plain = priority_of(_bundle(**w), frame, expected, anomaly, claimed)
+        bundle = _bundle(**w)
+        bundle.head_rules = ("duplicate", "bed_days_over_stay")
+        p = priority_of(bundle, frame, expected, anomaly, claimed)
+        proven = np.minimum(
+            np.maximum(frame["rule_duplicate_amount"], frame["rule_bed_days_over_stay_amount"]),
+            claimed,
+        ).to_numpy()
+        lifted = proven > expected
+        assert (p <= claimed + 1e-6).all() and (p >= plain - 1e-6).all()
+        assert (p >= proven - 1e-6).all()
+        assert np.array_equal(p[~(dup | stay)], plain[~(dup | stay)])
+        if not w:  # no terms: the money at stake is the larger of the two
+            assert np.allclose(p, np.maximum(expected, proven))
+            assert (p[lifted] > plain[lifted]).all() and lifted.sum() > 20
+        more = priority_of(bundle, frame, expected * 1.5, anomaly, claimed)
+        assert (more >= p - 1e-6).all()  # still monotone in the model's expected amount
+    dup_only = _bundle()
+    dup_only.head_rules = ("duplicate",)
+    for gone in ("rule_duplicate_amount", "rule_duplicate"):  # the amount or the flag absent
+        only = priority_of(dup_only, frame.drop(columns=gone), expected, anomaly, claimed)
+        assert np.allclose(only, expected), gone

@@ -90,6 +90,8 @@ def test_claims_a_head_rule_proves_are_in_the_high_band_and_no_rules_change_noth
     frame["rule_duplicate"] = 0
     proven = frame.index[::7]
     frame.loc[proven, "rule_duplicate"] = 1
+    # R11's amount: the whole fund amount of the later claim
+    frame["rule_duplicate_amount"] = np.where(frame["rule_duplicate"] > 0, frame["fund_claimed"], 0)
     plain = predict(replace(bundle, head_rules=()), frame)
     out = predict(replace(bundle, head_rules=("duplicate",)), frame)
     at = frame.index.get_indexer(proven)
@@ -97,7 +99,12 @@ def test_claims_a_head_rule_proves_are_in_the_high_band_and_no_rules_change_noth
     assert (plain["band"].to_numpy()[at] != "high").any()  # the rule is what put them there
     rest = np.setdiff1d(np.arange(len(frame)), at)
     assert list(out["band"].to_numpy()[rest]) == list(plain["band"].to_numpy()[rest])
-    pd.testing.assert_series_equal(out["priority"], plain["priority"])
+    pr, before = out["priority"].to_numpy(), plain["priority"].to_numpy()
+    np.testing.assert_array_equal(pr[rest], before[rest])
+    # a proven duplicate's money at stake: the whole fund amount it asks (what R11 proves)
+    claimed = frame["fund_claimed"].to_numpy(dtype="float64")
+    np.testing.assert_allclose(pr[at], claimed[at])
+    assert (pr[at] >= before[at] - 1e-6).all() and (pr[at] > before[at]).any()
     clean = frame.assign(rule_duplicate=0)  # a head rule that proves nothing changes nothing
     pd.testing.assert_frame_equal(
         predict(replace(bundle, head_rules=("duplicate",)), clean),

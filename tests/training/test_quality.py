@@ -90,8 +90,16 @@ def test_the_queue_order_is_the_models_money_when_every_term_is_off(fitted, tmp_
     f = split.holdout
     s = predict(bundle, f)
     assert (s["priority"] <= f["fund_claimed"].to_numpy() + 1e-6).all()
-    off = predict(replace(bundle, rank_weights={}), f)
+    off = predict(replace(bundle, rank_weights={}, head_rules=()), f)
     assert np.allclose(off["priority"], off["expected_overbilled"], atol=0.01)
+    # with the head's rules, the model's amount floored at the money they prove
+    from scoring.ranking import proven_amount
+
+    floor = predict(replace(bundle, rank_weights={}), f)
+    proven = proven_amount(bundle, f, f["fund_claimed"].to_numpy(dtype="float64"))
+    want = off["expected_overbilled"] if proven is None else np.maximum(off["expected_overbilled"],
+                                                                        proven)  # fmt: skip
+    assert np.allclose(floor["priority"], want, atol=0.01)
     # the bands hold about their shares of the validation months
     v = predict(bundle, split.val_all)
     assert v["band"].isin(["high", "review"]).mean() == pytest.approx(0.05, abs=0.01)

@@ -215,3 +215,25 @@ def test_the_rules_of_the_head_are_known_rules():
         PriorityParams(head_rules=("duplicate", "no_such_rule"))
     with pytest.raises(ValidationError, match="head rules are among"):
         PriorityParams(head_rules=("price_above_approved",))  # a learned price proves nothing
+
+
+def test_the_proven_money_floors_the_money_at_stake_the_bands_are_cut_on():
+    """With `proven_amount` the fit cuts the bands on the expected amount floored at the money the
+    head's rules prove: cheap duplicates whose whole fund amount is owed rank by that amount, and
+    the head (the model's own surest money) is cut on the model's amount as before."""
+    expected, claimed, amount, _, _ = _month(4)
+    order = np.argsort(-expected)
+    cheap = order[1500:1530]  # the model ranks them low
+    proven = np.zeros(N)
+    proven[cheap] = 5000.0  # more than any expected amount (at most 1,000)
+    amount[cheap] = 5000.0
+    kw = {"fixed": {}, "head_pct": 1.5}
+    plain = fit_queue(expected, _terms(), claimed, amount, amount > 0, **kw)
+    fit = fit_queue(expected, _terms(), claimed, amount, amount > 0, proven_amount=proven, **kw)
+    assert fit.head_expected == plain.head_expected
+    from scoring.ranking import floored, money_at_stake
+
+    pr = money_at_stake(floored(expected, proven), _terms(), fit.weights, claimed)
+    assert (pr[cheap] >= fit.thresholds["high"]).all()
+    assert not (expected[cheap] >= plain.thresholds["review"]).any()
+    assert fit.thresholds["high"] >= plain.thresholds["high"]
