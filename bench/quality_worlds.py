@@ -3,6 +3,9 @@
     python bench/quality_worlds.py --worlds 6 --select   [--work DIR]   # the selection seeds
     python bench/quality_worlds.py --worlds 6 --report   [--work DIR]   # the report seeds
     python bench/quality_worlds.py --worlds 24 --frontier              # a larger head, same weights
+    python bench/quality_worlds.py --worlds 24 --head-rules            # which rules prove the head
+    python bench/quality_worlds.py --worlds 24 --proven-floor          # with/without the floor
+    python bench/quality_worlds.py --worlds 6 --report --explain       # why a scheme was dropped
 
 Each world is drawn by simulator.draw_world(seed) (claims, facilities, schemes and rates, late
 starts, how the agency labels, and the held-out facility-level scheme that starts in the first
