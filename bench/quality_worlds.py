@@ -523,13 +523,13 @@ def main() -> None:
         refresh_item_terms(f)
         refresh_rule_flags(f)
     worlds = {s: with_labels(f, pd.read_parquet(f / "parts.parquet")) for s, f in folders.items()}
-    if args.select:
-        tab = select(worlds)
+    cfg = load_config(args.config)
+    p = cfg.priority
+    if args.select:  # the grid on top of the configured rules' head (and so its proven floor)
+        tab = select(worlds, base={"head_rules": ",".join(p.head_rules)})
         print(f"selection seeds {list(seeds)} (holdout quarters, top 5%):")
         print(tab.round(4).to_markdown(index=False))
         return
-    cfg = load_config(args.config)
-    p = cfg.priority
     setting = {**p.fixed_weights(), "head_pct": p.head_pct, "min_gain": p.min_gain,
                "keep": p.keep, "head_risk_pct": p.head_risk_pct,
                "head_rules": ",".join(p.head_rules)}  # fmt: skip
