@@ -39,7 +39,15 @@ import numpy as np
 import pandas as pd
 
 from scoring.bundle import ModelBundle
-from scoring.ranking import TERMS, band_of, floored, money_at_stake, queue_order
+from scoring.ranking import (
+    TERMS,
+    band_of,
+    floored,
+    money_at_stake,
+    proven_amount,
+    proven_of,
+    queue_order,
+)
 from simulator.randomize import CUTOFF, HELD_OUT, REPORT_SEEDS, SELECTION_SEEDS, draw_world
 from training.config import TrainConfig, load_config
 from training.evaluate import ranking_metrics, recall_by_group, top_k_mask
@@ -65,24 +73,31 @@ FIXED = ("facility_shift", "dose_excess", "rare_items")  # weights chosen here, 
 PROVING = ("duplicate", "bundled_component", "bed_days_over_stay")
 
 
+def _head(part: pd.DataFrame, setting: dict) -> tuple[ModelBundle, pd.DataFrame]:
+    """A bundle naming the setting's head rules, and the part's flags and amounts of those rules
+    under the feature names scoring.ranking reads (`rule_<name>`, `rule_<name>_amount`)."""
+    names = tuple(n for n in str(setting.get("head_rules") or "").split(",") if n)
+    columns = {}
+    for n in names:
+        columns[f"rule_{n}"] = part[f"r_{n}"].to_numpy(dtype="float64")
+        columns[f"rule_{n}_amount"] = part[f"a_{n}"].to_numpy(dtype="float64")
+    bundle = ModelBundle(
+        risk=None, feature_names=[], categories={}, calibration=([], []), head_rules=names
+    )
+    return bundle, pd.DataFrame(columns, index=pd.RangeIndex(len(part)))
+
+
 def _proven(part: pd.DataFrame, setting: dict) -> np.ndarray | None:
-    names = [n for n in str(setting.get("head_rules") or "").split(",") if n]
-    if not names:
-        return None
-    return np.logical_or.reduce([part[f"r_{n}"].to_numpy(dtype=bool) for n in names])
+    """The claims the setting's head rules prove (scoring.ranking.proven_of)."""
+    return proven_of(*_head(part, setting))
 
 
 def _proven_amount(part: pd.DataFrame, setting: dict) -> np.ndarray | None:
     """The money the head's rules prove (scoring.ranking.proven_amount); None without them or
     with setting "proven_floor" off (the queue before 2026-12-03's fifth session)."""
-    names = [n for n in str(setting.get("head_rules") or "").split(",") if n]
-    if not names or not setting.get("proven_floor", True):
+    if not setting.get("proven_floor", True):
         return None
-    amount = np.max(
-        [np.where(part[f"r_{n}"], part[f"a_{n}"].to_numpy(dtype="float64"), 0.0) for n in names],
-        axis=0,
-    )
-    return np.clip(np.minimum(amount, part["claimed"].to_numpy()), 0.0, None)
+    return proven_amount(*_head(part, setting), part["claimed"].to_numpy())
 
 
 def world_parts(seed: int, work: Path, claims: int | None) -> Path:

@@ -132,7 +132,7 @@ def proven_amount(
     amount claimed; None when the bundle names no such rule."""
     if not bundle.head_rules:
         return None
-    out = np.zeros(len(frame) if cols is None else cols.n)
+    out = np.zeros(len(frame))
     for name in bundle.head_rules:
         v = _col(frame, f"rule_{name}_amount", cols)
         flag = _col(frame, f"rule_{name}", cols)
