@@ -58,7 +58,8 @@ CUTOFF_DAY = f"{CUTOFF}-01"
 # (min_gain in {0, .05, .1, .2}, keep in {.9, .95}: keep made no difference on any world); the
 # grid varied what the risk head can change. The item-evidence weights joined on 2026-12-03; to
 # keep the grid a few minutes long it dropped facility_shift 0 and 1, head_pct 0 and head_risk_pct
-# 2 and 3, none of which an earlier selection chose
+# 2 and 3, none of which an earlier selection chose. Larger item weights (dose_excess 2,
+# rare_items 1) were run beside the chosen ones on 2026-12-03 and ranked below them by select()
 GRID = {
     "facility_shift": (0.25, 0.5, 0.75),
     "dose_excess": (0.0, 0.25, 0.5, 1.0),
@@ -244,6 +245,7 @@ def warning_table(folder: Path, tables: dict) -> pd.DataFrame:
 
 
 TIE = 0.005  # worst-world money closer than this is a tie, settled by the gap to the model order
+HELD_FLOOR = 0.5  # issue 12: the never-labelled facility scheme's mean recall in the queue's top 5%
 
 
 def with_labels(folder: Path, p: pd.DataFrame) -> pd.DataFrame:
@@ -363,8 +365,12 @@ def select(
     selection worlds, best first: the fewest
     worlds where the queue finds less money in the top 5% than the model's own order (`lost`), then
     the fewest where it keeps under 0.9 of a labelled scheme the model order holds there
-    (`dropped`; `kept` the lowest share), then the best worst-world money (within TIE of the best
-    a tie), the worst gap to the model order, the mean. `feasible`: neither happens in any world.
+    (`dropped`; `kept` the lowest share), then those whose held-out scheme reaches HELD_FLOOR
+    mean recall (`held_mean`; added 2026-12-03: before, a setting could win by giving up the
+    scheme nobody labelled), then the best worst-world money and, among those within TIE of it,
+    the best worst gap to the model order (again within TIE a tie; until 2026-12-03 the gap
+    decided by itself, so 0.001 of it outweighed 0.02 of mean money), then the mean.
+    `feasible`: neither loss nor drop in any world.
     (Until 2026-12-03 only feasible settings were ranked first; on 24 worlds none is: world 121's
     model holds padded stays at 0.917, several just above its cut, and any term moves some out.)"""
     grid = grid or GRID
@@ -390,12 +396,14 @@ def select(
         )  # fmt: skip
     tab = pd.DataFrame(rows)
     tab["feasible"] = (tab["lost"] == 0) & (tab["dropped"] == 0)
-    first = tab.groupby(["lost", "dropped"])["worst"].transform("max")
-    tab["tie"] = tab["worst"] >= first - TIE
+    tab["held_ok"] = tab["held_mean"] >= HELD_FLOOR
+    keys = ["lost", "dropped", "held_ok"]
+    tab["tie"] = tab["worst"] >= tab.groupby(keys)["worst"].transform("max") - TIE
+    tab["gap_tie"] = tab["gap"] >= tab.groupby([*keys, "tie"])["gap"].transform("max") - TIE
     return tab.sort_values(
-        ["lost", "dropped", "tie", "gap", "worst", "mean"],
-        ascending=[True, True, False, False, False, False],
-    ).drop(columns="tie")
+        [*keys, "tie", "gap_tie", "mean", "worst", "gap"],
+        ascending=[True, True, False, False, False, False, False, False],
+    ).drop(columns=["tie", "gap_tie"])
 
 
 def _recall(h: pd.DataFrame, order: np.ndarray) -> dict[str, float]:
@@ -491,6 +499,12 @@ def warning_stats(folder: Path | pd.DataFrame) -> dict[str, float]:
     }
 
 
+def _show(tab: pd.DataFrame, csv: Path | None) -> None:
+    print(tab.round(4).to_markdown(index=False))
+    if csv is not None:
+        tab.to_csv(csv, index=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--worlds", type=int, default=6)
@@ -524,6 +538,10 @@ def main() -> None:
         help="recompute cached worlds' facility-shift terms and warnings (today's early warning)",
     )  # fmt: skip
     ap.add_argument(
+        "--csv", type=Path, default=None,
+        help="with --select and the other grids: also write the ranked table to this CSV",
+    )  # fmt: skip
+    ap.add_argument(
         "--seeds", default=None,
         help="comma-separated seeds instead of the mode's set (a retired report set, to compare)",
     )  # fmt: skip
@@ -543,22 +561,22 @@ def main() -> None:
     if args.select:  # the grid on top of the configured rules' head (and so its proven floor)
         tab = select(worlds, base={"head_rules": ",".join(p.head_rules)})
         print(f"selection seeds {list(seeds)} (holdout quarters, top 5%):")
-        print(tab.round(4).to_markdown(index=False))
+        _show(tab, args.csv)
         return
     setting = {**p.fixed_weights(), "head_pct": p.head_pct, "min_gain": p.min_gain,
                "keep": p.keep, "head_risk_pct": p.head_risk_pct,
                "head_rules": ",".join(p.head_rules)}  # fmt: skip
     if args.frontier:
         print(f"selection seeds {list(seeds)}; {setting} with the head's share varied:")
-        print(select(worlds, FRONTIER, setting).round(4).to_markdown(index=False))
+        _show(select(worlds, FRONTIER, setting), args.csv)
         return
     if args.proven_floor:
         print(f"selection seeds {list(seeds)}; {setting} with and without the proven floor:")
-        print(select(worlds, FLOOR, setting).round(4).to_markdown(index=False))
+        _show(select(worlds, FLOOR, setting), args.csv)
         return
     if args.head_rules:
         print(f"selection seeds {list(seeds)}; {setting} with the rules of the head varied:")
-        print(select(worlds, HEAD_RULES, setting).round(4).to_markdown(index=False))
+        _show(select(worlds, HEAD_RULES, setting), args.csv)
         return
     per = pd.DataFrame(
         {s: {**report_world(worlds[s], setting), **warning_stats(folders[s])} for s in seeds}
