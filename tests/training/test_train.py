@@ -58,7 +58,10 @@ def test_registered_as_challenger_with_a_model_card(trained_model, mlflow_store)
     assert f"version {trained_model.version}" in card
     for part in ("Intended use", "Data window", "Recall in the top 5% per scheme", "Known limits"):
         assert part in card
-    # the logged model is the LightGBM booster: it predicts probabilities
+    # the logged model is the LightGBM booster: it predicts probabilities. The store named here,
+    # not the process's last one (another test in this worker may have trained into its own).
+    mlflow.set_tracking_uri(mlflow_store["tracking_uri"])
+    mlflow.set_registry_uri(mlflow_store["tracking_uri"])
     model = mlflow.pyfunc.load_model(f"models:/{tracking.MODEL_NAME}@challenger")
     cols = model.metadata.get_input_schema().input_names()
     assert len(cols) > 50
