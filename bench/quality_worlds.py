@@ -394,7 +394,13 @@ def select(
              "dropped": int(np.sum(np.array(kept) < 0.9)), "held_mean": float(np.nanmean(held)),
              "held_worst": np.nanmin(held), "dropped_in": ", ".join(dropped_in)}
         )  # fmt: skip
-    tab = pd.DataFrame(rows)
+    return rank(pd.DataFrame(rows))
+
+
+def rank(tab: pd.DataFrame) -> pd.DataFrame:
+    """The selection rule (select's docstring) over a table of settings' results (columns lost,
+    dropped, held_mean, worst, gap, mean), best first."""
+    tab = tab.copy()
     tab["feasible"] = (tab["lost"] == 0) & (tab["dropped"] == 0)
     tab["held_ok"] = tab["held_mean"] >= HELD_FLOOR
     keys = ["lost", "dropped", "held_ok"]
