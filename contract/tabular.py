@@ -50,6 +50,13 @@ def read_tabular_file(path: Path, table: Table) -> pd.DataFrame:
 # validated whole (the fixed cost of validating a batch is paid once per 50,000 claims).
 SPILL_BATCHES = 25
 READ_ROWS = 65_536  # rows per record batch read from a table
+# Rows of a table held back across its partitions before the largest are written, as pieces of
+# READ_ROWS: each piece read is cut into one slice per partition, so writing every slice at once
+# made the record batches written grow as pieces x partitions (n^2: at 4M claims, 80 partitions,
+# ~800 rows a record batch, and the spill's fixed costs per batch were most of its time). Held
+# back, a partition's rows are written ~SPILL_BUFFER_PIECES x READ_ROWS / 2 / partitions at a
+# time (one record batch each), in the order they were read.
+SPILL_BUFFER_PIECES = 8
 
 
 def _check_columns(names: list[str], path: Path, table: Table) -> None:
@@ -173,11 +180,29 @@ class _Spill:
         self.pieces: list[list[pa.Table]] = [[] for _ in range(parts)]
         self.writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}
         self.written: set[int] = set()
+        # slices held back per partition (SPILL_BUFFER_PIECES), and how many rows in all
+        self.held: dict[int, list[pa.Table]] = {}
+        self.held_rows: dict[int, int] = {}
+        self.holding = 0
+        self.budget = SPILL_BUFFER_PIECES * READ_ROWS
 
     def add(self, part: int, t: pa.Table) -> None:
         if self.folder is None:
             self.pieces[part].append(t)
             return
+        self.held.setdefault(part, []).append(t)
+        self.held_rows[part] = self.held_rows.get(part, 0) + t.num_rows
+        self.holding += t.num_rows
+        if self.holding > self.budget:  # the largest out until half the budget is held
+            for q in sorted(self.held_rows, key=self.held_rows.__getitem__, reverse=True):
+                self._write(q)
+                if self.holding <= self.budget // 2:
+                    break
+
+    def _write(self, part: int) -> None:
+        """A partition's held slices written as one record batch."""
+        t = pa.concat_tables(self.held.pop(part)).combine_chunks()
+        self.holding -= self.held_rows.pop(part)
         if part not in self.writers:
             opts = pa.ipc.IpcWriteOptions(compression=self.compression)
             path = self.folder / f"{self.name}-{part}.arrow"
@@ -185,6 +210,12 @@ class _Spill:
         self.writers[part].write_table(t)
 
     def close(self) -> None:
+        try:
+            for q in sorted(self.held):
+                self._write(q)
+        except BaseException:
+            self.abort()
+            raise
         try:
             for w in self.writers.values():
                 w.close()
@@ -194,6 +225,7 @@ class _Spill:
 
     def abort(self) -> None:
         """Close every writer after an error, keeping that error (not a later one of closing)."""
+        self.held, self.held_rows, self.holding = {}, {}, 0
         for w in self.writers.values():
             with contextlib.suppress(Exception):  # the error being raised is the one to report
                 w.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet  # noqa: F401  (pa.parquet)
 import pytest
 from corrupt_world import corrupt_world
 from factories import claim, drug, service, write_tabular
@@ -152,3 +153,35 @@ def test_spill_codec_changes_the_disk_not_the_partitions(corrupted, tmp_path, mo
         for got, want in zip(parts[codec], parts[None], strict=True):
             for name in want:
                 pd.testing.assert_frame_equal(got[name], want[name])
+
+
+def test_spill_writes_few_record_batches_however_many_pieces_are_read(
+    corrupted, tmp_path, monkeypatch
+):
+    """The superlinear step of issue 15: each piece read was cut into one slice per partition and
+    every slice written as its own record batch, so the batches (and the spill's fixed costs)
+    grew as pieces x partitions. Held back and written together, a partition gets a few large
+    record batches whatever the number of pieces; its rows stay in the order they were read."""
+    monkeypatch.setattr(tabular, "SPILL_BATCHES", 2)
+    monkeypatch.setattr(tabular, "READ_ROWS", 200)  # every table read in many pieces
+    folder = tmp_path / "spill"
+    spilled = tabular.spill_tabular(corrupted, Limits(chunk_claims=100), folder, keep=True)
+    assert spilled.parts == 16
+    for name, stem in (("drug_lines", "xml2"), ("service_lines", "xml3")):
+        rows = pa.parquet.read_metadata(corrupted / f"{stem}.parquet").num_rows
+        pieces = -(-rows // 200)
+        assert pieces >= 20, (name, rows)
+        for q in range(spilled.parts):
+            path = folder / f"{name}-{q}.arrow"
+            with pa.memory_map(str(path)) as mm:
+                reader = pa.ipc.open_file(mm)
+                batches, t = reader.num_record_batches, reader.read_all()
+            # before: one batch per piece holding the partition's rows (~all of them)
+            assert batches <= 1 + pieces // 4, (name, q, batches, pieces)
+            # each partition's rows in file order (RECORD: the row's place in its table)
+            record = t.column(tabular.RECORD).to_numpy()
+            assert (record[1:] > record[:-1]).all()
+    # the batches themselves are the same as before (whole claims, every row once)
+    got = [spilled.batch(q)[0] for q in range(spilled.parts)]
+    total = sum(len(b["service_lines"]) for b in got)
+    assert total == pa.parquet.read_metadata(corrupted / "xml3.parquet").num_rows
