@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet  # noqa: F401  (pa.parquet)
+import pyarrow.parquet as pq
 import pytest
 from corrupt_world import corrupt_world
 from factories import claim, drug, service, write_tabular
@@ -168,7 +168,7 @@ def test_spill_writes_few_record_batches_however_many_pieces_are_read(
     spilled = tabular.spill_tabular(corrupted, Limits(chunk_claims=100), folder, keep=True)
     assert spilled.parts == 16
     for name, stem in (("drug_lines", "xml2"), ("service_lines", "xml3")):
-        rows = pa.parquet.read_metadata(corrupted / f"{stem}.parquet").num_rows
+        rows = pq.read_metadata(corrupted / f"{stem}.parquet").num_rows
         pieces = -(-rows // 200)
         assert pieces >= 20, (name, rows)
         for q in range(spilled.parts):
@@ -184,4 +184,4 @@ def test_spill_writes_few_record_batches_however_many_pieces_are_read(
     # the batches themselves are the same as before (whole claims, every row once)
     got = [spilled.batch(q)[0] for q in range(spilled.parts)]
     total = sum(len(b["service_lines"]) for b in got)
-    assert total == pa.parquet.read_metadata(corrupted / "xml3.parquet").num_rows
+    assert total == pq.read_metadata(corrupted / "xml3.parquet").num_rows
