@@ -52,10 +52,11 @@ SPILL_BATCHES = 25
 READ_ROWS = 65_536  # rows per record batch read from a table
 # Rows of a table held back across its partitions before the largest are written, as pieces of
 # READ_ROWS: each piece read is cut into one slice per partition, so writing every slice at once
-# made the record batches written grow as pieces x partitions (n^2: at 4M claims, 80 partitions,
-# ~800 rows a record batch, and the spill's fixed costs per batch were most of its time). Held
-# back, a partition's rows are written ~SPILL_BUFFER_PIECES x READ_ROWS / 2 / partitions at a
-# time (one record batch each), in the order they were read.
+# made the writes grow as pieces x partitions (n^2: at 4M claims, 80 partitions, 28,320 record
+# batches of ~800 rows; the kernel's time for them grew 7.6x from 1M to 4M while the user time
+# grew 4.1x, docs/benchmarks.md). Held back, a partition's rows are written about
+# SPILL_BUFFER_PIECES x READ_ROWS / 2 / partitions at a time (one record batch each), in the order
+# they were read.
 SPILL_BUFFER_PIECES = 8
 
 
