@@ -88,17 +88,15 @@ def _head(part: pd.DataFrame, setting: dict) -> tuple[ModelBundle, pd.DataFrame]
     return bundle, pd.DataFrame(columns, index=pd.RangeIndex(len(part)))
 
 
-def _proven(part: pd.DataFrame, setting: dict) -> np.ndarray | None:
-    """The claims the setting's head rules prove (scoring.ranking.proven_of)."""
-    return proven_of(*_head(part, setting))
-
-
-def _proven_amount(part: pd.DataFrame, setting: dict) -> np.ndarray | None:
-    """The money the head's rules prove (scoring.ranking.proven_amount); None without them or
-    with setting "proven_floor" off (the queue before 2026-12-03's fifth session)."""
-    if not setting.get("proven_floor", True):
-        return None
-    return proven_amount(*_head(part, setting), part["claimed"].to_numpy())
+def _proof(part: pd.DataFrame, setting: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The claims the setting's head rules prove (scoring.ranking.proven_of) and the money they
+    prove (proven_amount); the money None with setting "proven_floor" off (the queue before
+    2026-12-03's fifth session); both None without head rules."""
+    bundle, frame = _head(part, setting)
+    amount = None
+    if setting.get("proven_floor", True):
+        amount = proven_amount(bundle, frame, part["claimed"].to_numpy())
+    return proven_of(bundle, frame), amount
 
 
 def world_parts(seed: int, work: Path, claims: int | None) -> Path:
@@ -244,7 +242,7 @@ def warning_table(folder: Path, tables: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-TIE = 0.005  # worst-world money closer than this is a tie, settled by the gap to the model order
+TIE = 0.005  # worst-world money (then the gap to the model order) closer than this is a tie
 HELD_FLOOR = 0.5  # issue 12: the never-labelled facility scheme's mean recall in the queue's top 5%
 
 
@@ -305,22 +303,26 @@ def queue(p: pd.DataFrame, setting: dict[str, float]) -> tuple[np.ndarray, dict]
     world's validation months under `setting` (facility_shift weight, head_pct); the fit's
     weights beside."""
     val, hold = p[p["period"] == "val"], p[p["period"] == "holdout"]
+    (val_proven, val_amount), (hold_proven, hold_amount) = (
+        _proof(val, setting),
+        _proof(hold, setting),
+    )
     fit = fit_queue(
         val["expected"].to_numpy(), _terms(val), val["claimed"].to_numpy(),
         val["label_amount"].to_numpy(), val["label_positive"].to_numpy(),
         fixed={k: setting.get(k, 0.0) for k in FIXED}, head_pct=setting["head_pct"],
         min_gain=setting.get("min_gain", 0.0), keep=setting.get("keep", 0.9),
         risk=val["risk"].to_numpy(), head_risk_pct=setting.get("head_risk_pct", 0.0),
-        proven=_proven(val, setting), proven_amount=_proven_amount(val, setting),
+        proven=val_proven, proven_amount=val_amount,
     )  # fmt: skip
     e = hold["expected"].to_numpy()
-    base = floored(e, _proven_amount(hold, setting))
+    base = floored(e, hold_amount)
     pr = money_at_stake(base, _terms(hold), fit.weights, hold["claimed"].to_numpy())
     fitted = ModelBundle(
         risk=None, feature_names=[], categories={}, calibration=([], []),
         head_expected=fit.head_expected, band_thresholds=fit.thresholds, head_risk=fit.head_risk,
     )  # fmt: skip
-    bands = band_of(fitted, pr, e, hold["risk"].to_numpy(), _proven(hold, setting))
+    bands = band_of(fitted, pr, e, hold["risk"].to_numpy(), hold_proven)
     return queue_order(bands, pr), fit.weights
 
 
