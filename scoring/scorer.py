@@ -167,6 +167,24 @@ def score_rows(
 _ID_FLOATS = ("fund_claimed", "total_cost")
 
 
+def take_scored(out: dict[str, Any], idx) -> dict[str, Any]:
+    """score_rows' answer for the rows at positions `idx` (in that order), as score_rows gives
+    it for those rows alone: every claim's scores and reasons are its own; the rank is among
+    them."""
+    idx = np.asarray(idx, dtype=np.intp)
+    got: dict[str, Any] = {}
+    for k, v in out.items():
+        if isinstance(v, np.ndarray):
+            got[k] = v[idx]
+        elif isinstance(v, list):
+            got[k] = [v[i] for i in idx]
+        else:
+            got[k] = v
+    if "rank" in got:
+        got["rank"] = _rank_descending(queue_order(got["band"], got["priority"]))
+    return got
+
+
 def _explained(out: dict, explain_top_pct: float | None, explain_bands) -> np.ndarray:
     out["rank"] = _rank_descending(queue_order(out["band"], out["priority"]))  # the queue's
     if explain_top_pct is not None:

@@ -27,8 +27,9 @@ from contract.validate import GROUP, INTERNAL, RECORD, SOURCE
 from contract.validate_rows import ROW_WISE_MAX, envelope_records, validate_rows
 from scoring import registry
 from scoring.bundle import ModelBundle
-from scoring.scorer import OPEN_BANDS, score_rows
+from scoring.scorer import OPEN_BANDS, score_rows, take_scored
 from serving.casefile import OTHER_FEATURES, PEER_FEATURES
+from serving.combine import Combiner
 from serving.limits import RequestLimits, TooManyDossiers
 
 log = logging.getLogger("claimradar.serving")
@@ -86,6 +87,7 @@ class ScoringState:
 
             self.writer = CaseWriter(store, open_bands=OPEN_BANDS)
         self.stage_times: dict[str, list[float]] | None = None  # a dict: seconds per stage
+        self._combiner = Combiner(self._features_and_scores)
 
     # -- the model -------------------------------------------------------------------------
     def load(self) -> Served | None:
@@ -197,6 +199,31 @@ class ScoringState:
             raw, prior, served, actor, keys, groups=[f"request#{i + 1}" for i in range(len(keys))]
         )
 
+    def _features_and_scores(self, served: Served, batches: list[dict]) -> list[tuple]:
+        """(feature rows, score_rows' answer, seconds per stage) for each request's good tables,
+        computed once for all of them (serving.combine): the rows and scores a request gets are
+        the ones of its claims, in the order it alone would get them. Requests the per-key
+        state cannot answer together (claims of different months) are answered one by one."""
+        merged = batches[0] if len(batches) == 1 else _merged(batches)
+        if len(batches) > 1 and served.plan.why_not(merged["claims"]) is not None:
+            return [self._features_and_scores(served, [b])[0] for b in batches]
+        took: dict[str, float] = {}
+        t1 = time.perf_counter()
+        rows = served.plan.feature_rows(merged)  # ids + a float matrix, no DataFrame
+        took["features"] = time.perf_counter() - t1
+        out = score_rows(served.bundle, rows, model_version=served.version, timings=took)
+        if len(batches) == 1:
+            return [(rows, out, took)]
+        at = {c: i for i, c in enumerate(rows.column("claim_id"))}
+        answers = []
+        for b in batches:
+            idx = sorted(at[c] for c in _column(b["claims"], "claim_id"))
+            share = len(idx) / max(len(rows), 1)
+            answers.append(
+                (rows.take(idx), take_scored(out, idx), {k: v * share for k, v in took.items()})
+            )
+        return answers
+
     def _score(self, raw, prior, served: Served, actor: str, keys: list, groups=None) -> dict:
         groups = groups or [str(i) for i in range(len(keys))]
         # Local time (UTC+7) as the claims carry it, plus the allowed clock skew: a claim dated
@@ -231,10 +258,12 @@ class ScoringState:
         scored_rows: list[dict] = []
         stages = {"validation": time.perf_counter() - t0}
         if len(good["claims"]):
-            t1 = time.perf_counter()
-            rows = served.plan.feature_rows(good)  # ids + a float matrix, no DataFrame
-            stages["features"] = time.perf_counter() - t1
-            out = score_rows(served.bundle, rows, model_version=served.version, timings=stages)
+            if lean:  # beside the other small requests waiting now (serving.combine)
+                ids = [r["claim_id"] for r in good["claims"]]
+                rows, out, took = self._combiner.run(served, ids, good)
+            else:
+                rows, out, took = self._features_and_scores(served, [good])[0]
+            stages.update(took)
             risk, expected = out["risk_score"], out["expected_overbilled"]
             priority = out["priority"]
             for i, cid in enumerate(out["claim_id"]):
@@ -284,6 +313,17 @@ class ScoringState:
 
 SCORED_KEYS = ("claim_id", "model_version", "risk_score", "expected_overbilled", "priority",
                "band", "reasons", "rule_hits")  # fmt: skip
+
+
+def _column(table, name: str) -> list:
+    return table[name].tolist() if isinstance(table, pd.DataFrame) else [r[name] for r in table]
+
+
+def _merged(batches: list[dict]) -> dict:
+    """Several requests' good records (contract.validate_rows' RowsResult.records) as one
+    request's."""
+    names = {n for b in batches for n, t in b.items() if t is not None}
+    return {n: [r for b in batches for r in b.get(n) or ()] for n in names}
 
 
 def scored_records(out: dict) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -27,4 +28,22 @@ def claims_json(world_tabular: Path, n: int, ids=None) -> list[dict]:
         c["xml2"] = drugs.get(c["MA_LK"], [])
         c["xml3"] = services.get(c["MA_LK"], [])
         out.append(c)
+    return out
+
+
+def moved_claim(claim: dict, new_id: str, days: int = 1) -> dict:
+    """The claim under another MA_LK, every date-time (yyyymmddHHMM) `days` later."""
+
+    def move(v):
+        if isinstance(v, str) and len(v) == 12 and v.isdigit() and v.startswith("20"):
+            t = datetime.strptime(v, "%Y%m%d%H%M") + timedelta(days=days)
+            return t.strftime("%Y%m%d%H%M")
+        return v
+
+    def fields(d: dict) -> dict:
+        return {k: new_id if k == "MA_LK" else move(v) for k, v in d.items()}
+
+    out = fields({k: v for k, v in claim.items() if k not in ("xml2", "xml3")})
+    out["xml2"] = [fields(x) for x in claim.get("xml2", [])]
+    out["xml3"] = [fields(x) for x in claim.get("xml3", [])]
     return out

@@ -88,3 +88,27 @@ def test_a_rows_value_is_its_frames(bundle_frame):
         for name in FeatureRows.names:
             got = [rows.value(i, name) for i in range(len(rows))]
             assert json.dumps(got) == json.dumps(want[name].tolist()), name
+
+
+def test_a_claims_scores_are_its_own_whatever_is_scored_beside_it(bundle_frame):
+    """serving.combine scores concurrent requests together and hands each its rows' part: that
+    part (take_scored) must be what score_rows gives those rows alone, reasons included."""
+    from scoring.scorer import take_scored
+
+    bundle, frame = bundle_frame
+    rows = _rows(frame.head(300))
+    together = score_rows(bundle, rows, model_version="7")
+    assert len(set(together["band"])) > 1  # bands and so reasons and ranks differ among them
+    for idx in ([0], [5, 17, 299], list(range(0, 300, 7)), [250, 3, 120]):
+        want = score_rows(bundle, rows.take(idx), model_version="7")
+        got = take_scored(together, idx)
+        assert list(got) == list(want)
+        for c in want:
+            if c == "scored_at":
+                continue
+            if isinstance(want[c], np.ndarray) and want[c].dtype.kind != "O":
+                np.testing.assert_array_equal(got[c], want[c], err_msg=c)
+            elif isinstance(want[c], str):
+                assert got[c] == want[c], c
+            else:  # reasons and rule hits, as the API sends them
+                assert json.dumps(list(got[c])) == json.dumps(list(want[c])), c

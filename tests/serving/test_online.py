@@ -2,6 +2,7 @@
 
 import pytest
 from claims_json import claims_json as _claims_json
+from claims_json import moved_claim
 
 from serving.online import ScoringState
 from serving.store import Case, ScoredClaim, Store
@@ -75,25 +76,6 @@ def test_personal_values_are_masked_in_field_errors(state, sim_dataset):
     assert field["value"].endswith("567") and "12345678" not in field["value"]
 
 
-def _moved(claim: dict, new_id: str, days: int = 1) -> dict:
-    """The claim under another MA_LK, every date-time (yyyymmddHHMM) `days` later."""
-    from datetime import datetime, timedelta
-
-    def move(v):
-        if isinstance(v, str) and len(v) == 12 and v.isdigit() and v.startswith("20"):
-            t = datetime.strptime(v, "%Y%m%d%H%M") + timedelta(days=days)
-            return t.strftime("%Y%m%d%H%M")
-        return v
-
-    def fields(d: dict) -> dict:
-        return {k: new_id if k == "MA_LK" else move(v) for k, v in d.items()}
-
-    out = fields({k: v for k, v in claim.items() if k not in ("xml2", "xml3")})
-    out["xml2"] = [fields(x) for x in claim.get("xml2", [])]
-    out["xml3"] = [fields(x) for x in claim.get("xml3", [])]
-    return out
-
-
 def test_a_duplicate_sent_to_another_replica_is_caught(
     trained_model, mlflow_store, sim_dataset, redis_server, tmp_path
 ):
@@ -109,8 +91,8 @@ def test_a_duplicate_sent_to_another_replica_is_caught(
     db = Path(mlflow_store["tracking_uri"].removeprefix("sqlite:///"))
     env = {"CLAIMRADAR_ONLINE_STORE": redis_server.url(5)}
     (src,) = _claims_json(sim_dataset.parent / "tabular", 1)
-    first = _moved(src, src["MA_LK"][:-3] + "R01")  # a day later than the world's claim
-    second = _moved(src, src["MA_LK"][:-3] + "R02")
+    first = moved_claim(src, src["MA_LK"][:-3] + "R01")  # a day later than the world's claim
+    second = moved_claim(src, src["MA_LK"][:-3] + "R02")
     one = start_service(tmp_path / "one", db, mlflow_store["artifact_root"], env)
     try:
         two = start_service(tmp_path / "two", db, mlflow_store["artifact_root"], env)

@@ -4,30 +4,9 @@ model remembers after the swap reaches the new state too (as Redis keeps them fo
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-from claims_json import claims_json
+from claims_json import claims_json, moved_claim
 
 from serving.online import ScoringState
-
-
-def _moved(claim: dict, new_id: str, days: int) -> dict:
-    """The claim under another MA_LK, every date-time (yyyymmddHHMM) `days` later."""
-
-    def move(v):
-        if isinstance(v, str) and len(v) == 12 and v.isdigit() and v.startswith("20"):
-            return (datetime.strptime(v, "%Y%m%d%H%M") + timedelta(days=days)).strftime(
-                "%Y%m%d%H%M"
-            )
-        return v
-
-    def fields(d: dict) -> dict:
-        return {k: new_id if k == "MA_LK" else move(v) for k, v in d.items()}
-
-    out = fields({k: v for k, v in claim.items() if k not in ("xml2", "xml3")})
-    out["xml2"] = [fields(x) for x in claim.get("xml2", [])]
-    out["xml3"] = [fields(x) for x in claim.get("xml3", [])]
-    return out
 
 
 def _codes(state: ScoringState, claim: dict, served=None) -> set[str]:
@@ -40,8 +19,8 @@ def test_a_model_swap_keeps_the_remembered_claims(trained_model, mlflow_store, s
     state = ScoringState(mlflow_store["tracking_uri"], mlflow_store["artifact_root"], "test-key")
     old = state.load()
     src_a, src_b = claims_json(sim_dataset.parent / "tabular", 2)
-    a = [_moved(src_a, src_a["MA_LK"][:-3] + f"S0{i}", days=1) for i in (1, 2)]
-    b = [_moved(src_b, src_b["MA_LK"][:-3] + f"S0{i}", days=2) for i in (1, 2)]
+    a = [moved_claim(src_a, src_a["MA_LK"][:-3] + f"S0{i}", days=1) for i in (1, 2)]
+    b = [moved_claim(src_b, src_b["MA_LK"][:-3] + f"S0{i}", days=2) for i in (1, 2)]
     assert "R11" not in _codes(state, a[0])
     new = state.swap(old.bundle, old.snapshot, "next", "champion")
     assert state.served is new and new.plan is not old.plan
