@@ -52,6 +52,7 @@ def _build(settings):
     }
     state = ScoringState(*args, **common, online_store=settings.online_store)
     metrics = Metrics(every=1.0)
+    state.combiner.observe = metrics.batch
     shadow = ShadowState(*args, **common)  # the challenger, scored beside the champion
     inner = api.create_app(state, store, settings, metrics, shadow=shadow)
     for route in inner.router.routes:

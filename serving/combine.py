@@ -37,8 +37,15 @@ class Combiner:
     """Runs `score(key, payloads) -> results` (one result per payload, in order) over the
     requests waiting together."""
 
-    def __init__(self, score: Callable[[Hashable, list], Sequence], max_claims: int = 128) -> None:
-        self._score, self.max_claims = score, max_claims
+    def __init__(
+        self,
+        score: Callable[[Hashable, list], Sequence],
+        max_claims: int = 128,
+        observe: Callable[[int], None] | None = None,
+    ) -> None:
+        """observe: called with the number of requests of each batch scored (the service's
+        /metrics: serving.metrics.Metrics.batch)."""
+        self._score, self.max_claims, self.observe = score, max_claims, observe
         self._cond = threading.Condition()
         self._pending: list[_Job] = []
         self._busy = False
@@ -75,6 +82,8 @@ class Combiner:
                 raise RuntimeError(f"{len(got)} results for {len(group)} requests")
             self.batches += 1
             self.combined += len(group) if len(group) > 1 else 0
+            if self.observe is not None:
+                self.observe(len(group))
             for j, r in zip(group, got, strict=True):
                 j.result, j.done = r, True
         except BaseException as e:

@@ -47,6 +47,13 @@ class Metrics:
             buckets=(0.01, 0.03, 0.1, 0.3, 1, 3, 10, 30),
             **reg,
         )
+        self.together = Histogram(
+            "claimradar_requests_per_batch",
+            "Requests scored in one batch: more than one when concurrent requests were scored "
+            "together (serving.combine).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            **reg,
+        )
         live = {"multiprocess_mode": "livemostrecent", **reg}
         self.band_share = Gauge(
             "claimradar_window_band_share",
@@ -130,6 +137,9 @@ class Metrics:
             self.score.labels(stat="mean").set(float(risk.mean()))
             for q, v in zip(QUANTILES, np.quantile(risk, QUANTILES), strict=True):
                 self.score.labels(stat=f"p{round(q * 100):d}").set(float(v))
+
+    def batch(self, requests: int) -> None:
+        self.together.observe(requests)
 
     def error(self, kind: str) -> None:
         self.errors.labels(kind=kind).inc()

@@ -87,7 +87,7 @@ class ScoringState:
 
             self.writer = CaseWriter(store, open_bands=OPEN_BANDS)
         self.stage_times: dict[str, list[float]] | None = None  # a dict: seconds per stage
-        self._combiner = Combiner(self._features_and_scores)
+        self.combiner = Combiner(self._features_and_scores)
 
     # -- the model -------------------------------------------------------------------------
     def load(self) -> Served | None:
@@ -260,7 +260,7 @@ class ScoringState:
         if len(good["claims"]):
             if lean:  # beside the other small requests waiting now (serving.combine)
                 ids = [r["claim_id"] for r in good["claims"]]
-                rows, out, took = self._combiner.run(served, ids, good)
+                rows, out, took = self.combiner.run(served, ids, good)
             else:
                 rows, out, took = self._features_and_scores(served, [good])[0]
             stages.update(took)

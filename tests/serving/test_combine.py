@@ -146,7 +146,7 @@ def test_concurrent_requests_get_what_their_claims_get_in_one_request(
     state = ScoringState(uri, root, "test-key")
     state.load()
     run, gate, calls = _gated(state._features_and_scores)
-    state._combiner._score = run
+    state.combiner._score = run
     got: dict[str, dict] = {}
 
     def send(claim):
@@ -160,7 +160,7 @@ def test_concurrent_requests_get_what_their_claims_get_in_one_request(
     others = [threading.Thread(target=send, args=(c,)) for c in rest]
     for t in others:
         t.start()
-    _wait_until(lambda: len(state._combiner._pending) == len(rest))
+    _wait_until(lambda: len(state.combiner._pending) == len(rest))
     gate.set()
     for t in (lead, *others):
         t.join(60)

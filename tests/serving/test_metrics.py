@@ -82,3 +82,18 @@ def test_window_gauges_recomputed_at_most_every_interval_and_then_caught_up():
     assert reg.get_sample_value("claimradar_window_band_share", {"band": "low"}) == 2 / 3
     # the counters are not throttled
     assert reg.get_sample_value("claimradar_scored_claims_total", {"band": "low"}) == 2
+
+
+def test_requests_scored_together_are_counted():
+    from serving.combine import Combiner
+
+    reg = CollectorRegistry()
+    m = Metrics(registry=reg)
+    comb = Combiner(lambda key, payloads: list(payloads), observe=m.batch)
+    key = object()
+    assert comb.run(key, {"1"}, "a") == "a"
+    assert reg.get_sample_value("claimradar_requests_per_batch_count") == 1
+    assert reg.get_sample_value("claimradar_requests_per_batch_bucket", {"le": "1.0"}) == 1
+    m.batch(5)
+    assert reg.get_sample_value("claimradar_requests_per_batch_sum") == 6
+    assert reg.get_sample_value("claimradar_requests_per_batch_bucket", {"le": "4.0"}) == 1
