@@ -89,7 +89,9 @@ def visit(r: dict) -> Visit:
 
 
 def procedures(r: dict) -> list[Proc]:
-    """lines.procedure_lines of one enriched claim (its `_lines`)."""
+    """lines.procedure_lines of one enriched claim (its `_lines`; a history_row keeps them)."""
+    if "_procs" in r:
+        return [p if isinstance(p, Proc) else Proc(*p) for p in r["_procs"]]
     out = []
     for x in r.get("_lines", ()):
         if x["cost_group"] not in (8,) or x["performer_id"] is None:
@@ -110,6 +112,24 @@ def procedures(r: dict) -> list[Proc]:
             )
         )
     return out
+
+
+def history_row(r: dict, procs: list[Proc]) -> dict:
+    """What a remembered claim is kept as in this process: its HISTORY_COLUMNS, its surgeries
+    (`_procs`) and, of its lines, what the month's price points read (`_lines` with item,
+    fund unit price, quantity, drug flag: items.row_points) — as Redis keeps it
+    (shared._row_json), not the whole enriched row with every line (~5x the memory)."""
+    if "_procs" in r:  # one already
+        return r
+    row = {c: r.get(c) for c in HISTORY_COLUMNS}
+    row["_procs"] = tuple(procs)
+    row["_lines"] = tuple(
+        {k: x[k] for k in _POINT_FIELDS} for x in r.get("_lines", ()) if x["item_key"] is not None
+    )
+    return row
+
+
+_POINT_FIELDS = ("item_key", "fund_unit_price", "quantity", "is_drug")
 
 
 class KeyState:

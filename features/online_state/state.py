@@ -21,7 +21,7 @@ import pandas as pd
 from features import profiles as pf
 from features.assembly import month_number
 from features.online_state.batch import enriched_rows
-from features.online_state.keys import HISTORY_COLUMNS, KeyState, Proc, procedures
+from features.online_state.keys import HISTORY_COLUMNS, KeyState, Proc, history_row, procedures
 from features.online_state.monthly import month_parts, price_points
 from features.online_state.rows import FeatureRows, feature_row
 from features.online_state.sql import records
@@ -77,7 +77,7 @@ class OnlineState:
         self._plan = plan
         self._lock = threading.Lock()
         self.keys = KeyState()  # the snapshot's claims (+ the remembered ones without a store)
-        self.remembered: dict[str, dict] = {}  # claim_id -> enriched row (with its _lines)
+        self.remembered: dict[str, dict] = {}  # claim_id -> its keys.history_row
         self.unsynced: set[str] = set()  # remembered, not yet in the plan's history
         self.synced: dict[str, str] = {}  # with a store: claim_id -> row text the plan has
         self.fallbacks = 0
@@ -130,8 +130,9 @@ class OnlineState:
             cid = r["claim_id"]
             if cid in self.keys:
                 self.keys.remove(cid)
-            self.keys.add(r, procedures(r))
-            self.remembered[cid] = r
+            procs = procedures(r)
+            self.keys.add(r, procs)
+            self.remembered[cid] = history_row(r, procs)
             self.unsynced.add(cid)
 
     # -- what depends on whole months --------------------------------------------------------
@@ -225,8 +226,8 @@ class OnlineState:
             self.keys.add(r, p)
         out = [self._row(self.keys, r, p) for r, p in zip(rows, procs, strict=True)]
         if self.remember:
-            for r in rows:
-                self.remembered[r["claim_id"]] = r
+            for r, p in zip(rows, procs, strict=True):
+                self.remembered[r["claim_id"]] = history_row(r, p)
                 self.unsynced.add(r["claim_id"])
             if self.successor is not None:  # swapped out while this request ran
                 self.successor.adopt(rows)
@@ -309,7 +310,7 @@ class OnlineState:
                 if cid in self.keys:
                     self.keys.remove(cid)
                 self.keys.add(r, p)
-                self.remembered[cid] = r
+                self.remembered[cid] = history_row(r, p)
             if self.successor is not None:
                 self.successor.adopt(rows)
         if late:  # a late claim changes this month's profiles
