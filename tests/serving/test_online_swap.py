@@ -30,3 +30,38 @@ def test_a_model_swap_keeps_the_remembered_claims(trained_model, mlflow_store, s
     assert "R11" not in _codes(state, b[0], served=old)
     assert "R11" in _codes(state, b[1])
     assert new.plan.fallbacks == 0
+
+
+def _containers_size(x) -> int:
+    """Bytes of the dicts, lists and tuples of x (its values counted once where shared)."""
+    import sys
+
+    if isinstance(x, dict):
+        return sys.getsizeof(x) + sum(_containers_size(v) for v in x.values())
+    if isinstance(x, list | tuple):
+        return sys.getsizeof(x) + sum(_containers_size(v) for v in x)
+    return 0
+
+
+def test_a_remembered_claim_is_kept_as_its_history_row(trained_model, mlflow_store, sim_dataset):
+    """The memory store keeps what later claims' features read of a scored claim (as Redis
+    does), not its whole enriched row with every line: a province-year of claims scored through
+    the API must fit a worker."""
+    from features.online_state.keys import HISTORY_COLUMNS
+
+    state = ScoringState(mlflow_store["tracking_uri"], mlflow_store["artifact_root"], "test-key")
+    served = state.load()
+    src = claims_json(sim_dataset.parent / "tabular", 60)
+    # moved past the world's last day: claims of the month after the snapshot's, which the
+    # per-key state answers (an earlier month takes the compiled plan's way)
+    moved = [moved_claim(c, c["MA_LK"][:-3] + f"K{i:02d}", days=3) for i, c in enumerate(src)]
+    month = max(str(c["NGAY_VAO"])[:6] for c in moved)
+    sent = [c for c in moved if str(c["NGAY_VAO"])[:6] == month]
+    assert len(sent) >= 20
+    out = state.score_records(sent, actor="api:test")
+    assert len(out["scored"]) == len(sent) and served.plan.fallbacks == 0
+    kept = [served.plan.remembered[c["MA_LK"]] for c in sent]
+    assert all(set(r) == {*HISTORY_COLUMNS, "_procs", "_lines"} for r in kept)
+    assert sum(len(r["_lines"]) for r in kept) > len(kept)  # the price points' lines are kept
+    per_claim = sum(_containers_size(r) for r in kept) / len(kept)
+    assert per_claim < 3_000, per_claim
