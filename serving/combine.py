@@ -67,7 +67,10 @@ class Combiner:
             try:
                 for group in batches(taken, self.max_claims):
                     self._run(group)
-            finally:
+            finally:  # none of the requests taken may wait for an answer that will not come
+                for j in taken:
+                    if not j.done:
+                        j.error, j.done = RuntimeError("the batch was not scored"), True
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
@@ -86,7 +89,7 @@ class Combiner:
                 self.observe(len(group))
             for j, r in zip(group, got, strict=True):
                 j.result, j.done = r, True
-        except BaseException as e:
+        except Exception as e:
             if len(group) == 1:
                 group[0].error, group[0].done = e, True
                 return
