@@ -389,3 +389,49 @@ def test_null_cards_unknown_keys_and_future_dates_are_answered_cleanly(api, clai
     assert [s["MA_LK"] for s in out["scored"]] == [claims[0]["MA_LK"]]
     assert [e["index"] for e in out["errors"]] == [1]
     assert {"NGAY_VAO", "NGAY_RA"} <= {e["field"] for e in out["errors"][0]["errors"]}
+
+
+def test_concurrent_single_claims_each_get_their_own_answer(service, claims):
+    """Clients sending one claim a request at once (scored together where they wait on each
+    other: serving.combine): every request answered 200 with its own claim, and /metrics counts
+    every request in a scoring batch."""
+    from claims_json import moved_claim
+
+    def batched():
+        with service.client() as c:
+            text = c.get("/metrics").text
+        got = {}
+        for line in text.splitlines():
+            for k in ("count", "sum"):
+                if line.startswith(f"claimradar_requests_per_batch_{k} "):
+                    got[k] = got.get(k, 0.0) + float(line.rsplit(" ", 1)[1])
+        return got.get("count", 0.0), got.get("sum", 0.0)
+
+    # a few days on: the month after the snapshot's, which the per-key state answers
+    moved = [moved_claim(c, c["MA_LK"][:-3] + f"H{i:02d}", days=3) for i, c in enumerate(claims)]
+    month = max(str(c["NGAY_VAO"])[:6] for c in moved)
+    sent = [c for c in moved if str(c["NGAY_VAO"])[:6] == month][:30]
+    assert len(sent) >= 20
+    before = batched()
+    answers: dict[str, list] = {}
+    failures: list = []
+
+    def client(mine):
+        with service.client() as c:
+            for claim in mine:
+                r = c.post("/score", json={"claims": [claim]})
+                if r.status_code != 200:
+                    failures.append((r.status_code, r.text))
+                    continue
+                answers[claim["MA_LK"]] = [s["MA_LK"] for s in r.json()["scored"]]
+
+    threads = [threading.Thread(target=client, args=(sent[k::10],)) for k in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not failures
+    assert answers == {c["MA_LK"]: [c["MA_LK"]] for c in sent}
+    after = batched()
+    assert after[1] - before[1] == len(sent)  # every request scored in some batch, once
+    assert 1 <= after[0] - before[0] <= len(sent)
