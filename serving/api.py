@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from contract.schema import CLAIMS, DRUG_LINES, SERVICE_LINES, Table
 from scoring import registry
 from serving.limits import SCOPE_KEY, TooManyDossiers, store_down_response
-from serving.store import store_unavailable
+from serving.store import StoreBusy, store_unavailable
 
 log = logging.getLogger("claimradar.api")
 EXAMPLE = json.loads((Path(__file__).with_name("example_claim.json")).read_text())
@@ -264,6 +264,14 @@ def create_app(state, store, settings, metrics=None, shadow=None) -> FastAPI:
         if metrics:
             metrics.error("request")
         return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(StoreBusy)
+    async def _store_busy(request: Request, exc: StoreBusy) -> JSONResponse:
+        # reachable but not taking the write now (shutting down, writers racing): retry
+        log.warning("case store busy: %s", exc)
+        if metrics:
+            metrics.error("store")
+        return store_down_response()
 
     @app.exception_handler(DBAPIError)
     async def _store_down(request: Request, exc: DBAPIError) -> JSONResponse:

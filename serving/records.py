@@ -28,6 +28,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from serving.models import AuditEvent, Case, Decision, ScoredClaim, audit_row, now
+from serving.store import StoreBusy
 
 log = logging.getLogger("claimradar.records")
 ATTEMPTS = 8
@@ -81,7 +82,7 @@ def record_scores(
                 raise
             why = "deadlock"
         if attempt == ATTEMPTS - 1:
-            raise RuntimeError("claims could not be recorded: concurrent writers kept winning")
+            raise StoreBusy("claims could not be recorded: concurrent writers kept winning")
         log.info("recording scores met a concurrent writer (%s); again", why)
         time.sleep(random.uniform(0.005, 0.03) * (attempt + 1))
     return 0  # not reached

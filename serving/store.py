@@ -49,6 +49,12 @@ UNAVAILABLE_DETAIL = "the case store is unavailable; retry later"
 RETRY_AFTER_SECONDS = 5
 
 
+class StoreBusy(RuntimeError):
+    """The case store cannot take a write now, though it is reachable (the worker is shutting
+    down, or concurrent writers kept winning): the request is answered 503 with Retry-After,
+    like an outage, never 500."""
+
+
 # ---------------------------------------------------------------------------------------------
 
 

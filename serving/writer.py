@@ -33,12 +33,13 @@ import pandas as pd
 from sqlalchemy.exc import IntegrityError
 
 from scoring.scorer import OPEN_BANDS
+from serving.store import StoreBusy
 
 log = logging.getLogger("claimradar.writer")
 
 
-class WriterClosed(RuntimeError):
-    """The writer no longer takes writes (the worker is shutting down)."""
+class WriterClosed(StoreBusy):
+    """The writer no longer takes writes (the worker is shutting down): answered 503."""
 
 
 @dataclass

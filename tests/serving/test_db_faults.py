@@ -318,3 +318,40 @@ def test_the_review_ui_shows_a_readable_page_while_the_store_is_down(store, outa
         assert "Kho hồ sơ tạm thời không truy cập được" in r.text
     outage.end()
     assert c.get("/review/queue").status_code == 200  # recovered without a restart
+
+
+def test_a_worker_shutting_down_answers_503_not_500(store, tmp_path):
+    """A request that reaches a worker whose case writer has closed (SIGTERM: the writer drains
+    and stops taking writes) cannot be recorded: 503 with Retry-After, as for an outage."""
+    from serving.writer import CaseWriter
+
+    key = store.create_key("tests")
+    writer = CaseWriter(store)
+    writer.close()
+    state = _state(tmp_path)
+    state.score_records = lambda claims, actor, served=None: writer.write([], {}, None, actor)
+    state.score_envelope = lambda data, actor, served=None: writer.write([], {}, None, actor)
+    with _client(create_app(state, store, Settings()), key) as c:
+        _assert_down(_score(c))
+        _assert_down(c.post("/score_xml", content=b"<GIAMDINHHS/>"))  # the envelope route too
+
+
+def test_recording_that_concurrent_writers_keep_winning_answers_503_not_500(
+    store, tmp_path, monkeypatch
+):
+    """Every attempt of a write lost to a concurrent writer (serving.records.ATTEMPTS): 503
+    with Retry-After, never 500."""
+    import serving.records as records
+
+    def lost(*args, **kwargs):
+        raise IntegrityError("INSERT", {}, Exception("another worker recorded it first"))
+
+    monkeypatch.setattr(records, "_record", lost)
+    monkeypatch.setattr(records.time, "sleep", lambda s: None)
+    key = store.create_key("tests")
+    state = _state(tmp_path)
+    state.score_records = lambda claims, actor, served=None: store.record_scores(
+        [{"claim_id": "A", "model_version": "0"}], actor=actor, open_bands=("high",)
+    )
+    with _client(create_app(state, store, Settings()), key) as c:
+        _assert_down(_score(c))
