@@ -23,6 +23,12 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
+class StoreBusy(RuntimeError):
+    """The case store cannot take a write now, though it is reachable (the worker is shutting
+    down, or concurrent writers kept winning): the request is answered 503 with Retry-After,
+    like an outage, never 500."""
+
+
 def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 

@@ -27,8 +27,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from serving.models import AuditEvent, Case, Decision, ScoredClaim, audit_row, now
-from serving.store import StoreBusy
+from serving.models import AuditEvent, Case, Decision, ScoredClaim, StoreBusy, audit_row, now
 
 log = logging.getLogger("claimradar.records")
 ATTEMPTS = 8

@@ -31,6 +31,7 @@ from serving.models import (  # noqa: F401  (the store's tables, importable from
     Decision,
     FacilityMonth,
     ScoredClaim,
+    StoreBusy,
     User,
     WebSession,
     audit_row,
@@ -47,12 +48,6 @@ KEY_USE_RESOLUTION = timedelta(minutes=1)
 UNAVAILABLE_STATUS = 503
 UNAVAILABLE_DETAIL = "the case store is unavailable; retry later"
 RETRY_AFTER_SECONDS = 5
-
-
-class StoreBusy(RuntimeError):
-    """The case store cannot take a write now, though it is reachable (the worker is shutting
-    down, or concurrent writers kept winning): the request is answered 503 with Retry-After,
-    like an outage, never 500."""
 
 
 # ---------------------------------------------------------------------------------------------
