@@ -351,6 +351,26 @@ def kept_by_scheme(part: pd.DataFrame, order: np.ndarray) -> dict[str, float]:
     return {k: float(rec.get(k, 0.0)) for k in keep}
 
 
+KNOWN_RISK = 0.5  # the model calls a claim abuse: calibrated risk at least even odds
+
+
+def kept_known_by_scheme(part: pd.DataFrame, order: np.ndarray) -> dict[str, float]:
+    """For each scheme of `kept_by_scheme`, the share the queue keeps in its top 5% of the
+    scheme's claims the model's own order holds there AND the model calls abuse (calibrated risk
+    >= KNOWN_RISK); NaN when it holds none so. Set 2026-12-04 before it was computed on any world:
+    the done-when line asks to keep what the model holds there, and in the worlds that drop a
+    scheme the model holds the dropped claims by their amount with a risk no higher than the honest
+    claims beside them; this asks to keep what the model knows."""
+    h = part.reset_index(drop=True)
+    q5, m5 = top_k_mask(order, 5.0), top_k_mask(h["expected"].to_numpy(), 5.0)
+    known = m5 & (h["risk"].to_numpy() >= KNOWN_RISK) & (h["y"].to_numpy() > 0)
+    out = {}
+    for k in kept_by_scheme(h, order):
+        mine = known & (h["scheme"] == k).to_numpy()
+        out[k] = float(q5[mine].mean()) if mine.any() else float("nan")
+    return out
+
+
 FRONTIER = {"head_pct": (1.5, 2.0, 3.0, 4.0, 5.0)}  # --frontier: protecting more of the model
 FLOOR = {"proven_floor": (False, True)}  # --proven-floor: the proven money as the base's floor
 HEAD_RULES = {  # --head-rules: every subset of PROVING
@@ -430,6 +450,8 @@ def report_world(p: pd.DataFrame, setting: dict[str, float]) -> dict[str, float]
     out["ap_risk"] = ranking_metrics(h["risk"].to_numpy(), y, amt)["average_precision"]
     out["ap_queue"] = ranking_metrics(q, y, amt)["average_precision"]
     out["kept"] = kept_schemes(h, q)
+    known = [v for v in kept_known_by_scheme(h, q).values() if not np.isnan(v)]
+    out["kept_known"] = min(known, default=1.0)
     for b in ("raw_lightgbm", "rules_only", "cost_outlier"):
         out[f"{b}_top5"] = money_top(h[f"b_{b}"].to_numpy(), amt, 5.0)
     for name, order in (("queue", q), ("model", model)):
@@ -468,8 +490,9 @@ def explain_drops(folder: Path, p: pd.DataFrame, setting: dict) -> list[str]:
             for v, g in rows.groupby(rows["variant"].fillna(""))
         )
         out.append(
-            f"{scheme} kept {kept:.2f}: {len(gone)} pushed out, model risk median "
-            f"{gone['risk'].median():.2f} and expected {gone['expected'].median():,.0f} VND "
+            f"{scheme} kept {kept:.2f}: {len(gone)} pushed out "
+            f"({int((gone['risk'] >= KNOWN_RISK).sum())} with risk >= {KNOWN_RISK}), model risk "
+            f"median {gone['risk'].median():.2f} and expected {gone['expected'].median():,.0f} VND "
             f"(the honest claims the model holds in its top 5%: {honest['risk'].median():.2f}, "
             f"{honest['expected'].median():,.0f}); labelled abusive before the cutoff: {cover}; "
             f"in their places (queue's top 5%, not the model's): {took}; the honest ones lifted "
@@ -594,7 +617,11 @@ def main() -> None:
                  "model_top10", "ap_risk", "raw_lightgbm_top5", "rules_only_top5",
                  "cost_outlier_top5"]  # fmt: skip
     print(f"report seeds {list(seeds)}; {setting}; weights fit per world on its validation months:")
-    print(per[[c for c in per.columns if c.startswith("w_")] + ["kept"]].round(3).to_markdown())
+    print(
+        per[[c for c in per.columns if c.startswith("w_")] + ["kept", "kept_known"]]
+        .round(3)
+        .to_markdown()
+    )
     print(per[main_cols].round(3).to_markdown())
     summary = pd.DataFrame({"mean": per.mean(), "worst": per.min()})
     print("\nmean and worst over worlds:\n" + summary.loc[main_cols].round(3).to_markdown())
@@ -612,7 +639,8 @@ def main() -> None:
     print(
         f"\nqueue >= model order in the top 5% on every world: "
         f"{bool((per['queue_top5'] >= per['model_top5'] - 1e-9).all())}; lowest share of a "
-        f"labelled scheme kept where the model order holds it: {per['kept'].min():.3f}; "
+        f"labelled scheme kept where the model order holds it: {per['kept'].min():.3f}, of its "
+        f"claims the model also calls abuse (risk >= {KNOWN_RISK}): {per['kept_known'].min():.3f}; "
         f"held-out {HELD_OUT} recall (queue): mean {per[f'recall_queue_{HELD_OUT}'].mean():.3f}, "
         f"worst {per[f'recall_queue_{HELD_OUT}'].min():.3f}"
     )

@@ -55,3 +55,34 @@ def test_a_gap_beyond_the_tie_outranks_the_mean():
         ("narrow_gap", 0, 0, 0.6, 0.45, 0.05 - 2 * t, 0.65),
     ])  # fmt: skip
     assert got == ["wide_gap", "narrow_gap"]
+
+
+def _world(n=1000, scheme_n=40):
+    """Honest claims of small amounts; a scheme of `scheme_n` large claims the model's order holds
+    in its top 5% (50 places), half of them with risk 0.9 (the model knows them), half 0.1 (held
+    by size only)."""
+    import numpy as np
+
+    expected = np.linspace(1.0, 10.0, n)
+    expected[:scheme_n] = 1000.0 + np.arange(scheme_n)
+    risk = np.full(n, 0.05)
+    risk[: scheme_n // 2] = 0.9
+    risk[scheme_n // 2 : scheme_n] = 0.1
+    y = np.zeros(n, dtype=int)
+    y[:scheme_n] = 1
+    scheme = pd.Series(["padded_stays"] * scheme_n + [""] * (n - scheme_n))
+    return pd.DataFrame({"expected": expected, "risk": risk, "y": y, "scheme": scheme})
+
+
+def test_kept_known_counts_only_the_claims_the_model_calls_abuse():
+    import numpy as np
+
+    part = _world()
+    # the queue keeps the known half and pushes the size-only half below honest claims
+    order = part["expected"].to_numpy().copy()
+    order[20:40] = 0.0
+    assert qw.kept_by_scheme(part, order)["padded_stays"] == 0.5
+    assert qw.kept_known_by_scheme(part, order)["padded_stays"] == 1.0
+    # pushing out a known claim is seen
+    order[0] = 0.0
+    assert np.isclose(qw.kept_known_by_scheme(part, order)["padded_stays"], 19 / 20)
