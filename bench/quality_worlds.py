@@ -17,7 +17,8 @@ weights, the head cut and the bands on the validation months' labels, then appli
 quarter. --select grids what labels cannot teach (configs/train.toml [priority]: the facility-shift
 and item-evidence weights and the head's share) and ranks the settings by the fewest selection
 worlds where the queue finds less money in the top 5% than the model's own order, then the fewest
-where it keeps under 0.9 of a labelled scheme the model order holds there, then the best
+where it keeps under 0.9 of the claims of a labelled scheme the model order holds there and
+calls abuse (calibrated risk >= 0.5; `kept_known_by_scheme`), then the best
 WORST-world money in the top 5% (see `select`).
 --report prints, per world and as mean and worst: money in the top 1/5/10% by the queue's order
 and by the model's own order, AP, recall per scheme in the top 5%, the held-out scheme's recall,
@@ -323,6 +324,10 @@ def queue(p: pd.DataFrame, setting: dict[str, float]) -> tuple[np.ndarray, dict]
         head_expected=fit.head_expected, band_thresholds=fit.thresholds, head_risk=fit.head_risk,
     )  # fmt: skip
     bands = band_of(fitted, pr, e, hold["risk"].to_numpy(), hold_proven)
+    if setting.get("head_known", 0.0) > 0:  # experiment: what the model knows joins the head
+        cut = np.quantile(val["expected"].to_numpy(), 0.95)
+        known = (hold["risk"].to_numpy() >= setting["head_known"]) & (e >= cut)
+        bands = np.where(known, "high", bands).astype(object)
     return queue_order(bands, pr), fit.weights
 
 
@@ -371,6 +376,7 @@ def kept_known_by_scheme(part: pd.DataFrame, order: np.ndarray) -> dict[str, flo
     return out
 
 
+KNOWN_HEAD = {"head_known": (0.0, 0.3, 0.5, 0.7)}  # --known-head
 FRONTIER = {"head_pct": (1.5, 2.0, 3.0, 4.0, 5.0)}  # --frontier: protecting more of the model
 FLOOR = {"proven_floor": (False, True)}  # --proven-floor: the proven money as the base's floor
 HEAD_RULES = {  # --head-rules: every subset of PROVING
@@ -384,22 +390,25 @@ def select(
     worlds: dict[int, pd.DataFrame], grid: dict | None = None, base: dict | None = None
 ) -> pd.DataFrame:
     """Every setting of `grid` (GRID; each on top of `base`) on the holdout quarters of the
-    selection worlds, best first: the fewest
-    worlds where the queue finds less money in the top 5% than the model's own order (`lost`), then
-    the fewest where it keeps under 0.9 of a labelled scheme the model order holds there
-    (`dropped`; `kept` the lowest share), then those whose held-out scheme reaches HELD_FLOOR
-    mean recall (`held_mean`; added 2026-12-03: before, a setting could win by giving up the
-    scheme nobody labelled), then the best worst-world money and, among those within TIE of it,
-    the best worst gap to the model order (again within TIE a tie; until 2026-12-03 the gap
-    decided by itself, so 0.001 of it outweighed 0.02 of mean money), then the mean.
+    selection worlds, best first: the fewest worlds where the queue finds less money in the top
+    5% than the model's own order (`lost`); then the fewest where it keeps under 0.9 of the
+    claims of a labelled scheme the model order holds there and calls abuse (`dropped`,
+    `kept_known` the lowest share; since 2026-12-04, `kept_known_by_scheme`; before, of all the
+    scheme's claims the model order holds there, now `dropped_any` and `kept`: both pick the same
+    setting on the 2026-12-03 grid); then those whose held-out scheme reaches HELD_FLOOR mean
+    recall (`held_mean`; added 2026-12-03: before, a setting could win by giving up the scheme
+    nobody labelled); then the best worst-world money and, among those within TIE of it, the best
+    worst gap to the model order (again within TIE a tie; until 2026-12-03 the gap decided by
+    itself, so 0.001 of it outweighed 0.02 of mean money); then the mean.
     `feasible`: neither loss nor drop in any world.
-    (Until 2026-12-03 only feasible settings were ranked first; on 24 worlds none is: world 121's
-    model holds padded stays at 0.917, several just above its cut, and any term moves some out.)"""
+    (Until 2026-12-03 only feasible settings were ranked first; on 24 worlds none was by the
+    measure of then: world 121's model holds padded stays at 0.917 by their amount, several just
+    above its cut, and any term moves some out.)"""
     grid = grid or GRID
     rows = []
     for combo in itertools.product(*grid.values()):
         setting = {**(base or {}), **dict(zip(grid, combo, strict=True))}
-        money, gap, kept, held, dropped_in = [], [], [], [], []
+        money, gap, kept, held, dropped_in, known = [], [], [], [], [], []
         for seed, p in worlds.items():
             h = p[p["period"] == "holdout"]
             order, _ = queue(p, setting)
@@ -410,11 +419,15 @@ def select(
             kept.append(min(by_scheme.values(), default=1.0))
             dropped_in += [f"{seed}:{k} {v:.2f}" for k, v in by_scheme.items() if v < 0.9]
             held.append(_recall(h, order).get(HELD_OUT, np.nan))
+            by_known = [v for v in kept_known_by_scheme(h, order).values() if not np.isnan(v)]
+            known.append(min(by_known, default=1.0))
         rows.append(
             {**setting, "worst": min(money), "mean": float(np.mean(money)), "gap": min(gap),
              "lost": int(np.sum(np.array(gap) < -1e-9)), "kept": min(kept),
-             "dropped": int(np.sum(np.array(kept) < 0.9)), "held_mean": float(np.nanmean(held)),
-             "held_worst": np.nanmin(held), "dropped_in": ", ".join(dropped_in)}
+             "dropped": int(np.sum(np.array(known) < 0.9)), "kept_known": min(known),
+             "dropped_any": int(np.sum(np.array(kept) < 0.9)),
+             "held_mean": float(np.nanmean(held)), "held_worst": np.nanmin(held),
+             "dropped_in": ", ".join(dropped_in)}
         )  # fmt: skip
     return rank(pd.DataFrame(rows))
 
@@ -545,6 +558,11 @@ def main() -> None:
     mode.add_argument("--select", action="store_true")
     mode.add_argument("--report", action="store_true")
     mode.add_argument(
+        "--known-head", action="store_true",
+        help="on the selection worlds, the configured setting with the claims the model calls "
+        "abuse (risk >= t) among its own top 5%% put in the high band, for t in KNOWN_HEAD",
+    )  # fmt: skip
+    mode.add_argument(
         "--frontier", action="store_true",
         help="on the selection worlds, the configured weights with a larger and larger head",
     )  # fmt: skip
@@ -597,6 +615,10 @@ def main() -> None:
     setting = {**p.fixed_weights(), "head_pct": p.head_pct, "min_gain": p.min_gain,
                "keep": p.keep, "head_risk_pct": p.head_risk_pct,
                "head_rules": ",".join(p.head_rules)}  # fmt: skip
+    if args.known_head:
+        print(f"selection seeds {list(seeds)}; {setting} with known claims in the head:")
+        _show(select(worlds, KNOWN_HEAD, setting), args.csv)
+        return
     if args.frontier:
         print(f"selection seeds {list(seeds)}; {setting} with the head's share varied:")
         _show(select(worlds, FRONTIER, setting), args.csv)
