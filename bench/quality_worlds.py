@@ -376,6 +376,13 @@ def kept_known_by_scheme(part: pd.DataFrame, order: np.ndarray) -> dict[str, flo
     return out
 
 
+def kept_known(part: pd.DataFrame, order: np.ndarray) -> float:
+    """The lowest share of `kept_known_by_scheme` (1.0 when no scheme has such claims)."""
+    return min(
+        (v for v in kept_known_by_scheme(part, order).values() if not np.isnan(v)), default=1.0
+    )
+
+
 KNOWN_HEAD = {"head_known": (0.0, 0.3, 0.5, 0.7)}  # --known-head
 FRONTIER = {"head_pct": (1.5, 2.0, 3.0, 4.0, 5.0)}  # --frontier: protecting more of the model
 FLOOR = {"proven_floor": (False, True)}  # --proven-floor: the proven money as the base's floor
@@ -419,8 +426,7 @@ def select(
             kept.append(min(by_scheme.values(), default=1.0))
             dropped_in += [f"{seed}:{k} {v:.2f}" for k, v in by_scheme.items() if v < 0.9]
             held.append(_recall(h, order).get(HELD_OUT, np.nan))
-            by_known = [v for v in kept_known_by_scheme(h, order).values() if not np.isnan(v)]
-            known.append(min(by_known, default=1.0))
+            known.append(kept_known(h, order))
         rows.append(
             {**setting, "worst": min(money), "mean": float(np.mean(money)), "gap": min(gap),
              "lost": int(np.sum(np.array(gap) < -1e-9)), "kept": min(kept),
@@ -463,8 +469,7 @@ def report_world(p: pd.DataFrame, setting: dict[str, float]) -> dict[str, float]
     out["ap_risk"] = ranking_metrics(h["risk"].to_numpy(), y, amt)["average_precision"]
     out["ap_queue"] = ranking_metrics(q, y, amt)["average_precision"]
     out["kept"] = kept_schemes(h, q)
-    known = [v for v in kept_known_by_scheme(h, q).values() if not np.isnan(v)]
-    out["kept_known"] = min(known, default=1.0)
+    out["kept_known"] = kept_known(h, q)
     for b in ("raw_lightgbm", "rules_only", "cost_outlier"):
         out[f"{b}_top5"] = money_top(h[f"b_{b}"].to_numpy(), amt, 5.0)
     for name, order in (("queue", q), ("model", model)):

@@ -86,3 +86,8 @@ def test_kept_known_counts_only_the_claims_the_model_calls_abuse():
     # pushing out a known claim is seen
     order[0] = 0.0
     assert np.isclose(qw.kept_known_by_scheme(part, order)["padded_stays"], 19 / 20)
+    assert np.isclose(qw.kept_known(part, order), 19 / 20)
+    # a scheme the model holds only by size has no known claims: nothing to keep
+    part["risk"] = 0.1
+    assert np.isnan(qw.kept_known_by_scheme(part, order)["padded_stays"])
+    assert qw.kept_known(part, order) == 1.0
