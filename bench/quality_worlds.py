@@ -484,7 +484,7 @@ def explain_drops(folder: Path, p: pd.DataFrame, setting: dict) -> list[str]:
     each of the scheme's variants the labels before the cutoff cover, and what took their
     places (claims of the held-out scheme, of other schemes, or honest, lifted by which terms)."""
     h = p[p["period"] == "holdout"].reset_index(drop=True)
-    order, _ = queue(p, setting)
+    order, weights = queue(p, setting)
     dropped = {k: v for k, v in kept_by_scheme(h, order).items() if v < 0.9}
     if not dropped:
         return []
@@ -497,7 +497,11 @@ def explain_drops(folder: Path, p: pd.DataFrame, setting: dict) -> list[str]:
     labels = labels[pd.to_datetime(labels["decided_at"]) < pd.Timestamp(CUTOFF_DAY)]
     positive = set(labels.loc[labels["label"] > 0, "claim_id"].astype(str))
     took = ins["scheme"].where(ins["y"] > 0, "honest").value_counts().to_dict()
-    lifted = {k: int(((ins[f"t_{k}"] > 0) & (ins["y"] == 0)).sum()) for k in TERMS}
+    lifted = {  # by the terms the world's fit kept (weight > 0): a term at 0 lifts nothing
+        k: int(((ins[f"t_{k}"] > 0) & (ins["y"] == 0)).sum())
+        for k in TERMS
+        if weights.get(k, 0.0) > 0
+    }
     out = []
     for scheme, kept in dropped.items():
         mine = h["scheme"] == scheme
