@@ -53,10 +53,11 @@ from features.engine import _spark_session
 t0 = time.perf_counter()
 _spark_session()
 start = time.perf_counter() - t0
-from features.pipeline import build_features
+import tempfile
+from features.pipeline import write_features
 t = time.perf_counter()
-df = build_features(Path(sys.argv[1]), engine="spark")
-print(json.dumps({"rows": len(df), "seconds": time.perf_counter() - t, "startup": start,
+n = write_features(Path(sys.argv[1]), Path(tempfile.mkdtemp()) / "f", engine="spark")
+print(json.dumps({"rows": n, "seconds": time.perf_counter() - t, "startup": start,
                   "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 """
 

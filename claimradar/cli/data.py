@@ -75,7 +75,14 @@ def export_xml(
 @app.command()
 def features(
     data: Annotated[Path, typer.Argument(help="A canonical dataset folder (from ingest).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Parquet file, one row per claim.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Parquet file, one row per claim (with --engine spark: a folder of part files).",
+        ),
+    ],
     engine: Annotated[str, typer.Option(help="duckdb (default) or spark.")] = "duckdb",
     since: Annotated[str | None, typer.Option(help="Claims admitted from this date.")] = None,
     until: Annotated[str | None, typer.Option(help="Claims admitted before this date.")] = None,
