@@ -153,6 +153,7 @@ def spark():
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.driver.memory", "2g")  # the product's default (features.spark_session)
         .getOrCreate()
     )
     session.sparkContext.setLogLevel("ERROR")
