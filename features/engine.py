@@ -222,14 +222,19 @@ class Engine:
         df.cache().createOrReplaceTempView(name)
         return self.con.table(name)
 
-    def to_parquet(self, expr: ibis.Table, path: Path) -> None:
+    def to_parquet(self, expr: ibis.Table, path: Path) -> int:
+        """`expr` written in its order, never collected here: DuckDB one file (streamed), Spark a
+        folder of part files written by the executors (collecting a million claims' features ran
+        the driver out of heap). Returns the rows written."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        sql = self._sql(expr)
         if self.kind == "duckdb":
-            sql = self._sql(expr)
             self.con.raw_sql(f"COPY ({sql}) TO '{path}' (FORMAT parquet)")
         else:
-            self.execute(expr).to_parquet(path, index=False)
+            self.spark.sql(sql).write.mode("overwrite").parquet(str(path))
+        files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+        return sum(pq.read_metadata(f).num_rows for f in files)
 
     def close(self) -> None:
         if self.kind == "duckdb":

@@ -115,39 +115,17 @@ def write_features(
     of core); on Spark a folder of part files written by the executors, in the same row order
     and dtypes (nothing is collected to the driver: at a million claims that ran the driver out
     of heap). Either is read back whole by pandas, DuckDB or Spark. Returns the row count."""
-    out = Path(out)
-    if engine == "spark":
-        return _write_features_spark(dataset, out, since, until, price_list, progress)
-    if engine != "duckdb":
-        raise ValueError(f"engine must be duckdb or spark, not {engine!r}")
-    with Engine.connect("duckdb", memory_limit=memory_limit, threads=threads, on_disk=True) as eng:
+    duck = engine == "duckdb"
+    options = {"memory_limit": memory_limit, "threads": threads, "on_disk": True} if duck else {}
+    with Engine.connect(engine, **options) as eng:
         expr = feature_expression(
             eng, dataset, since=since, until=until, price_list=price_list, progress=progress,
-            staged=True,
+            staged=duck,
         )  # fmt: skip
-        expr = _cast_for_file(expr)
-        eng.to_parquet(expr.order_by(["admitted_at", "claim_id"]), out)
+        n = eng.to_parquet(_cast_for_file(expr).order_by(["admitted_at", "claim_id"]), Path(out))
     if progress:
         progress(3, 3)
-    import pyarrow.parquet as pq
-
-    return pq.read_metadata(out).num_rows
-
-
-def _write_features_spark(dataset, out: Path, since, until, price_list, progress) -> int:
-    import pyarrow.parquet as pq
-
-    with Engine.connect("spark") as eng:
-        expr = feature_expression(
-            eng, dataset, since=since, until=until, price_list=price_list, progress=progress,
-        )  # fmt: skip
-        # computed once and cut from its plan (thousands of nodes), as serving.batch_spark does
-        rows = eng.spark.table(eng.materialize("features", _cast_for_file(expr)).get_name())
-        out.parent.mkdir(parents=True, exist_ok=True)
-        rows.orderBy("admitted_at", "claim_id").write.mode("overwrite").parquet(str(out))
-    if progress:
-        progress(3, 3)
-    return sum(pq.read_metadata(f).num_rows for f in sorted(out.glob("*.parquet")))
+    return n
 
 
 def _cast_for_file(t: ir.Table) -> ir.Table:
