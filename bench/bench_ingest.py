@@ -77,7 +77,12 @@ PEAK = (
 )
 
 
-def tabular_bench(work: Path, sizes: list[int]) -> None:
+def tabular_bench(work: Path, sizes: list[int], workers: list[int]) -> None:
+    """Per size: the tabular input ingested in a fresh process with each number of WORKERS
+    (partitions validated by that many processes), beside the peer (pyarrow's read of the same
+    tables into pandas). CPU seconds count the workers'; RSS is the main process's peak and the
+    peak of the sum over it and its workers (sampled; shared pages counted in each: an upper
+    bound of the machine's memory)."""
     rows = []
     for n in sizes:
         src = work / f"tabular-{n}"
@@ -95,23 +100,27 @@ def tabular_bench(work: Path, sizes: list[int]) -> None:
             + "print(json.dumps({'s': time.perf_counter() - t, 'cpu': time.process_time() - c,"
             " 'claims': n, 'peak_rss_mb': _m}))"
         )
-        ours = _child(
-            "import json, time; from pathlib import Path; from contract.ingest import ingest\n"
-            "t = time.perf_counter(); c = time.process_time()\n"
-            f"r = ingest(Path({str(src)!r}), Path({str(work / f'tabular-out-{n}')!r}),"
-            " linkage_key='bench-key')\n"
-            + PEAK
-            + "print(json.dumps({'s': time.perf_counter() - t, 'cpu': time.process_time() - c,"
-            " 'claims': r.read['claims'], 'peak_rss_mb': _m}))"
-        )
-        rows += [("claimradar tabular ingest", ours), ("pyarrow read to pandas (peer)", peer)]
-    print(f"\n{'tabular':34} {'claims':>9} {'wall s':>7} {'cpu s':>7} {'claims/s':>9} "
-          f"{'per cpu s':>9} {'RSS MB':>7}")  # fmt: skip
+        for w in workers:
+            ours = _child(
+                "import json, time; from pathlib import Path\n"
+                "from contract.ingest import Limits, ingest\n" + CPU + TREE + "_c0 = _cpu_now()\n"
+                f"t = time.perf_counter(); r = ingest(Path({str(src)!r}),"
+                f" Path({str(work / f'tabular-out-{n}')!r}), limits=Limits(workers={w}),"
+                " linkage_key='bench-key')\n"
+                "_s = time.perf_counter() - t; _tree.stop = True; _tree.join()\n"
+                + PEAK
+                + "print(json.dumps({'s': _s, 'cpu': _cpu_now() - _c0, 'claims': r.read['claims'],"
+                " 'peak_rss_mb': _m, 'tree_mb': _tree.peak / 2**20}))"
+            )
+            rows.append((f"claimradar tabular ingest, {w} worker(s)", ours))
+        rows.append(("pyarrow read to pandas (peer)", peer))
+    print(f"\n{'tabular':38} {'claims':>9} {'wall s':>7} {'cpu s':>7} {'claims/s':>9} "
+          f"{'per cpu s':>9} {'RSS MB':>7} {'all MB':>7}")  # fmt: skip
     for name, r in rows:
         print(
-            f"{name:34} {r['claims']:>9,} {r['s']:>7.1f} {r['cpu']:>7.1f} "
+            f"{name:38} {r['claims']:>9,} {r['s']:>7.1f} {r['cpu']:>7.1f} "
             f"{r['claims'] / r['s']:>9,.0f} {r['claims'] / r['cpu']:>9,.0f} "
-            f"{r['peak_rss_mb']:>7,.0f}"
+            f"{r['peak_rss_mb']:>7,.0f} {r.get('tree_mb', r['peak_rss_mb']):>7,.0f}"
         )
 
 
@@ -123,6 +132,24 @@ CPU = (
     "import resource as _r\n"
     "def _cpu_now(): return sum(getattr(_r.getrusage(w), a) for w in"
     " (_r.RUSAGE_SELF, _r.RUSAGE_CHILDREN) for a in ('ru_utime', 'ru_stime'))\n"
+)
+
+
+# Appended before a child's work: a thread sampling the summed RSS of the child and its
+# processes (ingest's workers) every 20 ms; _tree.peak is the largest sum seen.
+TREE = (
+    "import threading as _th, psutil as _ps\n"
+    "class _Tree(_th.Thread):\n"
+    "    peak, stop = 0, False\n"
+    "    def run(self):\n"
+    "        me = _ps.Process()\n"
+    "        while not self.stop:\n"
+    "            total = me.memory_info().rss\n"
+    "            for c in me.children(recursive=True):\n"
+    "                try: total += c.memory_info().rss\n"
+    "                except _ps.Error: pass\n"
+    "            self.peak = max(self.peak, total); time.sleep(0.02)\n"
+    "_tree = _Tree(daemon=True); _tree.start()\n"
 )
 
 
@@ -197,6 +224,11 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--tabular", default="", help="comma-separated sizes (claims), e.g. 100000")
     ap.add_argument(
+        "--tabular-workers",
+        default="2",
+        help="with --tabular: comma-separated worker counts, each measured, e.g. 1,2",
+    )
+    ap.add_argument(
         "--xml",
         default="",
         help="comma-separated sizes (claims) of an XML sweep, e.g. 100000,1000000 (about 23 KB of"
@@ -219,7 +251,8 @@ def main() -> None:
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     if args.tabular:
-        tabular_bench(work, [int(x) for x in args.tabular.split(",")])
+        sizes = [int(x) for x in args.tabular.split(",")]
+        tabular_bench(work, sizes, [int(x) for x in args.tabular_workers.split(",")])
     if args.xml:
         sizes = [int(x) for x in args.xml.split(",")]
         xml_bench(work, sizes, args.workers, against=args.against, repeat=args.repeat)

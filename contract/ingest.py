@@ -50,7 +50,7 @@ from contract.schema import (
     SERVICE_LINES,
     Table,
 )
-from contract.tabular import is_tabular, read_tabular_file, table_source, tabular_batches
+from contract.tabular import Spilled, is_tabular, read_tabular_file, spilled_input, table_source
 from contract.validate import (
     GROUP,
     RECORD,
@@ -330,13 +330,65 @@ TRUTH_FILES = ("truth.parquet", "truth_lines.parquet")
 def _ingest_tabular(
     src: Path, run: _Run, limits: Limits, progress: Progress | None, spill_dir: Path | None
 ) -> None:
-    done = 0
-    for batch, n, total in tabular_batches(src, limits, spill_dir=spill_dir):
-        commit(validate_batch(batch, limits, run.linkage_key), run)
-        done += n
-        if progress:
-            progress(done, total)
+    with spilled_input(src, limits, spill_dir) as spilled:
+        workers = min(limits.workers, spilled.parts)
+        if workers <= 1:
+            done = 0
+            for q in range(spilled.parts):
+                batch, n, total = spilled.batch(q)
+                commit(validate_batch(batch, limits, run.linkage_key), run)
+                done += n
+                if progress:
+                    progress(done, total)
+        else:
+            _pool_partitions(spilled, workers, run, limits, progress)
     ingest_side_tables(src, run, limits)
+
+
+def _partition_job(args: tuple[Spilled, int, Limits, str]) -> tuple[BatchResult, int]:
+    """Worker: partition q of a spilled tabular input read back and validated."""
+    spilled, q, limits, key = args
+    batch, n, _total = spilled.batch(q)
+    result = validate_batch(batch, limits, key)
+    result.checked = {}  # commit never reads it: not pickled back to the parent
+    return result, n
+
+
+def _pool_partitions(
+    spilled: Spilled, workers: int, run: _Run, limits: Limits, progress: Progress | None
+) -> None:
+    """The partitions validated by worker processes, committed here in partition order (the
+    tables and the rejection report row for row those of one process: a claim key never spans
+    two partitions, and the few cross-partition checks, claim keys already written, are commit's,
+    in this process). At most workers + 1 partitions are out at once: memory is bounded by a few
+    partitions (~50,000 claims each), not by the input."""
+    ctx = multiprocessing.get_context("fork")  # the spill's files are read by the workers
+    gc.freeze()
+    done = 0
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            pending: deque = deque()
+            parts = iter(range(spilled.parts))
+            args = lambda q: (spilled, q, limits, run.linkage_key)  # noqa: E731
+            for q in itertools.islice(parts, workers + 1):
+                pending.append(pool.submit(_partition_job, args(q)))
+            try:
+                while pending:
+                    result, n = pending.popleft().result()
+                    commit(result, run)
+                    del result
+                    done += n
+                    if progress:
+                        progress(done, spilled.n_claims)
+                    q = next(parts, None)
+                    if q is not None:
+                        pending.append(pool.submit(_partition_job, args(q)))
+            except BaseException:
+                for f in pending:
+                    f.cancel()
+                raise
+    finally:
+        gc.unfreeze()
 
 
 def ingest_side_tables(src: Path, run: _Run, limits: Limits) -> None:

@@ -336,11 +336,19 @@ def tabular_batches(
     (0700) temporary folder, never the dataset folder, under ``spill_dir`` (default: the system
     temporary folder) and is removed when the batches end (or the generator is closed).
     """
-    with tempfile.TemporaryDirectory(prefix="claimradar-spill-", dir=spill_dir) as tmp:
-        k = max(1, -(-_rows_of_claims(src) // limits.chunk_claims))
-        spilled = spill_tabular(src, limits, Path(tmp) if k > SPILL_BATCHES else None)
+    with spilled_input(src, limits, spill_dir) as spilled:
         for q in range(spilled.parts):
             yield spilled.batch(q)
+
+
+@contextlib.contextmanager
+def spilled_input(src: Path, limits: Limits, spill_dir: Path | None = None) -> Iterator[Spilled]:
+    """SRC spilled into partitions of whole claims (spill_tabular) inside a private (0700)
+    temporary folder under ``spill_dir``, removed when the block ends; one partition is kept in
+    memory instead (no folder) when the input makes only one."""
+    with tempfile.TemporaryDirectory(prefix="claimradar-spill-", dir=spill_dir) as tmp:
+        k = max(1, -(-_rows_of_claims(src) // limits.chunk_claims))
+        yield spill_tabular(src, limits, Path(tmp) if k > SPILL_BATCHES else None)
 
 
 def _rows_of_claims(src: Path) -> int:

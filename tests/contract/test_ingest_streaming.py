@@ -185,3 +185,43 @@ def test_spill_writes_few_record_batches_however_many_pieces_are_read(
     got = [spilled.batch(q)[0] for q in range(spilled.parts)]
     total = sum(len(b["service_lines"]) for b in got)
     assert total == pq.read_metadata(corrupted / "xml3.parquet").num_rows
+
+
+def test_partitions_validated_by_worker_processes_give_one_process_output_row_for_row(
+    corrupted, tmp_path, monkeypatch
+):
+    """Tabular ingest with workers: the partitions are validated in worker processes and
+    committed here in partition order, so the tables and the rejection report are those of one
+    process, row for row and in order (not only as sets), and the work really left the process."""
+    import os
+    import sys
+
+    ingest_module = sys.modules["contract.ingest"]  # the package's `ingest` is the function
+
+    monkeypatch.setattr(tabular, "SPILL_BATCHES", 2)
+    monkeypatch.setattr(tabular, "READ_ROWS", 1_000)
+    pids = tmp_path / "pids"
+    real = ingest_module.validate_batch
+
+    def validate_and_say_where(*args, **kwargs):
+        with open(pids, "a") as f:  # the workers are forked: they run this too
+            f.write(f"{os.getpid()}\n")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "validate_batch", validate_and_say_where)
+    one = ingest(
+        corrupted, tmp_path / "one", limits=Limits(chunk_claims=150, workers=1), linkage_key=KEY
+    )
+    assert set(pids.read_text().split()) == {str(os.getpid())}
+    pids.unlink()
+    two = ingest(
+        corrupted, tmp_path / "two", limits=Limits(chunk_claims=150, workers=2), linkage_key=KEY
+    )
+    seen = pids.read_text().split()
+    assert len(seen) == 11 and str(os.getpid()) not in seen and len(set(seen)) == 2
+    a, b = load_dataset(tmp_path / "one"), load_dataset(tmp_path / "two")
+    assert set(a) == set(b)
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name], obj=name)
+    assert len(a["rejections"]) > 100
+    assert (one.read, one.written, one.rejected) == (two.read, two.written, two.rejected)
