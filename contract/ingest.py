@@ -88,7 +88,7 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class IngestReport:
-    out: Path
+    out: Path | None
     files_read: int = 0
     read: Counter = field(default_factory=Counter)  # table -> records read
     written: Counter = field(default_factory=Counter)  # table -> records written
@@ -134,17 +134,24 @@ REJECTIONS_SCHEMA = pa.schema([pa.field(c, pa.string()) for c in REJECTIONS_COLU
 class _Writer:
     """One table's parquet file. Frames are gathered up to FLUSH_ROWS rows and written as one
     row group: many small batches (envelopes of a dossier or a few) made one row group and one
-    pandas-to-Arrow conversion each, ~10 ms apiece."""
+    pandas-to-Arrow conversion each, ~10 ms apiece. Without a path the Arrow tables are kept
+    (``tables``) instead of written: a worker's part, written by the parent (write_arrow)."""
 
     FLUSH_ROWS = 65_536
     SMALL_ROWS = 4_096  # frames this small on average are concatenated before conversion
 
-    def __init__(self, path: Path, schema: pa.Schema):
+    def __init__(self, path: Path | None, schema: pa.Schema):
         self.path, self.schema = path, schema
         # Min/max statistics on numbers and times (what a reader prunes row groups by); none on
         # text, whose min/max cost 15-20% of the write and prune nothing in unsorted claims.
         stats = [f.name for f in schema if not pa.types.is_string(f.type)]
-        self.writer = pq.ParquetWriter(path, schema, compression="zstd", write_statistics=stats)
+        self.writer = (
+            None
+            if path is None
+            else pq.ParquetWriter(path, schema, compression="zstd", write_statistics=stats)
+        )
+        self.tables: list[pa.Table] = []  # converted, not yet written (or a worker's part)
+        self.table_rows = 0
         self.rows = 0
         self.pending: list[pd.DataFrame] = []
         self.pending_rows = 0
@@ -157,24 +164,43 @@ class _Writer:
             if self.pending_rows >= self.FLUSH_ROWS:
                 self.flush()
 
-    def flush(self) -> None:
+    def write_arrow(self, table: pa.Table) -> None:
+        """Rows already converted (a worker's part): after the frames before them."""
+        if len(table):
+            self._convert()
+            self.tables.append(table)
+            self.table_rows += len(table)
+            self.rows += len(table)
+            if self.table_rows >= self.FLUSH_ROWS:
+                self.flush()
+
+    def _convert(self) -> None:
         if not self.pending:
             return
         frames, rows = self.pending, self.pending_rows
         self.pending, self.pending_rows = [], 0
         if len(frames) > 1 and rows < self.SMALL_ROWS * len(frames):  # one conversion
             frames = [pd.concat(frames)]
-        tables = [pa.Table.from_pandas(f, schema=self.schema, preserve_index=False) for f in frames]
+        for f in frames:
+            self.tables.append(pa.Table.from_pandas(f, schema=self.schema, preserve_index=False))
+        self.table_rows += rows
+
+    def flush(self) -> None:
+        self._convert()
+        if self.writer is None or not self.tables:
+            return
+        tables, self.tables, self.table_rows = self.tables, [], 0
         self.writer.write_table(pa.concat_tables(tables))  # large frames: not copied into one
 
     def close(self) -> None:
         self.flush()
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 @dataclass
 class _Run:
-    out: Path
+    out: Path | None  # None: the tables kept as Arrow (a worker's part, see _partition_job)
     report: IngestReport
     linkage_key: str
     limits: Limits
@@ -194,7 +220,8 @@ class _Run:
                     "labels": LABELS,
                 }[name]
                 schema = arrow_schema(t, LINKAGE_COLUMNS if t is CLAIMS else ())
-            self.writers[name] = _Writer(self.out / f"{name}.parquet", schema)
+            path = None if self.out is None else self.out / f"{name}.parquet"
+            self.writers[name] = _Writer(path, schema)
         return self.writers[name]
 
     def reject(self, rows: pd.DataFrame) -> None:
@@ -330,13 +357,14 @@ TRUTH_FILES = ("truth.parquet", "truth_lines.parquet")
 def _ingest_tabular(
     src: Path, run: _Run, limits: Limits, progress: Progress | None, spill_dir: Path | None
 ) -> None:
-    with spilled_input(src, limits, spill_dir) as spilled:
+    with spilled_input(src, limits, spill_dir, keep=limits.workers > 1) as spilled:
         workers = min(limits.workers, spilled.parts)
         if workers <= 1:
             done = 0
             for q in range(spilled.parts):
                 batch, n, total = spilled.batch(q)
                 commit(validate_batch(batch, limits, run.linkage_key), run)
+                spilled.drop(q)
                 done += n
                 if progress:
                     progress(done, total)
@@ -345,23 +373,60 @@ def _ingest_tabular(
     ingest_side_tables(src, run, limits)
 
 
-def _partition_job(args: tuple[Spilled, int, Limits, str]) -> tuple[BatchResult, int]:
-    """Worker: partition q of a spilled tabular input read back and validated."""
+@dataclass
+class _Part:
+    """Partition q validated and committed by a worker: its tables as Arrow (converted there,
+    cheap to send back), the claim keys it wrote and its counts."""
+
+    q: int
+    tables: dict[str, pa.Table]
+    keys: list[str]
+    report: IngestReport
+    claims: int
+
+
+def _partition_job(args: tuple[Spilled, int, Limits, str]) -> _Part:
+    """Worker: partition q of a spilled tabular input validated and committed as this process
+    alone would (commit, into Arrow tables instead of files)."""
     spilled, q, limits, key = args
     batch, n, _total = spilled.batch(q)
-    result = validate_batch(batch, limits, key)
-    result.checked = {}  # commit never reads it: not pickled back to the parent
-    return result, n
+    run = _Run(None, IngestReport(None), key, limits)
+    commit(validate_batch(batch, limits, key), run)
+    del batch
+    tables = {}
+    for name, w in run.writers.items():
+        w.flush()
+        tables[name] = pa.concat_tables(w.tables) if w.tables else w.schema.empty_table()
+    return _Part(q, tables, list(run.seen_claims), run.report, n)
+
+
+def _take_part(part: _Part, spilled: Spilled, run: _Run, limits: Limits) -> None:
+    """A worker's partition into this process's files. Its commit was exact unless a claim key
+    it wrote was written by an earlier partition (a key never spans two partitions, but two
+    spellings of one, e.g. with spaces around it, may): then the partition is validated and
+    committed here again, as one process does it."""
+    if not run.seen_claims.isdisjoint(part.keys):
+        batch, _n, _total = spilled.batch(part.q)
+        commit(validate_batch(batch, limits, run.linkage_key), run)
+        return
+    rep, got = run.report, part.report
+    rep.read.update(got.read)
+    rep.rejected.update(got.rejected)
+    rep.skipped_tables.update(got.skipped_tables)
+    rep.file_errors.extend(got.file_errors)
+    rep.written.update(got.written)
+    for name, table in part.tables.items():
+        run.writer(name).write_arrow(table)
+    run.seen_claims.update(part.keys)
 
 
 def _pool_partitions(
     spilled: Spilled, workers: int, run: _Run, limits: Limits, progress: Progress | None
 ) -> None:
-    """The partitions validated by worker processes, committed here in partition order (the
-    tables and the rejection report row for row those of one process: a claim key never spans
-    two partitions, and the few cross-partition checks, claim keys already written, are commit's,
-    in this process). At most workers + 1 partitions are out at once: memory is bounded by a few
-    partitions (~50,000 claims each), not by the input."""
+    """The partitions validated by worker processes and written here in partition order: the
+    tables and the rejection report are one process's, row for row (_take_part). At most
+    `workers` partitions are out at once: memory is bounded by a few partitions (~50,000 claims
+    each), not by the input."""
     ctx = multiprocessing.get_context("fork")  # the spill's files are read by the workers
     gc.freeze()
     done = 0
@@ -370,19 +435,20 @@ def _pool_partitions(
             pending: deque = deque()
             parts = iter(range(spilled.parts))
             args = lambda q: (spilled, q, limits, run.linkage_key)  # noqa: E731
-            for q in itertools.islice(parts, workers + 1):
+            for q in itertools.islice(parts, workers):
                 pending.append(pool.submit(_partition_job, args(q)))
             try:
                 while pending:
-                    result, n = pending.popleft().result()
-                    commit(result, run)
-                    del result
-                    done += n
-                    if progress:
-                        progress(done, spilled.n_claims)
-                    q = next(parts, None)
+                    part = pending.popleft().result()
+                    q = next(parts, None)  # the next one starts before this one is written
                     if q is not None:
                         pending.append(pool.submit(_partition_job, args(q)))
+                    _take_part(part, spilled, run, limits)
+                    spilled.drop(part.q)
+                    done += part.claims
+                    del part
+                    if progress:
+                        progress(done, spilled.n_claims)
             except BaseException:
                 for f in pending:
                     f.cancel()

@@ -259,6 +259,12 @@ class Spilled:
     def batch(self, q: int) -> tuple[dict[str, pd.DataFrame], int, int]:
         return _partition_batch(self.spills, self.schemas, self.sources, q, self.n_claims)
 
+    def drop(self, q: int) -> None:
+        """Partition q's spilled files removed (a spill kept for taking again is done with)."""
+        for spill in self.spills.values():
+            if spill.folder is not None:
+                (spill.folder / f"{spill.name}-{q}.arrow").unlink(missing_ok=True)
+
 
 def spill_tabular(src: Path, limits: Limits, folder: Path | None, keep: bool = False) -> Spilled:
     """Read the tables of SRC in record batches and spill their rows to partitions by claim key
@@ -342,13 +348,16 @@ def tabular_batches(
 
 
 @contextlib.contextmanager
-def spilled_input(src: Path, limits: Limits, spill_dir: Path | None = None) -> Iterator[Spilled]:
+def spilled_input(
+    src: Path, limits: Limits, spill_dir: Path | None = None, keep: bool = False
+) -> Iterator[Spilled]:
     """SRC spilled into partitions of whole claims (spill_tabular) inside a private (0700)
     temporary folder under ``spill_dir``, removed when the block ends; one partition is kept in
-    memory instead (no folder) when the input makes only one."""
+    memory instead (no folder) when the input makes only one. ``keep``: a partition can be taken
+    again until dropped (Spilled.drop)."""
     with tempfile.TemporaryDirectory(prefix="claimradar-spill-", dir=spill_dir) as tmp:
         k = max(1, -(-_rows_of_claims(src) // limits.chunk_claims))
-        yield spill_tabular(src, limits, Path(tmp) if k > SPILL_BATCHES else None)
+        yield spill_tabular(src, limits, Path(tmp) if k > SPILL_BATCHES else None, keep)
 
 
 def _rows_of_claims(src: Path) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -187,37 +188,50 @@ def test_spill_writes_few_record_batches_however_many_pieces_are_read(
     assert total == pq.read_metadata(corrupted / "xml3.parquet").num_rows
 
 
-def test_partitions_validated_by_worker_processes_give_one_process_output_row_for_row(
-    corrupted, tmp_path, monkeypatch
-):
-    """Tabular ingest with workers: the partitions are validated in worker processes and
-    committed here in partition order, so the tables and the rejection report are those of one
-    process, row for row and in order (not only as sets), and the work really left the process."""
+@pytest.fixture
+def validating_pids(tmp_path, monkeypatch):
+    """The pids of the processes that validate batches, in calls: the file this writes, which
+    forked workers append to as well."""
     import os
     import sys
 
     ingest_module = sys.modules["contract.ingest"]  # the package's `ingest` is the function
-
-    monkeypatch.setattr(tabular, "SPILL_BATCHES", 2)
-    monkeypatch.setattr(tabular, "READ_ROWS", 1_000)
     pids = tmp_path / "pids"
     real = ingest_module.validate_batch
 
     def validate_and_say_where(*args, **kwargs):
-        with open(pids, "a") as f:  # the workers are forked: they run this too
+        with open(pids, "a") as f:
             f.write(f"{os.getpid()}\n")
         return real(*args, **kwargs)
 
     monkeypatch.setattr(ingest_module, "validate_batch", validate_and_say_where)
+
+    def calls() -> list[str]:
+        seen = pids.read_text().split() if pids.exists() else []
+        pids.unlink(missing_ok=True)
+        return seen
+
+    return calls
+
+
+def test_partitions_validated_by_worker_processes_give_one_process_output_row_for_row(
+    corrupted, tmp_path, monkeypatch, validating_pids
+):
+    """Tabular ingest with workers: the partitions are validated in worker processes and
+    written here in partition order, so the tables and the rejection report are those of one
+    process, row for row and in order (not only as sets), and the work really left the process."""
+    import os
+
+    monkeypatch.setattr(tabular, "SPILL_BATCHES", 2)
+    monkeypatch.setattr(tabular, "READ_ROWS", 1_000)
     one = ingest(
         corrupted, tmp_path / "one", limits=Limits(chunk_claims=150, workers=1), linkage_key=KEY
     )
-    assert set(pids.read_text().split()) == {str(os.getpid())}
-    pids.unlink()
+    assert set(validating_pids()) == {str(os.getpid())}
     two = ingest(
         corrupted, tmp_path / "two", limits=Limits(chunk_claims=150, workers=2), linkage_key=KEY
     )
-    seen = pids.read_text().split()
+    seen = validating_pids()
     assert len(seen) == 11 and str(os.getpid()) not in seen and len(set(seen)) == 2
     a, b = load_dataset(tmp_path / "one"), load_dataset(tmp_path / "two")
     assert set(a) == set(b)
@@ -225,3 +239,33 @@ def test_partitions_validated_by_worker_processes_give_one_process_output_row_fo
         pd.testing.assert_frame_equal(a[name], b[name], obj=name)
     assert len(a["rejections"]) > 100
     assert (one.read, one.written, one.rejected) == (two.read, two.written, two.rejected)
+
+
+def test_a_key_written_by_an_earlier_partition_is_decided_as_one_process_decides_it(
+    tmp_path, monkeypatch, validating_pids
+):
+    """A worker commits its partition alone: it cannot know that an earlier partition wrote one
+    of its claim keys. Partitions by key hash never share a key, but the writing process does not
+    rely on it: a partition holding a key already written is validated again there, as one
+    process does it. Here rows are spread over partitions by position, so the second copy of a
+    key lands in another partition than the first."""
+    import os
+
+    monkeypatch.setattr(tabular, "SPILL_BATCHES", 1)
+    monkeypatch.setattr(tabular, "_bucket", lambda groups, k: np.arange(len(groups)) % k)
+    ids = [f"F{i:03d}" for i in range(40)]
+    claims = [claim(i) for i in ids] + [claim("F003"), claim("F007")]
+    src = write_tabular(tmp_path / "src", claims, [drug(i) for i in ids[:5]])
+    out = {}
+    for w in (1, 2):
+        limits = Limits(chunk_claims=1, workers=w)
+        r = ingest(src, tmp_path / f"w{w}", limits=limits, linkage_key=KEY)
+        out[w] = (r, load_dataset(tmp_path / f"w{w}"), validating_pids())
+    (r1, t1, _), (r2, t2, pids2) = out[1], out[2]
+    assert pids2.count(str(os.getpid())) == 2  # the partitions of the second copies, again
+    assert r1.written == r2.written and r1.rejected == r2.rejected
+    assert r1.written["claims"] == 40 and r1.rejected["claims"] == 2
+    for name in t1:
+        pd.testing.assert_frame_equal(t1[name], t2[name], obj=name)
+    dup = t2["rejections"].loc[lambda d: d["error"].str.startswith("duplicate claim key")]
+    assert sorted(dup["value"]) == ["F003", "F007"]
