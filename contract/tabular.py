@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -259,6 +259,11 @@ class Spilled:
     def batch(self, q: int) -> tuple[dict[str, pd.DataFrame], int, int]:
         return _partition_batch(self.spills, self.schemas, self.sources, q, self.n_claims)
 
+    @property
+    def folder(self) -> Path | None:
+        """The spill's folder (None: held in memory)."""
+        return next(iter(self.spills.values())).folder
+
     def drop(self, q: int) -> None:
         """Partition q's spilled files removed (a spill kept for taking again is done with)."""
         for spill in self.spills.values():
@@ -266,11 +271,18 @@ class Spilled:
                 (spill.folder / f"{spill.name}-{q}.arrow").unlink(missing_ok=True)
 
 
-def spill_tabular(src: Path, limits: Limits, folder: Path | None, keep: bool = False) -> Spilled:
+def spill_tabular(
+    src: Path,
+    limits: Limits,
+    folder: Path | None,
+    keep: bool = False,
+    map_tables: Callable | None = None,
+) -> Spilled:
     """Read the tables of SRC in record batches and spill their rows to partitions by claim key
     (Arrow IPC files in FOLDER; kept in memory when there is one partition and no folder). Only
     the columns the contract reads are spilled. ``keep``: a partition can be taken again (Spark
-    task retries); FOLDER is then the caller's to remove."""
+    task retries); FOLDER is then the caller's to remove. ``map_tables``: how the three tables'
+    spills are run, e.g. a process pool's ``map`` (they are independent; needs FOLDER)."""
     sources: dict[str, tuple[Path, Table]] = {}
     for stem, table in (("xml1", CLAIMS), ("xml2", DRUG_LINES), ("xml3", SERVICE_LINES)):
         p = table_source(src, stem)
@@ -285,23 +297,35 @@ def spill_tabular(src: Path, limits: Limits, folder: Path | None, keep: bool = F
     parts = -(-k // SPILL_BATCHES)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-    spills, schemas = {}, {}
-    for name, (p, table) in sources.items():
-        spill = spills[name] = _Spill(folder, name, parts, keep, limits.spill_compression)
-        try:
-            _spill_table(p, table, spill, schemas, name, k)
-        except BaseException:
-            spill.abort()
-            raise
-        spill.close()
-        if name not in schemas:  # an empty table: its columns, no rows
-            schema = _file_schema(p)
-            schemas[name] = (
-                pa.schema([schema.field(i) for i in _used(schema.names, table)])
-                .append(pa.field(RECORD, pa.int64()))
-                .append(pa.field(GROUP, pa.large_string()))
-            )
+    jobs = [
+        (name, p, table, folder, parts, keep, limits.spill_compression, k)
+        for name, (p, table) in sources.items()
+    ]
+    done = list((map_tables or map)(_spill_one, jobs))
+    spills = {name: spill for (name, *_), (spill, _s) in zip(jobs, done, strict=True)}
+    schemas = {name: schema for (name, *_), (_p, schema) in zip(jobs, done, strict=True)}
     return Spilled(sources, spills, schemas, parts, n_claims)
+
+
+def _spill_one(job: tuple) -> tuple[_Spill, pa.Schema]:
+    """One table spilled (spill_tabular); its spill closed and the schema of its spilled rows."""
+    name, p, table, folder, parts, keep, compression, k = job
+    spill = _Spill(folder, name, parts, keep, compression)
+    schemas: dict[str, pa.Schema] = {}
+    try:
+        _spill_table(p, table, spill, schemas, name, k)
+    except BaseException:
+        spill.abort()
+        raise
+    spill.close()
+    if name not in schemas:  # an empty table: its columns, no rows
+        schema = _file_schema(p)
+        schemas[name] = (
+            pa.schema([schema.field(i) for i in _used(schema.names, table)])
+            .append(pa.field(RECORD, pa.int64()))
+            .append(pa.field(GROUP, pa.large_string()))
+        )
+    return spill, schemas[name]
 
 
 def _spill_table(p: Path, table: Table, spill: _Spill, schemas: dict, name: str, k: int) -> None:
@@ -349,15 +373,34 @@ def tabular_batches(
 
 @contextlib.contextmanager
 def spilled_input(
-    src: Path, limits: Limits, spill_dir: Path | None = None, keep: bool = False
+    src: Path,
+    limits: Limits,
+    spill_dir: Path | None = None,
+    keep: bool = False,
+    map_tables: Callable | None = None,
 ) -> Iterator[Spilled]:
     """SRC spilled into partitions of whole claims (spill_tabular) inside a private (0700)
     temporary folder under ``spill_dir``, removed when the block ends; one partition is kept in
     memory instead (no folder) when the input makes only one. ``keep``: a partition can be taken
-    again until dropped (Spilled.drop)."""
+    again until dropped (Spilled.drop). ``map_tables``: as spill_tabular's, used only with more
+    than one partition."""
+    with spill_folder(spill_dir) as tmp:
+        folder = tmp if partitions(src, limits) > 1 else None
+        yield spill_tabular(src, limits, folder, keep, map_tables if folder else None)
+
+
+@contextlib.contextmanager
+def spill_folder(spill_dir: Path | None = None) -> Iterator[Path]:
+    """A private (0700) temporary folder for a spill under ``spill_dir`` (default: the system
+    temporary folder; never the dataset: the spill holds personal data), removed at the end."""
     with tempfile.TemporaryDirectory(prefix="claimradar-spill-", dir=spill_dir) as tmp:
-        k = max(1, -(-_rows_of_claims(src) // limits.chunk_claims))
-        yield spill_tabular(src, limits, Path(tmp) if k > SPILL_BATCHES else None, keep)
+        yield Path(tmp)
+
+
+def partitions(src: Path, limits: Limits) -> int:
+    """How many partitions (batches of whole claims) spill_tabular cuts SRC into."""
+    k = max(1, -(-_rows_of_claims(src) // limits.chunk_claims))
+    return -(-k // SPILL_BATCHES)
 
 
 def _rows_of_claims(src: Path) -> int:

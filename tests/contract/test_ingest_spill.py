@@ -58,6 +58,7 @@ def test_the_spill_is_private_outside_the_dataset_and_holds_only_contract_column
         return spilled
 
     monkeypatch.setattr(tabular, "spill_tabular", spy)
+    monkeypatch.setattr(sys.modules["contract.ingest"], "spill_tabular", spy)  # with workers
     out = tmp_path / "out"
     r = ingest(src, out, limits=Limits(chunk_claims=5), linkage_key=KEY)
     assert r.written["claims"] == 40
@@ -78,8 +79,8 @@ import sys, time
 import contract.ingest
 ing = sys.modules["contract.ingest"]  # (contract.ingest the name is also the function)
 real = ing.validate_batch
-def slow(*a, **k):
-    print("validating", flush=True)
+def slow(*a, **k):  # (run by the workers: one write each, whole lines in the pipe)
+    sys.stdout.write("validating\\n"); sys.stdout.flush()
     time.sleep(0.3)
     return real(*a, **k)
 ing.validate_batch = slow
