@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import shutil
 import subprocess
@@ -57,14 +58,33 @@ def reference_parse(folder: Path) -> int:
     return claims
 
 
-def _child(code: str, cwd: Path | None = None) -> dict:
+def _child(code: str, cwd: Path | None = None, tree: bool = False) -> dict:
     """Run code in a fresh interpreter (in CWD, by default this checkout: its code is imported);
-    return its JSON result plus the child's peak RSS."""
-    out = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True,
+    return its JSON result plus the child's peak RSS. ``tree``: also 'tree_mb', the peak of the
+    PSS summed over the child and its processes (ingest's workers), sampled from here every
+    0.1 s (each shared page counted once, split between the processes sharing it; sampled from
+    outside, so reading the kernel's page tables is not counted in the child's CPU)."""
+    import psutil
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         cwd=cwd or HERE.parent,
     )  # fmt: skip
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    peak = 0
+    if tree:
+        me = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            total = 0
+            for p in [me, *me.children(recursive=True)] if proc.poll() is None else []:
+                with contextlib.suppress(psutil.Error):
+                    total += p.memory_full_info().pss
+            peak = max(peak, total)
+            time.sleep(0.1)
+    out, err = proc.communicate()
+    if proc.returncode:
+        raise subprocess.CalledProcessError(proc.returncode, "child", out, err)
+    result = json.loads(out.strip().splitlines()[-1])
+    return {**result, "tree_mb": peak / 2**20} if tree else result
 
 
 # Appended to each child's code: its own peak RSS and its workers' (Linux reports KiB). Its own
@@ -80,9 +100,9 @@ PEAK = (
 def tabular_bench(work: Path, sizes: list[int], workers: list[int]) -> None:
     """Per size: the tabular input ingested in a fresh process with each number of WORKERS
     (partitions validated by that many processes), beside the peer (pyarrow's read of the same
-    tables into pandas). CPU seconds count the workers'; RSS is the main process's peak and the
-    peak of the sum over it and its workers (sampled; shared pages counted in each: an upper
-    bound of the machine's memory)."""
+    tables into pandas). CPU seconds count the workers'; RSS is the main process's peak, "all"
+    the peak of the PSS summed over it and its workers (_child's tree: the memory the ingest
+    holds on the machine)."""
     rows = []
     for n in sizes:
         src = work / f"tabular-{n}"
@@ -103,14 +123,15 @@ def tabular_bench(work: Path, sizes: list[int], workers: list[int]) -> None:
         for w in workers:
             ours = _child(
                 "import json, time; from pathlib import Path\n"
-                "from contract.ingest import Limits, ingest\n" + CPU + TREE + "_c0 = _cpu_now()\n"
+                "from contract.ingest import Limits, ingest\n" + CPU + "_c0 = _cpu_now()\n"
                 f"t = time.perf_counter(); r = ingest(Path({str(src)!r}),"
                 f" Path({str(work / f'tabular-out-{n}')!r}), limits=Limits(workers={w}),"
                 " linkage_key='bench-key')\n"
-                "_s = time.perf_counter() - t; _tree.stop = True; _tree.join()\n"
+                "_s = time.perf_counter() - t\n"
                 + PEAK
                 + "print(json.dumps({'s': _s, 'cpu': _cpu_now() - _c0, 'claims': r.read['claims'],"
-                " 'peak_rss_mb': _m, 'tree_mb': _tree.peak / 2**20}))"
+                " 'peak_rss_mb': _m}))",
+                tree=True,
             )
             rows.append((f"claimradar tabular ingest, {w} worker(s)", ours))
         rows.append(("pyarrow read to pandas (peer)", peer))
@@ -132,24 +153,6 @@ CPU = (
     "import resource as _r\n"
     "def _cpu_now(): return sum(getattr(_r.getrusage(w), a) for w in"
     " (_r.RUSAGE_SELF, _r.RUSAGE_CHILDREN) for a in ('ru_utime', 'ru_stime'))\n"
-)
-
-
-# Appended before a child's work: a thread sampling the summed RSS of the child and its
-# processes (ingest's workers) every 20 ms; _tree.peak is the largest sum seen.
-TREE = (
-    "import threading as _th, psutil as _ps\n"
-    "class _Tree(_th.Thread):\n"
-    "    peak, stop = 0, False\n"
-    "    def run(self):\n"
-    "        me = _ps.Process()\n"
-    "        while not self.stop:\n"
-    "            total = me.memory_info().rss\n"
-    "            for c in me.children(recursive=True):\n"
-    "                try: total += c.memory_info().rss\n"
-    "                except _ps.Error: pass\n"
-    "            self.peak = max(self.peak, total); time.sleep(0.02)\n"
-    "_tree = _Tree(daemon=True); _tree.start()\n"
 )
 
 

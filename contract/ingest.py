@@ -429,8 +429,10 @@ def _take_part(part: _Part, spilled: Spilled, run: _Run, limits: Limits) -> None
         rep.file_errors.extend(got.file_errors)
         rep.written.update(got.written)
         for name, path in part.files.items():
-            with pa.memory_map(str(path)) as mm:  # its pages stay mapped once the file is gone
-                run.writer(name).write_arrow(pa.ipc.open_file(mm).read_all())
+            with pa.memory_map(str(path)) as mm:
+                w = run.writer(name)
+                w.write_arrow(pa.ipc.open_file(mm).read_all())
+                w.flush()  # a partition's rows as row groups now: its file unmapped at once
         run.seen_claims.update(part.keys)
     finally:
         for path in part.files.values():

@@ -58,6 +58,9 @@ READ_ROWS = 65_536  # rows per record batch read from a table
 # SPILL_BUFFER_PIECES x READ_ROWS / 2 / partitions at a time (one record batch each), in the order
 # they were read.
 SPILL_BUFFER_PIECES = 8
+# ... and at most this many bytes of them (wide rows: 524,288 claims of 66 columns are ~360 MB,
+# which with tables spilled side by side by the workers took ingest past 2 GB at 1M claims).
+SPILL_BUFFER_BYTES = 160 * 2**20
 
 
 def _check_columns(names: list[str], path: Path, table: Table) -> None:
@@ -184,7 +187,8 @@ class _Spill:
         # slices held back per partition (SPILL_BUFFER_PIECES), and how many rows in all
         self.held: dict[int, list[pa.Table]] = {}
         self.held_rows: dict[int, int] = {}
-        self.holding = 0
+        self.held_bytes: dict[int, int] = {}
+        self.holding = self.holding_bytes = 0
         self.budget = SPILL_BUFFER_PIECES * READ_ROWS
 
     def add(self, part: int, t: pa.Table) -> None:
@@ -193,17 +197,24 @@ class _Spill:
             return
         self.held.setdefault(part, []).append(t)
         self.held_rows[part] = self.held_rows.get(part, 0) + t.num_rows
+        self.held_bytes[part] = self.held_bytes.get(part, 0) + t.nbytes
         self.holding += t.num_rows
-        if self.holding > self.budget:  # the largest out until half the budget is held
+        self.holding_bytes += t.nbytes
+        if self.holding > self.budget or self.holding_bytes > SPILL_BUFFER_BYTES:
+            # the largest out until half of each budget is held
             for q in sorted(self.held_rows, key=self.held_rows.__getitem__, reverse=True):
                 self._write(q)
-                if self.holding <= self.budget // 2:
+                if (
+                    self.holding <= self.budget // 2
+                    and self.holding_bytes <= SPILL_BUFFER_BYTES // 2
+                ):
                     break
 
     def _write(self, part: int) -> None:
         """A partition's held slices written as one record batch."""
         t = pa.concat_tables(self.held.pop(part)).combine_chunks()
         self.holding -= self.held_rows.pop(part)
+        self.holding_bytes -= self.held_bytes.pop(part)
         if part not in self.writers:
             opts = pa.ipc.IpcWriteOptions(compression=self.compression)
             path = self.folder / f"{self.name}-{part}.arrow"
@@ -226,7 +237,8 @@ class _Spill:
 
     def abort(self) -> None:
         """Close every writer after an error, keeping that error (not a later one of closing)."""
-        self.held, self.held_rows, self.holding = {}, {}, 0
+        self.held, self.held_rows, self.held_bytes = {}, {}, {}
+        self.holding = self.holding_bytes = 0
         for w in self.writers.values():
             with contextlib.suppress(Exception):  # the error being raised is the one to report
                 w.close()
