@@ -68,7 +68,9 @@ class Settings(BaseSettings):
     ingest_chunk_claims: int = Field(
         default=2_000, description="Claims held in memory before a chunk is written."
     )
-    ingest_workers: int = Field(default=2, description="Processes parsing envelope files.")
+    ingest_workers: int = Field(
+        default=2, description="Processes parsing envelope files or validating tabular partitions."
+    )
     spark_master: str = Field(
         default="local[*]",
         description="Spark master of the --engine spark commands: local[*] on one machine, a "

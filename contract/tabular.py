@@ -313,10 +313,24 @@ def spill_tabular(
         (name, p, table, folder, parts, keep, limits.spill_compression, k)
         for name, (p, table) in sources.items()
     ]
+    if map_tables is not None:  # the largest first: two workers end about together
+        jobs.sort(key=lambda job: _cells(job[1]), reverse=True)
     done = list((map_tables or map)(_spill_one, jobs))
-    spills = {name: spill for (name, *_), (spill, _s) in zip(jobs, done, strict=True)}
-    schemas = {name: schema for (name, *_), (_p, schema) in zip(jobs, done, strict=True)}
+    by_name = {job[0]: result for job, result in zip(jobs, done, strict=True)}
+    spills = {name: by_name[name][0] for name in sources}  # in the tables' order
+    schemas = {name: by_name[name][1] for name in sources}
     return Spilled(sources, spills, schemas, parts, n_claims)
+
+
+def _cells(path: Path) -> int:
+    """About how much work a table's spill is: rows x columns of a parquet file (its metadata),
+    else its size in bytes."""
+    if path.suffix == ".parquet" and path.is_file():
+        meta = pq.ParquetFile(path).metadata
+        return meta.num_rows * meta.num_columns
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.iterdir())
+    return path.stat().st_size
 
 
 def _spill_one(job: tuple) -> tuple[_Spill, pa.Schema]:
