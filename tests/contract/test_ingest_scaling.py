@@ -71,7 +71,7 @@ def _best(fn, repeats: int = 3) -> float:
 def test_tabular_ingest_per_claim_cost_is_flat_at_4x(tmp_path):
     n = 3_000
     small, big = _tabular(tmp_path / "small", n), _tabular(tmp_path / "big", 4 * n)
-    limits = Limits(chunk_claims=1_000)
+    limits = Limits(chunk_claims=1_000, workers=1)  # CPU of this process: no worker processes
     _cpu_seconds(small, tmp_path / "warm", limits, 1)  # imports, caches
     per_small = _cpu_seconds(small, tmp_path / "o1", limits, 3) / n
     per_big = _cpu_seconds(big, tmp_path / "o4", limits, 3) / (4 * n)
