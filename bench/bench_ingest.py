@@ -75,9 +75,10 @@ def _child(code: str, cwd: Path | None = None, tree: bool = False) -> dict:
         me = psutil.Process(proc.pid)
         while proc.poll() is None:
             total = 0
-            for p in [me, *me.children(recursive=True)] if proc.poll() is None else []:
-                with contextlib.suppress(psutil.Error):
-                    total += p.memory_full_info().pss
+            with contextlib.suppress(psutil.Error):  # the child ended while being read
+                for p in [me, *me.children(recursive=True)]:
+                    with contextlib.suppress(psutil.Error):  # a worker ended
+                        total += p.memory_full_info().pss
             peak = max(peak, total)
             time.sleep(0.1)
     out, err = proc.communicate()
