@@ -6,11 +6,12 @@ Every measured run is its own subprocess, so peak RSS is that run's alone. World
 once (12 months) and ingested under --keep (default a temp folder).
 
     .venv/bin/python bench/bench_features.py 250000 1000000 [--threads 2] [--keep DIR]
-        [--no-spark] [--no-pandas] [--memory-limit 3GB] [--tile 4]
+        [--no-spark] [--no-pandas] [--memory-limit 3GB] [--tile 4 [--spark-tiled]]
 
 `--tile K` adds a K-times larger world made of K copies of the largest one as K provinces
 (claims, people, cards, facilities and clinicians renamed per copy; same months), which is
-much quicker than simulating and ingesting it; only the DuckDB run is timed on it.
+much quicker than simulating and ingesting it; the DuckDB run is timed on it, and Spark local[2]
+with `--spark-tiled` (its own process; the whole plan written from the executors).
 """
 
 from __future__ import annotations
@@ -183,6 +184,9 @@ def main() -> None:
     ap.add_argument("--no-spark", action="store_true")
     ap.add_argument("--no-pandas", action="store_true")
     ap.add_argument("--tile", type=int, default=0, help="add K copies of the largest world")
+    ap.add_argument(
+        "--spark-tiled", action="store_true", help="with --tile: Spark local[2] on it too"
+    )
     a = ap.parse_args()
     root = a.keep or Path(tempfile.mkdtemp(prefix="bench-features-"))
     print(f"cpus={os.cpu_count()} threads={a.threads} memory_limit={a.memory_limit}")
@@ -218,6 +222,11 @@ def main() -> None:
                "duckdb_peak_gib": r["peak_rss_kib"] / 2**20}  # fmt: skip
         print(f"  duckdb all features {n * a.tile:,} (tiled): {r['seconds']:.1f} s, "
               f"peak {row['duckdb_peak_gib']:.2f} GiB")  # fmt: skip
+        if a.spark_tiled:
+            s = child(SPARK, w / "ds")
+            row |= {"spark_s": s["seconds"], "spark_startup_s": s["startup"]}
+            print(f"  spark local[2] all features {n * a.tile:,} (tiled): {s['seconds']:.1f} s "
+                  f"(+{s['startup']:.0f} s session start)")  # fmt: skip
         rows.append(row)
     print()
     print("| claims | DuckDB all features | claims/s | peak RSS | patient windows DuckDB | "
