@@ -27,17 +27,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from contract.batch import validate_batch
-from contract.ingest import (
-    IngestReport,
-    Limits,
-    Progress,
-    _Run,
-    batch_memory_pool,
-    commit,
-    ingest_side_tables,
-)
+from contract.ingest import Limits, Progress, batch_memory_pool, ingest_side_tables
 from contract.tabular import Spilled, is_tabular, spill_tabular
 from contract.validate import ContractError
+from contract.writer import IngestReport, _Run, commit
 
 TABLES = ("claims", "drug_lines", "service_lines", "rejections")
 

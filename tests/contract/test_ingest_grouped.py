@@ -84,9 +84,9 @@ def test_the_writer_gathers_frames_into_the_same_rows(tmp_path, monkeypatch):
     # Frames written one by one (one row group each, before) and gathered into row groups of
     # FLUSH_ROWS: the same rows and values, nulls of every type included, a frame whose column
     # is null everywhere among them.
-    from contract.ingest import REJECTIONS_SCHEMA, _Writer, arrow_schema
     from contract.schema import DRUG_LINES
     from contract.validate import check_table
+    from contract.writer import REJECTIONS_SCHEMA, _Writer, arrow_schema
 
     raw = pd.DataFrame([drug(f"K{i}", i) for i in range(7)])
     raw.loc[2, ["SO_LUONG", "NGAY_YL", "TEN_THUOC"]] = None

@@ -19,8 +19,9 @@ import pandas as pd
 from factories import claim, drug, service
 
 from contract.batch import validate_batch
-from contract.ingest import IngestReport, Limits, _Run, commit, ingest
+from contract.ingest import Limits, ingest
 from contract.validate import GROUP, RECORD, SOURCE
+from contract.writer import IngestReport, _Run, commit
 
 KEY = "scaling-test-key"
 LIMIT = 1.5
