@@ -148,11 +148,12 @@ TRUTH_FILES = ("truth.parquet", "truth_lines.parquet")
 def _ingest_tabular(
     src: Path, run: _Run, limits: Limits, progress: Progress | None, spill_dir: Path | None
 ) -> None:
-    workers = min(limits.workers, partitions(src, limits))
+    parts = partitions(src, limits)
+    workers = min(limits.workers, parts)
     if workers > 1:
         _pool_tabular(src, workers, run, limits, progress, spill_dir)
     else:
-        with spilled_input(src, limits, spill_dir) as spilled:
+        with spilled_input(src, limits, spill_dir, parts=parts) as spilled:
             done = 0
             for q in range(spilled.parts):
                 batch, n, total = spilled.batch(q)

@@ -404,14 +404,16 @@ def spilled_input(
     spill_dir: Path | None = None,
     keep: bool = False,
     map_tables: Callable | None = None,
+    parts: int | None = None,
 ) -> Iterator[Spilled]:
     """SRC spilled into partitions of whole claims (spill_tabular) inside a private (0700)
     temporary folder under ``spill_dir``, removed when the block ends; one partition is kept in
     memory instead (no folder) when the input makes only one. ``keep``: a partition can be taken
     again until dropped (Spilled.drop). ``map_tables``: as spill_tabular's, used only with more
-    than one partition."""
+    than one partition. ``parts``: partitions(src, limits) when the caller has it (a CSV input is
+    read to count its rows)."""
     with spill_folder(spill_dir) as tmp:
-        folder = tmp if partitions(src, limits) > 1 else None
+        folder = tmp if (partitions(src, limits) if parts is None else parts) > 1 else None
         yield spill_tabular(src, limits, folder, keep, map_tables if folder else None)
 
 
