@@ -14,7 +14,10 @@ import contextlib
 import gc
 import itertools
 import multiprocessing
+import os
 import shutil
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -240,7 +243,7 @@ def _pool_tabular(
     done = 0
     try:
         # the folder outlives the workers: on an error they stop before it is removed
-        with spill_folder(spill_dir) as folder, ProcessPoolExecutor(workers, ctx) as pool:
+        with spill_folder(spill_dir) as folder, _pool(workers, ctx) as pool:
             pending: deque = deque()
             try:
                 spilled = spill_tabular(src, limits, folder, True, pool.map)
@@ -264,6 +267,24 @@ def _pool_tabular(
                 raise
     finally:
         gc.unfreeze()
+
+
+def _pool(workers: int, ctx) -> ProcessPoolExecutor:
+    """Worker processes that end with their parent: killed (SIGKILL, the OOM killer) the parent
+    cannot stop them, and a forked worker holds its own end of the task queue's pipe, so it would
+    wait on it for ever."""
+    return ProcessPoolExecutor(workers, ctx, initializer=_end_with_parent, initargs=(os.getpid(),))
+
+
+def _end_with_parent(parent: int) -> None:
+    """In a worker: a daemon thread that ends the process when PARENT is gone (reparented)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="end-with-parent", daemon=True).start()
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
@@ -430,7 +451,7 @@ def _ingest_envelopes(src: Path, run: _Run, limits: Limits, progress: Progress |
 
 def _pool_jobs(jobs, workers, ctx, run: _Run, limits: Limits, progress, total: int) -> None:
     done = 0
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with _pool(workers, ctx) as pool:
         pending: deque = deque()
         queue = iter(jobs)
         for paths, size in itertools.islice(queue, 2 * workers):

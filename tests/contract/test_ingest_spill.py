@@ -5,6 +5,7 @@ a folder of parquet files whose column types differ is a clear ContractError."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import stat
@@ -121,6 +122,38 @@ def test_sigterm_during_cli_ingest_leaves_no_spill(tmp_path, seconds):
     assert proc.returncode == 128 + signal.SIGTERM
     assert not list(systmp.iterdir())
     assert not list((tmp_path / "out").rglob("*.arrow"))
+
+
+def test_workers_end_when_the_cli_is_killed(tmp_path):
+    """SIGKILL (the OOM killer) cannot be caught: the workers must not outlive their parent,
+    waiting for ever on the task queue (they did)."""
+    import psutil
+
+    src = _world(tmp_path / "src", n=200)
+    env = {**os.environ, "TMPDIR": str(tmp_path), "CLAIMRADAR_INGEST_CHUNK_CLAIMS": "1",
+           "SLOW_SECONDS": "120"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_CLI, str(src), str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "validating", proc.stderr.read()
+        workers = psutil.Process(proc.pid).children(recursive=True)
+        assert len(workers) == 2
+        proc.kill()
+        proc.wait(timeout=10)
+        _gone, alive = psutil.wait_procs(workers, timeout=15)
+        assert not alive, f"workers outlived the killed ingest: {alive}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for w in locals().get("workers", []):  # whatever happened, none is left behind
+            with contextlib.suppress(psutil.Error):
+                w.kill()
 
 
 class _TwiceContext:
