@@ -90,14 +90,10 @@ app(["ingest", sys.argv[1], "--out", sys.argv[2]])
 """
 
 
-@pytest.mark.parametrize("seconds", [0.3, 120.0])
-def test_sigterm_during_cli_ingest_leaves_no_spill(tmp_path, seconds):
-    """SIGTERM while workers validate partitions: the command exits at once (a worker in the
-    middle of a partition taking two minutes is stopped, not waited for) and the spill of
-    personal data is gone."""
+def _slow_cli_validating(tmp_path: Path, systmp: Path, seconds: float) -> subprocess.Popen:
+    """`claimradar ingest` of 200 claims in 8 partitions, each validation SECONDS long, started
+    and seen validating (a worker wrote its line); the spill under SYSTMP."""
     src = _world(tmp_path / "src", n=200)
-    systmp = tmp_path / "systmp"
-    systmp.mkdir()
     env = {
         **os.environ, "TMPDIR": str(systmp), "CLAIMRADAR_INGEST_CHUNK_CLAIMS": "1",
         "SLOW_SECONDS": str(seconds),
@@ -109,8 +105,22 @@ def test_sigterm_during_cli_ingest_leaves_no_spill(tmp_path, seconds):
         env=env,
         text=True,
     )
+    line = proc.stdout.readline().strip()
+    if line != "validating":
+        proc.kill()
+        raise AssertionError(f"{line!r}: {proc.communicate()[1]}")
+    return proc
+
+
+@pytest.mark.parametrize("seconds", [0.3, 120.0])
+def test_sigterm_during_cli_ingest_leaves_no_spill(tmp_path, seconds):
+    """SIGTERM while workers validate partitions: the command exits at once (a worker in the
+    middle of a partition taking two minutes is stopped, not waited for) and the spill of
+    personal data is gone."""
+    systmp = tmp_path / "systmp"
+    systmp.mkdir()
+    proc = _slow_cli_validating(tmp_path, systmp, seconds)
     try:
-        assert proc.stdout.readline().strip() == "validating", proc.stderr.read()
         # spilled (to the private folder) while the batches are validated
         assert list(systmp.rglob("*.arrow")) + list((tmp_path / "out").rglob("*.arrow"))
         proc.send_signal(signal.SIGTERM)
@@ -129,18 +139,8 @@ def test_workers_end_when_the_cli_is_killed(tmp_path):
     waiting for ever on the task queue (they did)."""
     import psutil
 
-    src = _world(tmp_path / "src", n=200)
-    env = {**os.environ, "TMPDIR": str(tmp_path), "CLAIMRADAR_INGEST_CHUNK_CLAIMS": "1",
-           "SLOW_SECONDS": "120"}  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SLOW_CLI, str(src), str(tmp_path / "out")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
+    proc = _slow_cli_validating(tmp_path, tmp_path, 120.0)
     try:
-        assert proc.stdout.readline().strip() == "validating", proc.stderr.read()
         workers = psutil.Process(proc.pid).children(recursive=True)
         assert len(workers) == 2
         proc.kill()
