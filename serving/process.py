@@ -62,7 +62,23 @@ def start(
 ) -> Service:
     """`claimradar keys create KEY_NAME`, then `claimradar serve` with CLAIMRADAR_* settings from
     env (on top of this process's environment); returns once /readyz answers 200. demo: pass
-    `--demo` (the public development linkage key is allowed: demo and test data)."""
+    `--demo` (the public development linkage key is allowed: demo and test data). Without a
+    PORT a free one is chosen, and chosen again if the server finds it taken at start (another
+    process, or the server's own control socket, took it between the check and the bind)."""
+    for attempt in range(3):
+        try:
+            return _start(env, log, port, key_name, workers, bento, demo, timeout)
+        except PortTaken:
+            if port is not None or attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+class PortTaken(RuntimeError):
+    """The server exited at start: its port (or its control socket's) was in use."""
+
+
+def _start(env, log, port, key_name, workers, bento, demo, timeout) -> Service:
     full = {**os.environ, **env}
     cli = [sys.executable, "-m", "claimradar.cli"]
     made = subprocess.run(
@@ -94,7 +110,9 @@ def start(
     try:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"the service exited:\n{log.read_text()[-4000:]}")
+                text = log.read_text()[-4000:]
+                error = PortTaken if "Address already in use" in text else RuntimeError
+                raise error(f"the service exited:\n{text}")
             try:
                 if httpx.get(f"{svc.url}/readyz", timeout=2).status_code == 200:
                     return svc
