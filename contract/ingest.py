@@ -16,6 +16,7 @@ import itertools
 import multiprocessing
 import os
 import shutil
+import signal
 import threading
 import time
 from collections import deque
@@ -41,6 +42,7 @@ from contract.batch import (
 )
 from contract.file_batches import Taken, file_batches, job_batches
 from contract.limits import Limits
+from contract.ordered_input import Layout, OrderedInput, ordered_layout
 from contract.schema import (
     FACILITIES,
     LABELS,
@@ -55,6 +57,7 @@ from contract.tabular import (
     spill_tabular,
     spilled_input,
     table_source,
+    tabular_sources,
 )
 from contract.validate import (
     GROUP,
@@ -153,18 +156,30 @@ def _ingest_tabular(
 ) -> None:
     parts = partitions(src, limits)
     workers = min(limits.workers, parts)
+    layout = ordered_layout(tabular_sources(src), parts)
     if workers > 1:
-        _pool_tabular(src, workers, run, limits, progress, spill_dir)
+        _pool_tabular(src, workers, run, limits, progress, spill_dir, layout)
     else:
-        with spilled_input(src, limits, spill_dir, parts=parts) as spilled:
+        with contextlib.ExitStack() as stack:
+            if layout is not None:  # read partition by partition, nothing spilled
+                feed = OrderedInput(tabular_sources(src), layout, None)
+                spilled, fill = feed.spilled, feed.fill
+            else:
+                spilled = stack.enter_context(spilled_input(src, limits, spill_dir, parts=parts))
+                fill = _spilled_already
             done = 0
             for q in range(spilled.parts):
+                fill(q)
                 batch, n, total = spilled.batch(q)
                 commit(validate_batch(batch, limits, run.linkage_key), run)
                 done += n
                 if progress:
                     progress(done, total)
     ingest_side_tables(src, run, limits)
+
+
+def _spilled_already(q: int) -> None:
+    """A spilled input's partitions are all on disk before the first is taken."""
 
 
 @dataclass
@@ -232,11 +247,14 @@ def _pool_tabular(
     limits: Limits,
     progress: Progress | None,
     spill_dir: Path | None,
+    layout: Layout | None = None,
 ) -> None:
-    """Tabular ingest on worker processes: the three tables spilled side by side, then the
-    partitions validated and committed by the workers and written here in partition order: the
-    tables and the rejection report are one process's, row for row (_take_part). At most
-    `workers` partitions are out at once: memory is bounded by a few partitions (~50,000 claims
+    """Tabular ingest on worker processes: the partitions validated and committed by the workers
+    and written here in partition order: the tables and the rejection report are one process's,
+    row for row (_take_part). An input in claim order (LAYOUT, contract.ordered_input) is read
+    here a partition at a time while the workers validate the ones before; any other is first
+    spilled whole, its three tables side by side by the workers. At most `workers` partitions
+    (one more read ahead) are out at once: memory is bounded by a few partitions (~50,000 claims
     each), not by the input."""
     ctx = multiprocessing.get_context("fork")  # the spill's files are read by the workers
     gc.freeze()
@@ -246,16 +264,26 @@ def _pool_tabular(
         with spill_folder(spill_dir) as folder, _pool(workers, ctx) as pool:
             pending: deque = deque()
             try:
-                spilled = spill_tabular(src, limits, folder, True, pool.map)
+                if layout is None:
+                    spilled = spill_tabular(src, limits, folder, True, pool.map)
+                    fill, ahead = _spilled_already, 0
+                else:
+                    feed = OrderedInput(tabular_sources(src), layout, folder)
+                    spilled, fill, ahead = feed.spilled, feed.fill, 1
                 parts = iter(range(spilled.parts))
-                args = lambda q: (spilled, q, limits, run.linkage_key)  # noqa: E731
-                for q in itertools.islice(parts, workers):
-                    pending.append(pool.submit(_partition_job, args(q)))
+
+                def submit(q: int) -> None:
+                    fill(q)
+                    job = (spilled, q, limits, run.linkage_key)
+                    pending.append(pool.submit(_partition_job, job))
+
+                for q in itertools.islice(parts, workers + ahead):
+                    submit(q)
                 while pending:
                     part = pending.popleft().result()
                     q = next(parts, None)  # the next one starts before this one is written
                     if q is not None:
-                        pending.append(pool.submit(_partition_job, args(q)))
+                        submit(q)
                     _take_part(part, spilled, run, limits)
                     spilled.drop(part.q)
                     done += part.claims
@@ -277,7 +305,10 @@ def _pool(workers: int, ctx) -> ProcessPoolExecutor:
 
 
 def _end_with_parent(parent: int) -> None:
-    """In a worker: a daemon thread that ends the process when PARENT is gone (reparented)."""
+    """In a worker: SIGTERM ends it (a forked worker inherits the CLI's handler, which raises:
+    the pool caught that as the task's error and the worker went on to its next task, minutes
+    long), and a daemon thread ends the process when PARENT is gone (reparented)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -454,19 +485,23 @@ def _pool_jobs(jobs, workers, ctx, run: _Run, limits: Limits, progress, total: i
     with _pool(workers, ctx) as pool:
         pending: deque = deque()
         queue = iter(jobs)
-        for paths, size in itertools.islice(queue, 2 * workers):
-            pending.append((pool.submit(_files_job, (paths, limits, run.linkage_key)), size))
-        while pending:
-            future, size = pending.popleft()
-            for result in future.result():
-                commit(result, run)
-            done += size
-            if progress:
-                progress(done, total)
-            nxt = next(queue, None)
-            if nxt is not None:
-                job = pool.submit(_files_job, (nxt[0], limits, run.linkage_key))
-                pending.append((job, nxt[1]))
+        try:
+            for paths, size in itertools.islice(queue, 2 * workers):
+                pending.append((pool.submit(_files_job, (paths, limits, run.linkage_key)), size))
+            while pending:
+                future, size = pending.popleft()
+                for result in future.result():
+                    commit(result, run)
+                done += size
+                if progress:
+                    progress(done, total)
+                nxt = next(queue, None)
+                if nxt is not None:
+                    job = pool.submit(_files_job, (nxt[0], limits, run.linkage_key))
+                    pending.append((job, nxt[1]))
+        except BaseException:  # SIGTERM, an error: the workers stopped, not waited for
+            _stop_workers(pool)
+            raise
 
 
 def load_dataset(folder: Path) -> dict[str, pd.DataFrame]:

@@ -141,13 +141,30 @@ def _rows(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
+MISSING_KEY = "(missing MA_LK)"
+
+
 def _groups(piece: pa.Table) -> pd.Series:
     """The GROUP of each row: its MA_LK as text (as read_tabular_file's frame gives it)."""
     names = [str(c).strip().upper() for c in piece.column_names]
     if "MA_LK" not in names:
-        return pd.Series(["(missing MA_LK)"] * len(piece), dtype="str")
+        return pd.Series([MISSING_KEY] * len(piece), dtype="str")
     col = piece.column(names.index("MA_LK")).to_pandas()
-    return as_text(col).fillna("(missing MA_LK)")
+    return as_text(col).fillna(MISSING_KEY)
+
+
+def key_groups(piece: pa.Table) -> pa.Array:
+    """_groups as one large_string array; a text MA_LK column in Arrow's kernels (the same ones
+    pandas' "str" strip and comparison run: ~10x quicker than the round trip through pandas,
+    tests/contract/test_ingest_ordered.py holds them equal)."""
+    names = [str(c).strip().upper() for c in piece.column_names]
+    if "MA_LK" in names:
+        col = piece.column(names.index("MA_LK"))
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            x = pc.utf8_trim_whitespace(col.combine_chunks())
+            x = pc.if_else(pc.equal(x, ""), pa.scalar(None, x.type), x)
+            return x.fill_null(MISSING_KEY).cast(pa.large_string())
+    return arrow_text(_groups(piece))
 
 
 def _bucket(groups: pa.Array, k: int) -> np.ndarray:
@@ -283,6 +300,21 @@ class Spilled:
                 (spill.folder / f"{spill.name}-{q}.arrow").unlink(missing_ok=True)
 
 
+def tabular_sources(src: Path) -> dict[str, tuple[Path, Table]]:
+    """The claim, drug-line and service-line tables of SRC (file, table), checked for their
+    required columns; the claims table must be there."""
+    sources: dict[str, tuple[Path, Table]] = {}
+    for stem, table in (("xml1", CLAIMS), ("xml2", DRUG_LINES), ("xml3", SERVICE_LINES)):
+        p = table_source(src, stem)
+        if p is None:
+            if stem == "xml1":
+                raise ContractError(f"{src}: no xml1.parquet or xml1.csv (the claim summaries)")
+            continue
+        _check_columns(_file_schema(p).names, p, table)
+        sources[table.name] = (p, table)
+    return sources
+
+
 def spill_tabular(
     src: Path,
     limits: Limits,
@@ -295,15 +327,7 @@ def spill_tabular(
     the columns the contract reads are spilled. ``keep``: a partition can be taken again (Spark
     task retries); FOLDER is then the caller's to remove. ``map_tables``: how the three tables'
     spills are run, e.g. a process pool's ``map`` (they are independent; needs FOLDER)."""
-    sources: dict[str, tuple[Path, Table]] = {}
-    for stem, table in (("xml1", CLAIMS), ("xml2", DRUG_LINES), ("xml3", SERVICE_LINES)):
-        p = table_source(src, stem)
-        if p is None:
-            if stem == "xml1":
-                raise ContractError(f"{src}: no xml1.parquet or xml1.csv (the claim summaries)")
-            continue
-        _check_columns(_file_schema(p).names, p, table)
-        sources[table.name] = (p, table)
+    sources = tabular_sources(src)
     n_claims = _rows(sources["claims"][0])
     k = max(1, -(-n_claims // limits.chunk_claims))
     parts = -(-k // SPILL_BATCHES)
@@ -345,20 +369,16 @@ def _spill_one(job: tuple) -> tuple[_Spill, pa.Schema]:
         raise
     spill.close()
     if name not in schemas:  # an empty table: its columns, no rows
-        schema = _file_schema(p)
-        schemas[name] = (
-            pa.schema([schema.field(i) for i in _used(schema.names, table)])
-            .append(pa.field(RECORD, pa.int64()))
-            .append(pa.field(GROUP, pa.large_string()))
-        )
+        schemas[name] = spilled_schema(p, table)
     return spill, schemas[name]
 
 
-def _spill_table(p: Path, table: Table, spill: _Spill, schemas: dict, name: str, k: int) -> None:
-    parts = spill.parts
-    record = 2 if p.suffix == ".csv" else 0  # CSV: the line number in the file
+def prepared_pieces(p: Path, table: Table) -> Iterator[tuple[pa.Table, pa.Array]]:
+    """The pieces of a table file as spilled: the columns the contract reads, RECORD (the row's
+    number; CSV: its line number in the file) and GROUP (its MA_LK as text); and that GROUP."""
+    record = 2 if p.suffix == ".csv" else 0
     for piece in _read_pieces(p):
-        groups = arrow_text(_groups(piece))
+        groups = key_groups(piece)
         n = len(piece)
         piece = (
             piece.select(_used(piece.column_names, table))
@@ -366,6 +386,22 @@ def _spill_table(p: Path, table: Table, spill: _Spill, schemas: dict, name: str,
             .append_column(GROUP, groups)
         )
         record += n
+        yield piece, groups
+
+
+def spilled_schema(p: Path, table: Table) -> pa.Schema:
+    """The schema of a table's spilled rows (prepared_pieces) from its file's columns."""
+    schema = _file_schema(p)
+    return (
+        pa.schema([schema.field(i) for i in _used(schema.names, table)])
+        .append(pa.field(RECORD, pa.int64()))
+        .append(pa.field(GROUP, pa.large_string()))
+    )
+
+
+def _spill_table(p: Path, table: Table, spill: _Spill, schemas: dict, name: str, k: int) -> None:
+    parts = spill.parts
+    for piece, groups in prepared_pieces(p, table):
         schemas[name] = piece.schema
         if parts == 1:
             spill.add(0, piece)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pytest
-from factories import claim, drug, service, write_tabular
+from factories import claim, dossier, drug, raw_envelope, service, write_tabular
 
 import contract.tabular as tabular
 from contract.ingest import Limits, ingest, load_dataset
@@ -37,29 +37,49 @@ def _world(root: Path, n: int = 40) -> Path:
     )
 
 
+@pytest.mark.parametrize("path", ["spill", "ordered"])
 def test_the_spill_is_private_outside_the_dataset_and_holds_only_contract_columns(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, path
 ):
+    """Both ways a large input is cut into partitions write them to the private folder: the spill
+    by key hash, and an input in claim order read partition by partition (contract.ordered_input;
+    this world is in claim order)."""
+    from contract import ordered_input
+
     src = _world(tmp_path / "src")
     systmp = tmp_path / "systmp"
     systmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(systmp))  # the system temporary folder
     monkeypatch.setattr(tabular, "SPILL_BATCHES", 2)  # 4 partitions spilled to disk
     seen: list[tuple[Path, int, set[str]]] = []
-    real = tabular.spill_tabular
 
-    def spy(src, limits, folder, *a, **k):
-        spilled = real(src, limits, folder, *a, **k)
-        files = sorted(folder.glob("*.arrow"))
+    def look(folder: Path) -> None:
         columns: set[str] = set()
-        for f in files:
+        for f in sorted(folder.glob("*.arrow")):
             with pa.memory_map(str(f)) as mm:
                 columns |= set(pa.ipc.open_file(mm).schema.names)
         seen.append((folder, stat.S_IMODE(folder.stat().st_mode), columns))
-        return spilled
 
-    monkeypatch.setattr(tabular, "spill_tabular", spy)
-    monkeypatch.setattr(sys.modules["contract.ingest"], "spill_tabular", spy)  # with workers
+    if path == "spill":
+        real = tabular.spill_tabular
+        monkeypatch.setattr(sys.modules["contract.ingest"], "ordered_layout", lambda *a: None)
+
+        def spy(src, limits, folder, *a, **k):
+            spilled = real(src, limits, folder, *a, **k)
+            look(folder)
+            return spilled
+
+        monkeypatch.setattr(tabular, "spill_tabular", spy)
+        monkeypatch.setattr(sys.modules["contract.ingest"], "spill_tabular", spy)  # with workers
+    else:
+        fill = ordered_input.OrderedInput.fill
+
+        def spy_fill(self, q):
+            fill(self, q)
+            if q == 0:
+                look(self.spilled.folder)
+
+        monkeypatch.setattr(ordered_input.OrderedInput, "fill", spy_fill)
     out = tmp_path / "out"
     r = ingest(src, out, limits=Limits(chunk_claims=5), linkage_key=KEY)
     assert r.written["claims"] == 40
@@ -79,24 +99,28 @@ _SLOW_CLI = """
 import os, sys, time
 import contract.ingest
 ing = sys.modules["contract.ingest"]  # (contract.ingest the name is also the function)
-real = ing.validate_batch
+target = os.environ.get("SLOW_TARGET", "validate_batch")  # _files_job: XML envelopes
+real = getattr(ing, target)
 def slow(*a, **k):  # (run by the workers: one write each, whole lines in the pipe)
     sys.stdout.write("validating\\n"); sys.stdout.flush()
     time.sleep(float(os.environ.get("SLOW_SECONDS", "0.3")))
     return real(*a, **k)
-ing.validate_batch = slow
+setattr(ing, target, slow)
+ing.JOB_BYTES = 1  # XML: a job per envelope file
 from claimradar.cli import app
 app(["ingest", sys.argv[1], "--out", sys.argv[2]])
 """
 
 
-def _slow_cli_validating(tmp_path: Path, systmp: Path, seconds: float) -> subprocess.Popen:
-    """`claimradar ingest` of 200 claims in 8 partitions, each validation SECONDS long, started
-    and seen validating (a worker wrote its line); the spill under SYSTMP."""
-    src = _world(tmp_path / "src", n=200)
+def _slow_cli_validating(
+    tmp_path: Path, systmp: Path, seconds: float, xml: bool = False
+) -> subprocess.Popen:
+    """`claimradar ingest` of 200 claims in 8 partitions (XML: 8 envelope files), each validation
+    SECONDS long, started and seen validating (a worker wrote its line); the spill under SYSTMP."""
+    src = _world(tmp_path / "src", n=200) if not xml else _envelopes(tmp_path / "src", 8)
     env = {
         **os.environ, "TMPDIR": str(systmp), "CLAIMRADAR_INGEST_CHUNK_CLAIMS": "1",
-        "SLOW_SECONDS": str(seconds),
+        "SLOW_SECONDS": str(seconds), "SLOW_TARGET": "_files_job" if xml else "validate_batch",
     }  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-c", _SLOW_CLI, str(src), str(tmp_path / "out")],
@@ -132,6 +156,27 @@ def test_sigterm_during_cli_ingest_leaves_no_spill(tmp_path, seconds):
     assert proc.returncode == 128 + signal.SIGTERM
     assert not list(systmp.iterdir())
     assert not list((tmp_path / "out").rglob("*.arrow"))
+
+
+def _envelopes(folder: Path, n: int) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(n):
+        (folder / f"env{i}.xml").write_bytes(raw_envelope([dossier(f"X{i:03d}")]))
+    return folder
+
+
+def test_sigterm_during_cli_xml_ingest_stops_its_workers_at_once(tmp_path):
+    """The XML workers too are stopped on SIGTERM, not waited for (a job of 48 MB of envelopes
+    takes ~10 s; here two minutes)."""
+    proc = _slow_cli_validating(tmp_path, tmp_path, 120.0, xml=True)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)  # fails before: the workers' jobs were waited for
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + signal.SIGTERM
 
 
 def test_workers_end_when_the_cli_is_killed(tmp_path):
@@ -178,6 +223,10 @@ class _TwiceSpark:
     sparkContext = _TwiceContext()
 
 
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(list(df.columns), kind="stable").reset_index(drop=True)
+
+
 def test_a_spark_task_run_again_takes_its_partition_again(tmp_path, monkeypatch):
     from contract.spark_ingest import ingest_spark
 
@@ -188,8 +237,8 @@ def test_a_spark_task_run_again_takes_its_partition_again(tmp_path, monkeypatch)
     ingest(src, tmp_path / "embedded", limits=limits, linkage_key=KEY)
     assert r.written["claims"] == 40
     a, b = load_dataset(tmp_path / "embedded"), load_dataset(tmp_path / "spark")
-    for name in ("claims", "drug_lines", "service_lines"):
-        pd.testing.assert_frame_equal(a[name], b[name], obj=name)
+    for name in ("claims", "drug_lines", "service_lines"):  # (embedded: in the file's order)
+        pd.testing.assert_frame_equal(_sorted(a[name]), _sorted(b[name]), obj=name)
     # the embedded engine still frees each partition's file once read
     spilled = tabular.spill_tabular(src, limits, tmp_path / "spill")
     spilled.batch(0)
