@@ -98,7 +98,9 @@ PEAK = (
 )
 
 
-def tabular_bench(work: Path, sizes: list[int], workers: list[int]) -> None:
+def tabular_bench(
+    work: Path, sizes: list[int], workers: list[int], chunk: int = 2_000, paths=("ordered",)
+) -> None:
     """Per size: the tabular input ingested in a fresh process with each number of WORKERS
     (partitions validated by that many processes), beside the peer (pyarrow's read of the same
     tables into pandas). CPU seconds count the workers'; RSS is the main process's peak, "all"
@@ -121,12 +123,13 @@ def tabular_bench(work: Path, sizes: list[int], workers: list[int]) -> None:
             + "print(json.dumps({'s': time.perf_counter() - t, 'cpu': time.process_time() - c,"
             " 'claims': n, 'peak_rss_mb': _m}))"
         )
-        for w in workers:
+        for w, path in [(w, p) for w in workers for p in paths]:
             ours = _child(
                 "import json, time; from pathlib import Path\n"
                 "from contract.ingest import Limits, ingest\n" + CPU + "_c0 = _cpu_now()\n"
                 f"t = time.perf_counter(); r = ingest(Path({str(src)!r}),"
-                f" Path({str(work / f'tabular-out-{n}')!r}), limits=Limits(workers={w}),"
+                f" Path({str(work / f'tabular-out-{n}')!r}), limits=Limits(workers={w},"
+                f" chunk_claims={chunk}, ordered_input={path == 'ordered'}),"
                 " linkage_key='bench-key')\n"
                 "_s = time.perf_counter() - t\n"
                 + PEAK
@@ -134,7 +137,8 @@ def tabular_bench(work: Path, sizes: list[int], workers: list[int]) -> None:
                 " 'peak_rss_mb': _m}))",
                 tree=True,
             )
-            rows.append((f"claimradar tabular ingest, {w} worker(s)", ours))
+            label = "" if path == "ordered" else ", spilled"
+            rows.append((f"claimradar tabular, {w} worker(s){label}", ours))
         rows.append(("pyarrow read to pandas (peer)", peer))
     print(f"\n{'tabular':38} {'claims':>9} {'wall s':>7} {'cpu s':>7} {'claims/s':>9} "
           f"{'per cpu s':>9} {'RSS MB':>7} {'all MB':>7}")  # fmt: skip
@@ -233,6 +237,15 @@ def main() -> None:
         help="with --tabular: comma-separated worker counts, each measured, e.g. 1,2",
     )
     ap.add_argument(
+        "--tabular-paths",
+        default="ordered",
+        help="with --tabular: ordered (an input in claim order read as it is, the default) "
+        "and/or spill (every input spilled by key hash: Limits.ordered_input=False)",
+    )
+    ap.add_argument(
+        "--chunk-claims", type=int, default=2_000, help="with --tabular: Limits.chunk_claims"
+    )
+    ap.add_argument(
         "--xml",
         default="",
         help="comma-separated sizes (claims) of an XML sweep, e.g. 100000,1000000 (about 23 KB of"
@@ -256,7 +269,9 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     if args.tabular:
         sizes = [int(x) for x in args.tabular.split(",")]
-        tabular_bench(work, sizes, [int(x) for x in args.tabular_workers.split(",")])
+        workers = [int(x) for x in args.tabular_workers.split(",")]
+        paths = args.tabular_paths.split(",")
+        tabular_bench(work, sizes, workers, args.chunk_claims, paths)
     if args.xml:
         sizes = [int(x) for x in args.xml.split(",")]
         xml_bench(work, sizes, args.workers, against=args.against, repeat=args.repeat)

@@ -156,7 +156,9 @@ def _ingest_tabular(
 ) -> None:
     parts = partitions(src, limits)
     workers = min(limits.workers, parts)
-    layout = ordered_layout(tabular_sources(src), parts)
+    layout = None
+    if limits.ordered_input:
+        layout = _layout_apart(tabular_sources(src), parts * ORDERED_SPLIT)
     if workers > 1:
         _pool_tabular(src, workers, run, limits, progress, spill_dir, layout)
     else:
@@ -176,6 +178,28 @@ def _ingest_tabular(
                 if progress:
                     progress(done, total)
     ingest_side_tables(src, run, limits)
+
+
+# An input in claim order is cut into partitions this many times smaller than the spill's (~25,000
+# claims): the reader of its three tables runs beside the workers in this process, and smaller
+# partitions keep the workers' share of memory down (4M claims, 2 workers: all processes' peak
+# 2.5 GB with partitions of 50,000 claims, 1.9 GB with 25,000; bench/bench_ingest.py
+# --chunk-claims), for no measurable CPU.
+ORDERED_SPLIT = 2
+
+
+def _layout_apart(sources: dict, parts: int) -> Layout | None:
+    """ordered_layout in a process of its own: its key columns (~750 MB at 4M claims) are given
+    back to the system when it ends, instead of staying in this process's allocator (and in
+    every worker forked from it) for the whole ingest."""
+    if parts <= 1:
+        return None
+    with _pool(1, multiprocessing.get_context("fork")) as pool:
+        try:
+            return pool.submit(ordered_layout, sources, parts).result()
+        except BaseException:
+            _stop_workers(pool)
+            raise
 
 
 def _spilled_already(q: int) -> None:
@@ -234,7 +258,8 @@ def _take_part(part: _Part, spilled: Spilled, run: _Run, limits: Limits) -> None
                 w = run.writer(name)
                 w.write_arrow(pa.ipc.open_file(mm).read_all())
                 w.flush()  # a partition's rows as row groups now: its file unmapped at once
-        run.seen_claims.update(part.keys)
+        if not spilled.ordered:  # (in claim order, no key is in two partitions: not kept)
+            run.seen_claims.update(part.keys)
     finally:
         for path in part.files.values():
             path.unlink(missing_ok=True)

@@ -18,3 +18,6 @@ class Limits:
     # about the input's size in Arrow, ~2.7 GB per million claims, and the spill costs the least
     # CPU), or "lz4" / "zstd" (about a third of the disk for ~25% more ingest CPU).
     spill_compression: str | None = None
+    # A tabular input already in claim order is cut into partitions as it is read, with no spill
+    # (contract.ordered_input); False: every tabular input is spilled by claim-key hash.
+    ordered_input: bool = True

@@ -284,6 +284,7 @@ class Spilled:
     schemas: dict[str, pa.Schema]
     parts: int
     n_claims: int
+    ordered: bool = False  # partitions of consecutive claims (contract.ordered_input)
 
     def batch(self, q: int) -> tuple[dict[str, pd.DataFrame], int, int]:
         return _partition_batch(self.spills, self.schemas, self.sources, q, self.n_claims)

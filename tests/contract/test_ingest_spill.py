@@ -62,7 +62,7 @@ def test_the_spill_is_private_outside_the_dataset_and_holds_only_contract_column
 
     if path == "spill":
         real = tabular.spill_tabular
-        monkeypatch.setattr(sys.modules["contract.ingest"], "ordered_layout", lambda *a: None)
+        monkeypatch.setattr(sys.modules["contract.ingest"], "_layout_apart", lambda *a: None)
 
         def spy(src, limits, folder, *a, **k):
             spilled = real(src, limits, folder, *a, **k)
