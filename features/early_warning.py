@@ -109,6 +109,10 @@ def claim_cells(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     icd = c["primary_icd"].astype("string").fillna("").str.upper().str[:1]
     out["cell"] = (icd + "|" + c["visit_type"].astype("string").fillna("")).to_numpy()
     out["log_cost"] = np.log(np.clip(out["cost"].to_numpy(), 1.0, None))
+    # each claim as a cell sum of one claim (cell_sums): the statistics read only these sums
+    out["n"] = 1
+    out["s"], out["ls"] = out["cost"], out["log_cost"]
+    out["ls2"] = out["log_cost"] ** 2
     level = name = None
     if fac is not None and len(fac):
         f = fac.drop_duplicates("facility_id").set_index("facility_id")
@@ -119,6 +123,33 @@ def claim_cells(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     out["facility_level"] = level.fillna("U")
     out["facility_name"] = name if name is not None else ""
     return out
+
+
+SUMS = ["n", "s", "ls", "ls2"]  # claims, their cost, log cost and squared log cost, summed
+CELL_KEYS = ["facility_id", "month", "cell"]
+PRICE_KEYS = ["facility_id", "month", "item", "price"]
+
+
+def cell_sums(cells: pd.DataFrame) -> pd.DataFrame:
+    """claim_cells summed per facility, month and cell (with the facility's level and name): all
+    the warning's statistics read (means and variances of cost and log cost per cell, cost per
+    visit, the control chart), so a period's claims reach it as one row per facility-month-cell
+    (the Spark engine sums them on its executors, features.early_warning_spark)."""
+    if cells.empty:
+        return cells[[*CELL_KEYS, *SUMS, "facility_level", "facility_name"]].copy()
+    g = cells.groupby(CELL_KEYS, sort=False)
+    out = g[SUMS].sum()
+    out[["facility_level", "facility_name"]] = g[["facility_level", "facility_name"]].first()
+    return out.reset_index()
+
+
+def price_sums(lines: pd.DataFrame) -> pd.DataFrame:
+    """_line_prices summed per facility, month, item and unit price: lines `w` and quantity
+    `qty` (the price effect's medians are weighted by `w`)."""
+    if lines.empty:
+        return pd.DataFrame({c: [] for c in [*PRICE_KEYS, "w", "qty"]})
+    g = lines.groupby(PRICE_KEYS, sort=False)
+    return g["qty"].agg(w="size", qty="sum").reset_index()
 
 
 def _line_prices(tables: dict[str, pd.DataFrame], cells: pd.DataFrame) -> pd.DataFrame:
@@ -151,23 +182,46 @@ def _line_prices(tables: dict[str, pd.DataFrame], cells: pd.DataFrame) -> pd.Dat
 
 def _price_effect(lines: pd.DataFrame, m: int, gap: int = 0) -> pd.Series:
     """Per facility: this month's lines at their price minus at the facility's baseline price of
-    the same item (items without a baseline price count as unchanged)."""
+    the same item, the median of its baseline lines (items without one count as unchanged).
+    LINES: price_sums."""
     cur = lines[lines["month"] == m]
     base = lines[(lines["month"] >= m - gap - TREND_MONTHS) & (lines["month"] < m - gap)]
     if cur.empty or base.empty:
         return pd.Series(dtype="float64")
-    ref = base.groupby(["facility_id", "item"])["price"].median().rename("ref")
+    ref = _weighted_median(base, ["facility_id", "item"], "price", "w").rename("ref")
     x = cur.join(ref, on=["facility_id", "item"])
     diff = (x["price"] - x["ref"]).fillna(0.0) * x["qty"]
     return diff.groupby(x["facility_id"]).sum()
 
 
+def _weighted_median(rows: pd.DataFrame, keys: list[str], value: str, weight: str) -> pd.Series:
+    """Per group of KEYS: the median of VALUE over the rows each repeated WEIGHT times (pandas'
+    median of the repeated rows: the mean of the two middle values of an even count)."""
+    r = rows.sort_values([*keys, value], kind="stable")
+    g = r.groupby(keys, sort=False)[weight]
+    end = g.cumsum().to_numpy()
+    start = end - r[weight].to_numpy()
+    total = g.transform("sum").to_numpy()
+
+    def at(k: np.ndarray) -> pd.Series:  # the value at position k of each group's repeated rows
+        hit = (start <= k) & (k < end)
+        return r.loc[hit].set_index(keys)[value]
+
+    return (at((total - 1) // 2) + at(total // 2)) / 2
+
+
+# A variance from sums cancels digits: one below this share of the mean square is rounding, 0
+# (a cell whose claims all cost the same has no spread, as pandas' two-pass variance says).
+VAR_FLOOR = 1e-12
+
+
 def _cell_stats(rows: pd.DataFrame, keys=("facility_id", "cell"), prefix: str = "") -> pd.DataFrame:
-    g = rows.groupby(list(keys))
-    c, lc = g["cost"], g["log_cost"]
-    out = pd.DataFrame(
-        {"n": c.size(), "mean": c.mean(), "lmean": lc.mean(), "lvar": lc.var(ddof=1)}
-    )
+    """Claims, mean cost, mean and variance (ddof 1) of log cost per group, from cell sums."""
+    g = rows.groupby(list(keys))[SUMS].sum()
+    n = g["n"].astype("float64")
+    lvar = (g["ls2"] - g["ls"] ** 2 / n) / (n - 1)
+    lvar = lvar.where(lvar > VAR_FLOOR * g["ls2"] / n, 0.0).where(n > 1)
+    out = pd.DataFrame({"n": g["n"], "mean": g["s"] / n, "lmean": g["ls"] / n, "lvar": lvar})
     return out.add_prefix(prefix)
 
 
@@ -190,10 +244,12 @@ def _own_sigma(cells: pd.DataFrame, m: int, excluded: frozenset = frozenset()) -
     win = _baseline(cells, m, SERIES_MONTHS, excluded)
     if win.empty:
         return pd.Series(dtype="float64")
-    pooled = win.groupby(["facility_id", "cell"])["cost"].mean().rename("pooled")
+    g = win.groupby(["facility_id", "cell"])[["s", "n"]].sum()
+    pooled = (g["s"] / g["n"]).rename("pooled")
     x = win.join(pooled, on=["facility_id", "cell"])
-    by = x.groupby(["facility_id", "month"])[["cost", "pooled"]].sum()
-    ratio = np.log(by["cost"].clip(lower=1.0) / by["pooled"].clip(lower=1.0))
+    x["pooled_cost"] = x["pooled"] * x["n"]  # the month's claims at the window's cell means
+    by = x.groupby(["facility_id", "month"])[["s", "pooled_cost"]].sum()
+    ratio = np.log(by["s"].clip(lower=1.0) / by["pooled_cost"].clip(lower=1.0))
     sd = ratio.groupby(level=0).std(ddof=1)
     months = ratio.groupby(level=0).size()
     return sd.where(months >= 3)
@@ -202,9 +258,9 @@ def _own_sigma(cells: pd.DataFrame, m: int, excluded: frozenset = frozenset()) -
 def _evidence(cur: pd.DataFrame, ref: pd.DataFrame, top: int = 3) -> pd.Series:
     """Per facility: the cells that moved most (money above the baseline cell mean)."""
     x = cur.join(ref["mean"].rename("ref_mean"), on=["facility_id", "cell"])
-    x["excess"] = (x["cost"] - x["ref_mean"]).fillna(0.0)
+    x["excess"] = (x["s"] - x["n"] * x["ref_mean"]).fillna(0.0)
     g = x.groupby(["facility_id", "cell"]).agg(
-        n=("cost", "size"), excess=("excess", "sum"), ref=("ref_mean", "first")
+        n=("n", "sum"), excess=("excess", "sum"), ref=("ref_mean", "first")
     )
     g = g[g["excess"] > 0].sort_values("excess", ascending=False)
     out = {}
@@ -225,19 +281,20 @@ def _deviations(cur: pd.DataFrame, base: pd.DataFrame) -> pd.DataFrame:
     """This month's claims with the baseline of their cell: the facility's own cell when it had
     at least 5 claims, else the same-level peers' cell, else the facility's overall baseline.
     `dev` is the claim's cost above the baseline mean (money); the test runs on log cost (costs
-    are heavy-tailed): `ldev` and its variance `ldev_var` (the baseline mean's own included)."""
-    own = _cell_stats(base)
+    are heavy-tailed): `ldev` and its variance `ldev_var` (the baseline mean's own included).
+    CUR may be cell sums (cell_sums): a row's figures are then the sums over its claims."""
+    own = _cell_stats(base, prefix="o")
     peer = _cell_stats(base, ("facility_level", "cell"), "p")
     fac = _cell_stats(base, ("facility_id",), "f")
     x = cur.join(own, on=["facility_id", "cell"]).join(peer, on=["facility_level", "cell"])
     x = x.join(fac, on="facility_id")
-    use_own = x["n"].fillna(0) >= 5
+    use_own = x["on"].fillna(0) >= 5
     use_peer = ~use_own & (x["pn"].fillna(0) >= 5)
     for col in ("n", "mean", "lmean", "lvar"):
-        x[f"ref_{col}"] = np.select([use_own, use_peer], [x[col], x[f"p{col}"]], x[f"f{col}"])
-    x["dev"] = x["cost"] - x["ref_mean"]
-    x["ldev"] = x["log_cost"] - x["ref_lmean"]
-    x["ldev_var"] = x["ref_lvar"] * (1.0 + 1.0 / np.clip(x["ref_n"], 1.0, None))
+        x[f"ref_{col}"] = np.select([use_own, use_peer], [x[f"o{col}"], x[f"p{col}"]], x[f"f{col}"])
+    x["dev"] = x["s"] - x["n"] * x["ref_mean"]
+    x["ldev"] = x["ls"] - x["n"] * x["ref_lmean"]
+    x["ldev_var"] = x["n"] * x["ref_lvar"] * (1.0 + 1.0 / np.clip(x["ref_n"], 1.0, None))
     return x
 
 
@@ -248,22 +305,26 @@ def _month_table(
     cur = cells[cells["month"] == m]
     base = _baseline(cells, m - gap, TREND_MONTHS, excluded)
     ref = _cell_stats(base)
-    fac_base = base.groupby("facility_id")["cost"].agg(["size", "mean", "var"])
+    fac_base = base.groupby("facility_id")[["n", "s"]].sum()
     x = _deviations(cur, base)
+    # this month's visits at baseline cell costs: over the claims whose cell has a baseline
+    x["ref_cost"] = x["n"] * x["ref_mean"]
+    x["ref_claims"] = x["n"].where(x["ref_mean"].notna())
     g = x.groupby("facility_id")
+    claims = g["n"].sum()
     out = pd.DataFrame(
         {
             "facility_level": g["facility_level"].first(),
             "facility_name": g["facility_name"].first(),
-            "claims": g.size(),
-            "cost_per_visit": g["cost"].mean(),
-            "expected": g["ref_mean"].mean(),  # this month's visits at baseline cell costs
+            "claims": claims,
+            "cost_per_visit": g["s"].sum() / claims,
+            "expected": g["ref_cost"].sum() / g["ref_claims"].sum().where(lambda v: v > 0),
             "ldev_sum": g["ldev"].sum(),
             "ldev_var": g["ldev_var"].sum(),
         }
     )
-    out["claims_trend"] = fac_base["size"].reindex(out.index).fillna(0).astype("int64")
-    out["cost_per_visit_trend"] = fac_base["mean"].reindex(out.index)
+    out["claims_trend"] = fac_base["n"].reindex(out.index).fillna(0).astype("int64")
+    out["cost_per_visit_trend"] = (fac_base["s"] / fac_base["n"]).reindex(out.index)
     out["change"] = out["cost_per_visit"] - out["cost_per_visit_trend"]
     out["mix_effect"] = out["expected"] - out["cost_per_visit_trend"]
     within = out["cost_per_visit"] - out["expected"]
@@ -289,9 +350,18 @@ def warnings_by_month(
     """`facility_warnings` of several months (YYYY-MM) from one pass: the tables are read and the
     monthly sequence (each baseline leaving out months already warned) runs once. A month
     without claims is an error, or left out with `skip_missing`."""
-    wanted = {m: _parse_month(m) for m in months}
     tables = _tables(dataset)
     cells = claim_cells(tables)
+    lines = price_sums(_line_prices(tables, cells))
+    return warnings_from_sums(cell_sums(cells), lines, months, skip_missing=skip_missing)
+
+
+def warnings_from_sums(
+    sums: pd.DataFrame, lines: pd.DataFrame, months: list[str], *, skip_missing: bool = False
+) -> dict[str, pd.DataFrame]:
+    """warnings_by_month from a period's cell_sums and price_sums (however they were summed)."""
+    wanted = {m: _parse_month(m) for m in months}
+    cells = sums
     have = set(cells["month"].unique())
     for month, m in list(wanted.items()):
         if m not in have:
@@ -303,7 +373,7 @@ def warnings_by_month(
     # from the first month of the data, so a month's warnings never depend on which months were
     # asked for (the months already warned shape later baselines); shift_evidence runs the same
     hi = max(wanted.values())
-    seq = _sequence(cells, _line_prices(tables, cells), sorted(k for k in have if k <= hi))
+    seq = _sequence(cells, lines, sorted(k for k in have if k <= hi))
     return {month: seq[m] for month, m in wanted.items()}
 
 
@@ -418,7 +488,8 @@ def _warnings(
             out.loc[ids, drift.columns] = drift.loc[ids, drift.columns]
             out.loc[ids, "test"] = "drift"
     out["warning"] = out["test"] != ""
-    ly = cells[cells["month"] == m - 12].groupby("facility_id")["cost"].mean()
+    ly = cells[cells["month"] == m - 12].groupby("facility_id")[["s", "n"]].sum()
+    ly = ly["s"] / ly["n"]
     out["cost_per_visit_last_year"] = ly.reindex(out.index)
     out["growth_yoy"] = out["cost_per_visit"] / out["cost_per_visit_last_year"] - 1
     y, mo = divmod(m, 12)
@@ -455,12 +526,13 @@ def shift_evidence(dataset, months: list[int] | None = None) -> pd.DataFrame:
     # the lines feed only the decomposition's price effect, never a flag or the evidence
     tables = _tables(dataset, lines=False)
     cells = claim_cells(tables)
-    lines = _line_prices(tables, cells)
+    lines = price_sums(_line_prices(tables, cells))
+    sums = cell_sums(cells)
     have = sorted(cells["month"].unique())
     months = have if months is None else [m for m in months if m in set(have)]
     parts = []
     # the same sequence as warnings_by_month: from the data's first month
-    seq = _sequence(cells, lines, [k for k in have if k <= max(months, default=-1)])
+    seq = _sequence(sums, lines, [k for k in have if k <= max(months, default=-1)])
     excluded = seq["excluded"]
     for m in months:
         w = seq[m]
@@ -471,7 +543,7 @@ def shift_evidence(dataset, months: list[int] | None = None) -> pd.DataFrame:
             [
                 _deviations(
                     cells[(cells["month"] == m) & cells["facility_id"].isin(set(t["facility_id"]))],
-                    _baseline(cells, m - (DRIFT_GAP if test == "drift" else 0), TREND_MONTHS,
+                    _baseline(sums, m - (DRIFT_GAP if test == "drift" else 0), TREND_MONTHS,
                               excluded),
                 )
                 for test, t in w[w["warning"]].groupby("test")

@@ -3,12 +3,14 @@
 
 The warning of a month depends on every month before it (each month's baseline leaves out the
 months its facility was already warned in), so it reads the whole period: every claim and every
-drug and service line up to the month. On Spark that part runs distributed: the claims up to the
-end of the month, pruned to the seven columns the warning reads; the lines of those claims that
-carry a unit price, joined to them and pruned to the item, quantity and price; the facilities'
-level and name. The statistics themselves (cells, baselines, the volume-aware test, the peers,
-the control chart, the thresholds) are features.early_warning's, called through its public
-`warnings_by_month` on these tables, so the Spark engine cannot drift from the embedded one.
+drug and service line up to the month. On Spark that reading and the summing run on the
+executors: the claims up to the end of the month become one row per facility, month and cell
+(claims, cost, log cost and its square summed: features.early_warning.cell_sums), their priced
+lines one row per facility, month, item and unit price (lines and quantity: price_sums). Only
+those sums reach the driver (at a national month, ~14M claims and ~60M lines, tens of thousands
+of rows instead). The statistics themselves (baselines, the volume-aware test, the peers, the
+control chart, the thresholds) are features.early_warning's, called through its public
+`warnings_from_sums`, so the Spark engine cannot drift from the embedded one.
 """
 
 from __future__ import annotations
@@ -17,8 +19,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from features.early_warning import (
+    CELL_KEYS,
+    PRICE_KEYS,
+    price_sums,
+    warnings_from_sums,
+)
 from features.early_warning import _parse_month as _parse
-from features.early_warning import warnings_by_month
 
 CLAIM_COLUMNS = (
     "claim_id", "facility_id", "admitted_at", "total_cost", "fund_claimed", "primary_icd",
@@ -53,10 +60,11 @@ def _to_pandas(df) -> pd.DataFrame:
     return df.orderBy(_ORDER).drop(_ORDER).toPandas()
 
 
-def warning_tables(spark, dataset: Path, until_month: int | None = None) -> dict[str, pd.DataFrame]:
-    """The tables features.early_warning reads, read and reduced on Spark: claims admitted up to
-    month number `until_month` (year x 12 + month - 1; None: all), the priced lines of those
-    claims, the facilities. Rows in file order, as the embedded engine reads them."""
+def warning_sums(spark, dataset: Path, until_month: int | None = None):
+    """The period's features.early_warning.cell_sums and price_sums, summed on Spark: claims
+    admitted up to month number `until_month` (year x 12 + month - 1; None: all) and their priced
+    lines. Only the sums (one row per facility, month and cell; per facility, month, item and
+    unit price) reach the driver, never a claim or a line."""
     from pyspark.sql import functions as F
 
     spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -64,29 +72,95 @@ def warning_tables(spark, dataset: Path, until_month: int | None = None) -> dict
     claims = _read(spark, folder / "claims.parquet", CLAIM_COLUMNS)
     if claims is None:
         raise ValueError(f"{folder} has no claims.parquet")
+    month = _month_number(F.col("admitted_at"))
     if until_month is not None:
-        claims = claims.filter(_month_number(F.col("admitted_at")) <= until_month)
-    claims = claims.cache()
-    out = {"claims": _to_pandas(claims)}
-    keys = claims.select("claim_id")
+        claims = claims.filter(month <= until_month)
+    cost = F.coalesce(F.col("total_cost").cast("double"), F.lit(0.0))
+    log_cost = F.log(F.greatest(cost, F.lit(1.0)))
+    icd = F.upper(F.coalesce(F.col("primary_icd").cast("string"), F.lit(""))).substr(1, 1)
+    cells = claims.select(
+        F.col("claim_id"),
+        F.col("facility_id").cast("string").alias("facility_id"),
+        month.alias("month"),
+        F.concat(icd, F.lit("|"), F.coalesce(F.col("visit_type").cast("string"), F.lit(""))).alias(
+            "cell"
+        ),
+        cost.alias("s"),
+        log_cost.alias("ls"),
+    ).cache()
+    sums = (
+        cells.groupBy("facility_id", "month", "cell")
+        .agg(
+            F.count(F.lit(1)).alias("n"),
+            F.sum("s").alias("s"),
+            F.sum("ls").alias("ls"),
+            F.sum(F.col("ls") * F.col("ls")).alias("ls2"),
+        )
+        .toPandas()
+    )
+    lines = []
+    keys = cells.select("claim_id", "facility_id", "month")
     for name, columns in LINE_COLUMNS.items():
-        lines = _read(spark, folder / f"{name}.parquet", columns)
-        if lines is None:
+        t = _read(spark, folder / f"{name}.parquet", columns)
+        if t is None:
             continue
+        item = F.coalesce(F.col(columns[1]).cast("string"), F.lit(""))
+        if "supply_code" in t.columns:  # a service line without a service code: its supply
+            supply = F.coalesce(F.col("supply_code").cast("string"), F.lit(""))
+            item = F.when(item != "", item).otherwise(supply)
         price = F.col("unit_price").cast("double")
-        priced = lines.filter(price.isNotNull() & ~F.isnan(price))
-        out[name] = _to_pandas(priced.join(keys, "claim_id", "left_semi"))
+        lines.append(
+            t.filter(price.isNotNull() & ~F.isnan(price))
+            .join(keys, "claim_id")
+            .select(
+                "facility_id",
+                "month",
+                F.concat(F.lit(name[0] + ":"), item).alias("item"),
+                price.alias("price"),
+                F.coalesce(F.col("quantity").cast("double"), F.lit(0.0)).alias("qty"),
+            )
+        )
+    prices = None
+    if lines:
+        union = lines[0]
+        for more in lines[1:]:
+            union = union.unionByName(more)
+        prices = (
+            union.groupBy("facility_id", "month", "item", "price")
+            .agg(F.count(F.lit(1)).alias("w"), F.sum("qty").alias("qty"))
+            .toPandas()
+        )
+    cells.unpersist()
     facilities = _read(spark, folder / "facilities.parquet", FACILITY_COLUMNS)
-    if facilities is not None:
-        out["facilities"] = _to_pandas(facilities)
-    claims.unpersist()
-    return out
+    fac = _to_pandas(facilities) if facilities is not None else None
+    return _with_facilities(sums, fac), _prices(prices)
+
+
+def _with_facilities(sums: pd.DataFrame, fac: pd.DataFrame | None) -> pd.DataFrame:
+    """The facility's level ("U" unknown) and name on its sums, as claim_cells gives them."""
+    level = name = None
+    if fac is not None and len(fac):
+        f = fac.drop_duplicates("facility_id").set_index("facility_id")
+        level = sums["facility_id"].map(f["level"]) if "level" in f else None
+        name = sums["facility_id"].map(f["facility_name"]) if "facility_name" in f else None
+    sums["facility_level"] = level.fillna("U") if level is not None else "U"
+    sums["facility_name"] = name if name is not None else ""
+    sums["month"] = sums["month"].astype("int64")
+    return sums.sort_values(CELL_KEYS, kind="stable").reset_index(drop=True)
+
+
+def _prices(prices: pd.DataFrame | None) -> pd.DataFrame:
+    if prices is None or prices.empty:
+        return price_sums(pd.DataFrame())
+    prices["month"] = prices["month"].astype("int64")
+    return prices.sort_values(PRICE_KEYS, kind="stable").reset_index(drop=True)
 
 
 def warnings_by_month_spark(spark, dataset: Path, months: list[str]) -> dict[str, pd.DataFrame]:
-    """features.early_warning.warnings_by_month with the period read on Spark."""
+    """features.early_warning.warnings_by_month with the period summed on Spark."""
     last = max(_parse(m) for m in months)
-    return warnings_by_month(warning_tables(spark, dataset, last), months)
+    sums, prices = warning_sums(spark, dataset, last)
+    return warnings_from_sums(sums, prices, months)
 
 
 def facility_warnings_spark(spark, dataset: Path, month: str) -> pd.DataFrame:

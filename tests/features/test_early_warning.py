@@ -200,3 +200,52 @@ def test_the_leave_one_out_median_is_exact_at_any_level_size():
                 assert got[i] == pytest.approx(np.median(others), abs=1e-12)
     level = np.r_[0.5, np.zeros(50)]
     assert ew._leave_one_out(level)[0] == 0.0
+
+
+def test_the_warning_reads_cell_sums_as_it_reads_claims(feature_tables):
+    """The statistics read sums per facility, month and cell (so the Spark engine can send only
+    those to the driver): one row per claim (a sum of one) and one per cell give the same
+    warnings, figures and shift money."""
+    months = ["2025-03", "2025-04", "2025-05"]
+    cells = ew.claim_cells(feature_tables)
+    lines = ew._line_prices(feature_tables, cells)
+    per_claim = ew.warnings_from_sums(cells, lines.assign(w=1), months)
+    summed = ew.warnings_from_sums(ew.cell_sums(cells), ew.price_sums(lines), months)
+    assert len(ew.cell_sums(cells)) < len(cells) / 3
+    for m in months:
+        assert per_claim[m]["price_effect"].ne(0).any()  # lines read: the medians are tested
+        pd.testing.assert_frame_equal(
+            summed[m], per_claim[m], check_exact=False, rtol=1e-9, atol=1e-6
+        )
+
+
+def test_a_cell_whose_claims_cost_the_same_has_no_spread():
+    """A variance from sums leaves rounding where the claims do not differ: it is 0, as the
+    two-pass variance says (a spread of rounding made a z of billions)."""
+    cost = np.full(7, 1_234_567.89)
+    rows = pd.DataFrame(
+        {"facility_id": "F", "cell": "J|01", "n": 1, "s": cost, "ls": np.log(cost)}
+    ).assign(ls2=lambda d: d["ls"] ** 2)
+    stats = ew._cell_stats(rows)
+    assert stats["lvar"].iloc[0] == 0.0
+    noisy = rows.assign(ls=np.log(cost * np.linspace(0.9, 1.1, 7)))
+    noisy["ls2"] = noisy["ls"] ** 2
+    assert ew._cell_stats(noisy)["lvar"].iloc[0] == pytest.approx(noisy["ls"].var(), rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_weighted_median_is_the_median_of_the_repeated_rows(seed):
+    rng = np.random.default_rng(seed)
+    n = 300
+    rows = pd.DataFrame(
+        {
+            "facility_id": rng.choice(["A", "B", "C"], n),
+            "item": rng.choice(["x", "y", "z", "w"], n),
+            "price": rng.choice([10.0, 12.5, 13.0, 20.0, 7.0], n),
+            "w": rng.integers(1, 5, n),
+        }
+    )
+    got = ew._weighted_median(rows, ["facility_id", "item"], "price", "w")
+    repeated = rows.loc[rows.index.repeat(rows["w"])]
+    want = repeated.groupby(["facility_id", "item"])["price"].median()
+    pd.testing.assert_series_equal(got.sort_index(), want.sort_index(), check_names=False)

@@ -71,3 +71,21 @@ def test_the_facilities_command_on_spark_writes_the_embedded_table(spark, jump_w
         args = ["facilities", jump_world, *bad] if "--quarter" in bad else [*base[:-1], *bad]
         r = run(*args)
         assert r.exit_code == 2 and "--engine" in r.output, r.output
+
+
+def test_spark_sends_the_driver_sums_not_claims(spark, feature_dataset):
+    """The whole-period reading ends on the executors: the driver gets one row per facility,
+    month and cell (and per facility, month, item and price), the embedded engine's sums."""
+    from features import early_warning as ew
+    from features.early_warning_spark import warning_sums
+
+    sums, prices = warning_sums(spark, feature_dataset)
+    tables = ew._tables(feature_dataset)
+    cells = ew.claim_cells(tables)
+    want = ew.cell_sums(cells).sort_values(ew.CELL_KEYS).reset_index(drop=True)
+    assert len(sums) == len(want) < len(cells) / 3
+    pd.testing.assert_frame_equal(
+        sums[want.columns], want, check_exact=False, rtol=1e-9, check_dtype=False
+    )
+    lines = ew.price_sums(ew._line_prices(tables, cells))
+    assert len(prices) == len(lines) and prices["w"].sum() == lines["w"].sum()
