@@ -170,8 +170,11 @@ def child(code: str, *args) -> dict:
     p = subprocess.run(
         [sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True
     )
-    if p.returncode:
-        raise RuntimeError(p.stderr[-3000:])
+    if p.returncode:  # the whole of it kept: a JVM's first error is far above its last lines
+        log = Path(tempfile.mkstemp(prefix="bench-features-", suffix=".stderr")[1])
+        log.write_text(p.stderr)
+        first = next((ln for ln in p.stderr.splitlines() if "Error" in ln or "Exception" in ln), "")
+        raise RuntimeError(f"{p.stderr[-2000:]}\nfirst error: {first}\nwhole stderr: {log}")
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 

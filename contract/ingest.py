@@ -157,7 +157,7 @@ def _ingest_tabular(
     parts = partitions(src, limits)
     workers = min(limits.workers, parts)
     layout = None
-    if limits.ordered_input:
+    if limits.ordered_input and parts > 1:  # (one partition: read whole, in memory)
         layout = _layout_apart(tabular_sources(src), parts * ORDERED_SPLIT)
     if workers > 1:
         _pool_tabular(src, workers, run, limits, progress, spill_dir, layout)
@@ -192,8 +192,6 @@ def _layout_apart(sources: dict, parts: int) -> Layout | None:
     """ordered_layout in a process of its own: its key columns (~750 MB at 4M claims) are given
     back to the system when it ends, instead of staying in this process's allocator (and in
     every worker forked from it) for the whole ingest."""
-    if parts <= 1:
-        return None
     with _pool(1, multiprocessing.get_context("fork")) as pool:
         try:
             return pool.submit(ordered_layout, sources, parts).result()
