@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import gzip
 import json
 import shutil
 import subprocess
@@ -40,21 +41,28 @@ sys.path.insert(0, str(HERE))
 
 
 def reference_parse(folder: Path) -> int:
-    """The straightforward way: xml.etree iterparse, base64, ET.fromstring, dicts. No checks."""
+    """The straightforward way: xml.etree iterparse, base64, ET.fromstring, dicts. No checks.
+    NAME.xml.gz files are read through gzip."""
+    claims = 0
+    for path in sorted([*folder.glob("*.xml"), *folder.glob("*.xml.gz")]):
+        with gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb") as fh:
+            claims += _reference_file(fh)
+    return claims
+
+
+def _reference_file(fh) -> int:
     claims = 0
     rows: dict[str, list[dict]] = {"XML1": [], "XML2": [], "XML3": []}
-    for path in sorted(folder.glob("*.xml")):
-        for _, el in ET.iterparse(path, events=("end",)):
-            if el.tag != "HOSO":
-                continue
-            claims += 1
-            for fh in el.iter("FILEHOSO"):
-                loai = fh.findtext("LOAIHOSO")
-                doc = ET.fromstring(base64.b64decode(fh.findtext("NOIDUNGFILE")))
-                recs = [doc] if loai == "XML1" else list(doc[0])
-                rows[loai].extend({c.tag: c.text for c in r} for r in recs)
-            el.clear()
-        rows = {k: [] for k in rows}
+    for _, el in ET.iterparse(fh, events=("end",)):
+        if el.tag != "HOSO":
+            continue
+        claims += 1
+        for fh_ in el.iter("FILEHOSO"):
+            loai = fh_.findtext("LOAIHOSO")
+            doc = ET.fromstring(base64.b64decode(fh_.findtext("NOIDUNGFILE")))
+            recs = [doc] if loai == "XML1" else list(doc[0])
+            rows[loai].extend({c.tag: c.text for c in r} for r in recs)
+        el.clear()
     return claims
 
 
@@ -161,6 +169,11 @@ CPU = (
 )
 
 
+# Envelopes of more than this many claims are tiled from this many (renamed copies: see
+# envelopes.tile_envelopes), not written one by one (~1,000 claims/s on a free core).
+TILE_BASE = 20_000
+
+
 def xml_bench(
     work: Path,
     sizes: list[int],
@@ -168,32 +181,65 @@ def xml_bench(
     per_file: int = 1000,
     against: Path | None = None,
     repeat: int = 1,
+    gz: bool = False,
+    ref_max: int = 1_000_000,
 ) -> None:
     """Per size: envelopes (PER_FILE dossiers a file) ingested in a fresh subprocess beside the
     reference parse of the same files in another: claims/s (wall) and claims per CPU second
     (all processes), their ratios, the ingest's peak RSS; linearity shows as flat rates.
+    Sizes above TILE_BASE (1,000 a file) are TILE_BASE claims tiled with renamed keys; gz: the
+    files gzip-compressed (NAME.xml.gz, read inflated by both). The reference is not run above
+    REF_MAX claims (at ~2,000 claims/s it would take half an hour at 4M).
     AGAINST: another checkout (a `git worktree` of the code before) whose ingest is measured in
     the same run, alternating with this one REPEAT times, each beside its own reference run."""
-    name = "xml" if per_file == 1000 else f"{per_file}/f"
-    print(f"\n{name:4} {'code':>6} {'claims':>9} {'ingest s':>9} {'claims/s':>9} {'per cpu s':>9} "
-          f"{'RSS MB':>7} {'ref s':>7} {'ref/s':>7} {'ref/cpu s':>9} {'ratio':>6} "
+    name = ("xml" if per_file == 1000 else f"{per_file}/f") + (".gz" if gz else "")
+    print(f"\n{name:6} {'code':>6} {'claims':>9} {'ingest s':>9} {'claims/s':>9} {'per cpu s':>9} "
+          f"{'RSS MB':>7} {'all MB':>7} {'ref s':>7} {'ref/s':>7} {'ref/cpu s':>9} {'ratio':>6} "
           f"{'cpu ratio':>9}")  # fmt: skip
     for n in sizes:
+        tiled = per_file == 1000 and (n > TILE_BASE or gz)
         src = work / (f"xml-{n}" if per_file == 1000 else f"xml-{n}-per-{per_file}")
-        if not (src / ".done").exists():
+        if tiled:
+            assert n % TILE_BASE == 0, f"tiled sizes are multiples of {TILE_BASE:,}"
+            src = work / (f"xml-{n}-tiled" + ("-gz" if gz else ""))
+        base = work / f"xml-{TILE_BASE}" if tiled else src
+        if not (base / ".done").exists():
             _child(
                 "import sys; sys.path.insert(0, 'bench'); from pathlib import Path;"
                 " from envelopes import write_envelopes;"
-                f" write_envelopes(Path({str(src)!r}), {n}, per_file={per_file});"
-                f" Path({str(src)!r}, '.done').touch(); print('{{}}')"
+                f" write_envelopes(Path({str(base)!r}), {min(n, TILE_BASE) if tiled else n},"
+                f" per_file={per_file}); Path({str(base)!r}, '.done').touch(); print('{{}}')"
             )
+        if tiled and not (src / ".done").exists():
+            t = time.perf_counter()
+            shutil.rmtree(src, ignore_errors=True)
+            _child(
+                "import sys; sys.path.insert(0, 'bench'); from pathlib import Path;"
+                " from envelopes import tile_envelopes;"
+                f" b = tile_envelopes(Path({str(base)!r}), Path({str(src)!r}),"
+                f" {n // TILE_BASE}, gz={gz}); Path({str(src)!r}, '.done').touch();"
+                " print('{}')"
+            )
+            size = sum(p.stat().st_size for p in src.iterdir())
+            print(f"  (tiled {n:,} claims: {size / 1e9:.1f} GB in {time.perf_counter() - t:.0f} s)")
         codes = [("this", None)] + ([("before", against)] if against else [])
         for _ in range(repeat):
             for label, cwd in codes:
-                _xml_row(work, src, workers, label, cwd)
+                _xml_row(work, src, workers, label, cwd, with_ref=n <= ref_max)
 
 
-def _xml_row(work: Path, src: Path, workers: int, label: str, cwd: Path | None) -> None:
+def _xml_row(
+    work: Path, src: Path, workers: int, label: str, cwd: Path | None, with_ref: bool = True
+) -> None:
+    if not with_ref:
+        ours = _ingest_xml(work, src, workers, cwd)
+        rate, cpu = ours["claims"] / ours["s"], ours["claims"] / ours["cpu"]
+        print(
+            f"{'':6} {label:>6} {ours['claims']:>9,} {ours['s']:>9.1f} {rate:>9,.0f} {cpu:>9,.0f} "
+            f"{ours['peak_rss_mb']:>7,.0f} {ours['tree_mb']:>7,.0f}  (no reference run)",
+            flush=True,
+        )
+        return
     ref = _child(
         "import sys, json, time; sys.path.insert(0, 'bench'); from pathlib import Path\n"
         "from bench_ingest import reference_parse\n" + CPU + "_c0 = _cpu_now()\n"
@@ -202,6 +248,21 @@ def _xml_row(work: Path, src: Path, workers: int, label: str, cwd: Path | None) 
         + "print(json.dumps({'s': time.perf_counter() - t, 'claims': n, 'peak_rss_mb': _m,"
         " 'cpu': _cpu_now() - _c0}))"
     )
+    ours = _ingest_xml(work, src, workers, cwd)
+    ours_rate, ref_rate = ours["claims"] / ours["s"], ref["claims"] / ref["s"]
+    ours_cpu, ref_cpu = ours["claims"] / ours["cpu"], ref["claims"] / ref["cpu"]
+    print(
+        f"{'':6} {label:>6} {ours['claims']:>9,} {ours['s']:>9.1f} {ours_rate:>9,.0f} "
+        f"{ours_cpu:>9,.0f} {ours['peak_rss_mb']:>7,.0f} {ours['tree_mb']:>7,.0f} "
+        f"{ref['s']:>7.1f} {ref_rate:>7,.0f} {ref_cpu:>9,.0f} {ours_rate / ref_rate:>5.2f}x "
+        f"{ours_cpu / ref_cpu:>8.2f}x",
+        flush=True,
+    )
+
+
+def _ingest_xml(work: Path, src: Path, workers: int, cwd: Path | None) -> dict:
+    """The ingest of SRC in a fresh process: seconds, claims, CPU seconds (all processes), peak
+    RSS of the largest process, and of all processes together (tree_mb, PSS sampled)."""
     out = work / f"{src.name}-out"
     shutil.rmtree(out, ignore_errors=True)  # a run before: its output is not appended to
     ours = _child(
@@ -213,15 +274,10 @@ def _xml_row(work: Path, src: Path, workers: int, label: str, cwd: Path | None) 
         + "print(json.dumps({'s': time.perf_counter() - t, 'claims': r.written['claims'], "
         "'peak_rss_mb': _m, 'cpu': _cpu_now() - _c0}))",
         cwd,
+        tree=True,
     )
-    ours_rate, ref_rate = ours["claims"] / ours["s"], ref["claims"] / ref["s"]
-    ours_cpu, ref_cpu = ours["claims"] / ours["cpu"], ref["claims"] / ref["cpu"]
-    print(
-        f"{'':4} {label:>6} {ours['claims']:>9,} {ours['s']:>9.1f} {ours_rate:>9,.0f} "
-        f"{ours_cpu:>9,.0f} {ours['peak_rss_mb']:>7,.0f} {ref['s']:>7.1f} {ref_rate:>7,.0f} "
-        f"{ref_cpu:>9,.0f} {ours_rate / ref_rate:>5.2f}x {ours_cpu / ref_cpu:>8.2f}x",
-        flush=True,
-    )
+    shutil.rmtree(out, ignore_errors=True)  # (4M claims write ~3 GB)
+    return ours
 
 
 def main() -> None:
@@ -252,6 +308,15 @@ def main() -> None:
         " envelope a claim: 1M claims is 23 GB in WORKDIR; use --claims 0 --big-gb 0 beside it)",
     )
     ap.add_argument(
+        "--xml-gz", action="store_true", help="with --xml: the envelopes gzip-compressed (.xml.gz)"
+    )
+    ap.add_argument(
+        "--xml-ref-max",
+        type=int,
+        default=1_000_000,
+        help="with --xml: no reference parse above this many claims",
+    )
+    ap.add_argument(
         "--one-per-file",
         type=int,
         default=0,
@@ -274,7 +339,10 @@ def main() -> None:
         tabular_bench(work, sizes, workers, args.chunk_claims, paths)
     if args.xml:
         sizes = [int(x) for x in args.xml.split(",")]
-        xml_bench(work, sizes, args.workers, against=args.against, repeat=args.repeat)
+        xml_bench(
+            work, sizes, args.workers, against=args.against, repeat=args.repeat,
+            gz=args.xml_gz, ref_max=args.xml_ref_max,
+        )  # fmt: skip
     if args.one_per_file:
         xml_bench(
             work, [args.one_per_file], args.workers, 1, against=args.against, repeat=args.repeat

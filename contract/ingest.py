@@ -73,6 +73,7 @@ from contract.xml_reader import (
     HostileInput,
     envelope_files,
     file_error_message,
+    inflated_size,
     read_envelope,
 )
 
@@ -463,7 +464,7 @@ def _ingest_envelopes(src: Path, run: _Run, limits: Limits, progress: Progress |
     files = envelope_files(src)
     if not files:
         raise ContractError(f"{src}: no .xml envelopes and no xml1 table found")
-    sizes = [p.stat().st_size for p in files]
+    sizes = [inflated_size(p) for p in files]  # (a gzip file's inflated size)
     total, done = sum(sizes), 0
     run.report.files_read = len(files)
     jobs: list[tuple[list[Path], int]] = []

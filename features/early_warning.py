@@ -524,29 +524,46 @@ def shift_evidence(dataset, months: list[int] | None = None) -> pd.DataFrame:
     `months` are month numbers (year x 12 + month - 1); default every month.
     Claims of months or facilities without a warning are not listed (their shift money is 0)."""
     # the lines feed only the decomposition's price effect, never a flag or the evidence
-    tables = _tables(dataset, lines=False)
-    cells = claim_cells(tables)
-    lines = price_sums(_line_prices(tables, cells))
-    sums = cell_sums(cells)
-    have = sorted(cells["month"].unique())
+    cells = claim_cells(_tables(dataset, lines=False))
+
+    def claims_of(warned: pd.DataFrame) -> pd.DataFrame:
+        keys = pd.MultiIndex.from_frame(cells[["facility_id", "month"]])
+        return cells[keys.isin(pd.MultiIndex.from_frame(warned[["facility_id", "month"]]))]
+
+    return shift_from_sums(cell_sums(cells), claims_of, months)
+
+
+def shift_from_sums(sums: pd.DataFrame, claims_of, months: list[int] | None = None) -> pd.DataFrame:
+    """shift_evidence from the period's cell_sums (however they were summed) and `claims_of`, which
+    gives the claim_cells rows of the warned facility-months it is handed (a frame of
+    facility_id and month): only those claims are read one by one (on Spark, only they reach
+    the driver: features.early_warning_spark.shift_evidence_spark)."""
+    have = sorted(sums["month"].unique())
     months = have if months is None else [m for m in months if m in set(have)]
-    parts = []
-    # the same sequence as warnings_by_month: from the data's first month
-    seq = _sequence(sums, lines, [k for k in have if k <= max(months, default=-1)])
+    # the same sequence as warnings_by_month: from the data's first month (no lines: they feed
+    # only the price effect, never a flag)
+    seq = _sequence(
+        sums, price_sums(pd.DataFrame()), [k for k in have if k <= max(months, default=-1)]
+    )
     excluded = seq["excluded"]
-    for m in months:
-        w = seq[m]
-        if not w["warning"].any():
-            continue
+    warned = {m: seq[m][seq[m]["warning"]] for m in months if seq[m]["warning"].any()}
+    cols = ["facility_shift", "shift_claim", "shift_cell", "shift_share"]
+    if not warned:
+        return pd.DataFrame({"claim_id": pd.Series(dtype="str"), **{c: [] for c in cols}})
+    pairs = pd.concat([w[["facility_id"]].assign(month=m) for m, w in warned.items()])
+    cells = claims_of(pairs.astype({"facility_id": "str", "month": "int64"}))
+    parts = []
+    for m, w in warned.items():
+        here = cells[cells["month"] == m]
         # each warned facility's claims against the baseline of the test that warned it
         x = pd.concat(
             [
                 _deviations(
-                    cells[(cells["month"] == m) & cells["facility_id"].isin(set(t["facility_id"]))],
+                    here[here["facility_id"].isin(set(t["facility_id"]))],
                     _baseline(sums, m - (DRIFT_GAP if test == "drift" else 0), TREND_MONTHS,
                               excluded),
                 )
-                for test, t in w[w["warning"]].groupby("test")
+                for test, t in w.groupby("test")
             ]
         )  # fmt: skip
         # the cells that moved: their own z above MOVED_Z
@@ -571,9 +588,6 @@ def shift_evidence(dataset, months: list[int] | None = None) -> pd.DataFrame:
             out[name] = (money * share).fillna(0.0).to_numpy()
         out["facility_shift"] = out[SHIFT_MONEY]
         parts.append(out)
-    if not parts:
-        cols = ["facility_shift", "shift_claim", "shift_cell", "shift_share"]
-        return pd.DataFrame({"claim_id": pd.Series(dtype="str"), **{c: [] for c in cols}})
     return pd.concat(parts, ignore_index=True)
 
 

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from features.early_warning import (
     CELL_KEYS,
     PRICE_KEYS,
     price_sums,
+    shift_from_sums,
     warnings_from_sums,
 )
 from features.early_warning import _parse_month as _parse
@@ -60,34 +62,18 @@ def _to_pandas(df) -> pd.DataFrame:
     return df.orderBy(_ORDER).drop(_ORDER).toPandas()
 
 
-def warning_sums(spark, dataset: Path, until_month: int | None = None):
+def warning_sums(spark, dataset: Path, until_month: int | None = None, lines: bool = True):
     """The period's features.early_warning.cell_sums and price_sums, summed on Spark: claims
     admitted up to month number `until_month` (year x 12 + month - 1; None: all) and their priced
     lines. Only the sums (one row per facility, month and cell; per facility, month, item and
     unit price) reach the driver, never a claim or a line."""
     from pyspark.sql import functions as F
 
-    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
     folder = Path(dataset)
-    claims = _read(spark, folder / "claims.parquet", CLAIM_COLUMNS)
-    if claims is None:
-        raise ValueError(f"{folder} has no claims.parquet")
-    month = _month_number(F.col("admitted_at"))
+    cells = _claim_cells(spark, folder)
     if until_month is not None:
-        claims = claims.filter(month <= until_month)
-    cost = F.coalesce(F.col("total_cost").cast("double"), F.lit(0.0))
-    log_cost = F.log(F.greatest(cost, F.lit(1.0)))
-    icd = F.upper(F.coalesce(F.col("primary_icd").cast("string"), F.lit(""))).substr(1, 1)
-    cells = claims.select(
-        F.col("claim_id"),
-        F.col("facility_id").cast("string").alias("facility_id"),
-        month.alias("month"),
-        F.concat(icd, F.lit("|"), F.coalesce(F.col("visit_type").cast("string"), F.lit(""))).alias(
-            "cell"
-        ),
-        cost.alias("s"),
-        log_cost.alias("ls"),
-    ).cache()
+        cells = cells.filter(F.col("month") <= until_month)
+    cells = cells.cache()
     sums = (
         cells.groupBy("facility_id", "month", "cell")
         .agg(
@@ -98,9 +84,9 @@ def warning_sums(spark, dataset: Path, until_month: int | None = None):
         )
         .toPandas()
     )
-    lines = []
+    parts = []
     keys = cells.select("claim_id", "facility_id", "month")
-    for name, columns in LINE_COLUMNS.items():
+    for name, columns in LINE_COLUMNS.items() if lines else ():
         t = _read(spark, folder / f"{name}.parquet", columns)
         if t is None:
             continue
@@ -109,7 +95,7 @@ def warning_sums(spark, dataset: Path, until_month: int | None = None):
             supply = F.coalesce(F.col("supply_code").cast("string"), F.lit(""))
             item = F.when(item != "", item).otherwise(supply)
         price = F.col("unit_price").cast("double")
-        lines.append(
+        parts.append(
             t.filter(price.isNotNull() & ~F.isnan(price))
             .join(keys, "claim_id")
             .select(
@@ -121,9 +107,9 @@ def warning_sums(spark, dataset: Path, until_month: int | None = None):
             )
         )
     prices = None
-    if lines:
-        union = lines[0]
-        for more in lines[1:]:
+    if parts:
+        union = parts[0]
+        for more in parts[1:]:
             union = union.unionByName(more)
         prices = (
             union.groupBy("facility_id", "month", "item", "price")
@@ -134,6 +120,58 @@ def warning_sums(spark, dataset: Path, until_month: int | None = None):
     facilities = _read(spark, folder / "facilities.parquet", FACILITY_COLUMNS)
     fac = _to_pandas(facilities) if facilities is not None else None
     return _with_facilities(sums, fac), _prices(prices)
+
+
+def _claim_cells(spark, folder: Path):
+    """features.early_warning.claim_cells on Spark, without the facility's level and name: one
+    row per claim (claim_id, facility_id, month, cell; cost s, its log ls, the fund's money)."""
+    from pyspark.sql import functions as F
+
+    spark.conf.set("spark.sql.execution.arrow.pyspark.enabled", "true")
+    claims = _read(spark, folder / "claims.parquet", CLAIM_COLUMNS)
+    if claims is None:
+        raise ValueError(f"{folder} has no claims.parquet")
+    cost = F.coalesce(F.col("total_cost").cast("double"), F.lit(0.0))
+    icd = F.upper(F.coalesce(F.col("primary_icd").cast("string"), F.lit(""))).substr(1, 1)
+    visit = F.coalesce(F.col("visit_type").cast("string"), F.lit(""))
+    return claims.select(
+        F.col("claim_id"),
+        F.col("facility_id").cast("string").alias("facility_id"),
+        _month_number(F.col("admitted_at")).alias("month"),
+        F.concat(icd, F.lit("|"), visit).alias("cell"),
+        cost.alias("s"),
+        F.log(F.greatest(cost, F.lit(1.0))).alias("ls"),
+        F.coalesce(F.col("fund_claimed").cast("double"), F.lit(0.0)).alias("fund"),
+        F.col(_ORDER),
+    )
+
+
+def shift_evidence_spark(spark, dataset: Path, months: list[int] | None = None) -> pd.DataFrame:
+    """features.early_warning.shift_evidence with the period on Spark: the warnings' sequence from
+    the sums of warning_sums (no lines: they feed only the price effect, never a flag), then the
+    claims of the warned facility-months alone read to the driver (one query, their facility and
+    month pairs broadcast), in the file's order as the embedded engine reads them."""
+    from pyspark.sql import functions as F
+
+    folder = Path(dataset)
+    sums, _ = warning_sums(spark, folder, lines=False)
+
+    def claims_of(warned: pd.DataFrame) -> pd.DataFrame:
+        pairs = spark.createDataFrame(warned, "facility_id string, month long")
+        cells = _claim_cells(spark, folder).join(
+            F.broadcast(pairs), ["facility_id", "month"], "left_semi"
+        )
+        x = _to_pandas(cells).rename(columns={"s": "cost"})
+        x["month"] = x["month"].astype("int64")
+        x["log_cost"] = np.log(np.clip(x["cost"].to_numpy(), 1.0, None))
+        x["n"], x["s"], x["ls"] = 1, x["cost"], x["log_cost"]
+        x["ls2"] = x["log_cost"] ** 2
+        level = sums.drop_duplicates("facility_id").set_index("facility_id")
+        x["facility_level"] = x["facility_id"].map(level["facility_level"]).fillna("U")
+        x["facility_name"] = x["facility_id"].map(level["facility_name"])
+        return x
+
+    return shift_from_sums(sums, claims_of, months)
 
 
 def _with_facilities(sums: pd.DataFrame, fac: pd.DataFrame | None) -> pd.DataFrame:

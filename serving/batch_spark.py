@@ -211,10 +211,12 @@ def score_dataset_spark(
 
 def facility_shift_frame(spark, dataset: Path):
     """The early warning's facility-shift money per claim (features.early_warning.shift_evidence:
-    only claims of warned facility-months) as a Spark DataFrame (claim_id, facility_shift)."""
-    from features.early_warning import shift_evidence
+    only claims of warned facility-months) as a Spark DataFrame (claim_id, facility_shift). The
+    period is summed on the executors; only the warned facility-months' claims reach the driver
+    (features.early_warning_spark.shift_evidence_spark)."""
+    from features.early_warning_spark import shift_evidence_spark
 
-    money = shift_evidence(Path(dataset))[["claim_id", "facility_shift"]]
+    money = shift_evidence_spark(spark, Path(dataset))[["claim_id", "facility_shift"]]
     money = money.astype({"claim_id": "str", "facility_shift": "float64"})
     return spark.createDataFrame(money, "claim_id string, facility_shift double")
 

@@ -89,3 +89,40 @@ def test_spark_sends_the_driver_sums_not_claims(spark, feature_dataset):
     )
     lines = ew.price_sums(ew._line_prices(tables, cells))
     assert len(prices) == len(lines) and prices["w"].sum() == lines["w"].sum()
+
+
+@pytest.mark.parametrize(
+    "world",
+    [dict(seed=5, jump=1.8, cells_move=("J",)), dict(seed=7, jump_month="2025-03", ramp=0.05)],
+)
+def test_spark_shift_money_is_the_embedded_and_reads_only_warned_claims(
+    spark, tmp_path, monkeypatch, world
+):
+    """The scorer's facility-shift money on Spark (serving.batch_spark.facility_shift_frame) equals
+    features.early_warning.shift_evidence (a jump, and a slow climb the drift test warns), and
+    the only claims that reach the driver are those of the warned facility-months."""
+    from features import early_warning_spark as ews
+    from features.early_warning import shift_evidence
+    from serving.batch_spark import facility_shift_frame
+
+    tables = handmade(**world)
+    for name, table in tables.items():
+        table.to_parquet(tmp_path / f"{name}.parquet", index=False)
+    embedded = shift_evidence(tmp_path)
+    assert (embedded["facility_shift"] > 0).sum() > 50
+    read = []
+    to_pandas = ews._to_pandas
+    monkeypatch.setattr(ews, "_to_pandas", lambda df: read.append(out := to_pandas(df)) or out)
+    on_spark = ews.shift_evidence_spark(spark, tmp_path)
+    pd.testing.assert_frame_equal(
+        on_spark.reset_index(drop=True), embedded.reset_index(drop=True),
+        check_exact=False, rtol=1e-9, atol=1e-6, check_dtype=False,
+    )  # fmt: skip
+    claims = [r for r in read if "claim_id" in r.columns]
+    assert len(claims) == 1 and len(claims[0]) < len(tables["claims"]) / 5
+    c = tables["claims"].set_index("claim_id").loc[claims[0]["claim_id"]]
+    assert (c["facility_id"] == "49001").all()  # the warned hospital's claims, no one else's
+    frame = facility_shift_frame(spark, tmp_path).toPandas()
+    got = frame.set_index("claim_id")["facility_shift"].sort_index()
+    want = embedded.set_index("claim_id")["facility_shift"].sort_index()
+    pd.testing.assert_series_equal(got, want, check_exact=False, rtol=1e-9, check_dtype=False)
