@@ -165,7 +165,7 @@ def _ingest_tabular(
     else:
         with contextlib.ExitStack() as stack:
             if layout is not None:  # read partition by partition, nothing spilled
-                feed = OrderedInput(tabular_sources(src), layout, None)
+                feed = OrderedInput(layout, None)
                 spilled, fill = feed.spilled, feed.fill
             else:
                 spilled = stack.enter_context(spilled_input(src, limits, spill_dir, parts=parts))
@@ -292,7 +292,7 @@ def _pool_tabular(
                     spilled = spill_tabular(src, limits, folder, True, pool.map)
                     fill, ahead = _spilled_already, 0
                 else:
-                    feed = OrderedInput(tabular_sources(src), layout, folder)
+                    feed = OrderedInput(layout, folder)
                     spilled, fill, ahead = feed.spilled, feed.fill, 1
                 parts = iter(range(spilled.parts))
 

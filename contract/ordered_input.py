@@ -43,11 +43,13 @@ from contract.tabular import (
 
 @dataclass
 class Layout:
-    """Partition q of table t is its rows bounds[t][q] .. bounds[t][q + 1]."""
+    """Partition q of table t (of SOURCES, contract.tabular.tabular_sources) is its rows
+    bounds[t][q] .. bounds[t][q + 1]."""
 
     bounds: dict[str, np.ndarray]
     parts: int
     n_claims: int
+    sources: dict[str, tuple[Path, Table]]
 
 
 def ordered_layout(sources: dict[str, tuple[Path, Table]], parts: int) -> Layout | None:
@@ -79,7 +81,7 @@ def ordered_layout(sources: dict[str, tuple[Path, Table]], parts: int) -> Layout
         if rows is None:
             return None
         bounds[name] = rows
-    return Layout(bounds, len(cut) - 1, n)
+    return Layout(bounds, len(cut) - 1, n, sources)
 
 
 def _repeats(keys: pa.Array) -> bool:
@@ -204,8 +206,9 @@ class OrderedInput:
     """An input in claim order as a Spilled whose partitions are read on demand (fill, in
     order): into Arrow IPC files in FOLDER (for worker processes), or kept in memory (None)."""
 
-    def __init__(self, sources: dict[str, tuple[Path, Table]], layout: Layout, folder: Path | None):
+    def __init__(self, layout: Layout, folder: Path | None):
         self.layout = layout
+        sources = layout.sources
         self.cursors = {name: _Cursor(p, table) for name, (p, table) in sources.items()}
         self.spilled = Spilled(
             sources,
