@@ -4,6 +4,8 @@ and tabular ingest at several sizes against a pyarrow read of the same parquet t
     uv run python bench/bench_ingest.py [--claims 20000] [--big-gb 1.0] [--workdir DIR]
     uv run python bench/bench_ingest.py --tabular 100000,1000000 --claims 0 --big-gb 0
     uv run python bench/bench_ingest.py --xml 100000,1000000 --claims 0 --big-gb 0
+    uv run python bench/bench_ingest.py --xml 100000,1000000,4000000 --xml-gz --xml-ref-max 100000 \
+        --claims 0 --big-gb 0   # 4M plain is 94 GB: compressed, 7 GB
     uv run python bench/bench_ingest.py --one-per-file 400 --claims 0 --big-gb 0
     uv run python bench/bench_ingest.py --xml 20000 --claims 0 --big-gb 0 --against DIR --repeat 2
 
@@ -13,7 +15,8 @@ peak memory (RSS) of ingesting one big batch file, each measured in a fresh subp
 (wall and CPU seconds, claims/s, peak RSS) beside pyarrow reading its xml1/xml2/xml3 parquet
 into pandas (the read alone, no checks), so linearity shows as flat claims/s across sizes.
 With --xml: per size, envelopes ingested (all workers) beside the reference parse of the same
-files, each in a fresh subprocess (claims/s, their ratio, peak RSS of the ingest).
+files, each in a fresh subprocess (claims/s, their ratio, peak RSS of the ingest and of all its
+processes). Sizes above 20,000 claims are 20,000 tiled with renamed keys; --xml-gz: compressed.
 With --one-per-file N: N envelopes of one dossier each (how most facilities send XML 130), the
 same two measurements (ingest with all workers, the reference parse) in fresh subprocesses.
 With --against DIR (a checkout of other code, e.g. `git worktree add DIR <commit>`): its ingest
