@@ -108,11 +108,7 @@ def claim_cells(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     )
     icd = c["primary_icd"].astype("string").fillna("").str.upper().str[:1]
     out["cell"] = (icd + "|" + c["visit_type"].astype("string").fillna("")).to_numpy()
-    out["log_cost"] = np.log(np.clip(out["cost"].to_numpy(), 1.0, None))
-    # each claim as a cell sum of one claim (cell_sums): the statistics read only these sums
-    out["n"] = 1
-    out["s"], out["ls"] = out["cost"], out["log_cost"]
-    out["ls2"] = out["log_cost"] ** 2
+    one_claim_sums(out)
     level = name = None
     if fac is not None and len(fac):
         f = fac.drop_duplicates("facility_id").set_index("facility_id")
@@ -123,6 +119,15 @@ def claim_cells(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     out["facility_level"] = level.fillna("U")
     out["facility_name"] = name if name is not None else ""
     return out
+
+
+def one_claim_sums(cells: pd.DataFrame) -> None:
+    """CELLS (one row per claim, its `cost`) given its log cost and each claim as a cell sum of
+    one claim (cell_sums' n, s, ls, ls2): the statistics read only these sums."""
+    cells["log_cost"] = np.log(np.clip(cells["cost"].to_numpy(), 1.0, None))
+    cells["n"] = 1
+    cells["s"], cells["ls"] = cells["cost"], cells["log_cost"]
+    cells["ls2"] = cells["log_cost"] ** 2
 
 
 SUMS = ["n", "s", "ls", "ls2"]  # claims, their cost, log cost and squared log cost, summed
@@ -361,8 +366,7 @@ def warnings_from_sums(
 ) -> dict[str, pd.DataFrame]:
     """warnings_by_month from a period's cell_sums and price_sums (however they were summed)."""
     wanted = {m: _parse_month(m) for m in months}
-    cells = sums
-    have = set(cells["month"].unique())
+    have = set(sums["month"].unique())
     for month, m in list(wanted.items()):
         if m not in have:
             if not skip_missing:
@@ -373,7 +377,7 @@ def warnings_from_sums(
     # from the first month of the data, so a month's warnings never depend on which months were
     # asked for (the months already warned shape later baselines); shift_evidence runs the same
     hi = max(wanted.values())
-    seq = _sequence(cells, lines, sorted(k for k in have if k <= hi))
+    seq = _sequence(sums, lines, sorted(k for k in have if k <= hi))
     return {month: seq[m] for month, m in wanted.items()}
 
 

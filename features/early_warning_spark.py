@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from features.early_warning import (
     CELL_KEYS,
     PRICE_KEYS,
+    one_claim_sums,
     price_sums,
     shift_from_sums,
     warnings_from_sums,
@@ -73,7 +73,7 @@ def warning_sums(spark, dataset: Path, until_month: int | None = None, lines: bo
     cells = _claim_cells(spark, folder)
     if until_month is not None:
         cells = cells.filter(F.col("month") <= until_month)
-    cells = cells.cache()
+    cells = cells.select("claim_id", *CELL_KEYS, "s", "ls").cache()
     sums = (
         cells.groupBy("facility_id", "month", "cell")
         .agg(
@@ -161,11 +161,9 @@ def shift_evidence_spark(spark, dataset: Path, months: list[int] | None = None) 
         cells = _claim_cells(spark, folder).join(
             F.broadcast(pairs), ["facility_id", "month"], "left_semi"
         )
-        x = _to_pandas(cells).rename(columns={"s": "cost"})
+        x = _to_pandas(cells.drop("ls")).rename(columns={"s": "cost"})
         x["month"] = x["month"].astype("int64")
-        x["log_cost"] = np.log(np.clip(x["cost"].to_numpy(), 1.0, None))
-        x["n"], x["s"], x["ls"] = 1, x["cost"], x["log_cost"]
-        x["ls2"] = x["log_cost"] ** 2
+        one_claim_sums(x)
         level = sums.drop_duplicates("facility_id").set_index("facility_id")
         x["facility_level"] = x["facility_id"].map(level["facility_level"]).fillna("U")
         x["facility_name"] = x["facility_id"].map(level["facility_name"])
