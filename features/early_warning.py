@@ -122,11 +122,9 @@ def claim_cells(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def one_claim_sums(cells: pd.DataFrame) -> None:
-    """CELLS (one row per claim, its `cost`) given its log cost and each claim as a cell sum of
-    one claim (cell_sums' n, s, ls, ls2): the statistics read only these sums."""
+    """Each claim (a row with its `cost`) as a cell sum of one claim: n, s, ls, ls2 (cell_sums)."""
     cells["log_cost"] = np.log(np.clip(cells["cost"].to_numpy(), 1.0, None))
-    cells["n"] = 1
-    cells["s"], cells["ls"] = cells["cost"], cells["log_cost"]
+    cells["n"], cells["s"], cells["ls"] = 1, cells["cost"], cells["log_cost"]
     cells["ls2"] = cells["log_cost"] ** 2
 
 
@@ -538,14 +536,12 @@ def shift_evidence(dataset, months: list[int] | None = None) -> pd.DataFrame:
 
 
 def shift_from_sums(sums: pd.DataFrame, claims_of, months: list[int] | None = None) -> pd.DataFrame:
-    """shift_evidence from the period's cell_sums (however they were summed) and `claims_of`, which
-    gives the claim_cells rows of the warned facility-months it is handed (a frame of
-    facility_id and month): only those claims are read one by one (on Spark, only they reach
-    the driver: features.early_warning_spark.shift_evidence_spark)."""
+    """shift_evidence from the period's cell_sums and `claims_of`: the claim_cells rows of warned
+    facility-months it is handed (facility_id, month), the only claims read one by one (on Spark
+    the only ones sent to the driver: features.early_warning_spark.shift_evidence_spark)."""
     have = sorted(sums["month"].unique())
     months = have if months is None else [m for m in months if m in set(have)]
-    # the same sequence as warnings_by_month: from the data's first month (no lines: they feed
-    # only the price effect, never a flag)
+    # the sequence of warnings_by_month, from the data's first month (lines: never in a flag)
     seq = _sequence(
         sums, price_sums(pd.DataFrame()), [k for k in have if k <= max(months, default=-1)]
     )
