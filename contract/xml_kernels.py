@@ -24,11 +24,12 @@ _NAME_SLOTS = 1 << 16  # distinct names of a scan (more: the tables past that go
 _SHAPE_SLOTS = 1 << 14  # distinct record shapes of a scan
 
 
-_TEXT_ASCII = np.zeros(128, np.uint8)  # 1: an ASCII byte a text may hold ('<' ends it)
-for _c in range(32, 128):
-    _TEXT_ASCII[_c] = 1
-_TEXT_ASCII[9] = _TEXT_ASCII[10] = 1
-_TEXT_ASCII[38] = _TEXT_ASCII[60] = _TEXT_ASCII[62] = 0  # & < >
+_TEXT_CLASS = np.zeros(256, np.uint8)  # 1: an ASCII byte a text may hold, 2: '<' (it ends), 3:
+_TEXT_CLASS[32:128] = 1  # the first byte of a character of 2-4 bytes, 0: outside the subset
+_TEXT_CLASS[[9, 10]] = 1
+_TEXT_CLASS[[38, 62]] = 0  # & >
+_TEXT_CLASS[60] = 2
+_TEXT_CLASS[128:] = 3
 
 
 @njit(cache=True, nogil=True)
@@ -68,18 +69,20 @@ def _text_end(buf, i, e):
     """The end of the text starting at buf[i] (the next '<', or E); -1 if it holds a byte the
     subset does not take: '>', '&', a control but tab and line feed, invalid UTF-8, U+FFFE/F."""
     while i < e:
-        c = buf[i]
-        if c < 0x80:
-            if c == _LT:
-                return i
-            if not _TEXT_ASCII[c]:
-                return -1
+        k = _TEXT_CLASS[buf[i]]
+        if k == 1:  # (the usual byte, in a tight loop)
             i += 1
-        else:
+            while i < e and _TEXT_CLASS[buf[i]] == 1:
+                i += 1
+        elif k == 2:
+            return i
+        elif k == 3:
             w = _wide(buf, i, e)
             if w == 0:
                 return -1
             i += w
+        else:
+            return -1
     return i
 
 
@@ -178,19 +181,21 @@ def _shape(f_name, a, b, slots, off, seq, count):
 @njit(cache=True, nogil=True)
 def _tag(buf, i, e):
     """The tag opening at buf[i] ('<'): (end: the position of its '>', kind 0 open / 1 close /
-    2 empty, name start, name end); end -1 if it is not a plain tag of the subset."""
-    j = i + 1
-    while j < e and buf[j] != _GT and buf[j] != _LT:
-        j += 1
-    if j >= e or buf[j] == _LT or j - i > MAX_TAG:
+    2 empty, name start, name end); end -1 if it is not a plain tag of the subset (<NAME>,
+    </NAME> or <NAME/>, NAME as _name_ok takes, at most MAX_TAG bytes)."""
+    j, kind = i + 1, 0
+    if j < e and buf[j] == _SLASH:
+        j, kind = j + 1, 1
+    a = j
+    if j >= e or not _NAME_CHAR[buf[j]] & 1:
         return -1, 0, 0, 0
-    if buf[i + 1] == _SLASH:
-        kind, a, b = 1, i + 2, j
-    elif buf[j - 1] == _SLASH:
-        kind, a, b = 2, i + 1, j - 1
-    else:
-        kind, a, b = 0, i + 1, j
-    if not _name_ok(buf, a, b):
+    j += 1
+    while j < e and _NAME_CHAR[buf[j]]:
+        j += 1
+    b = j
+    if kind == 0 and j < e and buf[j] == _SLASH:
+        j, kind = j + 1, 2
+    if j >= e or buf[j] != _GT or j - i > MAX_TAG:
         return -1, 0, 0, 0
     return j, kind, a, b
 

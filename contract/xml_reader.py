@@ -7,8 +7,6 @@ of XML, the others by the lxml parser here. Validation is ingest's (contract.ing
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import gzip
 import io
@@ -25,10 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lxml import etree
 
-from contract import xml_tables
+from contract import xml_envelope, xml_tables
 from contract.limits import Limits
 from contract.schema import XML_LAYOUT
 from contract.validate import GROUP, INTERNAL, RECORD, SOURCE
+from contract.xml_envelope import Gathered, decode_text, withheld
 from contract.xml_tables import Texts, read_tables
 
 log = logging.getLogger("claimradar.contract")
@@ -117,17 +116,19 @@ def load_compiled() -> bool:
         table = b"<TONG_HOP><MA_LK>1</MA_LK></TONG_HOP>"
         got: list = [None]
         xml_tables._scan_compiled("XML1", [table], got, [0])
+        envelope = b"<GIAMDINHHS><HOSO><FILEHOSO><LOAIHOSO>XML1</LOAIHOSO><NOIDUNGFILE>QQ=="
+        envelope += b"</NOIDUNGFILE></FILEHOSO></HOSO></GIAMDINHHS>"
+        scan = xml_envelope.gather(io.BytesIO(envelope).read, Limits())
+        dossier = next(scan)
         if not (ok and out.tobytes() == b"A" and got[0] and got[0][0][0] == ("MA_LK",)):
+            raise RuntimeError("the compiled XML reader gave a wrong answer on its self-test")
+        if dossier.slots != [("bytes", "XML1", b"A", 4)] or next(scan, None) is not None:
             raise RuntimeError("the compiled XML reader gave a wrong answer on its self-test")
     except Exception as e:
         log.warning("compiled XML reader not used: %s", e)
         return False
     xml_tables.LOADED = True
     return True
-
-
-def _b64_table() -> np.ndarray:
-    return _kernels().B64_TABLE
 
 
 # Inputs of at least this many bytes are read by the compiled kernels (contract.xml_kernels):
@@ -148,23 +149,7 @@ def _decode_table(
     children = [c for c in node if isinstance(c.tag, str)]
     if children:  # plain XML placed inside NOIDUNGFILE
         return children[0]
-    text = (node.text or "").strip()
-    if len(text) > limits.max_table_bytes * 4 // 3 + 4:
-        raise ValueError(f"NOIDUNGFILE larger than {limits.max_table_bytes:,} bytes")
-    if text.startswith("<"):  # plain XML as text or CDATA
-        return text.encode("utf-8")
-    if compiled and text.isascii():  # strict base64 in one compiled pass (else as below)
-        ok, out = _kernels().b64decode(np.frombuffer(text.encode("ascii"), np.uint8), _b64_table())
-        if ok:
-            return out.tobytes()
-    try:
-        return base64.b64decode(text, validate=True)  # the usual case: no line breaks
-    except (binascii.Error, ValueError):
-        pass
-    try:
-        return base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise ValueError(f"NOIDUNGFILE is neither base64 nor XML ({e})") from None
+    return decode_text((node.text or "").strip(), limits, compiled)
 
 
 _NESTED_XML1 = etree.XPath("count(*/*)")
@@ -239,20 +224,24 @@ def gather_envelope(source: Path | bytes, limits: Limits) -> Iterator[Gathered]:
     size = len(source) if isinstance(source, bytes) else source.stat().st_size
     if size > limits.max_file_bytes:
         raise HostileInput(f"file is {size:,} bytes, over the limit of {limits.max_file_bytes:,}")
+    with _open(source, limits) as fh:
+        check_prolog(fh.read(65_536), "the file")
+    compiled = _compiled()
+    skip = 0  # dossiers the compiled scan read before it stopped (lxml reads those it did not)
+    if compiled and xml_envelope.SCAN:
+        with _open(source, limits) as fh:
+            skip = yield from xml_envelope.gather(fh.read, limits)
+        if skip < 0:
+            return
+        log.debug("envelope outside the compiled scan after %d dossiers: read by lxml", skip)
     if isinstance(source, bytes):
-        check_prolog(source[:65_536], "the file")
         stream = io.BytesIO(source)
     elif is_gzip(source):
-        with _Inflated(source, limits.max_file_bytes) as fh:
-            check_prolog(fh.read(65_536), "the file")
         stream = _Inflated(source, limits.max_file_bytes)
     else:
-        with source.open("rb") as fh:
-            check_prolog(fh.read(65_536), "the file")
         stream = str(source)
     depth = 0
     number = 0
-    compiled = _compiled()
     context = etree.iterparse(
         stream,
         events=("start", "end"),
@@ -276,18 +265,27 @@ def gather_envelope(source: Path | bytes, limits: Limits) -> Iterator[Gathered]:
             if _local(elem.tag) != "HOSO":
                 continue
             number += 1
-            g = _gather(elem, number, limits, compiled)
+            g = _gather(elem, number, limits, compiled) if number > skip else None
             # Free what has been read: the dossier and the siblings before it.
             elem.clear()
             parent = elem.getparent()
             if parent is not None:
                 while elem.getprevious() is not None:
                     del parent[0]
-            yield g
+            if g is not None:
+                yield g
     finally:
         del context
         if isinstance(stream, _Inflated):
             stream.close()
+
+
+def _open(source: Path | bytes, limits: Limits) -> io.BufferedIOBase | _Inflated:
+    if isinstance(source, bytes):
+        return io.BytesIO(source)
+    if is_gzip(source):
+        return _Inflated(source, limits.max_file_bytes)
+    return source.open("rb")
 
 
 def is_gzip(path: Path) -> bool:
@@ -338,16 +336,6 @@ def inflated_size(path: Path) -> int:
     with path.open("rb") as fh:
         fh.seek(-4, io.SEEK_END)
         return max(size, int.from_bytes(fh.read(4), "little"))
-
-
-# A dossier's FILEHOSO in document order, each a slot: ("skip", loai), ("error", (table, field,
-# value, error)), ("records", loai, records), or ("bytes", loai, decoded table, NOIDUNGFILE)
-# waiting to be read with the tables of the dossiers around it.
-@dataclass
-class Gathered:
-    number: int
-    slots: list[tuple]
-    pending_bytes: int = 0
 
 
 def _gather(elem: etree._Element, number: int, limits: Limits, compiled: bool) -> Gathered:
@@ -423,11 +411,9 @@ def _dossier(g: Gathered) -> Dossier:
     return Dossier(g.number, records, errors, skipped)
 
 
-def _withheld(content: etree._Element) -> str:
-    """What a rejection shows of a NOIDUNGFILE that could not be read: its size, never its text
-    (base64 of a table with names, card and ID numbers)."""
-    size = len((content.text or "").strip())
-    return f"({size:,} characters, not shown)" if size else ""
+def _withheld(content: etree._Element | int) -> str:
+    """A NOIDUNGFILE's size as a rejection shows it (the compiled scan keeps the size only)."""
+    return withheld(content if isinstance(content, int) else len((content.text or "").strip()))
 
 
 def file_error_message(e: Exception) -> str:

@@ -25,6 +25,12 @@ from test_ingest import (  # noqa: F401
     test_plain_xml_and_cdata_inside_noidungfile,
     test_size_and_field_limits,
 )
+from test_ingest_gzip import (  # noqa: F401  (gzip envelopes, through the compiled scan)
+    corpora,
+    test_a_gzip_file_that_inflates_past_the_limit_is_refused_there,
+    test_corrupt_or_misnamed_compression_is_refused_and_the_rest_read,
+    test_gzip_envelopes_read_as_the_plain_files,
+)
 from test_xml_fast_path import (  # noqa: F401  (run again here, with the compiled kernel)
     CORPUS,
     ENVELOPE,
