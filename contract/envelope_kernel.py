@@ -107,6 +107,17 @@ def _trim(buf, a, b):
 
 
 @njit(cache=True, nogil=True)
+def _closes(buf, a, b, name, n):
+    """True if the end tag named buf[a:b] closes the element named name[:n]."""
+    if b - a != n:
+        return False
+    for k in range(n):  # noqa: SIM110  (a loop numba compiles)
+        if buf[a + k] != name[k]:
+            return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def scan_envelope(buf, pos, final, names, lens, st, max_depth, dos_end, files):
     """Scan buf[pos:] (FINAL: the file ends with it) from the state ST ([depth, 0 before the
     root / 1 in it / 2 after it]) and the open elements' names (NAMES, LENS). Each dossier
@@ -179,14 +190,8 @@ def scan_envelope(buf, pos, final, names, lens, st, max_depth, dos_end, files):
                     lens[depth] = b - a
                     depth = level
             else:
-                if depth == 0:
+                if depth == 0 or not _closes(buf, a, b, names[depth - 1], lens[depth - 1]):
                     return OUTSIDE, safe, nd
-                n = lens[depth - 1]
-                if b - a != n:
-                    return OUTSIDE, safe, nd
-                for k in range(n):
-                    if buf[a + k] != names[depth - 1, k]:
-                        return OUTSIDE, safe, nd
                 level = depth
                 depth -= 1
             if kind != 0:  # an element ends at LEVEL
