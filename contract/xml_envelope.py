@@ -72,10 +72,15 @@ def decode_text(text: str, limits: Limits, compiled: bool) -> bytes:
         raise ValueError(f"NOIDUNGFILE is neither base64 nor XML ({e})") from None
 
 
-def gather(read: Callable[[int], bytes], limits: Limits) -> Generator[Gathered, None, int]:
+# Where the scan stopped: the dossiers it yielded, the file offset it stopped at (None: reading
+# failed) and the names of the elements open there (outermost first).
+Stop = tuple[int, int | None, list[bytes]]
+
+
+def gather(read: Callable[[int], bytes], limits: Limits) -> Generator[Gathered, None, Stop | None]:
     """Yield the dossiers of the file READ gives, in order, as xml_reader._gather makes them.
-    Returns -1 when the file was read to its end, else the number of dossiers yielded before the
-    scan stopped (the caller has lxml read the file, from the dossier after those)."""
+    Returns None when the file was read to its end, else where the scan stopped: the caller has
+    lxml read on from there (Resumed), or the whole file, skipping the dossiers yielded."""
     from contract import envelope_kernel as ek
     from contract import xml_kernels as xk
 
@@ -84,13 +89,13 @@ def gather(read: Callable[[int], bytes], limits: Limits) -> Generator[Gathered, 
     state = np.zeros(2, np.int64)
     dos_end = np.empty(_DOSSIERS, np.int64)
     files = np.empty((_FILES, 5), np.int64)
-    number, carry, first = 0, b"", True
+    number, carry, first, consumed = 0, b"", True, 0  # (consumed: the file offset of buf)
     loai_of: dict[bytes, str] = {}
     while True:
         try:
             data = read(CHUNK)
         except Exception:  # (a corrupt gzip stream, a zip bomb: lxml meets it and says so)
-            return number
+            return number, None, []
         final = not data
         buf = carry + data if carry else data
         pos = 0
@@ -99,7 +104,7 @@ def gather(read: Callable[[int], bytes], limits: Limits) -> Generator[Gathered, 
             if buf.startswith(b"<?xml"):
                 m = _DECL.match(buf)
                 if m is None:
-                    return number
+                    return number, 0, []
                 pos = m.end()
         arr = np.frombuffer(buf, np.uint8)
         while True:
@@ -115,10 +120,39 @@ def gather(read: Callable[[int], bytes], limits: Limits) -> Generator[Gathered, 
             if code != ek.FULL or nd == 0:  # (FULL with none: one dossier fills the arrays)
                 break
         if code == ek.DONE:
-            return -1
+            return None
         carry = buf[pos:]
+        consumed += pos
         if code != ek.MORE or len(carry) > MAX_BUFFER:
-            return number
+            opened = [names[k, : lens[k]].tobytes() for k in range(int(state[0]))]
+            return number, consumed, opened
+
+
+class Resumed:
+    """The rest of a file from OFFSET as lxml reads it: after an XML declaration and the start
+    tags of the elements open there (OPENED), so the parser stands where it would stand had it
+    read the file to that point (the scan took only plain elements and texts before it: no
+    attributes, namespaces, entities or DTD that the part left out could have declared)."""
+
+    def __init__(self, fh, offset: int, opened: list[bytes]) -> None:
+        self._head = b'<?xml version="1.0" encoding="utf-8"?>' + b"".join(
+            b"<" + name + b">" for name in opened
+        )
+        self._fh = fh
+        if getattr(fh, "seekable", lambda: False)():
+            fh.seek(offset)
+        else:  # (a gzip stream: inflated again up to there)
+            while offset > 0:
+                got = len(fh.read(min(offset, CHUNK)))
+                if got == 0:
+                    break
+                offset -= got
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            head, self._head = self._head, b""
+            return head
+        return self._fh.read(n)
 
 
 def _gathered(

@@ -227,21 +227,44 @@ def gather_envelope(source: Path | bytes, limits: Limits) -> Iterator[Gathered]:
     with _open(source, limits) as fh:
         check_prolog(fh.read(65_536), "the file")
     compiled = _compiled()
-    skip = 0  # dossiers the compiled scan read before it stopped (lxml reads those it did not)
+    skip = 0  # dossiers the compiled scan read (lxml reads the file for the others)
     if compiled and xml_envelope.SCAN:
         with _open(source, limits) as fh:
-            skip = yield from xml_envelope.gather(fh.read, limits)
-        if skip < 0:
+            stop = yield from xml_envelope.gather(fh.read, limits)
+        if stop is None:
             return
-        log.debug("envelope outside the compiled scan after %d dossiers: read by lxml", skip)
+        skip, offset, opened = stop
+        log.debug("envelope outside the compiled scan after %d dossiers: lxml reads on", skip)
+        if offset is not None and opened:  # inside the root: lxml reads on from there
+            try:
+                with _open(source, limits) as fh:
+                    rest = xml_envelope.Resumed(fh, offset, opened)
+                    for g in _lxml_gather(rest, limits, compiled, skip, 0):
+                        skip = g.number
+                        yield g
+                return
+            except Exception:  # (where and why the file breaks: lxml says, from its start)
+                pass
+        log.debug("envelope read by lxml from its start, the first %d dossiers skipped", skip)
     if isinstance(source, bytes):
         stream = io.BytesIO(source)
     elif is_gzip(source):
         stream = _Inflated(source, limits.max_file_bytes)
     else:
         stream = str(source)
+    try:
+        yield from _lxml_gather(stream, limits, compiled, 0, skip)
+    finally:
+        if isinstance(stream, _Inflated):
+            stream.close()
+
+
+def _lxml_gather(
+    stream: object, limits: Limits, compiled: bool, number: int, skip: int
+) -> Iterator[Gathered]:
+    """The dossiers lxml's iterparse finds in STREAM, numbered on from NUMBER, those up to SKIP
+    (counted from the file's start) left out."""
     depth = 0
-    number = 0
     context = etree.iterparse(
         stream,
         events=("start", "end"),
@@ -276,8 +299,6 @@ def gather_envelope(source: Path | bytes, limits: Limits) -> Iterator[Gathered]:
                 yield g
     finally:
         del context
-        if isinstance(stream, _Inflated):
-            stream.close()
 
 
 def _open(source: Path | bytes, limits: Limits) -> io.BufferedIOBase | _Inflated:

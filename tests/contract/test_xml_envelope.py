@@ -14,7 +14,7 @@ import pytest
 from factories import dossier, raw_envelope
 from hypothesis import given
 from hypothesis import strategies as st
-from test_xml_fast_path import ENVELOPE, FUZZ, _dossiers, mutated_envelope
+from test_xml_fast_path import ENVELOPE, FUZZ, LIMITS, _dossiers, mutated_envelope
 
 import contract.xml_envelope as xml_envelope
 import contract.xml_tables as xml_tables
@@ -34,13 +34,18 @@ def _both(data: bytes, chunk: int = 1 << 24, ahead: int = 3):
         return scanned, _dossiers(data, True, ahead)
 
 
-def _lxml_reads_from(data: bytes, caplog) -> int | None:
-    """The dossier count after which lxml took the file over (None: the scan read it all)."""
+def _said(data: bytes, caplog, what: str) -> int | None:
+    """The dossier count the reader logged WHAT with (None: not logged)."""
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="claimradar.contract"):
         _dossiers(data, True)
-    said = [r for r in caplog.records if "outside the compiled scan" in r.getMessage()]
+    said = [r for r in caplog.records if what in r.getMessage()]
     return said[0].args[0] if said else None
+
+
+def _lxml_reads_from(data: bytes, caplog) -> int | None:
+    """The dossier count after which lxml took the file over (None: the scan read it all)."""
+    return _said(data, caplog, "outside the compiled scan")
 
 
 GOOD = [dossier(f"K{i}", n_drugs=1 + i % 3) for i in range(5)]
@@ -217,3 +222,32 @@ def test_every_truncation_reads_as_lxml_reads_it():
 def test_a_fuzzed_envelope_reads_the_same_scanned_or_not(data, chunk):
     scanned, parsed = _both(data, chunk)
     assert scanned == parsed
+
+
+def test_lxml_reads_on_from_where_the_scan_stopped_and_again_only_for_a_break(caplog):
+    """A file that leaves the subset but is well-formed (a signature, a comment) costs lxml the
+    rest of the file only; a file that breaks is read again from its start, so the refusal and
+    its line and column are those of the whole file."""
+    again = "read by lxml from its start"
+    for name in ("a signature after the dossiers", "a comment in the third dossier"):
+        assert _said(OUTSIDE[name][0], caplog, again) is None, name
+    for name in ("a mismatched end tag", "text after the root", "a second root"):
+        assert _said(OUTSIDE[name][0], caplog, again) is not None, name
+    lines = OUTSIDE["a mismatched end tag"][0].replace(b"><", b">\n<")
+    scanned, parsed = _both(lines)
+    assert scanned == parsed and "line 1" not in parsed[1][1]  # (the whole file's line)
+
+
+def test_a_gzip_envelope_is_read_on_where_the_scan_stopped(tmp_path, caplog):
+    import gzip
+
+    from contract.xml_reader import read_envelope
+
+    data = OUTSIDE["a comment in the third dossier"][0]
+    (tmp_path / "a.xml.gz").write_bytes(gzip.compress(data))
+    (tmp_path / "a.xml").write_bytes(data)
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(xml_envelope, "CHUNK", 100)  # (inflated again, piece by piece, to the offset)
+        got = [list(read_envelope(tmp_path / n, LIMITS)) for n in ("a.xml.gz", "a.xml")]
+    assert got[0] == got[1] == _both(data)[1][0]
+    assert len(got[0]) == 5
