@@ -211,7 +211,7 @@ def scan_envelope(buf, pos, final, names, lens, st, max_depth, dos_end, files):
                 if level == 1:
                     root = 2
             i = j + 1
-        if hoso < 0:
-            safe = i
-            st[0], st[1] = depth, root
+            if hoso < 0:  # (after a tag only: a text node lxml reads on from is read whole)
+                safe = i
+                st[0], st[1] = depth, root
     return MORE, safe, nd

@@ -4,10 +4,11 @@ are decoded (base64) here, as contract.xml_reader._gather decodes those lxml fin
 
 The scan takes the envelopes XML 130 exports are made of: an XML declaration (version 1.0,
 UTF-8), then elements without attributes or namespace prefixes, whitespace between them and
-texts without references or CDATA. Where a file leaves that subset (or its reading fails, or a
-dossier outgrows MAX_BUFFER), the scan stops after the dossiers complete before that point and
-the hardened lxml reader reads the file from its start, skipping those: a file is read exactly
-as lxml alone reads it, and the refusals and their messages are lxml's.
+texts without references or CDATA. Where a file leaves that subset (or a dossier outgrows
+MAX_BUFFER), the scan stops after the dossiers complete before that point and the hardened lxml
+reader reads on from there (Resumed); where the file breaks, or its reading fails, lxml reads it
+again from its start, skipping those dossiers: a file is read exactly as lxml alone reads it,
+and the refusals and their messages are lxml's.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from contract.schema import XML_LAYOUT
 SCAN = True  # False: envelopes are read by lxml only (tests compare the two)
 CHUNK = 16 * 1024**2
 MAX_BUFFER = 256 * 1024**2  # a dossier (with what is left of the buffer before it) past this: lxml
+LIBXML2_MAX_DEPTH = 256  # deeper is refused by libxml2 without huge_tree, whatever max_depth says
+_HEAD = 512  # the first buffer holds at least this much (or the whole file): the declaration
 _DOSSIERS, _FILES = 1 << 13, 1 << 15  # dossiers and FILEHOSO one scan call hands back at most
 _DECL = re.compile(
     rb"<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(['\"])1\.0\1"
@@ -84,6 +87,7 @@ def gather(read: Callable[[int], bytes], limits: Limits) -> Generator[Gathered, 
     from contract import envelope_kernel as ek
     from contract import xml_kernels as xk
 
+    depth = min(limits.max_depth, LIBXML2_MAX_DEPTH)
     names = np.zeros((limits.max_depth, xk.MAX_TAG), np.uint8)
     lens = np.zeros(limits.max_depth, np.int64)
     state = np.zeros(2, np.int64)
@@ -99,6 +103,9 @@ def gather(read: Callable[[int], bytes], limits: Limits) -> Generator[Gathered, 
         final = not data
         buf = carry + data if carry else data
         pos = 0
+        if first and not final and len(buf) < _HEAD:  # (the declaration read whole first)
+            carry = buf
+            continue
         if first:
             first = False
             if buf.startswith(b"<?xml"):
@@ -109,7 +116,7 @@ def gather(read: Callable[[int], bytes], limits: Limits) -> Generator[Gathered, 
         arr = np.frombuffer(buf, np.uint8)
         while True:
             code, pos, nd = ek.scan_envelope(
-                arr, pos, final, names, lens, state, limits.max_depth, dos_end, files
+                arr, pos, final, names, lens, state, depth, dos_end, files
             )
             f0 = 0
             rows = files[: dos_end[nd - 1]].tolist() if nd else []

@@ -17,7 +17,9 @@ from hypothesis import strategies as st
 from test_xml_fast_path import ENVELOPE, FUZZ, LIMITS, _dossiers, mutated_envelope
 
 import contract.xml_envelope as xml_envelope
+import contract.xml_reader as xml_reader
 import contract.xml_tables as xml_tables
+from contract.limits import Limits
 
 
 @pytest.fixture(autouse=True)
@@ -34,18 +36,19 @@ def _both(data: bytes, chunk: int = 1 << 24, ahead: int = 3):
         return scanned, _dossiers(data, True, ahead)
 
 
-def _said(data: bytes, caplog, what: str) -> int | None:
+def _said(data: bytes, caplog, what: str, chunk: int = 1 << 24) -> int | None:
     """The dossier count the reader logged WHAT with (None: not logged)."""
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="claimradar.contract"):
+    with pytest.MonkeyPatch.context() as m, caplog.at_level(logging.DEBUG, "claimradar.contract"):
+        m.setattr(xml_envelope, "CHUNK", chunk)
         _dossiers(data, True)
     said = [r for r in caplog.records if what in r.getMessage()]
     return said[0].args[0] if said else None
 
 
-def _lxml_reads_from(data: bytes, caplog) -> int | None:
+def _lxml_reads_from(data: bytes, caplog, chunk: int = 1 << 24) -> int | None:
     """The dossier count after which lxml took the file over (None: the scan read it all)."""
-    return _said(data, caplog, "outside the compiled scan")
+    return _said(data, caplog, "outside the compiled scan", chunk)
 
 
 GOOD = [dossier(f"K{i}", n_drugs=1 + i % 3) for i in range(5)]
@@ -198,13 +201,45 @@ def test_the_fixtures_say_what_they_are_meant_to():
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 1000])
-def test_any_cut_into_buffers_reads_the_same(chunk):
+def test_any_cut_into_buffers_reads_the_same(chunk, caplog):
+    """Every tag, text and (at 1-3 bytes) every character of 2-4 bytes cut by a buffer's end:
+    the scan reads on from its last safe point in the next buffer, never handing over."""
     for data in (
         PLAIN,
         INSIDE["not base64, non-ASCII text"],
         INSIDE["pretty, CRLF between elements"],
     ):
         assert _both(data, chunk)[0] == _both(data)[1]
+        assert _lxml_reads_from(data, caplog, chunk) is None
+
+
+def _read(data: bytes, limits):
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(xml_reader, "READ_AHEAD", 3)
+        out = []
+        try:
+            out.extend(xml_reader.read_envelope(data, limits))
+        except Exception as e:
+            return out, (type(e), str(e))
+        return out, None
+
+
+def test_libxml2s_own_limits_hold_where_lxml_reads_on():
+    """A text node lxml would refuse as too long (over 10 MB without huge_tree) split by a comment
+    where the scan stops, and nesting deeper than libxml2's 256 under a max_depth above it: the
+    same refusal with the scan as without (review: each read 3 dossiers where lxml refuses)."""
+    long_text = b"<GHICHU>" + b"a" * 4_000_000 + b"<!--c-->" + b"b" * 6_500_000 + b"</GHICHU>"
+    deep = b"<A>" * 254 + b"</A>" * 254
+    for data, limits in (
+        (_edit(b"<HOSO>", long_text + b"<HOSO>"), LIMITS),
+        (_edit(b"<HOSO>", deep + b"<HOSO>"), Limits(workers=1, max_depth=300)),
+    ):
+        with pytest.MonkeyPatch.context() as m:
+            scanned = _read(data, limits)
+            m.setattr(xml_envelope, "SCAN", False)
+            parsed = _read(data, limits)
+        assert parsed[1] is not None and not parsed[0]  # (what lxml alone does)
+        assert scanned == parsed
 
 
 def test_every_truncation_reads_as_lxml_reads_it():
