@@ -76,8 +76,8 @@ def decode_text(text: str, limits: Limits, compiled: bool) -> bytes:
 
 
 # Where the scan stopped: the dossiers it yielded, the file offset it stopped at (None: reading
-# failed) and the names of the elements open there (outermost first).
-Stop = tuple[int, int | None, list[bytes]]
+# failed), the names of the elements open there (outermost first) and whether the root had ended.
+Stop = tuple[int, int | None, list[bytes], bool]
 
 
 def gather(read: Callable[[int], bytes], limits: Limits) -> Generator[Gathered, None, Stop | None]:
@@ -99,7 +99,7 @@ def gather(read: Callable[[int], bytes], limits: Limits) -> Generator[Gathered, 
         try:
             data = read(CHUNK)
         except Exception:  # (a corrupt gzip stream, a zip bomb: lxml meets it and says so)
-            return number, None, []
+            return number, None, [], False
         final = not data
         buf = carry + data if carry else data
         pos = 0
@@ -111,7 +111,7 @@ def gather(read: Callable[[int], bytes], limits: Limits) -> Generator[Gathered, 
             if buf.startswith(b"<?xml"):
                 m = _DECL.match(buf)
                 if m is None:
-                    return number, 0, []
+                    return number, 0, [], False
                 pos = m.end()
         arr = np.frombuffer(buf, np.uint8)
         while True:
@@ -132,19 +132,19 @@ def gather(read: Callable[[int], bytes], limits: Limits) -> Generator[Gathered, 
         consumed += pos
         if code != ek.MORE or len(carry) > MAX_BUFFER:
             opened = [names[k, : lens[k]].tobytes() for k in range(int(state[0]))]
-            return number, consumed, opened
+            return number, consumed, opened, bool(state[1] == 2)
 
 
 class Resumed:
     """The rest of a file from OFFSET as lxml reads it: after an XML declaration and the start
-    tags of the elements open there (OPENED), so the parser stands where it would stand had it
-    read the file to that point (the scan took only plain elements and texts before it: no
-    attributes, namespaces, entities or DTD that the part left out could have declared)."""
+    tags of the elements open there (OPENED), or an empty root if it had ENDED, so the parser
+    stands where it would stand had it read the file to that point (the scan took only plain
+    elements and texts before it: no attributes, namespaces, entities or DTD that the part left
+    out could have declared)."""
 
-    def __init__(self, fh, offset: int, opened: list[bytes]) -> None:
-        self._head = b'<?xml version="1.0" encoding="utf-8"?>' + b"".join(
-            b"<" + name + b">" for name in opened
-        )
+    def __init__(self, fh, offset: int, opened: list[bytes], ended: bool = False) -> None:
+        tags = [b"<GIAMDINHHS/>"] if ended else [b"<" + name + b">" for name in opened]
+        self._head = b'<?xml version="1.0" encoding="utf-8"?>' + b"".join(tags)
         self._fh = fh
         if getattr(fh, "seekable", lambda: False)():
             fh.seek(offset)

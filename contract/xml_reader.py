@@ -233,12 +233,12 @@ def gather_envelope(source: Path | bytes, limits: Limits) -> Iterator[Gathered]:
             stop = yield from xml_envelope.gather(fh.read, limits)
         if stop is None:
             return
-        skip, offset, opened = stop
+        skip, offset, opened, ended = stop
         log.debug("envelope outside the compiled scan after %d dossiers: lxml reads on", skip)
-        if offset is not None and opened:  # inside the root: lxml reads on from there
+        if offset is not None and (opened or ended):  # in or after the root: lxml reads on
             try:
                 with _open(source, limits) as fh:
-                    rest = xml_envelope.Resumed(fh, offset, opened)
+                    rest = xml_envelope.Resumed(fh, offset, opened, ended)
                     for g in _lxml_gather(rest, limits, compiled, skip, 0):
                         skip = g.number
                         yield g

@@ -159,6 +159,7 @@ OUTSIDE = {
         _edit(b"</FILEHOSO>", b"</FILEHOSOS>", 4).replace(b"</FILEHOSOS>", b"</FILEHOSO>", 3),
         1,
     ),
+    "a comment after the root": (PLAIN + b"<!-- signed -->\n", 5),
     "a second root": (PLAIN + b"<GIAMDINHHS/>", 5),
     "text after the root": (PLAIN + b" x", 5),
     "truncated": (PLAIN[: len(PLAIN) * 3 // 4], None),
@@ -264,7 +265,11 @@ def test_lxml_reads_on_from_where_the_scan_stopped_and_again_only_for_a_break(ca
     rest of the file only; a file that breaks is read again from its start, so the refusal and
     its line and column are those of the whole file."""
     again = "read by lxml from its start"
-    for name in ("a signature after the dossiers", "a comment in the third dossier"):
+    for name in (
+        "a signature after the dossiers",
+        "a comment in the third dossier",
+        "a comment after the root",
+    ):
         assert _said(OUTSIDE[name][0], caplog, again) is None, name
     for name in ("a mismatched end tag", "text after the root", "a second root"):
         assert _said(OUTSIDE[name][0], caplog, again) is not None, name
