@@ -181,12 +181,13 @@ def _ingest_tabular(
     ingest_side_tables(src, run, limits)
 
 
-# An input in claim order is cut into partitions this many times smaller than the spill's (~25,000
-# claims): the reader of its three tables runs beside the workers in this process, and smaller
-# partitions keep the workers' share of memory down (4M claims, 2 workers: all processes' peak
-# 2.5 GB with partitions of 50,000 claims, 1.9 GB with 25,000; bench/bench_ingest.py
-# --chunk-claims), for no measurable CPU.
-ORDERED_SPLIT = 2
+# An input in claim order is cut into partitions this many times smaller than the spill's
+# (50,000 claims: ~16,700): the reader of its three tables runs beside the workers in this
+# process, and smaller partitions keep the workers' share of memory down. 4M claims, 2 workers,
+# all processes' peak (bench/bench_ingest.py --tabular 4000000 --tabular-paths ordered,
+# 2026-12-05): 2.14 GB with partitions of 25,000 claims (2 here) at 56,000 claims/s, 1.88 GB
+# with ~16,700 (3) at 52,600/s.
+ORDERED_SPLIT = 3
 
 
 def _layout_apart(sources: dict, parts: int) -> Layout | None:
