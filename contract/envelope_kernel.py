@@ -18,13 +18,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from contract.xml_kernels import MAX_TAG, _is, _name_ok, _wide
+from contract.xml_kernels import MAX_TAG, _is, _wide
+from contract.xml_kernels import _tag as _plain_tag
 
 # Results of scan_envelope
 DONE, MORE, OUTSIDE, FULL = 0, 1, 2, 3
 MAX_TEXT = 4_000_000  # one text node; libxml2 refuses more than 10,000,000 without huge_tree
 NON_ASCII, HAS_CR, NOT_BLANK = 1, 2, 4
-_LT, _GT, _SLASH = 60, 62, 47
+_LT, _GT = 60, 62
 
 # The class of each byte in a text: 0 outside the subset ('&', '>', controls but tab, line feed
 # and carriage return), 1 other printable ASCII, 2 space, tab or line feed, 3 carriage return,
@@ -76,24 +77,14 @@ def _text(buf, i, e):
 
 @njit(cache=True, nogil=True)
 def _tag(buf, i, e, final):
-    """The tag opening at buf[i] ('<'): (end: its '>', kind 0 open / 1 close / 2 empty, name
-    start, name end); end -1 if it is not a tag of the subset, -2 if the buffer ends first."""
-    j = i + 1
-    stop = min(e, i + MAX_TAG + 1)
-    while j < stop and buf[j] != _GT and buf[j] != _LT:
-        j += 1
-    if j >= stop:
-        return (-2 if stop == e and not final else -1), 0, 0, 0
-    if buf[j] == _LT:
-        return -1, 0, 0, 0
-    if buf[i + 1] == _SLASH:
-        kind, a, b = 1, i + 2, j
-    elif buf[j - 1] == _SLASH:
-        kind, a, b = 2, i + 1, j - 1
-    else:
-        kind, a, b = 0, i + 1, j
-    if not _name_ok(buf, a, b):
-        return -1, 0, 0, 0
+    """xml_kernels._tag (the same tags of the subset), with end -2 where the buffer ends before
+    the tag could: no '>' after buf[i] yet, within MAX_TAG bytes, and more bytes to come."""
+    j, kind, a, b = _plain_tag(buf, i, e)
+    if j == -1 and not final and e - i <= MAX_TAG:
+        for k in range(i + 1, e):
+            if buf[k] == _GT:
+                return -1, 0, 0, 0
+        return -2, 0, 0, 0
     return j, kind, a, b
 
 

@@ -120,9 +120,14 @@ def load_compiled() -> bool:
         envelope += b"</NOIDUNGFILE></FILEHOSO></HOSO></GIAMDINHHS>"
         scan = xml_envelope.gather(io.BytesIO(envelope).read, Limits())
         dossier = next(scan)
-        if not (ok and out.tobytes() == b"A" and got[0] and got[0][0][0] == ("MA_LK",)):
-            raise RuntimeError("the compiled XML reader gave a wrong answer on its self-test")
-        if dossier.slots != [("bytes", "XML1", b"A", 4)] or next(scan, None) is not None:
+        if not (
+            ok
+            and out.tobytes() == b"A"
+            and got[0]
+            and got[0][0][0] == ("MA_LK",)
+            and dossier.slots == [("bytes", "XML1", b"A", 4)]
+            and next(scan, None) is None
+        ):
             raise RuntimeError("the compiled XML reader gave a wrong answer on its self-test")
     except Exception as e:
         log.warning("compiled XML reader not used: %s", e)
@@ -246,17 +251,11 @@ def gather_envelope(source: Path | bytes, limits: Limits) -> Iterator[Gathered]:
             except Exception:  # (where and why the file breaks: lxml says, from its start)
                 pass
         log.debug("envelope read by lxml from its start, the first %d dossiers skipped", skip)
-    if isinstance(source, bytes):
-        stream = io.BytesIO(source)
-    elif is_gzip(source):
-        stream = _Inflated(source, limits.max_file_bytes)
-    else:
-        stream = str(source)
-    try:
+    if isinstance(source, Path) and not is_gzip(source):
+        yield from _lxml_gather(str(source), limits, compiled, 0, skip)  # (libxml2 reads it)
+        return
+    with _open(source, limits) as stream:
         yield from _lxml_gather(stream, limits, compiled, 0, skip)
-    finally:
-        if isinstance(stream, _Inflated):
-            stream.close()
 
 
 def _lxml_gather(
